@@ -1,0 +1,278 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) exchangeonline.mail contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Private to this collection: may change without notice.
+"""The mail_dns engine: read, plan, back up, apply in one UPDATE, re-plan once; and rollback.
+
+It takes plain parameters and returns a result dict, so the module stays thin and tests can
+drive it against a real server (``on_planned`` lets a test change the zone between read and
+apply).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+import json
+import os
+import tempfile
+
+from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import (
+    Change,
+    Plan,
+    Spec,
+    options_from_records,
+    plan_changes,
+)
+from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
+    RRset,
+    RecordError,
+    name_text,
+    to_name,
+)
+from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import (
+    ConcurrentChange,
+    DnsError,
+    DnsServer,
+)
+
+BACKUP_FORMAT = 1
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def diff_of(plan, zone):
+    before, after = [], []
+    for change in plan.changes:
+        if change.before is not None:
+            before.extend(change.before.zone_lines())
+        if change.after is not None:
+            after.extend(change.after.zone_lines())
+    return {'before': '\n'.join(before) + ('\n' if before else ''),
+            'after': '\n'.join(after) + ('\n' if after else ''),
+            'before_header': '%s (before)' % zone, 'after_header': '%s (after)' % zone}
+
+
+# -- backups ----------------------------------------------------------------------------------
+def load_backup(path, must_exist=True):
+    if not path or not os.path.exists(path):
+        if must_exist:
+            raise DnsError('rollback', 'backup_path %s does not exist: there is nothing to roll '
+                           'back to. Give the backup_path of the run to undo.' % path)
+        return None
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = json.load(f)
+        if data.get('format') != BACKUP_FORMAT or not isinstance(data.get('entries'), list):
+            raise ValueError('not a mail_dns backup (format %r)' % data.get('format'))
+        for entry in data['entries']:
+            for side in ('before', 'after'):
+                if entry.get(side) is not None:
+                    RRset.from_backup(entry[side])
+    except (IOError, OSError, ValueError, KeyError, TypeError) as e:
+        raise DnsError('backup', 'cannot read backup %s: %s. Nothing was changed.' % (path, e))
+    return data
+
+
+def write_backup(path, data):
+    """Write atomically with mode 0600 (the file names every record the run touched)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o700)
+        fd, tmp = tempfile.mkstemp(prefix='.mail_dns-', dir=directory)
+        with os.fdopen(fd, 'w') as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write('\n')
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, path)
+    except (IOError, OSError) as e:
+        raise DnsError('backup', 'cannot write backup_path %s: %s. Nothing was changed.'
+                       % (path, e))
+
+
+def merged_backup(previous, plan, zone, server, domain):
+    """The backup after this run: the earliest 'before' of each rrset, the latest 'after'."""
+    data = previous or {'format': BACKUP_FORMAT, 'zone': zone, 'server': server,
+                        'domain': domain, 'created': _now(), 'entries': []}
+    if data.get('zone') != zone:
+        raise DnsError('backup', 'backup_path holds a backup of zone %s, not %s; use another '
+                       'backup_path per zone. Nothing was changed.' % (data.get('zone'), zone))
+    entries = dict(((e['name'], e['type']), e) for e in data['entries'])
+    for change in plan.changes:
+        after = change.after.to_backup() if change.after is not None else None
+        if change.key in entries:
+            entries[change.key]['after'] = after
+        else:
+            entries[change.key] = {
+                'name': change.key[0], 'type': change.key[1],
+                'before': change.before.to_backup() if change.before is not None else None,
+                'after': after}
+    data['entries'] = [entries[k] for k in sorted(entries)]
+    data['updated'] = _now()
+    data.pop('rolled_back', None)
+    return data
+
+
+# -- the run ----------------------------------------------------------------------------------
+class Run:
+    def __init__(self, params, check_mode=False, diff_mode=False, on_planned=None):
+        self.params = params
+        self.check_mode = check_mode
+        self.diff_mode = diff_mode
+        self.on_planned = on_planned
+        self.warnings = []
+
+    def connect(self, domain):
+        server = DnsServer.from_params(self.params)
+        if self.params.get('zone'):
+            zone = name_text(to_name(self.params['zone']))
+        else:
+            zone = server.find_zone(domain)
+        if not to_name(domain).is_subdomain(to_name(zone)):
+            raise RecordError('domain %s is not inside zone %s' % (domain, zone))
+        return server, zone
+
+    def execute(self, server, zone, make_plan, backup=None):
+        """Read, plan, (back up,) apply; one re-read and re-plan when the zone changed."""
+        attempts = 0
+        first_snapshot = None
+        while True:
+            attempts += 1
+            snapshot, plan = make_plan()
+            first_snapshot = first_snapshot or snapshot
+            result = {'changed': plan.changed, 'zone': zone, 'plan': plan.to_list(),
+                      'before': [c.before.to_dict() for c in plan.changes if c.before],
+                      'after': [c.after.to_dict() for c in plan.changes if c.after],
+                      'serial_before': first_snapshot.serial, 'serial_after': snapshot.serial,
+                      'read_method': snapshot.method}
+            self.warnings.extend(w for w in plan.warnings if w not in self.warnings)
+            if self.diff_mode and plan.changed:
+                result['diff'] = diff_of(plan, zone)
+            if not plan.changed or self.check_mode:
+                return result
+            if self.on_planned:
+                self.on_planned(attempts, plan)
+            if backup:
+                backup(plan)
+            try:
+                server.apply_update(zone, plan.changes)
+            except ConcurrentChange as e:
+                if attempts >= 2:
+                    raise DnsError('apply', '%s. It was re-read and re-planned once and changed '
+                                   'again: someone else is editing the zone. Nothing was '
+                                   'changed; run again when it is quiet.' % e)
+                self.warnings.append('%s; re-read and re-planned' % e)
+                continue
+            result['serial_after'] = server.serial(zone)
+            result['attempts'] = attempts
+            return result
+
+    def present_or_absent(self):
+        p = dict(self.params)
+        for option, value in options_from_records(p.get('records')).items():
+            if p.get(option) is None:
+                p[option] = value
+        spec = Spec(
+            p['domain'], pattern=p['pattern'], state=p['state'], mx_host=p.get('mx_host'),
+            mx_preference=p.get('mx_preference'), legacy_mx=p.get('legacy_mx'),
+            primary=p.get('primary') or 'legacy', spf=p.get('spf') or 'merge',
+            spf_include=p.get('spf_include') or 'spf.protection.outlook.com',
+            spf_all=p.get('spf_all'),
+            autodiscover_target=p.get('autodiscover_target') or 'autodiscover.outlook.com',
+            dkim=p.get('dkim'), verification_txt=p.get('verification_txt'), dmarc=p.get('dmarc'),
+            ttl=p.get('ttl'), on_conflict=p.get('on_conflict') or 'fail')
+        server, zone = self.connect(spec.domain)
+        names = spec.names()
+
+        def make_plan():
+            snapshot = server.read(zone, names)
+            return snapshot, plan_changes(spec, snapshot.at(names))
+
+        backup_path = p.get('backup_path')
+        previous = load_backup(backup_path, must_exist=False) if backup_path else None
+        if previous is not None:
+            merged_backup(previous, Plan([], [], {}), zone, None, None)  # zone check, early
+
+        def backup(plan):
+            write_backup(backup_path, merged_backup(
+                json.loads(json.dumps(previous)) if previous else None, plan, zone,
+                '%s:%d' % (p['server'], p['port']), spec.domain))
+
+        result = self.execute(server, zone, make_plan, backup if backup_path else None)
+        result['domain'] = spec.domain
+        result['mx_host'] = spec.mx_host
+        if spec.mx_host_computed and spec.pattern != 'legacy_forward':
+            result['mx_host_computed'] = True
+        if backup_path:
+            result['backup_path'] = backup_path
+        return result
+
+    def rollback(self):
+        p = self.params
+        data = load_backup(p.get('backup_path'))
+        zone = data['zone']
+        if p.get('zone') and name_text(to_name(p['zone'])) != zone:
+            raise DnsError('rollback', 'backup %s is of zone %s, not %s'
+                           % (p['backup_path'], zone, p['zone']))
+        server = DnsServer.from_params(p)
+        entries = [(e, RRset.from_backup(e['before']) if e['before'] else None,
+                    RRset.from_backup(e['after']) if e['after'] else None)
+                   for e in data['entries']]
+        names = sorted(set(e['name'] for e, _, _ in entries))
+        force = p.get('force')
+
+        def make_plan():
+            snapshot = server.read(zone, names)
+            current = snapshot.at(names)
+            changes, drift = [], []
+            for e, before, after in entries:
+                key = (e['name'], e['type'])
+                cur = current.get(key)
+                if _same(cur, before):
+                    continue
+                if not _same(cur, after):
+                    drift.append('%s %s is now %s, the run left %s' % (
+                        key[0], key[1], _show(cur), _show(after)))
+                    if not force:
+                        continue
+                changes.append(Change(cur, before, 'restored from backup'))
+            if drift and not force:
+                raise DnsError('rollback', 'records changed since the run that wrote %s, so a '
+                               'rollback would lose those changes: %s. Nothing was changed. '
+                               'Check them, then set force: true to restore the backup anyway.'
+                               % (p['backup_path'], '; '.join(drift)))
+            if drift:
+                self.warnings.append('force: overwriting changes made since the backup: '
+                                     + '; '.join(drift))
+            return snapshot, Plan(changes, [], {})
+
+        result = self.execute(server, zone, make_plan)
+        if result['changed'] and not self.check_mode:
+            data['rolled_back'] = _now()
+            write_backup(p['backup_path'], data)
+        result['backup_path'] = p['backup_path']
+        return result
+
+    def run(self):
+        if self.params['state'] == 'rollback':
+            result = self.rollback()
+        else:
+            result = self.present_or_absent()
+        if self.warnings:
+            result['warnings'] = self.warnings
+        return result
+
+
+def _same(a, b):
+    if a is None or b is None:
+        return a is None and b is None
+    return a.same_as(b)
+
+
+def _show(rr):
+    if rr is None:
+        return 'absent'
+    return 'TTL %d %s' % (rr.ttl, ' | '.join(rr.sorted_values()))

@@ -1,0 +1,250 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) exchangeonline.mail contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Private to this collection: may change without notice.
+"""The rrset model and value normalisation.
+
+Every comparison in the collection goes through :func:`canonical_value`: names lower-case and
+absolute, TXT values as the unquoted concatenation of their character-strings. Wire data of
+values that are kept is never rebuilt, so a TXT record split at other boundaries survives a run
+byte for byte.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import traceback
+
+DNSPYTHON_IMPORT_ERROR = None
+try:
+    import dns.exception
+    import dns.name
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.rdtypes.ANY.TXT
+except ImportError:
+    DNSPYTHON_IMPORT_ERROR = traceback.format_exc()
+
+# Types this collection writes; anything else is read and kept, never written.
+MANAGED_TYPES = ('MX', 'TXT', 'CNAME')
+TXT_CHUNK = 255
+
+
+class RecordError(ValueError):
+    """Bad input (phase ``input``) or data the collection refuses to touch (phase ``plan``);
+    the message is for the user."""
+
+    def __init__(self, message, phase='input'):
+        super(RecordError, self).__init__(message)
+        self.phase = phase
+
+
+def to_name(text, origin=None):
+    """A dns.name.Name from user text: Unicode IDN accepted (IDNA 2008 where available), absolute."""
+    if not isinstance(text, str) or not text.strip():
+        raise RecordError('a DNS name must be a non-empty string, got %r' % (text,))
+    text = text.strip()
+    if text == '@':
+        if origin is None:
+            raise RecordError("'@' needs a zone")
+        return origin
+    if any(c.isspace() for c in text):
+        raise RecordError('%r is not a valid DNS name: it contains white space' % text)
+    try:
+        if any(ord(c) > 127 for c in text):
+            name = dns.name.from_unicode(text, origin)
+        else:
+            name = dns.name.from_text(text, origin)
+    except dns.name.LabelTooLong:
+        raise RecordError('%r is not a valid DNS name: a label is longer than 63 octets' % text)
+    except dns.name.NameTooLong:
+        raise RecordError('%r is not a valid DNS name: longer than 255 octets' % text)
+    except dns.name.EmptyLabel:
+        raise RecordError('%r is not a valid DNS name: it has an empty label (two dots in a row)'
+                          % text)
+    except (dns.exception.DNSException, UnicodeError, ValueError) as e:
+        raise RecordError('%r is not a valid DNS name: %s' % (text, e))
+    if not name.is_absolute():
+        name = name.concatenate(dns.name.root)
+    return name
+
+
+def name_text(name):
+    """Canonical text of a name: lower-case, absolute, ASCII (punycode)."""
+    return name.to_text().lower()
+
+
+def validate_hostname(text, what):
+    """A target host name (MX exchange, CNAME target): LDH labels only, absolute."""
+    name = to_name(text)
+    if name == dns.name.root:
+        raise RecordError('%s must be a host name, not the root' % what)
+    for label in name.labels[:-1]:
+        try:
+            label_s = label.decode('ascii')
+        except UnicodeDecodeError:
+            raise RecordError('%s %r is not a valid host name' % (what, text))
+        if not label_s.replace('-', '').replace('_', '').isalnum() or label_s.startswith('-') \
+                or label_s.endswith('-'):
+            raise RecordError('%s %r is not a valid host name: label %r' % (what, text, label_s))
+    return name
+
+
+def txt_value(rdata):
+    """The value of a TXT rdata: its character-strings joined, as text."""
+    return b''.join(rdata.strings).decode('utf-8', 'surrogateescape')
+
+
+def canonical_value(rdtype, rdata):
+    """Comparable text of one rdata of ``rdtype`` (a type name)."""
+    if rdtype == 'TXT':
+        return txt_value(rdata)
+    if rdtype == 'MX':
+        return '%d %s' % (rdata.preference, name_text(rdata.exchange))
+    if rdtype == 'CNAME':
+        return name_text(rdata.target)
+    return rdata.to_text(relativize=False).lower()
+
+
+def check_txt_input(value, what):
+    """User-given TXT values are plain text: no zone-file quoting, no control characters."""
+    if not isinstance(value, str):
+        raise RecordError('%s must be a string, got %r' % (what, value))
+    if '"' in value:
+        raise RecordError(
+            '%s %r contains a double quote. Give the value unquoted, exactly as it should be '
+            'published (for example v=spf1 include:spf.protection.outlook.com -all); long values '
+            'are split into 255-byte strings automatically.' % (what, value))
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise RecordError('%s %r contains a control character' % (what, value))
+    if not value.strip():
+        raise RecordError('%s must not be empty' % what)
+    return value
+
+
+def make_rdata(rdtype, value):
+    """An rdata of ``rdtype`` for a canonical ``value``; TXT split into 255-byte strings."""
+    rdclass = dns.rdataclass.IN
+    if rdtype == 'TXT':
+        raw = value.encode('utf-8', 'surrogateescape')
+        chunks = [raw[i:i + TXT_CHUNK] for i in range(0, len(raw), TXT_CHUNK)] or [b'']
+        return dns.rdtypes.ANY.TXT.TXT(rdclass, dns.rdatatype.TXT, chunks)
+    return dns.rdata.from_text(rdclass, dns.rdatatype.from_text(rdtype), value)
+
+
+def mx_value(host, preference):
+    try:
+        preference = int(preference)
+    except (TypeError, ValueError):
+        raise RecordError('MX preference must be a number from 0 to 65535, got %r' % (preference,))
+    if not 0 <= preference <= 65535:
+        raise RecordError('MX preference must be from 0 to 65535, got %d' % preference)
+    return '%d %s' % (preference, name_text(validate_hostname(host, 'MX host')))
+
+
+def parse_mx(value):
+    pref, host = value.split(' ', 1)
+    return int(pref), host
+
+
+class RRset:
+    """One rrset: absolute lower-case ``name``, type name, ``ttl`` and a set of canonical values.
+
+    ``rdatas`` maps canonical values to the rdata read from the server, so values that are kept
+    go back on the wire exactly as they were.
+    """
+
+    __slots__ = ('name', 'rdtype', 'ttl', 'rdatas')
+
+    def __init__(self, name, rdtype, ttl, values=(), rdatas=None):
+        self.name = name
+        self.rdtype = rdtype
+        self.ttl = int(ttl)
+        self.rdatas = dict(rdatas or {})
+        for value in values:
+            self.rdatas.setdefault(value, None)
+
+    @classmethod
+    def from_rdataset(cls, name, rdataset):
+        rdtype = dns.rdatatype.to_text(rdataset.rdtype)
+        rdatas = {}
+        for rd in rdataset:
+            rdatas[canonical_value(rdtype, rd)] = rd
+        return cls(name, rdtype, rdataset.ttl, rdatas=rdatas)
+
+    @property
+    def key(self):
+        return (self.name, self.rdtype)
+
+    @property
+    def values(self):
+        return frozenset(self.rdatas)
+
+    def sorted_values(self):
+        if self.rdtype == 'MX':
+            return sorted(self.rdatas, key=lambda v: (parse_mx(v)[0], v))
+        return sorted(self.rdatas)
+
+    def rdata_list(self):
+        return [rd if rd is not None else make_rdata(self.rdtype, value)
+                for value, rd in sorted(self.rdatas.items(), key=lambda kv: kv[0])]
+
+    def with_values(self, values, ttl=None):
+        """A new rrset with ``values``; rdata of values already here is kept."""
+        return RRset(self.name, self.rdtype, self.ttl if ttl is None else ttl,
+                     rdatas=dict((v, self.rdatas.get(v)) for v in values))
+
+    def same_as(self, other):
+        return other is not None and self.key == other.key and self.ttl == other.ttl \
+            and self.values == other.values
+
+    def zone_lines(self):
+        lines = []
+        for rd in self.rdata_list():
+            lines.append('%s %d IN %s %s' % (self.name, self.ttl, self.rdtype,
+                                              rd.to_text(relativize=False)))
+        return lines
+
+    def to_dict(self):
+        return {'name': self.name, 'type': self.rdtype, 'ttl': self.ttl,
+                'values': self.sorted_values()}
+
+    def to_backup(self):
+        """Exact form for backups: presentation text of each rdata as it was on the wire."""
+        d = self.to_dict()
+        d['rdata'] = sorted(rd.to_text(relativize=False) for rd in self.rdata_list())
+        return d
+
+    @classmethod
+    def from_backup(cls, d):
+        rdtype = d['type']
+        rdatas = {}
+        for text in d['rdata']:
+            rd = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rdtype), text,
+                                     origin=dns.name.root, relativize=False)
+            rdatas[canonical_value(rdtype, rd)] = rd
+        return cls(d['name'], rdtype, d['ttl'], rdatas=rdatas)
+
+    def __repr__(self):
+        return 'RRset(%r, %r, %d, %r)' % (self.name, self.rdtype, self.ttl, self.sorted_values())
+
+
+def rrset_from_values(name, rdtype, ttl, values):
+    """An rrset from user-facing values (e.g. domain_info output); values are normalised."""
+    rdtype = str(rdtype).upper()
+    if rdtype not in MANAGED_TYPES:
+        raise RecordError('record type %s is not one this collection manages (%s)'
+                          % (rdtype, ', '.join(MANAGED_TYPES)))
+    out = []
+    for value in values:
+        if rdtype == 'TXT':
+            out.append(check_txt_input(value, 'TXT value'))
+        elif rdtype == 'MX':
+            parts = str(value).split()
+            if len(parts) != 2:
+                raise RecordError('MX value %r must be "<preference> <host>"' % (value,))
+            out.append(mx_value(parts[1], parts[0]))
+        else:
+            out.append(name_text(validate_hostname(str(value), '%s target' % rdtype)))
+    return RRset(name, rdtype, ttl, values=out)

@@ -1,0 +1,376 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) exchangeonline.mail contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Private to this collection: may change without notice.
+"""RFC 2136 layer: TSIG keys, reading a zone's rrsets, one atomic UPDATE per zone.
+
+Reads never use UPDATE packets: a TSIG-signed AXFR when the server allows it, else signed
+queries. Writes are one UPDATE whose prerequisites are the exact rrsets that were read, so a
+zone that changed in between makes the server refuse the whole message (RFC 2136 3.2).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import base64
+import binascii
+import re
+import socket
+import traceback
+
+from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
+    RRset,
+    name_text,
+    to_name,
+)
+
+try:
+    import dns.exception
+    import dns.message
+    import dns.name
+    import dns.query
+    import dns.rcode
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.tsig
+    import dns.tsigkeyring
+    import dns.update
+    import dns.xfr
+    import dns.zone
+    HAS_DNSPYTHON = True
+    DNSPYTHON_IMPORT_ERROR = None
+except ImportError:
+    HAS_DNSPYTHON = False
+    DNSPYTHON_IMPORT_ERROR = traceback.format_exc()
+
+KEY_ALGORITHMS = ('hmac-sha256', 'hmac-sha384', 'hmac-sha512', 'hmac-sha224', 'hmac-sha1',
+                  'hmac-md5')
+PREREQ_FAILED = ('NXRRSET', 'YXRRSET', 'NXDOMAIN', 'YXDOMAIN')
+
+
+def dns_argument_spec():
+    """The shared DNS connection options (doc fragment exchangeonline.mail.dns)."""
+    return dict(
+        server=dict(type='str', required=True),
+        port=dict(type='int', default=53),
+        zone=dict(type='str'),
+        key_name=dict(type='str'),
+        key_secret=dict(type='str', no_log=True),
+        key_algorithm=dict(type='str', default='hmac-sha256', choices=list(KEY_ALGORITHMS)),
+        key_file=dict(type='path'),
+        protocol=dict(type='str', default='tcp', choices=['tcp', 'udp']),
+        timeout=dict(type='float', default=10.0),
+    )
+
+
+DNS_MUTUALLY_EXCLUSIVE = [('key_secret', 'key_file')]
+DNS_REQUIRED_TOGETHER = [('key_name', 'key_secret')]
+
+
+class DnsError(Exception):
+    """A failure with the phase it happened in; ``str()`` is the whole message for the user."""
+
+    def __init__(self, phase, message, rcode=None):
+        super(DnsError, self).__init__('%s: %s' % (phase, message))
+        self.phase = phase
+        self.rcode = rcode
+
+
+class ConcurrentChange(DnsError):
+    """The server rejected the UPDATE's prerequisites: the zone changed after it was read."""
+
+
+# -- TSIG -------------------------------------------------------------------------------------
+def read_key_file(path, key_name=None):
+    """(name, algorithm, secret) from a BIND key file (``tsig-keygen`` output)."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            text = f.read()
+    except (IOError, OSError) as e:
+        raise DnsError('key', 'cannot read key_file %s: %s' % (path, e))
+    text = re.sub(r'(#|//)[^\n]*', '', text)
+    keys = []
+    for m in re.finditer(r'key\s+"?([^"\s{]+)"?\s*\{(.*?)\}\s*;', text, re.S):
+        algo = re.search(r'algorithm\s+"?([\w.-]+)"?\s*;', m.group(2))
+        secret = re.search(r'secret\s+"([^"]+)"\s*;', m.group(2))
+        if algo and secret:
+            keys.append((m.group(1), algo.group(1).lower(), secret.group(1)))
+    if not keys:
+        raise DnsError('key', 'key_file %s holds no key { algorithm ...; secret "..."; }; block'
+                       % path)
+    if key_name:
+        keys = [k for k in keys if k[0].rstrip('.').lower() == key_name.rstrip('.').lower()]
+        if not keys:
+            raise DnsError('key', 'key_file %s has no key named %s' % (path, key_name))
+    elif len(keys) > 1:
+        raise DnsError('key', 'key_file %s holds %d keys (%s): set key_name to choose one'
+                       % (path, len(keys), ', '.join(k[0] for k in keys)))
+    return keys[0]
+
+
+def make_keyring(params):
+    """(keyring, keyname, algorithm) from module params, or (None, None, None) for no TSIG."""
+    name, algorithm, secret = params.get('key_name'), params.get('key_algorithm'), \
+        params.get('key_secret')
+    if params.get('key_file'):
+        name, algorithm, secret = read_key_file(params['key_file'], name)
+    if not name:
+        return None, None, None
+    if algorithm not in KEY_ALGORITHMS:
+        raise DnsError('key', 'unsupported TSIG algorithm %s; use one of %s'
+                       % (algorithm, ', '.join(KEY_ALGORITHMS)))
+    try:
+        base64.b64decode(secret, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise DnsError('key', 'the TSIG secret of key %s is not valid base64' % name)
+    keyname = dns.name.from_text(name)
+    algo = dns.name.from_text(algorithm if algorithm != 'hmac-md5'
+                              else 'hmac-md5.sig-alg.reg.int')
+    keyring = dns.tsigkeyring.from_text({name: (algo.to_text(), secret)})
+    return keyring, keyname, algo
+
+
+# -- the connection ---------------------------------------------------------------------------
+class Snapshot:
+    """What was read from the zone: its serial and rrsets ({(name, type): RRset})."""
+
+    def __init__(self, zone, serial, rrsets, method):
+        self.zone = zone
+        self.serial = serial
+        self.rrsets = rrsets
+        self.method = method
+
+    def at(self, names):
+        names = set(names)
+        return dict((k, v) for k, v in self.rrsets.items() if k[0] in names)
+
+
+class DnsServer:
+    """One authoritative server reached with (optional) TSIG."""
+
+    def __init__(self, server, port=53, keyring=None, keyname=None, algorithm=None,
+                 protocol='tcp', timeout=10.0):
+        self.server_text = server
+        self.port = port
+        self.keyring = keyring
+        self.keyname = keyname
+        self.algorithm = algorithm
+        self.protocol = protocol
+        self.timeout = timeout
+        self.address = self._resolve(server)
+
+    @classmethod
+    def from_params(cls, params):
+        keyring, keyname, algorithm = make_keyring(params)
+        return cls(params['server'], params['port'], keyring, keyname, algorithm,
+                   params['protocol'], params['timeout'])
+
+    def _resolve(self, server):
+        try:
+            infos = socket.getaddrinfo(server, self.port, 0, socket.SOCK_STREAM)
+        except socket.gaierror as e:
+            raise DnsError('connect', 'cannot resolve the DNS server name %s: %s. Give its IP '
+                           'address as server.' % (server, e))
+        return infos[0][4][0]
+
+    @property
+    def where(self):
+        return '%s port %d/%s' % (self.server_text, self.port, self.protocol)
+
+    def _explain(self, phase, exc):
+        """Turn a dnspython/socket exception into a DnsError with what to do."""
+        key = self.keyname.to_text(omit_final_dot=True) if self.keyname else None
+        if isinstance(exc, dns.tsig.PeerBadKey):
+            return DnsError(phase, '%s does not know the TSIG key %s (BADKEY). Check key_name '
+                            'and that the key is configured on the server.' % (self.where, key))
+        if isinstance(exc, dns.tsig.PeerBadSignature):
+            return DnsError(phase, '%s rejected the TSIG signature of key %s (BADSIG): the '
+                            'key_secret or key_algorithm does not match the server\'s key.'
+                            % (self.where, key))
+        if isinstance(exc, dns.tsig.PeerBadTime):
+            return DnsError(phase, '%s rejected the TSIG time (BADTIME): this machine\'s clock '
+                            'and the server\'s differ by more than 5 minutes.' % self.where)
+        if isinstance(exc, dns.tsig.PeerError):
+            return DnsError(phase, '%s answered with a TSIG error: %s' % (self.where, exc))
+        if isinstance(exc, (dns.tsig.BadSignature, dns.tsig.BadTime, dns.tsig.BadAlgorithm)):
+            return DnsError(phase, 'the answer from %s failed TSIG verification (%s): check '
+                            'key_secret and key_algorithm' % (self.where, exc))
+        if isinstance(exc, dns.exception.Timeout):
+            return DnsError(phase, 'no answer from %s within %.1f s. Check server, port and '
+                            'firewalls, or raise timeout.' % (self.where, self.timeout))
+        if isinstance(exc, ConnectionRefusedError):
+            return DnsError(phase, 'connection refused by %s: no DNS server listens there. Check '
+                            'server and port.' % self.where)
+        if isinstance(exc, EOFError):
+            return DnsError(phase, '%s closed the connection without an answer (a TSIG key it '
+                            'does not accept, or an overloaded server)' % self.where)
+        if isinstance(exc, (OSError, socket.error)):
+            return DnsError(phase, 'network error talking to %s: %s' % (self.where, exc))
+        if isinstance(exc, dns.exception.DNSException):
+            return DnsError(phase, 'DNS error from %s: %s' % (self.where, exc))
+        return None
+
+    def exchange(self, phase, message):
+        """Send ``message``; return the response. All failures become DnsError."""
+        try:
+            if self.protocol == 'udp':
+                return dns.query.udp(message, self.address, port=self.port, timeout=self.timeout)
+            return dns.query.tcp(message, self.address, port=self.port, timeout=self.timeout)
+        except Exception as e:  # translated below; anything unknown is re-raised
+            err = self._explain(phase, e)
+            if err is None:
+                raise
+            raise err
+
+    def query(self, name, rdtype, phase='read'):
+        q = dns.message.make_query(name, rdtype, use_edns=True, payload=4096)
+        if self.keyring:
+            q.use_tsig(self.keyring, keyname=self.keyname, algorithm=self.algorithm)
+        return self.exchange(phase, q)
+
+    # -- zone discovery -----------------------------------------------------------------------
+    def find_zone(self, name):
+        """The zone (absolute name text) this server is authoritative for that holds ``name``."""
+        qname = to_name(name)
+        while True:
+            r = self.query(qname, 'SOA', phase='find zone')
+            rcode = dns.rcode.to_text(r.rcode())
+            if rcode not in ('NOERROR', 'NXDOMAIN'):
+                raise DnsError('find zone', '%s answered %s for the SOA of %s: it is not '
+                               'authoritative for that name. Set zone, or point server at the '
+                               'primary of the zone.' % (self.where, rcode, name_text(qname)))
+            for section in (r.answer, r.authority):
+                for rrset in section:
+                    if rrset.rdtype == dns.rdatatype.SOA:
+                        return name_text(rrset.name)
+            if qname == dns.name.root or len(qname.labels) <= 2:
+                raise DnsError('find zone', '%s gave no SOA for %s or its parents. Set zone.'
+                               % (self.where, name))
+            qname = qname.parent()
+
+    # -- reading ------------------------------------------------------------------------------
+    def read(self, zone, names):
+        """A Snapshot holding every rrset at ``names`` (and the SOA serial)."""
+        try:
+            return self._read_axfr(zone)
+        except DnsError as e:
+            if e.rcode not in ('REFUSED', 'NOTAUTH', 'NOTIMP'):
+                raise
+        return self._read_queries(zone, names)
+
+    def _read_axfr(self, zone):
+        try:
+            xfr = dns.query.xfr(self.address, zone, port=self.port, keyring=self.keyring,
+                                keyname=self.keyname, keyalgorithm=self.algorithm,
+                                timeout=self.timeout, lifetime=max(self.timeout * 6, 30),
+                                relativize=False)
+            z = dns.zone.from_xfr(xfr, relativize=False)
+        except dns.xfr.TransferError as e:
+            rcode = dns.rcode.to_text(e.rcode)
+            raise DnsError('read', '%s refused the zone transfer of %s (%s)'
+                           % (self.where, zone, rcode), rcode=rcode)
+        except dns.exception.FormError as e:
+            raise DnsError('read', 'zone transfer of %s from %s failed: %s' % (zone, self.where, e),
+                           rcode='NOTIMP')
+        except Exception as e:
+            err = self._explain('read', e)
+            if err is None:
+                raise
+            raise err
+        rrsets = {}
+        serial = None
+        for owner, node in z.nodes.items():
+            name = name_text(owner)
+            for rds in node.rdatasets:
+                if rds.rdtype == dns.rdatatype.SOA:
+                    serial = rds[0].serial
+                rr = RRset.from_rdataset(name, rds)
+                rrsets[rr.key] = rr
+        return Snapshot(zone, serial, rrsets, 'axfr')
+
+    def _read_queries(self, zone, names):
+        rrsets = {}
+        for name in sorted(set(names)):
+            for rdtype in ('ANY', 'MX', 'TXT', 'CNAME', 'A', 'AAAA'):
+                r = self.query(name, rdtype)
+                rcode = dns.rcode.to_text(r.rcode())
+                if rcode == 'NXDOMAIN':
+                    break
+                if rcode != 'NOERROR':
+                    raise DnsError('read', '%s answered %s to the %s query for %s'
+                                   % (self.where, rcode, rdtype, name), rcode=rcode)
+                for rrset in r.answer:
+                    if name_text(rrset.name) != name or rrset.rdtype in (
+                            dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3):
+                        continue
+                    rr = RRset.from_rdataset(name, rrset)
+                    rrsets[rr.key] = rr
+        return Snapshot(zone, self.serial(zone), rrsets, 'query')
+
+    def serial(self, zone):
+        r = self.query(zone, 'SOA')
+        for rrset in r.answer:
+            if rrset.rdtype == dns.rdatatype.SOA:
+                return rrset[0].serial
+        raise DnsError('read', '%s gave no SOA for %s: it is not authoritative for the zone'
+                       % (self.where, zone))
+
+    # -- writing ------------------------------------------------------------------------------
+    def build_update(self, zone, changes):
+        """One UPDATE message: prerequisites are each touched rrset exactly as read."""
+        u = dns.update.UpdateMessage(zone, keyring=self.keyring, keyname=self.keyname,
+                                     keyalgorithm=self.algorithm or dns.tsig.default_algorithm)
+        for c in changes:
+            name = dns.name.from_text(c.key[0])
+            if c.before is None:
+                u.absent(name, c.key[1])
+                if c.key[1] == 'CNAME' and all(o.key[0] != c.key[0] for o in changes if o is not c):
+                    u.absent(name)  # a new CNAME needs a name that holds no other data
+            else:
+                u.present(name, *c.before.rdata_list())
+        for c in changes:
+            name = dns.name.from_text(c.key[0])
+            rdtype = c.key[1]
+            if c.after is None:
+                u.delete(name, rdtype)
+            elif c.before is None or c.before.ttl != c.after.ttl:
+                if c.before is not None:
+                    u.delete(name, rdtype)
+                u.add(name, c.after.ttl, *c.after.rdata_list())
+            else:
+                for value in sorted(c.before.values - c.after.values):
+                    u.delete(name, c.before.rdatas[value])
+                added = c.after.values - c.before.values
+                if added:
+                    new = RRset(c.after.name, rdtype, c.after.ttl,
+                                rdatas=dict((v, c.after.rdatas.get(v)) for v in added))
+                    u.add(name, c.after.ttl, *new.rdata_list())
+        return u
+
+    def apply_update(self, zone, changes):
+        """Send the changes as one UPDATE. ConcurrentChange when the prerequisites fail."""
+        u = self.build_update(zone, changes)
+        r = self.exchange('apply', u)
+        rcode = dns.rcode.to_text(r.rcode())
+        if rcode == 'NOERROR':
+            return
+        if rcode in PREREQ_FAILED:
+            raise ConcurrentChange('apply', 'zone %s changed after it was read (%s): a '
+                                   'prerequisite of the update no longer holds'
+                                   % (zone, rcode), rcode=rcode)
+        key = self.keyname.to_text(omit_final_dot=True) if self.keyname else None
+        hints = {
+            'REFUSED': 'the server does not allow %s to update %s. Check allow-update / '
+                       'update-policy on the server, and key_name/key_secret here.'
+                       % ('key %s' % key if key else 'unsigned updates', zone),
+            'NOTAUTH': 'the server is not authoritative for %s or did not accept the TSIG key %s. '
+                       'Send updates to the primary server of the zone.' % (zone, key),
+            'NOTZONE': 'a record name is outside zone %s. Check zone and domain.' % zone,
+            'SERVFAIL': 'the server failed to apply it; its log says why (zone frozen, dynamic '
+                        'updates off, disk full).',
+            'FORMERR': 'the server could not parse the update; report this as a bug with the '
+                       'server type and version.',
+            'NOTIMP': 'the server does not implement dynamic updates (RFC 2136).',
+        }
+        raise DnsError('apply', '%s answered %s to the update of zone %s: %s Nothing was changed.'
+                       % (self.where, rcode, zone, hints.get(rcode, '')), rcode=rcode)

@@ -1,0 +1,371 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) exchangeonline.mail contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: mail_dns
+short_description: Publish the DNS records of an Exchange Online migration pattern by RFC 2136
+version_added: 0.1.0
+description:
+  - Reads the zone (TSIG-signed zone transfer, or signed queries when transfers are refused),
+    plans the records of the chosen migration pattern, writes a backup, and applies every change
+    for the zone in B(one) UPDATE message whose prerequisites are the exact rrsets it read. If the
+    zone changed in between, it re-reads and re-plans once, then fails without changing anything.
+  - "C(full): the domain's MX becomes the Exchange Online MX only; autodiscover CNAME; SPF gains
+    Exchange Online."
+  - "C(partial): the Exchange Online MX is added behind the existing (legacy) MX, which stays
+    preferred unless O(primary=exo); autodiscover CNAME; SPF keeps both senders."
+  - "C(legacy_forward): MX untouched; only the autodiscover CNAME (and SPF include) are added. The
+    old server keeps receiving and forwards to each account's routing address."
+  - O(state=rollback) restores exactly the rrsets saved in O(backup_path), refusing when they were
+    changed since (unless O(force=true)). O(state=absent) removes what Exchange Online added.
+  - Never touches SOA or apex NS, never puts a CNAME next to other data, keeps every other TXT
+    value and every other SPF mechanism.
+author:
+  - exchangeonline.mail developers
+extends_documentation_fragment:
+  - exchangeonline.mail.dns
+attributes:
+  check_mode:
+    support: full
+    details: Reads the zone and returns the plan; sends no UPDATE message at all.
+  diff_mode:
+    support: full
+    details: Shows the touched rrsets before and after as zone-file lines.
+  idempotent:
+    support: full
+  action_group:
+    support: full
+    membership:
+      - exchangeonline.mail.dns
+options:
+  domain:
+    description:
+      - The mail domain, for example V(contoso.com). Unicode (IDN) names are accepted and handled
+        as punycode.
+      - Required unless O(state=rollback).
+    type: str
+  pattern:
+    description:
+      - The migration pattern. Required with O(state=present).
+    type: str
+    choices: [full, partial, legacy_forward]
+  state:
+    description:
+      - V(present) applies the pattern, V(absent) removes what Exchange Online added (its MX, the
+        autodiscover CNAME, its SPF include, the DKIM CNAMEs and the given verification TXT and
+        DMARC record), V(rollback) restores the backup in O(backup_path).
+    type: str
+    default: present
+    choices: [present, absent, rollback]
+  records:
+    description:
+      - The records Exchange Online expects, as rrsets C({name, type, ttl, values}); the
+        C(records) return value of M(exchangeonline.mail.domain_info) goes here as it is.
+      - The MX host, SPF include, autodiscover target and DKIM targets are taken from it; the
+        options below override single values.
+    type: list
+    elements: dict
+  mx_host:
+    description:
+      - The Exchange Online MX host. Defaults to the classic form (dots to dashes plus
+        C(.mail.protection.outlook.com)); newer tenants get C(*.mx.microsoft) hosts, so prefer
+        the value Graph returns (O(records)).
+    type: str
+  mx_preference:
+    description:
+      - Preference of the Exchange Online MX. Default V(0) for V(full) and O(primary=exo); for
+        V(partial) with O(primary=legacy) the highest legacy preference plus 10.
+    type: int
+  legacy_mx:
+    description:
+      - For V(partial), the legacy MX records to keep. Default, the MX records the zone has now
+        that are not Exchange Online's.
+    type: list
+    elements: dict
+    suboptions:
+      host:
+        description: The legacy mail server's host name.
+        type: str
+        required: true
+      preference:
+        description: Its MX preference.
+        type: int
+        default: 10
+  primary:
+    description:
+      - For V(partial), which server receives first. V(legacy) keeps the old server preferred;
+        V(exo) puts Exchange Online in front with the legacy MX as fallback.
+    type: str
+    default: legacy
+    choices: [legacy, exo]
+  spf:
+    description:
+      - V(merge) adds the Exchange Online include to the existing C(v=spf1) record, keeping every
+        other mechanism and every other TXT value; V(replace) makes the SPF record Exchange Online
+        only; V(keep) leaves SPF alone.
+    type: str
+    default: merge
+    choices: [merge, replace, keep]
+  spf_include:
+    description:
+      - The SPF include of Exchange Online. Default, the one in O(records), else
+        V(spf.protection.outlook.com).
+    type: str
+  spf_all:
+    description:
+      - The C(all) mechanism to set. Default, the existing one is kept; a new record gets V(-all)
+        for V(full) and V(~all) otherwise.
+    type: str
+    choices: ['-all', '~all', '?all']
+  autodiscover_target:
+    description:
+      - Target of the C(autodiscover) CNAME. Default, the one in O(records), else
+        V(autodiscover.outlook.com).
+    type: str
+  dkim:
+    description:
+      - DKIM selector CNAME targets from the tenant, for example
+        C({selector1: selector1-contoso-com._domainkey.contoso.onmicrosoft.com}). Never computed.
+    type: dict
+  verification_txt:
+    description:
+      - The domain verification TXT value (C(MS=ms12345678)) to add at the domain.
+    type: str
+  dmarc:
+    description:
+      - A DMARC record to publish at C(_dmarc), for example C(v=DMARC1; p=quarantine).
+    type: str
+  ttl:
+    description:
+      - TTL of the rrsets this module writes. Default, an existing rrset keeps its TTL and a new
+        one gets 3600. A TTL-only difference is a change.
+    type: int
+  on_conflict:
+    description:
+      - What to do with records that stand where the pattern needs another (data at the name of
+        a CNAME, a CNAME where MX/TXT must go, another DMARC record). V(fail) changes nothing and
+        says what is in the way; V(replace) removes them (they go into the backup).
+    type: str
+    default: fail
+    choices: [fail, replace]
+  backup_path:
+    description:
+      - JSON file (mode 0600) that receives the prior rrsets of everything the run touches,
+        before the update is sent. A later run to the same file keeps the earliest state of each
+        rrset, so one rollback undoes a series of runs. Required for O(state=rollback).
+    type: path
+  force:
+    description:
+      - With O(state=rollback), restore even rrsets that were changed since the backup.
+    type: bool
+    default: false
+notes:
+  - One UPDATE message per zone carries all changes; on BIND it is one serial bump and one journal
+    transaction. Secondaries pick the change up by NOTIFY/IXFR; use
+    M(exchangeonline.mail.mail_dns_check) to wait until every authoritative server serves it.
+seealso:
+  - module: exchangeonline.mail.mail_dns_check
+  - name: RFC 2136, Dynamic Updates in the Domain Name System
+    description: The update protocol, including prerequisites.
+    link: https://www.rfc-editor.org/rfc/rfc2136
+  - name: External DNS records for Office 365
+    description: Microsoft's list of the records Exchange Online needs.
+    link: https://learn.microsoft.com/en-us/microsoft-365/enterprise/external-domain-name-system-records
+'''
+
+EXAMPLES = r'''
+- name: Move all mail to Exchange Online (MX replaced), with a backup
+  exchangeonline.mail.mail_dns:
+    server: ns1.contoso.com
+    key_file: /etc/bind/keys/exo-migration.key
+    domain: contoso.com
+    pattern: full
+    mx_host: contoso-com.mail.protection.outlook.com
+    backup_path: /var/backups/mail_dns/contoso.com.json
+  register: migration
+
+- name: Keep the old server preferred and add Exchange Online behind it
+  exchangeonline.mail.mail_dns:
+    server: 192.0.2.53
+    key_name: exo-migration
+    key_secret: "{{ vault_tsig_secret }}"
+    domain: contoso.com
+    pattern: partial
+    backup_path: /var/backups/mail_dns/contoso.com.json
+
+- name: Feed the tenant's own values from domain_info
+  exchangeonline.mail.mail_dns:
+    server: 192.0.2.53
+    key_file: /etc/bind/keys/exo-migration.key
+    domain: contoso.com
+    pattern: full
+    records: "{{ domain_info_result.records }}"
+    backup_path: /var/backups/mail_dns/contoso.com.json
+
+- name: Undo it exactly
+  exchangeonline.mail.mail_dns:
+    server: 192.0.2.53
+    key_file: /etc/bind/keys/exo-migration.key
+    state: rollback
+    backup_path: /var/backups/mail_dns/contoso.com.json
+'''
+
+RETURN = r'''
+plan:
+  description: The changes, one per rrset, in the order of (name, type).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    action:
+      description: V(create), V(update) or V(delete).
+      type: str
+    name:
+      description: Absolute owner name.
+      type: str
+    type:
+      description: Record type.
+      type: str
+    ttl:
+      description: TTL after the change (before it, for V(delete)).
+      type: int
+    values:
+      description: Values after the change (before it, for V(delete)); TXT unquoted and joined.
+      type: list
+      elements: str
+    values_before:
+      description: For V(update), the values before.
+      type: list
+      elements: str
+    ttl_before:
+      description: For V(update), the TTL before.
+      type: int
+    reason:
+      description: Why the change is made.
+      type: str
+  sample:
+    - action: update
+      name: contoso.com.
+      type: MX
+      ttl: 3600
+      values: ["0 contoso-com.mail.protection.outlook.com."]
+      values_before: ["10 mail.contoso.com."]
+      ttl_before: 3600
+before:
+  description: The touched rrsets as they were, as C({name, type, ttl, values}).
+  returned: always
+  type: list
+  elements: dict
+after:
+  description: The touched rrsets as they are after the run (or would be, in check mode).
+  returned: always
+  type: list
+  elements: dict
+zone:
+  description: The zone that was changed.
+  returned: always
+  type: str
+  sample: contoso.com.
+domain:
+  description: The domain in punycode, absolute.
+  returned: when O(state) is not V(rollback)
+  type: str
+mx_host:
+  description: The Exchange Online MX host used.
+  returned: when O(state) is not V(rollback)
+  type: str
+mx_host_computed:
+  description: True when O(mx_host) was computed from the domain rather than given.
+  returned: when it was computed
+  type: bool
+serial_before:
+  description: SOA serial when the zone was read.
+  returned: always
+  type: int
+serial_after:
+  description: SOA serial after the update (equal to O(serial_before) when nothing changed).
+  returned: always
+  type: int
+read_method:
+  description: How the zone was read, V(axfr) or V(query).
+  returned: always
+  type: str
+attempts:
+  description: Number of UPDATE attempts (2 when the zone changed underneath and was re-planned).
+  returned: when an update was sent
+  type: int
+backup_path:
+  description: The backup file.
+  returned: when O(backup_path) is set
+  type: str
+phase:
+  description: On failure, where it failed (V(input), V(key), V(connect), V(find zone), V(read),
+    V(plan), V(backup), V(apply), V(rollback)).
+  returned: on failure
+  type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import (
+    DNS_MUTUALLY_EXCLUSIVE,
+    DNS_REQUIRED_TOGETHER,
+    DNSPYTHON_IMPORT_ERROR,
+    HAS_DNSPYTHON,
+    dns_argument_spec,
+)
+
+
+def main():
+    argument_spec = dns_argument_spec()
+    argument_spec.update(
+        domain=dict(type='str'),
+        pattern=dict(type='str', choices=['full', 'partial', 'legacy_forward']),
+        state=dict(type='str', default='present', choices=['present', 'absent', 'rollback']),
+        records=dict(type='list', elements='dict'),
+        mx_host=dict(type='str'),
+        mx_preference=dict(type='int'),
+        legacy_mx=dict(type='list', elements='dict', options=dict(
+            host=dict(type='str', required=True),
+            preference=dict(type='int', default=10),
+        )),
+        primary=dict(type='str', default='legacy', choices=['legacy', 'exo']),
+        spf=dict(type='str', default='merge', choices=['merge', 'replace', 'keep']),
+        spf_include=dict(type='str'),
+        spf_all=dict(type='str', choices=['-all', '~all', '?all']),
+        autodiscover_target=dict(type='str'),
+        dkim=dict(type='dict'),
+        verification_txt=dict(type='str'),
+        dmarc=dict(type='str'),
+        ttl=dict(type='int'),
+        on_conflict=dict(type='str', default='fail', choices=['fail', 'replace']),
+        backup_path=dict(type='path'),
+        force=dict(type='bool', default=False),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        mutually_exclusive=DNS_MUTUALLY_EXCLUSIVE,
+        required_together=DNS_REQUIRED_TOGETHER,
+        required_if=[
+            ('state', 'present', ('domain', 'pattern')),
+            ('state', 'absent', ('domain',)),
+            ('state', 'rollback', ('backup_path',)),
+        ],
+    )
+    if not HAS_DNSPYTHON:
+        module.fail_json(msg=missing_required_lib('dnspython'), exception=DNSPYTHON_IMPORT_ERROR)
+
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_module import run_module
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._migration import Run
+
+    run_module(module, lambda: Run(module.params, module.check_mode, module._diff).run())
+
+
+if __name__ == '__main__':
+    main()

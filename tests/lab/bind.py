@@ -1,0 +1,243 @@
+"""A real BIND 9 on loopback for tests, benchmarks and the demo.
+
+Each instance gets its own directory, a free port, a fresh TSIG key and clean copies of its zones;
+it is stopped by PID. named logs updates and queries to ``named.log`` so tests can prove that no
+UPDATE reached the server.
+"""
+
+import base64
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.tsigkeyring
+import dns.update
+import dns.zone
+
+ZONES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'zones')
+
+
+def free_port():
+    """A port that is free for both TCP and UDP on 127.0.0.1."""
+    for _ in range(50):
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.bind(('127.0.0.1', 0))
+        port = tcp.getsockname()[1]
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            udp.bind(('127.0.0.1', port))
+        except OSError:
+            continue
+        finally:
+            tcp.close()
+            udp.close()
+        return port
+    raise RuntimeError('no free port found')
+
+
+def zone_template(name):
+    with open(os.path.join(ZONES_DIR, name), encoding='utf-8') as f:
+        return f.read()
+
+
+class BindServer:
+    """named serving ``zones`` ({origin: zone file text}) on 127.0.0.1:port with TSIG updates."""
+
+    def __init__(self, zones, workdir=None, key_name='exo-lab-key', algorithm='hmac-sha256',
+                 lock_transfer=True, extra_options=''):
+        self.zones = dict(zones)
+        self.workdir = workdir or tempfile.mkdtemp(prefix='exo-bind-')
+        self.key_name = key_name
+        self.algorithm = algorithm
+        self.key_secret = base64.b64encode(os.urandom(32)).decode()
+        self.lock_transfer = lock_transfer
+        self.extra_options = extra_options
+        self.port = None
+        self.proc = None
+
+    # -- life cycle -------------------------------------------------------------------------
+    @property
+    def key_file(self):
+        return os.path.join(self.workdir, 'tsig.key')
+
+    @property
+    def log_file(self):
+        return os.path.join(self.workdir, 'named.log')
+
+    def _write_config(self):
+        os.makedirs(self.workdir, exist_ok=True)
+        for name in os.listdir(self.workdir):
+            if name.endswith('.jnl') or name.endswith('.db'):
+                os.unlink(os.path.join(self.workdir, name))
+        with open(self.key_file, 'w', encoding='utf-8') as f:
+            f.write('key "%s" {\n\talgorithm %s;\n\tsecret "%s";\n};\n'
+                    % (self.key_name, self.algorithm, self.key_secret))
+        zone_blocks = []
+        transfer = 'allow-transfer { key "%s"; };' % self.key_name if self.lock_transfer else ''
+        for origin, text in self.zones.items():
+            fname = origin.rstrip('.') + '.db'
+            with open(os.path.join(self.workdir, fname), 'w', encoding='utf-8') as f:
+                f.write(text)
+            zone_blocks.append(
+                'zone "%s" { type primary; file "%s"; allow-update { key "%s"; }; %s };'
+                % (origin.rstrip('.'), fname, self.key_name, transfer))
+        conf = """
+options {
+    directory "%(dir)s";
+    pid-file "%(dir)s/named.pid";
+    session-keyfile "%(dir)s/session.key";
+    managed-keys-directory "%(dir)s";
+    listen-on port %(port)d { 127.0.0.1; };
+    listen-on-v6 { none; };
+    recursion no;
+    dnssec-validation no;
+    notify no;
+    querylog yes;
+    %(extra)s
+};
+controls { };
+include "%(key)s";
+logging {
+    channel lab_log {
+        file "%(log)s";
+        print-time yes;
+        print-category yes;
+        print-severity yes;
+        severity info;
+    };
+    category default { lab_log; };
+    category update { lab_log; };
+    category update-security { lab_log; };
+    category queries { lab_log; };
+    category xfer-out { lab_log; };
+    category security { lab_log; };
+};
+%(zones)s
+""" % dict(dir=self.workdir, port=self.port, key=self.key_file, log=self.log_file,
+           zones='\n'.join(zone_blocks), extra=self.extra_options)
+        with open(os.path.join(self.workdir, 'named.conf'), 'w', encoding='utf-8') as f:
+            f.write(conf)
+
+    def start(self, port=None):
+        named = shutil.which('named') or '/usr/sbin/named'
+        self.port = port or free_port()
+        self._write_config()
+        cmd = [named, '-f', '-c', os.path.join(self.workdir, 'named.conf')]
+        if os.geteuid() == 0:
+            cmd += ['-u', 'root']
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(self.workdir, 'named.stderr'), 'w'))
+        deadline = time.monotonic() + 15
+        first = next(iter(self.zones))
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                with open(os.path.join(self.workdir, 'named.stderr'), encoding='utf-8') as f:
+                    raise RuntimeError('named exited: %s' % f.read()[-3000:])
+            try:
+                if self.soa_serial(first) is not None:
+                    return self
+            except Exception:  # not listening yet
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError('named did not answer within 15 s')
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- what tests look at -------------------------------------------------------------------
+    @property
+    def keyring(self):
+        return dns.tsigkeyring.from_text({self.key_name: (self.algorithm, self.key_secret)})
+
+    def module_args(self):
+        """The DNS connection options of the collection's modules for this server."""
+        return dict(server='127.0.0.1', port=self.port, key_name=self.key_name,
+                    key_secret=self.key_secret, key_algorithm=self.algorithm)
+
+    def query(self, name, rdtype):
+        q = dns.message.make_query(name, rdtype)
+        return dns.query.tcp(q, '127.0.0.1', port=self.port, timeout=5)
+
+    def soa_serial(self, zone):
+        r = self.query(zone, 'SOA')
+        for rrset in r.answer:
+            if rrset.rdtype == dns.rdatatype.SOA:
+                return rrset[0].serial
+        return None
+
+    def axfr(self, zone, with_soa=False):
+        """The zone as sorted (name, ttl, type, rdata) tuples from a TSIG-signed AXFR."""
+        z = dns.zone.from_xfr(dns.query.xfr('127.0.0.1', zone, port=self.port, keyring=self.keyring,
+                                            keyname=self.key_name, timeout=10))
+        out = []
+        for name, node in z.nodes.items():
+            for rds in node.rdatasets:
+                if rds.rdtype == dns.rdatatype.SOA and not with_soa:
+                    continue
+                for rd in rds:
+                    out.append((name.derelativize(z.origin).to_text().lower(), rds.ttl,
+                                dns.rdatatype.to_text(rds.rdtype), rd.to_text(origin=z.origin, relativize=False)))
+        return sorted(out)
+
+    def rrset(self, name, rdtype):
+        """(ttl, sorted rdata texts) of one rrset, or None."""
+        r = self.query(name, rdtype)
+        for rrset in r.answer:
+            if rrset.rdtype == dns.rdatatype.from_text(rdtype):
+                return rrset.ttl, sorted(rd.to_text() for rd in rrset)
+        return None
+
+    def update(self, zone, build):
+        """Send one signed UPDATE built by ``build(update_message)``; returns the rcode text."""
+        u = dns.update.UpdateMessage(zone, keyring=self.keyring, keyname=self.key_name)
+        build(u)
+        r = dns.query.tcp(u, '127.0.0.1', port=self.port, timeout=5)
+        return dns.rcode.to_text(r.rcode())
+
+    def log_text(self):
+        with open(self.log_file, encoding='utf-8', errors='replace') as f:
+            return f.read()
+
+    def update_messages(self, zone=None):
+        """How many UPDATE messages changed ``zone`` (or any zone), from named's update log.
+
+        named logs one line per changed RR; lines of one message share the client's address and
+        source port (and a message is never split over connections), so distinct clients count
+        messages.
+        """
+        pat = re.compile(r"client @\S+ (\S+?)(?:/key \S+)?: updating zone '([^/']+)/IN'")
+        seen = set()
+        for m in pat.finditer(self.log_text()):
+            if zone is None or m.group(2).rstrip('.').lower() == zone.rstrip('.').lower():
+                seen.add(m.group(1))
+        return len(seen)
+
+    def updates_seen(self):
+        """Every log line that shows an UPDATE reaching named (any zone, any outcome)."""
+        return [line for line in self.log_text().splitlines()
+                if ' update-security: ' in line or ' update: ' in line]
