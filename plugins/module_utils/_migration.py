@@ -176,7 +176,7 @@ class Run:
             if p.get(option) is None:
                 p[option] = value
         spec = Spec(
-            p['domain'], pattern=p['pattern'], state=p['state'], mx_host=p.get('mx_host'),
+            p['domain'], pattern=p.get('pattern') or 'full', state=p['state'], mx_host=p.get('mx_host'),
             mx_preference=p.get('mx_preference'), legacy_mx=p.get('legacy_mx'),
             primary=p.get('primary') or 'legacy', spf=p.get('spf') or 'merge',
             spf_include=p.get('spf_include') or 'spf.protection.outlook.com',

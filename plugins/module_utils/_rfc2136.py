@@ -64,7 +64,7 @@ def dns_argument_spec():
 
 
 DNS_MUTUALLY_EXCLUSIVE = [('key_secret', 'key_file')]
-DNS_REQUIRED_TOGETHER = [('key_name', 'key_secret')]
+DNS_REQUIRED_BY = {'key_secret': 'key_name'}
 
 
 class DnsError(Exception):
@@ -116,6 +116,8 @@ def make_keyring(params):
         name, algorithm, secret = read_key_file(params['key_file'], name)
     if not name:
         return None, None, None
+    if not secret:
+        raise DnsError('key', 'key_name %s needs key_secret or key_file' % name)
     if algorithm not in KEY_ALGORITHMS:
         raise DnsError('key', 'unsupported TSIG algorithm %s; use one of %s'
                        % (algorithm, ', '.join(KEY_ALGORITHMS)))
@@ -328,6 +330,9 @@ class DnsServer:
                     u.absent(name)  # a new CNAME needs a name that holds no other data
             else:
                 u.present(name, *c.before.rdata_list())
+        # Deletions first, then additions: RFC 2136 applies update RRs in order, and a server
+        # ignores data added next to a CNAME that is only deleted later in the same message.
+        adds = []
         for c in changes:
             name = dns.name.from_text(c.key[0])
             rdtype = c.key[1]
@@ -336,15 +341,16 @@ class DnsServer:
             elif c.before is None or c.before.ttl != c.after.ttl:
                 if c.before is not None:
                     u.delete(name, rdtype)
-                u.add(name, c.after.ttl, *c.after.rdata_list())
+                adds.append((name, c.after))
             else:
                 for value in sorted(c.before.values - c.after.values):
                     u.delete(name, c.before.rdatas[value])
                 added = c.after.values - c.before.values
                 if added:
-                    new = RRset(c.after.name, rdtype, c.after.ttl,
-                                rdatas=dict((v, c.after.rdatas.get(v)) for v in added))
-                    u.add(name, c.after.ttl, *new.rdata_list())
+                    adds.append((name, RRset(c.after.name, rdtype, c.after.ttl, rdatas=dict(
+                        (v, c.after.rdatas.get(v)) for v in added))))
+        for name, rrset in adds:
+            u.add(name, rrset.ttl, *rrset.rdata_list())
         return u
 
     def apply_update(self, zone, changes):
@@ -360,8 +366,10 @@ class DnsServer:
                                    % (zone, rcode), rcode=rcode)
         key = self.keyname.to_text(omit_final_dot=True) if self.keyname else None
         hints = {
-            'REFUSED': 'the server does not allow %s to update %s. Check allow-update / '
-                       'update-policy on the server, and key_name/key_secret here.'
+            'REFUSED': 'the server does not allow %s to update %s (check allow-update / '
+                       'update-policy on the server, and key_name/key_secret here), or its '
+                       'integrity checks rejected a record, such as an in-zone MX or CNAME '
+                       'target without address records (its log names it).'
                        % ('key %s' % key if key else 'unsigned updates', zone),
             'NOTAUTH': 'the server is not authoritative for %s or did not accept the TSIG key %s. '
                        'Send updates to the primary server of the zone.' % (zone, key),

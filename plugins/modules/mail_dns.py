@@ -314,7 +314,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import (
     DNS_MUTUALLY_EXCLUSIVE,
-    DNS_REQUIRED_TOGETHER,
+    DNS_REQUIRED_BY,
     DNSPYTHON_IMPORT_ERROR,
     HAS_DNSPYTHON,
     dns_argument_spec,
@@ -351,7 +351,7 @@ def main():
         argument_spec=argument_spec,
         supports_check_mode=True,
         mutually_exclusive=DNS_MUTUALLY_EXCLUSIVE,
-        required_together=DNS_REQUIRED_TOGETHER,
+        required_by=DNS_REQUIRED_BY,
         required_if=[
             ('state', 'present', ('domain', 'pattern')),
             ('state', 'absent', ('domain',)),

@@ -1,0 +1,41 @@
+"""Fixtures for integration tests: a real BIND 9 per test and ansible-playbook runs."""
+
+import os
+import shutil
+
+import pytest
+
+from tests.lab.ansible_runner import run_playbook
+from tests.lab.bind import BindServer, zone_template
+
+ZONE = 'contoso.test'
+IDN_ZONE = 'xn--bcher-kva.test'
+
+
+@pytest.fixture
+def bind(tmp_path):
+    """named on 127.0.0.1 with the legacy contoso.test zone and the IDN zone bücher.test."""
+    if not shutil.which('named') and not os.path.exists('/usr/sbin/named'):
+        pytest.fail('named is not installed: run make test (it installs bind9)')
+    server = BindServer({ZONE: zone_template('contoso.test.zone'),
+                         IDN_ZONE: zone_template('xn--bcher-kva.test.zone')},
+                        workdir=str(tmp_path / 'bind'))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def play(tmp_path):
+    """Run tasks with real ansible-playbook: play(tasks, check=, diff=, verbosity=)."""
+    def run(tasks, **kwargs):
+        kwargs.setdefault('workdir', str(tmp_path / 'ansible'))
+        return run_playbook(tasks, **kwargs)
+    return run
+
+
+def dns_args(bind, **extra):
+    """mail_dns/mail_dns_check connection options for the lab server."""
+    args = bind.module_args()
+    args.update(extra)
+    return args

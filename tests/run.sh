@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The one entry point behind `make test`, `make demo` and `make bench`.
+#   tests/run.sh test    system packages, virtualenvs, sanity, unit and integration tests
+#   tests/run.sh demo    the three migration patterns on the local lab, with plan and diff
+#   tests/run.sh bench   benchmarks (prints ratios; not a pass/fail test)
+# Matrix: ansible-core 2.19 on Python 3.11 and 2.21 on Python 3.12 (each where that Python exists).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+venvs="$root/.venv"
+build="${EXO_BUILD_DIR:-$root/build/collections}"
+coll="$build/ansible_collections/exchangeonline/mail"
+
+# find_python 3.12: a working interpreter of that version (PATH, then pyenv's versions).
+find_python() {
+    local v=$1 candidate
+    for candidate in "python$v" /usr/bin/python$v "${PYENV_ROOT:-$HOME/.pyenv}"/versions/$v*/bin/python$v; do
+        if "$candidate" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+matrix=()
+if py=$(find_python 3.11); then matrix+=("3.11 $py <2.20"); fi
+if py=$(find_python 3.12); then matrix+=("3.12 $py >=2.21,<2.22"); fi
+if [ ${#matrix[@]} -eq 0 ]; then
+    echo "Need python3.11 or python3.12 (with venv) on PATH." >&2
+    exit 1
+fi
+
+setup() {
+    "$root/tests/bootstrap-system.sh"
+    for entry in "${matrix[@]}"; do
+        set -- $entry
+        "$root/tests/bootstrap-venv.sh" "$2" "$venvs/py$1" "$3"
+    done
+    # ansible-test and Ansible itself want the tree at .../ansible_collections/<ns>/<name>.
+    rm -rf "$coll"
+    mkdir -p "$coll"
+    (cd "$root" && tar --exclude=./build --exclude=./.venv --exclude=./.git \
+        --exclude='*/__pycache__' --exclude=./tests/output -cf - .) | tar -xf - -C "$coll"
+}
+
+newest_python() { set -- ${matrix[-1]}; echo "$venvs/py$1/bin/python"; }
+
+pytest_run() {
+    local python=$1; shift
+    (cd "$coll" && PYTHONPATH="$build" HOME="$coll/tests/output/home" \
+        "$python" -m pytest -p no:cacheprovider -q -rfEs "$@")
+}
+
+sanity() {
+    for entry in "${matrix[@]}"; do
+        set -- $entry
+        "$root/tests/sanity.sh" "$venvs/py$1" "$1" "$coll"
+    done
+}
+
+unit() {
+    for entry in "${matrix[@]}"; do
+        set -- $entry
+        echo "== unit tests: Python $1"
+        pytest_run "$venvs/py$1/bin/python" tests/unit
+    done
+}
+
+integration() {
+    for entry in "${matrix[@]}"; do
+        set -- $entry
+        echo "== integration tests (real BIND 9, ansible-playbook): Python $1"
+        pytest_run "$venvs/py$1/bin/python" tests/integration
+    done
+}
+
+case "${1:-test}" in
+    setup) setup ;;
+    test) setup; sanity; unit; integration ;;
+    sanity) setup; sanity ;;
+    unit) setup; unit ;;
+    integration) setup; integration ;;
+    demo) setup; (cd "$coll" && PYTHONPATH="$build" "$(newest_python)" -m tests.lab.demo "${@:2}") ;;
+    bench) setup; (cd "$coll" && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_mail_dns "${@:2}") ;;
+    *) echo "usage: $0 test|demo|bench|setup|sanity|unit|integration" >&2; exit 2 ;;
+esac
