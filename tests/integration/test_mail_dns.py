@@ -368,3 +368,22 @@ def test_secret_never_in_verbose_output(bind, play, tmp_path):
     assert bind.key_secret not in run.stdout + run.stderr
     with open(str(tmp_path / 'b')) as f:
         assert bind.key_secret not in f.read()
+
+
+def test_transfer_refused_falls_back_to_signed_queries(tmp_path, play):
+    from tests.lab.bind import BindServer, zone_template
+    with BindServer({ZONE: zone_template('contoso.test.zone')}, workdir=str(tmp_path / 'nb'),
+                    lock_transfer='none') as bind:
+        assert bind.update(ZONE, lambda u: u.add('autodiscover', 3600, 'TXT', '"old"')) == 'NOERROR'
+        run = play([mail_dns(bind, domain=ZONE, pattern='partial')])
+        # the conflict is seen without a zone transfer
+        assert run.last['status'] == 'failed'
+        assert 'autodiscover.contoso.test.: has TXT old' in run.last['result']['msg']
+        run = play([mail_dns(bind, domain=ZONE, pattern='partial', on_conflict='replace')])
+        result = run.last['result']
+        assert run.last['status'] == 'ok', result.get('msg')
+        assert result['read_method'] == 'query'
+        assert served(bind) == EXPECTED['partial']
+        assert bind.rrset('autodiscover.' + ZONE, 'TXT') is None
+        run = play([mail_dns(bind, domain=ZONE, pattern='partial')])
+        assert run.last['result']['changed'] is False

@@ -60,7 +60,7 @@ class BindServer:
         self.key_name = key_name
         self.algorithm = algorithm
         self.key_secret = base64.b64encode(os.urandom(32)).decode()
-        self.lock_transfer = lock_transfer
+        self.lock_transfer = lock_transfer  # True: TSIG only, False: open, 'none': refused
         self.extra_options = extra_options
         self.port = None
         self.proc = None
@@ -83,7 +83,8 @@ class BindServer:
             f.write('key "%s" {\n\talgorithm %s;\n\tsecret "%s";\n};\n'
                     % (self.key_name, self.algorithm, self.key_secret))
         zone_blocks = []
-        transfer = 'allow-transfer { key "%s"; };' % self.key_name if self.lock_transfer else ''
+        transfer = {True: 'allow-transfer { key "%s"; };' % self.key_name, False: '',
+                    'none': 'allow-transfer { none; };'}[self.lock_transfer]
         for origin, text in self.zones.items():
             fname = origin.rstrip('.') + '.db'
             with open(os.path.join(self.workdir, fname), 'w', encoding='utf-8') as f:
@@ -192,8 +193,9 @@ logging {
 
     def axfr(self, zone, with_soa=False):
         """The zone as sorted (name, ttl, type, rdata) tuples from a TSIG-signed AXFR."""
-        z = dns.zone.from_xfr(dns.query.xfr('127.0.0.1', zone, port=self.port, keyring=self.keyring,
-                                            keyname=self.key_name, timeout=10))
+        z = dns.zone.from_xfr(dns.query.xfr('127.0.0.1', zone, port=self.port,
+                                            keyring=self.keyring, keyname=self.key_name,
+                                            timeout=10))
         out = []
         for name, node in z.nodes.items():
             for rds in node.rdatasets:
