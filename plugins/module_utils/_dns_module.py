@@ -2,7 +2,8 @@
 # Copyright (c) exchangeonline.mail contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # Private to this collection: may change without notice.
-"""Glue between the DNS engines and AnsibleModule: one place turns errors into fail_json."""
+"""Glue between the DNS engines and Ansible: one place turns their errors into task failures,
+for the module process and for the in-process path of the action plugins alike."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -11,14 +12,23 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._records impor
 from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import DnsError
 
 
-def run_module(module, work):
-    """Run ``work()`` (returns the result dict; may raise RecordError/DnsError) and exit."""
+def run_work(work):
+    """``work()``'s result dict, or a failed result carrying the phase and the message."""
     try:
-        result = work()
+        return work()
     except RecordError as e:
-        module.fail_json(msg='%s: %s' % (e.phase, e), phase=e.phase, changed=False)
+        return {'failed': True, 'msg': '%s: %s' % (e.phase, e), 'phase': e.phase,
+                'changed': False}
     except DnsError as e:
-        module.fail_json(msg=str(e), phase=e.phase, rcode=e.rcode, changed=False)
+        return {'failed': True, 'msg': str(e), 'phase': e.phase, 'rcode': e.rcode,
+                'changed': False}
+
+
+def run_module(module, work):
+    """Run ``work()`` inside an AnsibleModule and exit with its result."""
+    result = run_work(work)
     for warning in result.pop('warnings', []):
         module.warn(warning)
+    if result.pop('failed', False):
+        module.fail_json(**result)
     module.exit_json(**result)

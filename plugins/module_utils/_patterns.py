@@ -15,6 +15,7 @@ __metaclass__ = type
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
     RRset,
     RecordError,
+    check_txt_input,
     mx_value,
     name_text,
     parse_mx,
@@ -56,8 +57,7 @@ def is_exo_mx(host):
 def is_exo_dkim_target(target):
     target = target.lower()
     return '._domainkey.' in target and (
-        target.endswith('.onmicrosoft.com.') or '.dkim.mail.microsoft.' in target
-        or target.endswith('.dkim.mail.microsoft.'))
+        target.endswith('.onmicrosoft.com.') or target.endswith('.dkim.mail.microsoft.'))
 
 
 # -- SPF ------------------------------------------------------------------------------------------
@@ -176,8 +176,6 @@ class Spec:
                  legacy_mx=None, primary='legacy', spf='merge', spf_include=EXO_SPF_INCLUDE,
                  spf_all=None, autodiscover_target=EXO_AUTODISCOVER, dkim=None,
                  verification_txt=None, dmarc=None, ttl=None, on_conflict='fail'):
-        from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
-            check_txt_input)
         self.domain = name_text(to_name(domain))
         if pattern not in PATTERNS:
             raise RecordError('unknown pattern %r: choose one of %s' % (pattern, ', '.join(PATTERNS)))

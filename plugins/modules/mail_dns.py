@@ -312,6 +312,7 @@ phase:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_module import run_module
 from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import (
     DNS_MUTUALLY_EXCLUSIVE,
     DNS_REQUIRED_BY,
@@ -321,7 +322,8 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 impor
 )
 
 
-def main():
+def module_kwargs():
+    """AnsibleModule's arguments; the action plugin validates with the same spec."""
     argument_spec = dns_argument_spec()
     argument_spec.update(
         domain=dict(type='str'),
@@ -347,7 +349,7 @@ def main():
         backup_path=dict(type='path'),
         force=dict(type='bool', default=False),
     )
-    module = AnsibleModule(
+    return dict(
         argument_spec=argument_spec,
         supports_check_mode=True,
         mutually_exclusive=DNS_MUTUALLY_EXCLUSIVE,
@@ -358,13 +360,19 @@ def main():
             ('state', 'rollback', ('backup_path',)),
         ],
     )
+
+
+def work(params, check_mode, diff_mode):
+    """The result dict; raises RecordError/DnsError (see _dns_module.run_work)."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._migration import Run
+    return Run(params, check_mode, diff_mode).run()
+
+
+def main():
+    module = AnsibleModule(**module_kwargs())
     if not HAS_DNSPYTHON:
         module.fail_json(msg=missing_required_lib('dnspython'), exception=DNSPYTHON_IMPORT_ERROR)
-
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_module import run_module
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._migration import Run
-
-    run_module(module, lambda: Run(module.params, module.check_mode, module._diff).run())
+    run_module(module, lambda: work(module.params, module.check_mode, module._diff))
 
 
 if __name__ == '__main__':

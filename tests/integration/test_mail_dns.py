@@ -387,3 +387,35 @@ def test_transfer_refused_falls_back_to_signed_queries(tmp_path, play):
         assert bind.rrset('autodiscover.' + ZONE, 'TXT') is None
         run = play([mail_dns(bind, domain=ZONE, pattern='partial')])
         assert run.last['result']['changed'] is False
+
+
+def test_in_process_and_module_paths_agree(bind, play):
+    """connection: local runs work() in the worker; the module process must give the same."""
+    task = [mail_dns(bind, domain=ZONE, pattern='partial', spf='replace', ttl=900),
+            mail_dns(bind, name='bad', domain=ZONE, pattern='full', mx_preference=-1),
+            mail_dns(bind, name='unknown option', domain=ZONE, pattern='full', colour='blue')]
+    inproc = play(task, check=True, diff=True, env={'EXO_MAIL_INPROCESS': '1'})
+    module = play(task, check=True, diff=True, env={'EXO_MAIL_INPROCESS': '0'})
+
+    def comparable(run, name):
+        r = dict(run.task(name)['result'])
+        for k in ('invocation', '_ansible_no_log', 'warnings', 'deprecations'):
+            r.pop(k, None)
+        return r
+
+    for name in ('mail_dns', 'bad', 'unknown option'):
+        assert comparable(inproc, name) == comparable(module, name), name
+    assert 'Unsupported parameters' in module.task('unknown option')['result']['msg']
+    assert 'must be from 0 to 65535' in inproc.task('bad')['result']['msg']
+    for run in (inproc, module):
+        assert "[WARNING]: contoso.test. had no SPF record" not in run.stdout
+        assert '+contoso.test. 900 IN MX 20 contoso-test.mail.protection.outlook.com.' in run.stdout
+    assert bind.updates_seen() == []
+
+
+def test_warnings_reach_the_user(bind, play):
+    assert bind.update(ZONE, lambda u: u.delete(APEX, 'TXT', '"%s"' % SPF_BEFORE)) == 'NOERROR'
+    for mode in ('0', '1'):
+        run = play([mail_dns(bind, domain=ZONE, pattern='partial')], check=True,
+                   env={'EXO_MAIL_INPROCESS': mode})
+        assert 'contoso.test. had no SPF record' in run.stdout + run.stderr, (mode, run.stderr)
