@@ -226,11 +226,11 @@ logging {
             return f.read()
 
     def update_messages(self, zone=None):
-        """How many UPDATE messages changed ``zone`` (or any zone), from named's update log.
+        """How many UPDATE messages for ``zone`` (or any zone) named logged as changing it or as
+        failing a prerequisite. Prerequisite-only messages that succeed leave no such line.
 
         named logs one line per changed RR; lines of one message share the client's address and
-        source port (and a message is never split over connections), so distinct clients count
-        messages.
+        source port (one message per connection here), so distinct clients count messages.
         """
         pat = re.compile(r"client @\S+ (\S+?)(?:/key \S+)?: updating zone '([^/']+)/IN'")
         seen = set()
