@@ -28,6 +28,7 @@ try:
     import dns.exception
     import dns.message
     import dns.name
+    import dns.opcode
     import dns.query
     import dns.rcode
     import dns.rdataclass
@@ -215,6 +216,10 @@ class DnsServer:
     def exchange(self, phase, message):
         """Send ``message``; return the response. All failures become DnsError."""
         try:
+            if self.protocol == 'udp' and message.opcode() == dns.opcode.QUERY:
+                # a truncated answer is asked again over TCP
+                return dns.query.udp_with_fallback(message, self.address, port=self.port,
+                                                   timeout=self.timeout)[0]
             if self.protocol == 'udp':
                 return dns.query.udp(message, self.address, port=self.port, timeout=self.timeout)
             return dns.query.tcp(message, self.address, port=self.port, timeout=self.timeout)

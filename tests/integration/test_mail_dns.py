@@ -419,3 +419,14 @@ def test_warnings_reach_the_user(bind, play):
         run = play([mail_dns(bind, domain=ZONE, pattern='partial')], check=True,
                    env={'EXO_MAIL_INPROCESS': mode})
         assert 'contoso.test. had no SPF record' in run.stdout + run.stderr, (mode, run.stderr)
+
+
+def test_subdomain_zone_found_from_soa_over_udp(bind, play):
+    run = play([mail_dns(bind, domain='eu.' + ZONE, pattern='full', protocol='udp')])
+    result = run.last['result']
+    assert run.last['status'] == 'ok', result.get('msg')
+    assert result['zone'] == APEX
+    assert bind.rrset('eu.' + ZONE, 'MX')[1] == ['0 eu-contoso-test.mail.protection.outlook.com.']
+    assert bind.rrset('autodiscover.eu.' + ZONE, 'CNAME')[1] == ['autodiscover.outlook.com.']
+    assert txt_values(bind, 'eu.' + ZONE) == ['v=spf1 include:spf.protection.outlook.com -all']
+    assert served(bind)['mx'] == [LEGACY_MX]
