@@ -1,0 +1,598 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) exchangeonline.mail contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Private to this collection: may change without notice.
+"""The checks of mail_dns_check as pure functions: what each server served -> pass/fail and why.
+
+No I/O here. The resolver layer (``_resolve``) turns answers into :class:`Observed` values; the
+SPF lookup count follows include/redirect targets through a ``lookup(name)`` callable that the
+caller provides (a fake one in unit tests).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import re
+
+from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import (
+    is_exo_mx,
+    is_spf,
+    spf_has_include,
+)
+from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
+    RecordError,
+    parse_mx,
+)
+
+CHECKS = ('mx', 'autodiscover', 'spf', 'dmarc', 'dkim', 'verification')
+PASS, FAIL, WARN, SKIP = 'pass', 'fail', 'warn', 'skip'
+SPF_LOOKUP_LIMIT = 10
+# Terms that cost a DNS query at the receiver (RFC 7208 section 4.6.4).
+SPF_DNS_MECHANISMS = ('include', 'a', 'mx', 'ptr', 'exists')
+SPF_MECHANISMS = SPF_DNS_MECHANISMS + ('all', 'ip4', 'ip6')
+# Stop following includes well past the limit: the verdict is clear and loops stay cheap.
+SPF_FOLLOW_CAP = 3 * SPF_LOOKUP_LIMIT
+DMARC_POLICIES = ('none', 'quarantine', 'reject')
+_MODIFIER = re.compile(r'^([A-Za-z][A-Za-z0-9._-]*)=(.*)$')
+_MAILTO = re.compile(r'^mailto:[^@\s,;!]+@[^@\s,;!]+\.[^@\s,;!]+(![0-9]+[kmgt]?)?$', re.I)
+_DMARC_START = re.compile(r'^\s*v\s*=\s*dmarc1\s*(;|$)', re.I)
+
+
+class Observed:
+    """What one server answered to one question.
+
+    ``values``: canonical values (TXT joined, names absolute lower-case); empty for NXDOMAIN or
+    no data. ``error``: text when the server gave no usable answer (then ``values`` is None).
+    ``unchecked``: the server could not be asked from here at all (no IPv6 route); its checks
+    are skipped rather than failed. ``cname``: the CNAME target at the name, when there is one.
+    """
+
+    __slots__ = ('values', 'error', 'unchecked', 'cname', 'rcode')
+
+    def __init__(self, values=None, error=None, unchecked=False, cname=None, rcode='NOERROR'):
+        self.values = None if error else list(values or [])
+        self.error = error
+        self.unchecked = unchecked
+        self.cname = cname
+        self.rcode = rcode
+
+    def __repr__(self):
+        return 'Observed(%r, error=%r)' % (self.values, self.error)
+
+
+class Outcome:
+    """The verdict of one check on one server."""
+
+    __slots__ = ('status', 'found', 'message', 'extra')
+
+    def __init__(self, status, found, message, **extra):
+        self.status = status
+        self.found = found
+        self.message = message
+        self.extra = extra
+
+    def to_dict(self):
+        d = {'status': self.status, 'found': self.found, 'message': self.message}
+        d.update(self.extra)
+        return d
+
+
+# -- MX ---------------------------------------------------------------------------------------
+def _mx_text(records):
+    return ', '.join('%d %s' % r for r in records) or 'no MX records'
+
+
+def check_mx(found, mx_host, pattern=None, primary='legacy', preference=None):
+    """The domain's MX rrset (canonical values ``'<pref> <host>'``) against the pattern.
+
+    full: exactly the Exchange Online MX. partial: the Exchange Online MX and at least one legacy
+    MX, ordered by ``primary``. legacy_forward: any MX (Exchange Online is not expected in it).
+    None (no pattern given): the Exchange Online MX is among them.
+    """
+    records = sorted(parse_mx(v) for v in found)
+    shown = _mx_text(records)
+    exo = [r for r in records if r[1] == mx_host]
+    other_exo = [r for r in records if r[1] != mx_host and is_exo_mx(r[1])]
+    legacy = [r for r in records if r[1] != mx_host and not is_exo_mx(r[1])]
+    if not records:
+        return Outcome(FAIL, [], 'no MX records: mail to the domain goes to its A record or '
+                       'bounces')
+    values = ['%d %s' % r for r in records]
+    if pattern == 'legacy_forward':
+        if exo or other_exo:
+            return Outcome(WARN, values, 'legacy_forward keeps the old server in front, but the MX '
+                           'includes Exchange Online: %s' % shown)
+        return Outcome(PASS, values, 'MX kept on the legacy server: %s' % shown)
+    if not exo:
+        return Outcome(FAIL, values, 'found %s; the Exchange Online MX %s is missing'
+                       % (shown, mx_host))
+    exo_pref = min(r[0] for r in exo)
+    if preference is not None and any(r[0] != preference for r in exo):
+        return Outcome(FAIL, values, 'found %s; expected %s with preference %d'
+                       % (shown, mx_host, preference))
+    if pattern == 'full':
+        extra = [r for r in records if r[1] != mx_host]
+        if extra or len(exo) > 1:
+            return Outcome(FAIL, values, 'found %s; expected only %d %s (full: every other MX '
+                           'removed)' % (shown, exo_pref, mx_host))
+        return Outcome(PASS, values, 'MX is Exchange Online only: %s' % shown)
+    if pattern == 'partial':
+        if not legacy:
+            return Outcome(FAIL, values, 'found %s; partial keeps at least one legacy MX next to '
+                           'Exchange Online' % shown)
+        legacy_pref = min(r[0] for r in legacy)
+        if primary == 'exo' and not exo_pref < legacy_pref:
+            return Outcome(FAIL, values, 'found %s; with primary: exo the Exchange Online MX must '
+                           'have a lower preference number than every legacy MX' % shown)
+        if primary != 'exo' and not legacy_pref < exo_pref:
+            return Outcome(FAIL, values, 'found %s; with primary: legacy the legacy MX must have a '
+                           'lower preference number than the Exchange Online MX' % shown)
+        if other_exo:
+            return Outcome(WARN, values, 'found %s; another Exchange Online MX host is listed too'
+                           % shown)
+        return Outcome(PASS, values, 'Exchange Online MX next to the legacy MX, %s first: %s'
+                       % ('Exchange Online' if primary == 'exo' else 'legacy', shown))
+    return Outcome(PASS, values, 'the Exchange Online MX is published: %s' % shown)
+
+
+def mx_expectation(mx_host, pattern=None, primary='legacy', preference=None):
+    host = mx_host if preference is None else '%d %s' % (preference, mx_host)
+    if pattern == 'full':
+        return 'only %s' % host
+    if pattern == 'partial':
+        return '%s and the legacy MX, %s preferred' % (
+            host, 'Exchange Online' if primary == 'exo' else 'legacy')
+    if pattern == 'legacy_forward':
+        return 'the existing (legacy) MX, untouched'
+    return '%s among the MX records' % host
+
+
+# -- CNAME ------------------------------------------------------------------------------------
+def check_cname(name, found, target):
+    """``found``: the CNAME target(s) at ``name`` (canonical)."""
+    if not found:
+        return Outcome(FAIL, None, 'no CNAME at %s; expected one to %s' % (name, target))
+    if list(found) != [target]:
+        return Outcome(FAIL, sorted(found)[0], '%s is a CNAME to %s; expected %s'
+                       % (name, ', '.join(sorted(found)), target))
+    return Outcome(PASS, target, '%s is a CNAME to %s' % (name, target))
+
+
+def check_dkim(found, expected):
+    """``found`` and ``expected``: {selector name: CNAME target or None}."""
+    wrong = []
+    for name in sorted(expected):
+        have = found.get(name)
+        if have != expected[name]:
+            wrong.append('%s is %s, expected a CNAME to %s'
+                         % (name, 'a CNAME to ' + have if have else 'missing', expected[name]))
+    shown = dict((_selector(n), found.get(n)) for n in sorted(expected))
+    if wrong:
+        return Outcome(FAIL, shown, '; '.join(wrong))
+    return Outcome(PASS, shown, 'all %d DKIM selector CNAMEs point to the tenant' % len(expected))
+
+
+def _selector(name):
+    return name.split('._domainkey.')[0]
+
+
+# -- SPF --------------------------------------------------------------------------------------
+def spf_terms(record):
+    """[(kind, name, argument or None)] of a v=spf1 record; ``kind`` is ``mechanism`` (qualifier
+    and CIDR length dropped) or ``modifier``. Names lower-case."""
+    out = []
+    for token in record.split()[1:]:
+        m = _MODIFIER.match(token)
+        if m:
+            out.append(('modifier', m.group(1).lower(), m.group(2)))
+            continue
+        if token[:1] in '+-~?':
+            token = token[1:]
+        name, sep, arg = token.partition(':')
+        name = name.lower()
+        if '/' in name:  # a/24, mx//64
+            name = name.split('/', 1)[0]
+        if sep and name in ('a', 'mx'):
+            arg = arg.split('/', 1)[0]
+        out.append(('mechanism', name, arg if sep else None))
+    return out
+
+
+class SpfCount:
+    """The result of following one SPF record: ``lookups`` counted as a receiver would,
+    ``unresolved`` targets (counted once each, not followed), ``problems`` (permanent errors at
+    receivers) and ``notes`` (worth knowing, not errors)."""
+
+    def __init__(self):
+        self.lookups = 0
+        self.unresolved = []
+        self.problems = []
+        self.notes = []
+        self.followed = []
+
+
+def count_spf_lookups(record, lookup, domain=None):
+    """Count the DNS-querying terms of ``record``, following include: and redirect= targets
+    through ``lookup(name) -> list of TXT strings, or None when it does not resolve``."""
+    count = SpfCount()
+    cache = {}
+
+    def fetch(name):
+        if name not in cache:
+            cache[name] = lookup(name)
+        return cache[name]
+
+    def walk(rec, stack):
+        terms = spf_terms(rec)
+        has_all = any(t[:2] == ('mechanism', 'all') for t in terms)
+        for kind, name, arg in terms:
+            if kind == 'modifier':
+                if name == 'redirect' and has_all:
+                    _add(count.notes, 'redirect=%s is ignored: the record has an all mechanism'
+                         % arg)
+                elif name == 'redirect':
+                    count.lookups += 1
+                    follow(name, arg, stack)
+                continue
+            if name not in SPF_MECHANISMS:
+                count.problems.append('unknown mechanism %r in %s' % (name, stack[-1]))
+                continue
+            if name not in SPF_DNS_MECHANISMS:
+                continue
+            count.lookups += 1
+            if name == 'ptr':
+                _add(count.notes, 'ptr is deprecated (RFC 7208 section 5.5) and slow for '
+                                  'receivers; list the addresses instead')
+            elif name == 'include':
+                follow(name, arg, stack)
+            elif name == 'exists' and not arg:
+                count.problems.append('exists without a domain in %s' % stack[-1])
+
+    def follow(kind, target, stack):
+        if not target:
+            count.problems.append('%s without a domain in %s' % (kind, stack[-1]))
+            return
+        if '%' in target:
+            count.unresolved.append('%s (a macro, expanded per message)' % target)
+            return
+        target = target.lower().rstrip('.')
+        if target in stack:
+            count.problems.append('%s loop: %s' % (kind, ' -> '.join(stack + (target,))))
+            return
+        if count.lookups > SPF_FOLLOW_CAP:
+            return
+        txts = fetch(target)
+        if txts is None:
+            count.unresolved.append(target)
+            return
+        records = [t for t in txts if is_spf(t)]
+        if not records:
+            count.problems.append('%s:%s has no SPF record, a permanent error at receivers'
+                                  % (kind, target))
+        elif len(records) > 1:
+            count.problems.append('%s:%s has %d v=spf1 records, a permanent error at receivers'
+                                  % (kind, target, len(records)))
+        else:
+            count.followed.append(target)
+            walk(records[0], stack + (target,))
+
+    walk(record, ((domain or 'the record').rstrip('.'),))
+    return count
+
+
+def _add(items, text):
+    if text not in items:
+        items.append(text)
+
+
+def check_spf(txt_values, include, lookup, domain=None):
+    """The domain's TXT values: exactly one v=spf1 record, the Exchange Online include in it,
+    at most 10 DNS-querying terms in all (includes followed through ``lookup``)."""
+    records = sorted(v for v in txt_values if is_spf(v))
+    if not records:
+        return Outcome(FAIL, [], 'no v=spf1 record; expected one with include:%s' % include)
+    if len(records) > 1:
+        return Outcome(FAIL, records, '%d v=spf1 records (%s); RFC 7208 section 4.5 makes that a '
+                       'permanent error for every receiver: merge them into one'
+                       % (len(records), ' | '.join(records)))
+    record = records[0]
+    count = count_spf_lookups(record, lookup, domain)
+    problems = []
+    if include and not spf_has_include(record, include):
+        problems.append('include:%s is missing' % include)
+    if count.lookups > SPF_LOOKUP_LIMIT:
+        problems.append('%s%d DNS-querying terms, over the limit of %d (RFC 7208 section 4.6.4); '
+                        'flatten includes or replace a/mx with ip4/ip6'
+                        % ('more than ' if count.lookups > SPF_FOLLOW_CAP else '', count.lookups,
+                           SPF_LOOKUP_LIMIT))
+    problems.extend(count.problems)
+    notes = list(count.notes)
+    if any(t.lower() in ('all', '+all') for t in record.split()[1:]):
+        notes.append('+all lets every host on the internet send as the domain')
+    lookups = '%d of %d DNS lookups' % (count.lookups, SPF_LOOKUP_LIMIT)
+    if count.unresolved:
+        lookups += ' (not resolved from here, counted once each: %s)' % ', '.join(count.unresolved)
+    extra = {'lookups': count.lookups, 'unresolved': count.unresolved}
+    if problems:
+        return Outcome(FAIL, [record], '%s; %s' % ('; '.join(problems), lookups), **extra)
+    if notes:
+        return Outcome(WARN, [record], '%s; %s' % ('; '.join(notes), lookups), **extra)
+    return Outcome(PASS, [record], 'one SPF record with include:%s, %s' % (include, lookups),
+                   **extra)
+
+
+# -- DMARC ------------------------------------------------------------------------------------
+def dmarc_tags(record):
+    """[(tag, value)] of a DMARC record, white space around names and values removed."""
+    tags = []
+    for part in record.split(';'):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, value = part.partition('=')
+        tags.append((key.strip(), value.strip() if sep else None))
+    return tags
+
+
+def normalise_dmarc(record):
+    """Comparable text: tags in order, case kept, ``; `` between them."""
+    return '; '.join(k if v is None else '%s=%s' % (k, v) for k, v in dmarc_tags(record))
+
+
+def dmarc_problems(record):
+    """(problems, notes) of a DMARC record against RFC 7489 section 6.3/6.4."""
+    problems, notes = [], []
+    tags = dmarc_tags(record)
+    if not tags or tags[0][0].lower() != 'v' or tags[0][1] != 'DMARC1':
+        problems.append('it must start with v=DMARC1 (exactly so)')
+    rest = tags[1:] if tags and tags[0][0].lower() == 'v' else tags
+    if not any(tag[0].lower() == 'p' for tag in rest):
+        problems.append('the p= tag (none, quarantine or reject) is missing')
+    elif rest[0][0].lower() != 'p':
+        problems.append('p= must come right after v=DMARC1')
+    seen = set()
+    for key, value in rest:
+        k = key.lower()
+        if value is None:
+            problems.append('%r is not a tag=value pair' % key)
+            continue
+        if k in seen:
+            problems.append('%s= appears more than once' % key)
+            continue
+        seen.add(k)
+        bad = _dmarc_tag_problem(k, value)
+        if bad is False:
+            notes.append('unknown tag %s= (receivers ignore it; a typo?)' % key)
+        elif bad:
+            problems.append('%s=%s: %s' % (key, value, bad))
+    return problems, notes
+
+
+def _dmarc_tag_problem(k, value):
+    """None when fine, a message when bad, False for an unknown tag."""
+    v = value.lower()
+    if k in ('p', 'sp', 'np'):
+        return None if v in DMARC_POLICIES else 'must be none, quarantine or reject'
+    if k == 'pct':
+        return None if v.isdigit() and 0 <= int(v) <= 100 else 'must be a number from 0 to 100'
+    if k in ('adkim', 'aspf'):
+        return None if v in ('r', 's') else 'must be r (relaxed) or s (strict)'
+    if k in ('rua', 'ruf'):
+        bad = [u.strip() for u in value.split(',') if not _MAILTO.match(u.strip())]
+        return 'not a mailto: address: %s' % ', '.join(bad) if bad else None
+    if k == 'fo':
+        bad = [o for o in v.split(':') if o.strip() not in ('0', '1', 'd', 's')]
+        return 'options are 0, 1, d and s separated by colons' if bad else None
+    if k == 'rf':
+        return None if all(f.strip() == 'afrf' for f in v.split(':')) else 'must be afrf'
+    if k == 'ri':
+        return None if v.isdigit() and int(v) < 2 ** 32 else 'must be a number of seconds'
+    if k == 'v':
+        return 'v= must be the first tag only'
+    return False
+
+
+def check_dmarc(txt_values, expected=None, name='_dmarc'):
+    """The TXT values at _dmarc: one valid DMARC record; equal to ``expected`` when given."""
+    records = sorted(v for v in txt_values if _DMARC_START.match(v))
+    if not records:
+        if expected:
+            return Outcome(FAIL, [], 'no DMARC record at %s; expected %s' % (name, expected))
+        return Outcome(WARN, [], 'no DMARC record at %s: receivers apply no DMARC policy. '
+                       'Publish one, for example v=DMARC1; p=none; rua=mailto:dmarc@<domain>'
+                       % name)
+    if len(records) > 1:
+        return Outcome(FAIL, records, '%d DMARC records at %s; RFC 7489 section 6.6.3 makes '
+                       'receivers ignore all of them' % (len(records), name))
+    record = records[0]
+    problems, notes = dmarc_problems(record)
+    if expected and normalise_dmarc(record) != normalise_dmarc(expected):
+        problems.insert(0, 'found %s, expected %s' % (record, expected))
+    if problems:
+        return Outcome(FAIL, records, '; '.join(problems))
+    if notes:
+        return Outcome(WARN, records, '; '.join(notes))
+    return Outcome(PASS, records, 'valid DMARC record: %s' % record)
+
+
+# -- verification -----------------------------------------------------------------------------
+def check_verification(txt_values, expected):
+    ms = sorted(v for v in txt_values if v.startswith('MS='))
+    if expected in txt_values:
+        return Outcome(PASS, ms, 'verification TXT %s is published' % expected)
+    return Outcome(FAIL, ms, 'verification TXT %s is missing%s' % (
+        expected, '; found %s' % ', '.join(ms) if ms else ''))
+
+
+# -- the whole evaluation ---------------------------------------------------------------------
+class Expectation:
+    """What every server should serve, from a normalised ``_patterns.Spec``."""
+
+    def __init__(self, spec, pattern=None, checks=None):
+        self.domain = spec.domain
+        self.pattern = pattern
+        self.mx_host = spec.mx_host
+        self.mx_preference = spec.mx_preference
+        self.primary = spec.primary
+        self.spf_include = spec.spf_include
+        self.autodiscover_name = spec.autodiscover_name
+        self.autodiscover_target = spec.autodiscover_target
+        self.dmarc_name = spec.dmarc_name
+        self.dkim = dict(spec.dkim)
+        self.verification_txt = spec.verification_txt
+        self.dmarc = spec.dmarc
+        if self.dmarc:
+            problems = dmarc_problems(self.dmarc)[0]
+            if problems:
+                raise RecordError('dmarc %r is not a valid DMARC record: %s'
+                                  % (self.dmarc, '; '.join(problems)))
+        applicable = {'dkim': bool(self.dkim), 'verification': bool(self.verification_txt)}
+        if checks:
+            for check in checks:
+                if check not in CHECKS:
+                    raise RecordError('unknown check %r: choose from %s'
+                                      % (check, ', '.join(CHECKS)))
+                if not applicable.get(check, True):
+                    raise RecordError('checks has %s, but there is no expected value for it: '
+                                      'give %s (or records)'
+                                      % (check, 'dkim' if check == 'dkim' else 'verification_txt'))
+            self.checks = [c for c in CHECKS if c in checks]
+        else:
+            self.checks = [c for c in CHECKS if applicable.get(c, True)]
+
+    def questions(self):
+        """The (name, type) queries each server is asked, for the selected checks."""
+        out = []
+        for check in self.checks:
+            for q in self.questions_of(check):
+                if q not in out:
+                    out.append(q)
+        return out
+
+    def questions_of(self, check):
+        if check == 'mx':
+            return [(self.domain, 'MX')]
+        if check in ('spf', 'verification'):
+            return [(self.domain, 'TXT')]
+        if check == 'autodiscover':
+            return [(self.autodiscover_name, 'CNAME')]
+        if check == 'dmarc':
+            return [(self.dmarc_name, 'TXT')]
+        return [(name, 'CNAME') for name in sorted(self.dkim)]
+
+    def expected(self, check):
+        if check == 'mx':
+            return mx_expectation(self.mx_host, self.pattern, self.primary, self.mx_preference)
+        if check == 'autodiscover':
+            return self.autodiscover_target
+        if check == 'spf':
+            return 'one v=spf1 record with include:%s, at most %d DNS lookups' % (
+                self.spf_include, SPF_LOOKUP_LIMIT)
+        if check == 'dmarc':
+            return self.dmarc or 'a valid DMARC record (optional)'
+        if check == 'dkim':
+            return dict((_selector(n), t) for n, t in sorted(self.dkim.items()))
+        return self.verification_txt
+
+    def judge(self, check, answers, lookup):
+        """The Outcome of ``check`` on one server, from its ``answers`` {(name, type): Observed}."""
+        observed = [answers[q] for q in self.questions_of(check)]
+        for obs in observed:
+            if obs.error:
+                return Outcome(SKIP if obs.unchecked else FAIL, None, obs.error)
+        if check == 'mx':
+            return check_mx(observed[0].values, self.mx_host, self.pattern, self.primary,
+                            self.mx_preference)
+        if check == 'autodiscover':
+            return check_cname(self.autodiscover_name, observed[0].values,
+                               self.autodiscover_target)
+        if check == 'spf':
+            return check_spf(observed[0].values, self.spf_include, lookup, self.domain)
+        if check == 'dmarc':
+            return check_dmarc(observed[0].values, self.dmarc, self.dmarc_name)
+        if check == 'dkim':
+            found = {}
+            for question, obs in zip(self.questions_of('dkim'), observed):
+                found[question[0]] = obs.values[0] if obs.values else None
+            return check_dkim(found, self.dkim)
+        return check_verification(observed[0].values, self.verification_txt)
+
+
+def summarise(outcomes):
+    """The status of one check over all servers: any fail fails it, then warn, then pass."""
+    statuses = [o.status for o in outcomes.values()]
+    for status in (FAIL, WARN, PASS):
+        if status in statuses:
+            return status
+    return SKIP
+
+
+def evaluate(expect, observed, lookup):
+    """Every selected check on every server.
+
+    ``observed``: {server label: {(name, type): Observed}} in the order to report the servers.
+    Returns a list of {name, status, message, expected, servers: {label: outcome dict}}.
+    """
+    results = []
+    for check in CHECKS:
+        if check not in expect.checks:
+            continue
+        outcomes = dict((label, expect.judge(check, answers, lookup))
+                        for label, answers in observed.items())
+        status = summarise(outcomes)
+        groups = []
+        for label, outcome in outcomes.items():
+            for group in groups:
+                if group[0] == (outcome.status, outcome.message):
+                    group[1].append(label)
+                    break
+            else:
+                groups.append(((outcome.status, outcome.message), [label]))
+        if not outcomes:
+            message = 'no server to ask'
+        elif len(groups) == 1:
+            message = groups[0][0][1]
+        else:
+            message = '; '.join('%s: %s' % (', '.join(labels), key[1]) for key, labels in groups)
+        results.append({'name': check, 'status': status, 'message': message,
+                        'expected': expect.expected(check),
+                        'servers': dict((label, o.to_dict()) for label, o in outcomes.items())})
+    return results
+
+
+def failure_message(domain, checks, rounds, elapsed, wait_timeout):
+    """The task's msg when a check failed: which checks on which servers, found vs expected,
+    and what to do."""
+    parts = []
+    for check in checks:
+        if check['status'] != FAIL:
+            continue
+        bad = [(label, o) for label, o in check['servers'].items() if o['status'] == FAIL]
+        groups = []
+        for label, o in bad:
+            for group in groups:
+                if group[0] == o['message']:
+                    group[1].append(label)
+                    break
+            else:
+                groups.append((o['message'], [label]))
+        parts.append('%s failed on %s' % (check['name'], '; '.join(
+            '%s: %s' % (', '.join(labels), msg) for msg, labels in groups)))
+    unreachable = any('no answer' in p or 'refused' in p or 'network' in p for p in parts)
+    hints = []
+    if unreachable:
+        hints.append('check nameservers, port and firewalls for the servers that did not answer')
+    if wait_timeout:
+        hints.append('if the records were just changed, the secondaries may still be catching up '
+                     '(NOTIFY/IXFR, SOA refresh): raise wait_timeout')
+    else:
+        hints.append('if the records were just changed, set wait_timeout so the check waits for '
+                     'every server')
+    hints.append('publish missing or wrong records with exchangeonline.mail.mail_dns')
+    return '%s: %d check(s) failed after %d round(s) in %.1f s. %s Hint: %s.' % (
+        domain, len(parts), rounds, elapsed, ' '.join(_sentence(p) for p in parts),
+        '; '.join(hints))
+
+
+def _sentence(text):
+    return text if text.endswith('.') else text + '.'

@@ -1,0 +1,409 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) exchangeonline.mail contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: mail_dns_check
+short_description: Check that every name server serves a domain's Exchange Online mail records
+version_added: 0.1.0
+description:
+  - Finds the zone's authoritative name servers from its NS records (or takes O(nameservers)),
+    asks all of them, and any O(resolvers), the same questions in parallel, and reports per
+    check and per server whether they serve the records of the migration pattern.
+  - "Checks: C(mx) (the MX rrset the O(pattern) needs), C(autodiscover) (the CNAME),
+    C(spf) (exactly one C(v=spf1) record, the Exchange Online include in it, at most 10
+    DNS-querying terms counting nested includes, RFC 7208 section 4.6.4), C(dmarc) (RFC 7489
+    syntax, and the exact value of O(dmarc) when given), C(dkim) (the selector CNAMEs) and
+    C(verification) (the C(MS=) TXT)."
+  - With O(wait_timeout), it asks again with a capped back-off until every server passes every
+    check or the time is up, so it can follow M(exchangeonline.mail.mail_dns) and wait for the
+    secondaries.
+  - Read-only. It fails the task when a check still fails at the end, and the failure carries
+    the same C(checks) and C(servers) as a success, so C(register) with C(ignore_errors) or
+    C(failed_when) can act on them.
+author:
+  - exchangeonline.mail developers (!UNKNOWN)
+extends_documentation_fragment:
+  - exchangeonline.mail.dns
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying
+      target.
+    support: full
+    details: Read-only; runs the same in check mode.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in
+      check_mode), when in diff mode.
+    support: none
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second
+      invocation indicates no change.
+    support: full
+    details: Never changes anything; RV(ignore:changed) is always V(false).
+  action_group:
+    description: Use C(group/exchangeonline.mail.dns) in C(module_defaults) to set defaults for
+      this module.
+    support: full
+    membership:
+      - exchangeonline.mail.dns
+options:
+  server:
+    description:
+      - A server that is authoritative for the zone, usually the primary that
+        M(exchangeonline.mail.mail_dns) updates. The zone (unless O(zone) is set) and its NS
+        records are looked up there, and the A/AAAA records of in-zone name servers.
+      - Also where the targets of SPF C(include:) and C(redirect=) are looked up when no
+        O(resolvers) are given.
+      - The TSIG options sign only the queries to this server. The name servers and resolvers are
+        asked without a key, as the rest of the internet asks them.
+      - One of O(server), O(nameservers) and O(resolvers) is required.
+    type: str
+    required: false
+  port:
+    description:
+      - The DNS port of O(server), and of the name servers found from the NS records and the
+        entries of O(nameservers) without a port.
+  protocol:
+    description:
+      - V(udp) asks over UDP and repeats the question over TCP when the answer is truncated;
+        V(tcp) always uses TCP.
+    default: udp
+  timeout:
+    description:
+      - Seconds to wait for each answer. A query that times out, or is answered with SERVFAIL,
+        is sent once more.
+  domain:
+    description:
+      - The mail domain, for example V(contoso.com). Unicode (IDN) names are accepted and handled
+        as punycode.
+    type: str
+    required: true
+  pattern:
+    description:
+      - The migration pattern, which decides the C(mx) check.
+      - V(full), the MX rrset is the Exchange Online MX only. V(partial), the Exchange Online MX
+        and at least one legacy MX, the legacy MX preferred unless O(primary=exo).
+        V(legacy_forward), the domain has MX records (it warns when they include Exchange Online).
+      - Without it, the Exchange Online MX must be among the MX records.
+    type: str
+    choices: [full, partial, legacy_forward]
+  primary:
+    description:
+      - For V(partial), which MX must be preferred (have the lower preference number).
+    type: str
+    default: legacy
+    choices: [legacy, exo]
+  records:
+    description:
+      - The records Exchange Online expects, as rrsets C({name, type, ttl, values}); the
+        C(records) return value of M(exchangeonline.mail.domain_info) goes here as it is.
+      - The MX host, SPF include, autodiscover target, DKIM targets and verification TXT are taken
+        from it; the options below override single values.
+    type: list
+    elements: dict
+  mx_host:
+    description:
+      - The Exchange Online MX host. Default, the one in O(records), else the classic form (dots
+        to dashes plus C(.mail.protection.outlook.com)).
+    type: str
+  mx_preference:
+    description:
+      - When set, the Exchange Online MX must have this preference.
+    type: int
+  spf_include:
+    description:
+      - The SPF include of Exchange Online. Default, the one in O(records), else
+        V(spf.protection.outlook.com).
+    type: str
+  autodiscover_target:
+    description:
+      - Target of the C(autodiscover) CNAME. Default, the one in O(records), else
+        V(autodiscover.outlook.com).
+    type: str
+  dkim:
+    description:
+      - "DKIM selector CNAME targets from the tenant, for example
+        C({selector1: selector1-contoso-com._domainkey.contoso.onmicrosoft.com}). The C(dkim)
+        check runs when there are targets (from here or O(records))."
+    type: dict
+  verification_txt:
+    description:
+      - The domain verification TXT value (C(MS=ms12345678)). The C(verification) check runs when
+        it is known (from here or O(records)).
+    type: str
+  dmarc:
+    description:
+      - The DMARC record that C(_dmarc) must hold, compared tag by tag (white space around tags
+        ignored, case kept). Without it any valid DMARC record passes and a missing one is only a
+        warning.
+    type: str
+  nameservers:
+    description:
+      - The authoritative servers to ask instead of those in the zone's NS records, each as
+        V(host), V(host:port), V(192.0.2.53), V(2001:db8::53) or V([2001:db8::53]:5353).
+        Without a port, O(port) is used.
+      - A host name is resolved through O(server) (for in-zone names), then through the system
+        resolver; a name with several addresses becomes one server per address.
+    type: list
+    elements: str
+  resolvers:
+    description:
+      - Recursive resolvers to ask too (with the RD flag), written like O(nameservers); without a
+        port, 53. They are reported like the name servers, with C(kind=resolver).
+      - When given, SPF include targets are looked up through them.
+    type: list
+    elements: str
+  checks:
+    description:
+      - The checks to run. Default, every check that applies (C(dkim) and C(verification) only
+        when their expected values are known).
+    type: list
+    elements: str
+    choices: [mx, autodiscover, spf, dmarc, dkim, verification]
+  wait_timeout:
+    description:
+      - Seconds to keep asking until every server passes. V(0) asks once.
+    type: float
+    default: 0
+  interval:
+    description:
+      - Seconds before the second round; the pause doubles after each round up to
+        O(max_interval).
+    type: float
+    default: 1.0
+  max_interval:
+    description:
+      - The longest pause between two rounds, in seconds.
+    type: float
+    default: 10.0
+notes:
+  - SPF include targets that cannot be resolved from here (for example
+    C(spf.protection.outlook.com) on an isolated network) count as one lookup each and are listed
+    as unresolved; they never fail the check by themselves.
+  - A server on an IPv6 address that this machine has no route to is reported as not checked
+    (status V(skip)) rather than failed.
+seealso:
+  - module: exchangeonline.mail.mail_dns
+  - name: RFC 7208, Sender Policy Framework
+    description: Section 4.6.4 limits an SPF evaluation to 10 DNS-querying terms.
+    link: https://www.rfc-editor.org/rfc/rfc7208#section-4.6.4
+  - name: RFC 7489, DMARC
+    description: The record format (section 6.3) and policy discovery (section 6.6.3).
+    link: https://www.rfc-editor.org/rfc/rfc7489
+'''
+
+EXAMPLES = r'''
+- name: Publish the full pattern, then wait until every name server serves it
+  exchangeonline.mail.mail_dns:
+    server: ns1.contoso.com
+    key_file: /etc/bind/keys/exo-migration.key
+    domain: contoso.com
+    pattern: full
+    backup_path: /var/backups/mail_dns/contoso.com.json
+
+- name: Wait up to five minutes for the secondaries
+  exchangeonline.mail.mail_dns_check:
+    server: ns1.contoso.com
+    domain: contoso.com
+    pattern: full
+    wait_timeout: 300
+
+- name: Check the tenant's own values on given servers and a public resolver
+  exchangeonline.mail.mail_dns_check:
+    domain: contoso.com
+    pattern: partial
+    records: "{{ domain_info_result.records }}"
+    nameservers:
+      - ns1.contoso.com
+      - "[2001:db8::53]:53"
+    resolvers:
+      - 192.0.2.1
+    dmarc: "v=DMARC1; p=quarantine; rua=mailto:dmarc@contoso.com"
+
+- name: Only SPF and DMARC, and keep going on failure to report it
+  exchangeonline.mail.mail_dns_check:
+    server: 192.0.2.53
+    domain: contoso.com
+    checks: [spf, dmarc]
+  register: dns_health
+  ignore_errors: true
+
+- name: Show what failed
+  ansible.builtin.debug:
+    msg: "{{ dns_health.checks | selectattr('status', 'eq', 'fail') | map(attribute='message') }}"
+'''
+
+RETURN = r'''
+ok:
+  description: True when no check failed on any server (warnings and skipped checks do not count).
+  returned: always
+  type: bool
+  sample: true
+checks:
+  description: One entry per check that ran, in the order mx, autodiscover, spf, dmarc, dkim,
+    verification.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The check.
+      type: str
+      sample: mx
+    status:
+      description: V(fail) when it failed on any server, else V(warn) when it warned on any, else
+        V(pass) (V(skip) when no server could be asked).
+      type: str
+      sample: pass
+    message:
+      description: What was found, per group of servers that agree.
+      type: str
+    expected:
+      description: What the check expects (a text; for C(dkim) a dict selector -> target).
+      type: raw
+    servers:
+      description: Per server label, a dict with C(status), C(found) (the values the server
+        serves, for C(dkim) a dict selector -> target) and C(message); the C(spf) check adds
+        C(lookups) (the count of DNS-querying terms) and C(unresolved) (targets that could not
+        be resolved from here).
+      type: dict
+  sample:
+    - name: mx
+      status: fail
+      message: found 10 mail.contoso.com.; expected only 0 contoso-com.mail.protection.outlook.com.
+        (full, every other MX removed)
+      expected: only contoso-com.mail.protection.outlook.com.
+      servers:
+        ns1.contoso.com:
+          status: fail
+          found: ["10 mail.contoso.com."]
+          message: found 10 mail.contoso.com.; expected only 0
+            contoso-com.mail.protection.outlook.com. (full, every other MX removed)
+servers:
+  description: The servers that were asked.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The label used in C(checks[].servers); the host, or host/address when a host
+        has several addresses.
+      type: str
+    host:
+      description: The host name (or address) as found in NS or given.
+      type: str
+    address:
+      description: The address asked; null when the host could not be resolved.
+      type: str
+    port:
+      description: The port asked.
+      type: int
+    kind:
+      description: V(authoritative) or V(resolver).
+      type: str
+    reachable:
+      description: Whether it answered in the last round.
+      type: bool
+    error:
+      description: Why it could not be asked (its host name did not resolve).
+      type: str
+      returned: when it could not be asked
+  sample:
+    - name: ns1.contoso.com
+      host: ns1.contoso.com.
+      address: 192.0.2.53
+      port: 53
+      kind: authoritative
+      reachable: true
+zone:
+  description: The zone whose NS records were used.
+  returned: when the name servers were found from NS records
+  type: str
+  sample: contoso.com.
+domain:
+  description: The domain in punycode, absolute.
+  returned: always
+  type: str
+  sample: contoso.com.
+rounds:
+  description: How many times the servers were asked.
+  returned: always
+  type: int
+  sample: 1
+elapsed:
+  description: Seconds from the first round to the last answer.
+  returned: always
+  type: float
+  sample: 0.042
+phase:
+  description: On a failure before any check ran, where it failed (V(input), V(key),
+    V(connect), V(find zone), V(find name servers)).
+  returned: on such failures
+  type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import (
+    DNS_MUTUALLY_EXCLUSIVE,
+    DNS_REQUIRED_BY,
+    DNSPYTHON_IMPORT_ERROR,
+    HAS_DNSPYTHON,
+    dns_argument_spec,
+)
+
+CHECK_CHOICES = ['mx', 'autodiscover', 'spf', 'dmarc', 'dkim', 'verification']
+
+
+def main():
+    argument_spec = dns_argument_spec()
+    # The checker can work from given name servers or resolvers alone, and prefers UDP.
+    argument_spec['server'] = dict(type='str')
+    argument_spec['protocol'] = dict(type='str', default='udp', choices=['tcp', 'udp'])
+    argument_spec.update(
+        domain=dict(type='str', required=True),
+        pattern=dict(type='str', choices=['full', 'partial', 'legacy_forward']),
+        primary=dict(type='str', default='legacy', choices=['legacy', 'exo']),
+        records=dict(type='list', elements='dict'),
+        mx_host=dict(type='str'),
+        mx_preference=dict(type='int'),
+        spf_include=dict(type='str'),
+        autodiscover_target=dict(type='str'),
+        dkim=dict(type='dict'),
+        verification_txt=dict(type='str'),
+        dmarc=dict(type='str'),
+        nameservers=dict(type='list', elements='str'),
+        resolvers=dict(type='list', elements='str'),
+        checks=dict(type='list', elements='str', choices=CHECK_CHOICES),
+        wait_timeout=dict(type='float', default=0),
+        interval=dict(type='float', default=1.0),
+        max_interval=dict(type='float', default=10.0),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        mutually_exclusive=DNS_MUTUALLY_EXCLUSIVE,
+        required_by=DNS_REQUIRED_BY,
+        required_one_of=[('server', 'nameservers', 'resolvers')],
+    )
+    if not HAS_DNSPYTHON:
+        module.fail_json(msg=missing_required_lib('dnspython'), exception=DNSPYTHON_IMPORT_ERROR)
+
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_module import run_module
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._resolve import CheckRun
+
+    def work():
+        result = CheckRun(module.params).run()
+        if not result['ok']:
+            module.fail_json(**result)
+        return result
+
+    run_module(module, work)
+
+
+if __name__ == '__main__':
+    main()
