@@ -26,19 +26,27 @@ description:
   - Never touches SOA or apex NS, never puts a CNAME next to other data, keeps every other TXT
     value and every other SPF mechanism.
 author:
-  - exchangeonline.mail developers
+  - exchangeonline.mail developers (!UNKNOWN)
 extends_documentation_fragment:
   - exchangeonline.mail.dns
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying
+      target.
     support: full
     details: Reads the zone and returns the plan; sends no UPDATE message at all.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in
+      check_mode), when in diff mode.
     support: full
     details: Shows the touched rrsets before and after as zone-file lines.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second
+      invocation indicates no change.
     support: full
   action_group:
+    description: Use C(group/exchangeonline.mail.dns) in C(module_defaults) to set defaults for
+      this module.
     support: full
     membership:
       - exchangeonline.mail.dns
@@ -129,8 +137,8 @@ options:
     type: str
   dkim:
     description:
-      - DKIM selector CNAME targets from the tenant, for example
-        C({selector1: selector1-contoso-com._domainkey.contoso.onmicrosoft.com}). Never computed.
+      - "DKIM selector CNAME targets from the tenant, for example
+        C({selector1: selector1-contoso-com._domainkey.contoso.onmicrosoft.com}). Never computed."
     type: dict
   verification_txt:
     description:
@@ -288,7 +296,7 @@ serial_before:
   returned: always
   type: int
 serial_after:
-  description: SOA serial after the update (equal to O(serial_before) when nothing changed).
+  description: SOA serial after the update (equal to RV(serial_before) when nothing changed).
   returned: always
   type: int
 read_method:

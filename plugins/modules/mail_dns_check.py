@@ -348,6 +348,7 @@ phase:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_module import run_module
 from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import (
     DNS_MUTUALLY_EXCLUSIVE,
     DNS_REQUIRED_BY,
@@ -359,7 +360,8 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 impor
 CHECK_CHOICES = ['mx', 'autodiscover', 'spf', 'dmarc', 'dkim', 'verification']
 
 
-def main():
+def module_kwargs():
+    """AnsibleModule's arguments; the action plugin validates with the same spec."""
     argument_spec = dns_argument_spec()
     # The checker can work from given name servers or resolvers alone, and prefers UDP.
     argument_spec['server'] = dict(type='str')
@@ -383,26 +385,29 @@ def main():
         interval=dict(type='float', default=1.0),
         max_interval=dict(type='float', default=10.0),
     )
-    module = AnsibleModule(
+    return dict(
         argument_spec=argument_spec,
         supports_check_mode=True,
         mutually_exclusive=DNS_MUTUALLY_EXCLUSIVE,
         required_by=DNS_REQUIRED_BY,
         required_one_of=[('server', 'nameservers', 'resolvers')],
     )
+
+
+def work(params, check_mode, diff_mode):
+    """The result dict, failed when a check fails; raises RecordError/DnsError on bad input."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._resolve import CheckRun
+    result = CheckRun(params).run()
+    if not result['ok']:
+        result['failed'] = True
+    return result
+
+
+def main():
+    module = AnsibleModule(**module_kwargs())
     if not HAS_DNSPYTHON:
         module.fail_json(msg=missing_required_lib('dnspython'), exception=DNSPYTHON_IMPORT_ERROR)
-
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_module import run_module
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._resolve import CheckRun
-
-    def work():
-        result = CheckRun(module.params).run()
-        if not result['ok']:
-            module.fail_json(**result)
-        return result
-
-    run_module(module, work)
+    run_module(module, lambda: work(module.params, module.check_mode, module._diff))
 
 
 if __name__ == '__main__':
