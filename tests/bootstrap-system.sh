@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the lab needs (BIND 9 and its tools) when they are missing.
+# Installs the Debian packages the lab and the tests need (BIND 9 and its tools, shellcheck)
+# when they are missing.
 set -euo pipefail
 missing=()
 command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || missing+=(bind9)
 command -v tsig-keygen >/dev/null 2>&1 || [ -x /usr/sbin/tsig-keygen ] || missing+=(bind9-utils)
 command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)  # ansible-test sanity uses it
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
     echo "The lab needs: ${missing[*]}. Run as root:" >&2

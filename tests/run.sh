@@ -13,7 +13,7 @@ coll="$build/ansible_collections/exchangeonline/mail"
 # find_python 3.12: a working interpreter of that version (PATH, then pyenv's versions).
 find_python() {
     local v=$1 candidate
-    for candidate in "python$v" /usr/bin/python$v "${PYENV_ROOT:-$HOME/.pyenv}"/versions/$v*/bin/python$v; do
+    for candidate in "python$v" "/usr/bin/python$v" "${PYENV_ROOT:-$HOME/.pyenv}/versions/$v"*"/bin/python$v"; do
         if "$candidate" -c 'import venv, ensurepip' >/dev/null 2>&1; then
             command -v "$candidate"
             return 0
@@ -32,8 +32,8 @@ fi
 setup() {
     "$root/tests/bootstrap-system.sh"
     for entry in "${matrix[@]}"; do
-        set -- $entry
-        "$root/tests/bootstrap-venv.sh" "$2" "$venvs/py$1" "$3"
+        read -r ver py core <<< "$entry"
+        "$root/tests/bootstrap-venv.sh" "$py" "$venvs/py$ver" "$core"
     done
     # ansible-test and Ansible itself want the tree at .../ansible_collections/<ns>/<name>.
     rm -rf "$coll"
@@ -42,7 +42,7 @@ setup() {
         --exclude='*/__pycache__' --exclude=./tests/output -cf - .) | tar -xf - -C "$coll"
 }
 
-newest_python() { set -- ${matrix[-1]}; echo "$venvs/py$1/bin/python"; }
+newest_python() { read -r ver _ <<< "${matrix[-1]}"; echo "$venvs/py$ver/bin/python"; }
 
 pytest_run() {
     local python=$1; shift
@@ -52,16 +52,16 @@ pytest_run() {
 
 sanity() {
     for entry in "${matrix[@]}"; do
-        set -- $entry
-        "$root/tests/sanity.sh" "$venvs/py$1" "$1" "$coll"
+        read -r ver _ <<< "$entry"
+        "$root/tests/sanity.sh" "$venvs/py$ver" "$ver" "$coll"
     done
 }
 
 unit() {
     for entry in "${matrix[@]}"; do
-        set -- $entry
-        echo "== unit tests: Python $1"
-        pytest_run "$venvs/py$1/bin/python" tests/unit
+        read -r ver _ <<< "$entry"
+        echo "== unit tests: Python $ver"
+        pytest_run "$venvs/py$ver/bin/python" tests/unit
     done
 }
 
@@ -70,10 +70,10 @@ integration() {
     # matrix) and the in-process path of the action plugins for connection: local (the last).
     local inprocess=0
     for entry in "${matrix[@]}"; do
-        set -- $entry
+        read -r ver _ <<< "$entry"
         [ "$entry" = "${matrix[-1]}" ] && inprocess=1
-        echo "== integration tests (real BIND 9, ansible-playbook): Python $1, EXO_MAIL_INPROCESS=$inprocess"
-        EXO_MAIL_INPROCESS=$inprocess pytest_run "$venvs/py$1/bin/python" tests/integration
+        echo "== integration tests (real BIND 9, ansible-playbook): Python $ver, EXO_MAIL_INPROCESS=$inprocess"
+        EXO_MAIL_INPROCESS=$inprocess pytest_run "$venvs/py$ver/bin/python" tests/integration
     done
 }
 

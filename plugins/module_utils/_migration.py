@@ -221,7 +221,7 @@ class Run:
         entries = [(e, RRset.from_backup(e['before']) if e['before'] else None,
                     RRset.from_backup(e['after']) if e['after'] else None)
                    for e in data['entries']]
-        names = sorted(set(e['name'] for e, _, _ in entries))
+        names = sorted(set(entry[0]['name'] for entry in entries))
         force = p.get('force')
 
         def make_plan():

@@ -202,8 +202,8 @@ class RRset:
     def zone_lines(self):
         lines = []
         for rd in self.rdata_list():
-            lines.append('%s %d IN %s %s' % (self.name, self.ttl, self.rdtype,
-                                              rd.to_text(relativize=False)))
+            lines.append('%s %d IN %s %s'
+                         % (self.name, self.ttl, self.rdtype, rd.to_text(relativize=False)))
         return lines
 
     def to_dict(self):

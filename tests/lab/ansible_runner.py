@@ -32,8 +32,8 @@ class PlaybookRun:
         """The last result of the task called ``name``."""
         found = [r for r in self.results if r['task'] == name]
         if not found:
-            raise KeyError('no result for task %r; stdout:\n%s\n%s' % (name, self.stdout,
-                                                                          self.stderr))
+            raise KeyError('no result for task %r; stdout:\n%s\n%s'
+                           % (name, self.stdout, self.stderr))
         return found[-1]
 
     @property
@@ -86,7 +86,7 @@ def run_playbook(tasks=None, playbook=None, workdir=None, check=False, diff=Fals
     if extra_vars:
         cmd += ['-e', json.dumps(extra_vars)]
     start = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
                           env=environment(workdir, dict(env or {}, EXO_RESULT_LOG=log)),
                           cwd=workdir)
     seconds = time.monotonic() - start

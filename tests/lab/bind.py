@@ -29,7 +29,7 @@ ZONES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'zones')
 
 def free_port():
     """A port that is free for both TCP and UDP on 127.0.0.1."""
-    for _ in range(50):
+    for dummy in range(50):
         tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         tcp.bind(('127.0.0.1', 0))
         port = tcp.getsockname()[1]

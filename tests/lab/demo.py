@@ -33,7 +33,7 @@ def main():
     args = parser.parse_args()
     os.makedirs(args.output, exist_ok=True)
     template = zone_template('contoso.test.zone')
-    zones = dict((d, template.replace('contoso.test', d)) for d, _ in DOMAINS)
+    zones = dict((d, template.replace('contoso.test', d)) for d, dummy in DOMAINS)
     bind = BindServer(zones, workdir=tempfile.mkdtemp(prefix='exo-demo-bind-'))
     bind.start()
     try:
