@@ -40,6 +40,9 @@ setup() {
     mkdir -p "$coll"
     (cd "$root" && tar --exclude=./build --exclude=./.venv --exclude=./.git \
         --exclude='*/__pycache__' --exclude=./tests/output -cf - .) | tar -xf - -C "$coll"
+    # The copy sits inside this (git-ignored) checkout; ansible-test lists files through git, so
+    # give the copy a repository of its own or it sees no files at all.
+    git -C "$coll" init -q
 }
 
 newest_python() { read -r ver _ <<< "${matrix[-1]}"; echo "$venvs/py$ver/bin/python"; }
