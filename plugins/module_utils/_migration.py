@@ -202,6 +202,9 @@ class Run:
                 '%s:%d' % (p['server'], p['port']), spec.domain))
 
         result = self.execute(server, zone, make_plan, backup if backup_path else None)
+        if result['changed'] and not backup_path:
+            self.warnings.append('no backup_path was given, so state: rollback cannot undo this '
+                                 'change; the prior records are in the before return value')
         result['domain'] = spec.domain
         result['mx_host'] = spec.mx_host
         if spec.mx_host_computed and spec.pattern != 'legacy_forward':

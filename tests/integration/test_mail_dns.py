@@ -419,6 +419,7 @@ def test_warnings_reach_the_user(bind, play):
         run = play([mail_dns(bind, domain=ZONE, pattern='partial')], check=True,
                    env={'EXO_MAIL_INPROCESS': mode})
         assert 'contoso.test. had no SPF record' in run.stdout + run.stderr, (mode, run.stderr)
+        assert 'no backup_path was given' in run.stdout + run.stderr
 
 
 def test_subdomain_zone_found_from_soa_over_udp(bind, play):
