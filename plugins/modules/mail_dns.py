@@ -320,7 +320,7 @@ phase:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_module import run_module
+from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
 from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import (
     DNS_MUTUALLY_EXCLUSIVE,
     DNS_REQUIRED_BY,
@@ -371,7 +371,7 @@ def module_kwargs():
 
 
 def work(params, check_mode, diff_mode):
-    """The result dict; raises RecordError/DnsError (see _dns_module.run_work)."""
+    """The result dict; raises RecordError/DnsError (see _run.run_work)."""
     from ansible_collections.exchangeonline.mail.plugins.module_utils._migration import Run
     return Run(params, check_mode, diff_mode).run()
 

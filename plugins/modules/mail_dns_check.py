@@ -348,7 +348,7 @@ phase:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_module import run_module
+from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
 from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import (
     DNS_MUTUALLY_EXCLUSIVE,
     DNS_REQUIRED_BY,

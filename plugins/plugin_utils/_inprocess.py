@@ -49,8 +49,9 @@ class InProcessAction(ActionBase):
                                            % (namespace, collection, name))
         except ImportError:
             return None
-        if getattr(code, 'HAS_DNSPYTHON', True) is False:
-            return None
+        if getattr(code, 'HAS_DNSPYTHON', True) is False or \
+                getattr(code, 'HAS_M365_LIBS', True) is False:
+            return None  # the module process reports the missing library
         return code
 
     def run(self, tmp=None, task_vars=None):
@@ -63,7 +64,7 @@ class InProcessAction(ActionBase):
                                                task_vars=task_vars))
             return result
 
-        from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_module import (
+        from ansible_collections.exchangeonline.mail.plugins.module_utils._run import (
             run_work)
 
         kwargs = code.module_kwargs()

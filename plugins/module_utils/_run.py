@@ -2,12 +2,14 @@
 # Copyright (c) exchangeonline.mail contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # Private to this collection: may change without notice.
-"""Glue between the DNS engines and Ansible: one place turns their errors into task failures,
-for the module process and for the in-process path of the action plugins alike."""
+"""Glue between the engines and Ansible: one place turns their errors into task failures, for
+the module process and for the in-process path of the action plugins alike."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import GraphError
+from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import IdentityError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import DnsError
 
@@ -22,6 +24,12 @@ def run_work(work):
     except DnsError as e:
         return {'failed': True, 'msg': str(e), 'phase': e.phase, 'rcode': e.rcode,
                 'changed': False}
+    except IdentityError as e:
+        return {'failed': True, 'msg': str(e), 'phase': e.phase, 'aadsts': e.aadsts,
+                'changed': False}
+    except GraphError as e:
+        return {'failed': True, 'msg': str(e), 'phase': e.phase, 'status': e.status,
+                'code': e.code, 'request_id': e.request_id, 'changed': False}
 
 
 def run_module(module, work):

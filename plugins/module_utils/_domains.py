@@ -1,0 +1,212 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) exchangeonline.mail contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Private to this collection: may change without notice.
+"""Tenant domains through Graph: state, expected DNS records as rrsets, add/verify/services.
+
+Graph shapes: domain resource (learn.microsoft.com/graph/api/resources/domain),
+domainDnsRecord and its subtypes domainDnsMxRecord / domainDnsTxtRecord / domainDnsCnameRecord /
+domainDnsSrvRecord / domainDnsUnavailableRecord (.../resources/domaindnsrecord).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import time
+
+from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import GraphClient, GraphError
+from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import Identity
+from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
+    RecordError,
+    name_text,
+    to_name,
+)
+
+TYPES = {'mx': 'MX', 'txt': 'TXT', 'cname': 'CNAME', 'srv': 'SRV'}
+DOMAIN_FIELDS = (('id', 'id'), ('authenticationType', 'authentication_type'),
+                 ('isDefault', 'is_default'), ('isInitial', 'is_initial'),
+                 ('isRoot', 'is_root'), ('isVerified', 'is_verified'),
+                 ('supportedServices', 'supported_services'))
+
+
+def domain_summary(graph_domain):
+    if graph_domain is None:
+        return None
+    return dict((snake, graph_domain.get(camel)) for camel, snake in DOMAIN_FIELDS)
+
+
+def record_value(record):
+    """The zone-file value of one Graph domainDnsRecord, or None for unavailable records."""
+    rtype = (record.get('recordType') or '').lower()
+    if rtype == 'mx':
+        return '%s %s' % (record.get('preference', 0), record.get('mailExchange'))
+    if rtype == 'txt':
+        return record.get('text')
+    if rtype == 'cname':
+        return record.get('canonicalName')
+    if rtype == 'srv':
+        return '%s %s %s %s' % (record.get('priority'), record.get('weight'), record.get('port'),
+                                record.get('nameTarget'))
+    return None
+
+
+def records_to_rrsets(records, services=None):
+    """Graph records -> [{name, type, ttl, values, services, optional}], grouped per rrset.
+
+    ``services`` (e.g. ['Email']) keeps only records of those services (case-insensitive).
+    """
+    wanted = set(s.lower() for s in services) if services else None
+    rrsets = {}
+    for record in records or []:
+        rdtype = TYPES.get((record.get('recordType') or '').lower())
+        value = record_value(record)
+        service = record.get('supportedService') or ''
+        if rdtype is None or value is None:
+            continue
+        if wanted is not None and service.lower() not in wanted:
+            continue
+        name = name_text(to_name(record.get('label') or ''))
+        key = (name, rdtype)
+        rr = rrsets.setdefault(key, {'name': name, 'type': rdtype,
+                                     'ttl': int(record.get('ttl') or 3600), 'values': [],
+                                     'services': [], 'optional': True})
+        if value not in rr['values']:
+            rr['values'].append(value)
+        if service and service not in rr['services']:
+            rr['services'].append(service)
+        rr['ttl'] = min(rr['ttl'], int(record.get('ttl') or 3600))
+        rr['optional'] = rr['optional'] and bool(record.get('isOptional'))
+    return [rrsets[k] for k in sorted(rrsets)]
+
+
+class Domains:
+    def __init__(self, params):
+        self.params = params
+        self.identity = Identity(params)
+        self.graph = GraphClient(self.identity)
+        self.name = name_text(to_name(params['domain'])).rstrip('.')
+
+    def get(self):
+        """The Graph domain resource, or None when the tenant does not have the domain."""
+        try:
+            return self.graph.get('/domains/%s' % self.name, phase='read domain')
+        except GraphError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def verification_rrsets(self):
+        records = self.graph.get_all('/domains/%s/verificationDnsRecords' % self.name,
+                                     phase='read verification records')
+        txt = [r for r in records if (r.get('recordType') or '').lower() == 'txt']
+        return records_to_rrsets(txt)
+
+    def service_records(self):
+        return self.graph.get_all('/domains/%s/serviceConfigurationRecords' % self.name,
+                                  phase='read service records')
+
+    # -- domain_info ------------------------------------------------------------------------
+    def info(self):
+        p = self.params
+        domain = self.get()
+        result = {'changed': False, 'exists': domain is not None,
+                  'domain': domain_summary(domain), 'records': [],
+                  'verification_records': [], 'warnings': []}
+        if domain is None:
+            result['warnings'].append('the tenant does not have the domain %s; add it with '
+                                      'exchangeonline.mail.domain' % self.name)
+            return result
+        services = p.get('services') or ['Email']
+        raw = self.service_records()
+        result['records'] = records_to_rrsets(raw, services)
+        result['graph_records'] = raw
+        missing = [s for s in services
+                   if s.lower() not in [x.lower() for x in domain.get('supportedServices') or []]]
+        if missing:
+            result['warnings'].append(
+                'the domain\'s supportedServices do not include %s, so Graph returns no records '
+                'for it; set them with exchangeonline.mail.domain' % ', '.join(missing))
+        if not domain.get('isVerified') or p.get('include_verification'):
+            result['verification_records'] = self.verification_rrsets()
+            txt = [v for rr in result['verification_records'] for v in rr['values']]
+            if txt:
+                result['verification_txt'] = txt[0]
+        return result
+
+    # -- domain -----------------------------------------------------------------------------
+    def present(self, check_mode):
+        p = self.params
+        domain = self.get()
+        before = domain_summary(domain)
+        actions = []
+        if domain is None:
+            actions.append('add')
+            if not check_mode:
+                domain = self.graph.request('POST', '/domains', json={'id': self.name},
+                                            phase='add domain')[1]
+        result = {}
+        if p.get('verify') and not (domain or {}).get('isVerified'):
+            actions.append('verify')
+            if domain is not None:
+                rrsets = self.verification_rrsets()
+                result['verification_records'] = rrsets
+                txt = [v for rr in rrsets for v in rr['values']]
+                if txt:
+                    result['verification_txt'] = txt[0]
+            if not check_mode:
+                domain = self.verify(result.get('verification_txt'))
+        wanted = p.get('supported_services')
+        if wanted is not None:
+            have = (domain or {}).get('supportedServices') or []
+            if sorted(s.lower() for s in have) != sorted(s.lower() for s in wanted):
+                actions.append('set supported services')
+                if not check_mode:
+                    self.graph.request('PATCH', '/domains/%s' % self.name,
+                                       json={'supportedServices': list(wanted)},
+                                       phase='set supported services')
+                    domain = self.get()
+        after = domain_summary(domain) if domain is not None else {'id': self.name}
+        if check_mode:
+            after = dict(before or {'id': self.name, 'is_verified': False,
+                                    'supported_services': []})
+            if 'verify' in actions:
+                after['is_verified'] = True
+            if wanted is not None:
+                after['supported_services'] = list(wanted)
+        result.update(changed=bool(actions), actions=actions, domain=after, before=before)
+        return result
+
+    def verify(self, txt):
+        """POST verify, retried until verify_timeout while the TXT is not visible yet."""
+        timeout = self.params.get('verify_timeout') or 0
+        deadline = time.monotonic() + timeout
+        delay = 5.0
+        while True:
+            try:
+                return self.graph.request('POST', '/domains/%s/verify' % self.name,
+                                          phase='verify domain')[1]
+            except GraphError as e:
+                if e.status not in (400, 404) or time.monotonic() + delay > deadline:
+                    if txt and e.status in (400, 404):
+                        raise GraphError(e.phase, e.status, e.code, e.graph_message,
+                                         e.request_id, e.date, 'POST',
+                                         '/domains/%s/verify' % self.name,
+                                         'publish the TXT record "%s" at %s (for example with '
+                                         'exchangeonline.mail.mail_dns verification_txt), '
+                                         'wait until it is visible, or raise verify_timeout'
+                                         % (txt, self.name))
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
+    def absent(self, check_mode):
+        domain = self.get()
+        if domain is None:
+            return {'changed': False, 'actions': [], 'domain': None, 'before': None}
+        if domain.get('isInitial') or domain.get('isDefault'):
+            raise RecordError('%s is the tenant\'s %s domain; Microsoft 365 does not remove it'
+                              % (self.name, 'initial' if domain.get('isInitial') else 'default'))
+        if not check_mode:
+            self.graph.request('DELETE', '/domains/%s' % self.name, phase='remove domain')
+        return {'changed': True, 'actions': ['remove'], 'domain': None,
+                'before': domain_summary(domain)}

@@ -1,0 +1,186 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) exchangeonline.mail contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: domain_info
+short_description: A tenant domain's state and the DNS records Exchange Online expects, from Graph
+version_added: 0.1.0
+description:
+  - Reads the domain from Microsoft Graph and returns its state, the service configuration records
+    the tenant expects (for the Email service by default) as rrsets that
+    M(exchangeonline.mail.mail_dns) takes as they are in its O(exchangeonline.mail.mail_dns#module:records)
+    option, and the verification TXT record.
+  - Always prefer these values over computed ones; newer tenants get C(*.mx.microsoft) MX hosts.
+  - "Needs the application permission C(Domain.Read.All)."
+author:
+  - exchangeonline.mail developers (!UNKNOWN)
+extends_documentation_fragment:
+  - exchangeonline.mail.m365
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying
+      target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in
+      check_mode), when in diff mode.
+    support: none
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second
+      invocation indicates no change.
+    support: full
+  action_group:
+    description: Use C(group/exchangeonline.mail.m365) in C(module_defaults) to set defaults for
+      this module.
+    support: full
+    membership:
+      - exchangeonline.mail.m365
+options:
+  domain:
+    description:
+      - The domain, for example V(contoso.com). Unicode names are accepted.
+    type: str
+    required: true
+  services:
+    description:
+      - Which services' records to return in RV(records), as Graph names them
+        (V(Email), V(OfficeCommunicationsOnline), V(Intune)).
+    type: list
+    elements: str
+    default: [Email]
+  include_verification:
+    description:
+      - Also return the verification records of an already verified domain.
+    type: bool
+    default: false
+seealso:
+  - module: exchangeonline.mail.domain
+  - module: exchangeonline.mail.mail_dns
+  - name: "List serviceConfigurationRecords"
+    description: The Graph call behind RV(records).
+    link: https://learn.microsoft.com/en-us/graph/api/domain-list-serviceconfigurationrecords
+'''
+
+EXAMPLES = r'''
+- name: What does the tenant expect for contoso.com?
+  exchangeonline.mail.domain_info:
+    tenant_id: "{{ tenant_id }}"
+    client_id: "{{ client_id }}"
+    client_certificate_path: /etc/exo/app.pem
+    domain: contoso.com
+  register: expected
+
+- name: Publish exactly that
+  exchangeonline.mail.mail_dns:
+    server: ns1.contoso.com
+    key_file: /etc/bind/keys/exo.key
+    domain: contoso.com
+    pattern: full
+    records: "{{ expected.records }}"
+'''
+
+RETURN = r'''
+exists:
+  description: Whether the tenant has the domain.
+  returned: always
+  type: bool
+domain:
+  description: The domain's state (null when it does not exist).
+  returned: always
+  type: dict
+  contains:
+    id:
+      description: The domain name.
+      type: str
+    authentication_type:
+      description: V(Managed) or V(Federated).
+      type: str
+    is_default:
+      description: Whether it is the tenant's default domain.
+      type: bool
+    is_initial:
+      description: Whether it is the initial onmicrosoft.com domain.
+      type: bool
+    is_root:
+      description: Whether it is a root domain.
+      type: bool
+    is_verified:
+      description: Whether ownership is verified.
+      type: bool
+    supported_services:
+      description: The services enabled for the domain.
+      type: list
+      elements: str
+records:
+  description:
+    - The expected records of the chosen services as rrsets, ready for
+      M(exchangeonline.mail.mail_dns).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {name: contoso.com., type: MX, ttl: 3600, values: ["0 contoso-com.mail.protection.outlook.com"],
+       services: [Email], optional: false}
+verification_records:
+  description: The verification TXT record as an rrset (for an unverified domain, or with
+    O(include_verification)).
+  returned: always
+  type: list
+  elements: dict
+verification_txt:
+  description: The verification value, C(MS=ms########).
+  returned: when verification records were read
+  type: str
+graph_records:
+  description: The service configuration records exactly as Graph returned them.
+  returned: when the domain exists
+  type: list
+  elements: dict
+phase:
+  description: On failure, where it failed.
+  returned: on failure
+  type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
+    HAS_M365_LIBS,
+    M365_IMPORT_ERROR,
+    m365_argument_spec,
+)
+from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
+
+
+def module_kwargs():
+    """AnsibleModule's arguments; the action plugin validates with the same spec."""
+    argument_spec = m365_argument_spec()
+    argument_spec.update(
+        domain=dict(type='str', required=True),
+        services=dict(type='list', elements='str', default=['Email']),
+        include_verification=dict(type='bool', default=False),
+    )
+    return dict(argument_spec=argument_spec, supports_check_mode=True,
+                mutually_exclusive=[('client_secret', 'client_certificate_path')])
+
+
+def work(params, check_mode, diff_mode):
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._domains import Domains
+    return Domains(params).info()
+
+
+def main():
+    module = AnsibleModule(**module_kwargs())
+    if not HAS_M365_LIBS:
+        module.fail_json(msg=missing_required_lib('msal and requests'),
+                         exception=M365_IMPORT_ERROR)
+    run_module(module, lambda: work(module.params, module.check_mode, module._diff))
+
+
+if __name__ == '__main__':
+    main()
