@@ -22,6 +22,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._records impor
     to_name,
 )
 
+READ, WRITE = 'Domain.Read.All', 'Domain.ReadWrite.All'
 TYPES = {'mx': 'MX', 'txt': 'TXT', 'cname': 'CNAME', 'srv': 'SRV'}
 DOMAIN_FIELDS = (('id', 'id'), ('authenticationType', 'authentication_type'),
                  ('isDefault', 'is_default'), ('isInitial', 'is_initial'),
@@ -89,7 +90,7 @@ class Domains:
     def get(self):
         """The Graph domain resource, or None when the tenant does not have the domain."""
         try:
-            return self.graph.get('/domains/%s' % self.name, phase='read domain')
+            return self.graph.get('/domains/%s' % self.name, phase='read domain', permission=READ)
         except GraphError as e:
             if e.status == 404:
                 return None
@@ -97,13 +98,13 @@ class Domains:
 
     def verification_rrsets(self):
         records = self.graph.get_all('/domains/%s/verificationDnsRecords' % self.name,
-                                     phase='read verification records')
+                                     phase='read verification records', permission=READ)
         txt = [r for r in records if (r.get('recordType') or '').lower() == 'txt']
         return records_to_rrsets(txt)
 
     def service_records(self):
         return self.graph.get_all('/domains/%s/serviceConfigurationRecords' % self.name,
-                                  phase='read service records')
+                                  phase='read service records', permission=READ)
 
     # -- domain_info ------------------------------------------------------------------------
     def info(self):
@@ -143,7 +144,7 @@ class Domains:
             actions.append('add')
             if not check_mode:
                 domain = self.graph.request('POST', '/domains', json={'id': self.name},
-                                            phase='add domain')[1]
+                                            phase='add domain', permission=WRITE)[1]
         result = {}
         if p.get('verify') and not (domain or {}).get('isVerified'):
             actions.append('verify')
@@ -163,7 +164,7 @@ class Domains:
                 if not check_mode:
                     self.graph.request('PATCH', '/domains/%s' % self.name,
                                        json={'supportedServices': list(wanted)},
-                                       phase='set supported services')
+                                       phase='set supported services', permission=WRITE)
                     domain = self.get()
         after = domain_summary(domain) if domain is not None else {'id': self.name}
         if check_mode:
@@ -184,7 +185,7 @@ class Domains:
         while True:
             try:
                 return self.graph.request('POST', '/domains/%s/verify' % self.name,
-                                          phase='verify domain')[1]
+                                          phase='verify domain', permission=WRITE)[1]
             except GraphError as e:
                 if e.status not in (400, 404) or time.monotonic() + delay > deadline:
                     if txt and e.status in (400, 404):
@@ -207,6 +208,6 @@ class Domains:
             raise RecordError('%s is the tenant\'s %s domain; Microsoft 365 does not remove it'
                               % (self.name, 'initial' if domain.get('isInitial') else 'default'))
         if not check_mode:
-            self.graph.request('DELETE', '/domains/%s' % self.name, phase='remove domain')
+            self.graph.request('DELETE', '/domains/%s' % self.name, phase='remove domain', permission=WRITE)
         return {'changed': True, 'actions': ['remove'], 'domain': None,
                 'before': domain_summary(domain)}

@@ -96,9 +96,10 @@ class GraphClient:
             else self.base + path
 
     def request(self, method, path, params=None, json=None, headers=None, ok=(200, 201, 204),
-                phase=None):
+                phase=None, permission=None):
         """(status, body) of one request; retries throttling, refreshes the token once on 401.
-        Statuses outside ``ok`` raise GraphError."""
+        Statuses outside ``ok`` raise GraphError; ``permission`` names the application
+        permission the call needs, for the message of a 403."""
         phase = phase or self.phase
         url = self._url(path)
         deadline = time.monotonic() + self.max_retry_time
@@ -135,23 +136,27 @@ class GraphClient:
                     time.sleep(wait)
                     continue
             code, message, request_id, date = _error_fields(body)
+            hint = HINTS.get(code)
+            if r.status_code == 403 and permission:
+                hint = ('the app needs the application permission %s with admin consent; grant '
+                        'it in the app registration\'s API permissions' % permission)
             raise GraphError(phase, r.status_code, code, message,
                              request_id or r.headers.get('request-id'),
-                             date or r.headers.get('Date'), method, url, HINTS.get(code))
+                             date or r.headers.get('Date'), method, url, hint)
 
     def get(self, path, params=None, **kwargs):
         return self.request('GET', path, params=params, **kwargs)[1]
 
-    def get_all(self, path, params=None, phase=None):
+    def get_all(self, path, params=None, phase=None, permission=None):
         """Every item of a collection, following @odata.nextLink."""
         items = []
-        body = self.get(path, params=params, phase=phase)
+        body = self.get(path, params=params, phase=phase, permission=permission)
         while True:
             items.extend(body.get('value') or [])
             link = body.get('@odata.nextLink')
             if not link:
                 return items
-            body = self.get(link, phase=phase)
+            body = self.get(link, phase=phase, permission=permission)
 
     def batch(self, requests_, phase=None):
         """{id: (status, body)} for [{'id', 'method', 'url', 'body'?}], 20 per $batch, up to

@@ -23,7 +23,8 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._records impor
     validate_hostname,
 )
 
-PATTERNS = ('full', 'partial', 'legacy_forward')
+# 'none': no migration change, only the records given (verification TXT, DKIM, DMARC).
+PATTERNS = ('full', 'partial', 'legacy_forward', 'none')
 DEFAULT_TTL = 3600
 EXO_SPF_INCLUDE = 'spf.protection.outlook.com'
 EXO_AUTODISCOVER = 'autodiscover.outlook.com.'
@@ -202,7 +203,7 @@ class Spec:
         self.primary = primary
         if spf not in ('merge', 'replace', 'keep'):
             raise RecordError("spf must be merge, replace or keep, got %r" % (spf,))
-        self.spf = spf
+        self.spf = 'keep' if pattern == 'none' else spf
         check_txt_input(spf_include, 'spf_include')
         if ' ' in spf_include.strip() or ':' in spf_include:
             raise RecordError('spf_include is a domain name such as spf.protection.outlook.com, '
@@ -414,11 +415,12 @@ class _Planner:
         if s.pattern in ('full', 'partial'):
             self.mx_present()
         elif s.legacy_mx is not None or s.mx_preference is not None:
-            self.warnings.append('legacy_forward leaves MX untouched: legacy_mx and mx_preference '
-                                 'are ignored')
+            self.warnings.append('%s leaves MX untouched: legacy_mx and mx_preference are ignored'
+                                 % s.pattern)
         self.apex_txt_present()
-        self.need_cname(s.autodiscover_name, s.autodiscover_target,
-                        'autodiscover points to Exchange Online')
+        if s.pattern != 'none':
+            self.need_cname(s.autodiscover_name, s.autodiscover_target,
+                            'autodiscover points to Exchange Online')
         for name, target in sorted(s.dkim.items()):
             self.need_cname(name, target, 'DKIM selector CNAME')
         self.dmarc_present()

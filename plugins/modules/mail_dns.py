@@ -60,8 +60,11 @@ options:
   pattern:
     description:
       - The migration pattern. Required with O(state=present).
+      - V(none) makes no migration change and publishes only the records given explicitly
+        (O(verification_txt), O(dkim), O(dmarc)), for example the verification TXT before the
+        domain is verified.
     type: str
-    choices: [full, partial, legacy_forward]
+    choices: [full, partial, legacy_forward, none]
   state:
     description:
       - V(present) applies the pattern, V(absent) removes what Exchange Online added (its MX, the
@@ -335,7 +338,7 @@ def module_kwargs():
     argument_spec = dns_argument_spec()
     argument_spec.update(
         domain=dict(type='str'),
-        pattern=dict(type='str', choices=['full', 'partial', 'legacy_forward']),
+        pattern=dict(type='str', choices=['full', 'partial', 'legacy_forward', 'none']),
         state=dict(type='str', default='present', choices=['present', 'absent', 'rollback']),
         records=dict(type='list', elements='dict'),
         mx_host=dict(type='str'),

@@ -314,3 +314,13 @@ def test_partial_mx_order_follows_primary(case):
         assert exo[0] > min(legacy)
     else:
         assert exo[0] < min(legacy)
+
+
+def test_pattern_none_publishes_only_given_records():
+    plan = plan_changes(Spec(D, 'none', verification_txt='MS=ms12345678', dkim={
+        'selector1': 'selector1-contoso-com._domainkey.contoso.onmicrosoft.com'}), legacy_zone())
+    assert sorted(c.key for c in plan.changes) == [
+        (D, 'TXT'), ('selector1._domainkey.' + D, 'CNAME')]
+    assert values(plan, D, 'TXT') == sorted(['google-site-verification=abc', 'MS=ms12345678',
+                                             'v=spf1 ip4:192.0.2.0/24 include:_spf.old.example ~all'])
+    assert not plan_changes(Spec(D, 'none'), legacy_zone()).changed
