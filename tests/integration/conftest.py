@@ -39,3 +39,24 @@ def dns_args(bind, **extra):
     args = bind.module_args()
     args.update(extra)
     return args
+
+
+@pytest.fixture
+def m365(tmp_path, bind):
+    """The lab's Microsoft 365 emulator over HTTPS, verifying domains against the lab BIND."""
+    from tests.lab.m365.emulator import M365Emulator
+    emulator = M365Emulator(workdir=str(tmp_path / 'm365'), dns_server=('127.0.0.1', bind.port))
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+def m365_args(emulator, app, **extra):
+    """The M365 connection options of the collection's modules for an emulator app."""
+    args = dict(tenant_id=emulator.tenant_id, client_id=app['client_id'],
+                authority_host=emulator.url, graph_endpoint=emulator.url,
+                exo_endpoint=emulator.url, ca_path=emulator.ca_path)
+    if app.get('secret'):
+        args['client_secret'] = app['secret']
+    args.update(extra)
+    return args
