@@ -1,0 +1,39 @@
+"""Collection metadata that no sanity test checks: action groups agree with module docs."""
+
+import glob
+import importlib
+import os
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def runtime_groups():
+    with open(os.path.join(ROOT, 'meta', 'runtime.yml')) as f:
+        return yaml.safe_load(f)['action_groups']
+
+
+def module_names():
+    return sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, 'plugins',
+                                                                            'modules', '*.py')))
+
+
+def test_action_groups_match_module_documentation():
+    groups = runtime_groups()
+    for name in module_names():
+        code = importlib.import_module('ansible_collections.exchangeonline.mail.plugins.modules.'
+                                       + name)
+        doc = yaml.safe_load(code.DOCUMENTATION)
+        documented = set(doc['attributes']['action_group'].get('membership') or [])
+        declared = set('exchangeonline.mail.' + g for g, members in groups.items()
+                       if name in members)
+        assert documented == declared, name
+
+
+def test_every_module_has_an_action_plugin_for_the_in_process_path():
+    for name in module_names():
+        assert os.path.exists(os.path.join(ROOT, 'plugins', 'action', name + '.py')), name
+        code = importlib.import_module('ansible_collections.exchangeonline.mail.plugins.modules.'
+                                       + name)
+        assert callable(code.module_kwargs) and callable(code.work), name
