@@ -1,0 +1,398 @@
+"""The lab's Microsoft 365 emulator, driven by real msal and real requests (nothing patched)."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import jwt
+import msal
+import pytest
+import requests
+
+from tests.lab.m365.emulator import M365Emulator, make_client_certificate
+
+ALL_ROLES = ('Domain.ReadWrite.All', 'User.Read.All', 'MailboxSettings.Read')
+GRAPH_SCOPE = ['https://graph.microsoft.com/.default']
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope='module')
+def client_cert():
+    return make_client_certificate()
+
+
+@pytest.fixture
+def emu(tmp_path):
+    server = M365Emulator(workdir=str(tmp_path / 'm365'))
+    server.start()
+    yield server
+    server.stop()
+
+
+def session_for(emu):
+    """REQUESTS_CA_BUNDLE is set on this machine and would override verify=: trust_env off."""
+    s = requests.Session()
+    s.trust_env = False
+    s.verify = emu.ca_path
+    return s
+
+
+def msal_app(emu, client_id, credential, tenant=None):
+    return msal.ConfidentialClientApplication(
+        client_id, client_credential=credential,
+        authority='%s/%s' % (emu.url, tenant or emu.tenant_id),
+        instance_discovery=False, http_client=session_for(emu))
+
+
+def token(emu, app, scope=None):
+    result = msal_app(emu, app['client_id'], app['secret']).acquire_token_for_client(
+        scope or GRAPH_SCOPE)
+    assert 'access_token' in result, result
+    return result['access_token']
+
+
+class Graph:
+    def __init__(self, emu, app):
+        self.emu = emu
+        self.session = session_for(emu)
+        self.session.headers['Authorization'] = 'Bearer ' + token(emu, app)
+
+    def __getattr__(self, method):
+        def call(path, **kwargs):
+            url = path if path.startswith('https://') else self.emu.url + '/v1.0' + path
+            return self.session.request(method.upper(), url, timeout=10, **kwargs)
+        return call
+
+
+def assert_graph_error(r, status, code):
+    assert r.status_code == status, r.text
+    err = r.json()['error']
+    assert err['code'] == code
+    assert set(err['innerError']) == {'date', 'request-id', 'client-request-id'}
+    assert r.headers['request-id'] == err['innerError']['request-id']
+    assert 'Date' in r.headers
+    return err
+
+
+# -- identity ---------------------------------------------------------------------------------
+def test_msal_gets_tokens_with_secret_and_certificate(emu, client_cert):
+    cert_pem, key_pem, thumb = client_cert
+    app = emu.add_app(certificate_pem=cert_pem, roles=ALL_ROLES)
+    creds = {
+        'secret': app['secret'],
+        'cert RS256 x5t': {'private_key': key_pem, 'thumbprint': thumb},
+        'cert PS256 x5t#S256': {'private_key': key_pem, 'thumbprint': thumb,
+                                'public_certificate': cert_pem},
+    }
+    for label, cred in creds.items():
+        for tenant in (emu.tenant_id, emu.tenant_domain):
+            result = msal_app(emu, app['client_id'], cred, tenant).acquire_token_for_client(
+                GRAPH_SCOPE)
+            assert result.get('token_type') == 'Bearer', (label, result)
+            assert result['expires_in'] == 3600
+            claims = jwt.decode(result['access_token'], options={'verify_signature': False})
+            assert claims['aud'] == 'https://graph.microsoft.com'
+            assert claims['tid'] == emu.tenant_id and claims['appid'] == app['client_id']
+            assert claims['roles'] == list(ALL_ROLES)
+            assert claims['appidacr'] == ('1' if label == 'secret' else '2')
+            assert claims['exp'] - claims['iat'] == 3600
+    # The access token verifies against the published JWKS.
+    s = session_for(emu)
+    conf = s.get('%s/%s/v2.0/.well-known/openid-configuration' % (emu.url, emu.tenant_domain)
+                 ).json()
+    assert conf['token_endpoint'] == '%s/%s/oauth2/v2.0/token' % (emu.url, emu.tenant_id)
+    assert conf['issuer'] == '%s/%s/v2.0' % (emu.url, emu.tenant_id)
+    key = jwt.PyJWKSet(s.get(conf['jwks_uri']).json()['keys']).keys[0]
+    jwt.decode(result['access_token'], key.key, algorithms=['RS256'],
+               audience='https://graph.microsoft.com')
+    tokens = [e for e in emu.requests if e['resource'] == 'token']
+    assert len(tokens) == 6 and {e['client_id'] for e in tokens} == {app['client_id']}
+    assert all(e['status'] == 200 for e in tokens)
+
+
+def test_token_errors_are_aad_shaped(emu, client_cert):
+    cert_pem, key_pem, thumb = client_cert
+    app = emu.add_app(roles=ALL_ROLES)  # no certificate registered
+
+    def failing(client_id, cred):
+        result = msal_app(emu, client_id, cred).acquire_token_for_client(GRAPH_SCOPE)
+        assert 'access_token' not in result
+        assert set(result) >= {'error', 'error_description', 'error_codes', 'timestamp',
+                               'trace_id', 'correlation_id', 'error_uri'}
+        assert result['error_description'].startswith('AADSTS%d: ' % result['error_codes'][0])
+        return result
+
+    assert failing(app['client_id'], 'wrong')['error_codes'] == [7000215]
+    r = failing(app['client_id'], {'private_key': key_pem, 'thumbprint': thumb})
+    assert r['error_codes'] == [700027] and r['error'] == 'invalid_client'
+    assert thumb in r['error_description']
+    r = failing('00000000-1111-2222-3333-444444444444', 'whatever')
+    assert r['error_codes'] == [700016] and r['error'] == 'unauthorized_client'
+    # A certificate registered on the app, but the assertion signed with another key.
+    other_cert, other_key, dummy = make_client_certificate('other')
+    emu.add_app(client_id=app['client_id'], secret=app['secret'], certificate_pem=cert_pem)
+    r = failing(app['client_id'], {'private_key': other_key, 'thumbprint': thumb})
+    assert r['error_codes'] == [700027] and 'signature validation' in r['error_description']
+    assert other_cert
+    s = session_for(emu)
+    form = {'grant_type': 'client_credentials', 'client_id': app['client_id'],
+            'client_secret': app['secret']}
+    r = s.post(emu.url + '/not-a-tenant.example/oauth2/v2.0/token',
+               data=dict(form, scope=GRAPH_SCOPE[0]))
+    assert r.status_code == 400 and r.json()['error_codes'] == [90002]
+    r = s.post('%s/%s/oauth2/v2.0/token' % (emu.url, emu.tenant_id),
+               data=dict(form, scope='https://graph.microsoft.com/User.Read'))
+    assert r.status_code == 400 and r.json()['error'] == 'invalid_scope'
+    assert r.json()['error_codes'] == [1002012]
+    # The three scope forms the client may use, and the audience each token carries.
+    for scope, aud in ((emu.url + '/.default', emu.url),
+                       ('https://outlook.office365.com/.default', 'https://outlook.office365.com')):
+        r = s.post('%s/%s/oauth2/v2.0/token' % (emu.url, emu.tenant_id),
+                   data=dict(form, scope=scope))
+        assert r.status_code == 200, r.text
+        assert set(r.json()) == {'token_type', 'expires_in', 'ext_expires_in', 'access_token'}
+        assert jwt.decode(r.json()['access_token'], options={'verify_signature': False}
+                          )['aud'] == aud
+
+
+# -- Graph: domains ---------------------------------------------------------------------------
+def test_domain_add_verify_through_real_dns(bind, tmp_path):
+    with M365Emulator(workdir=str(tmp_path / 'm365'),
+                      dns_server=('127.0.0.1', bind.port)) as emu:
+        g = Graph(emu, emu.add_app(roles=ALL_ROLES))
+        r = g.post('/domains', json={'id': 'contoso.test'})
+        assert r.status_code == 201, r.text
+        dom = r.json()
+        assert dom['isVerified'] is False and dom['supportedServices'] == []
+        assert dom['id'] == 'contoso.test' and dom['authenticationType'] == 'Managed'
+        assert_graph_error(g.post('/domains', json={'id': 'contoso.test'}), 400,
+                           'Request_BadRequest')
+        records = g.get('/domains/contoso.test/verificationDnsRecords').json()['value']
+        txt = [x for x in records if x['recordType'] == 'Txt'][0]
+        mx = [x for x in records if x['recordType'] == 'Mx'][0]
+        assert txt['@odata.type'] == '#microsoft.graph.domainDnsTxtRecord'
+        assert re.fullmatch(r'MS=ms\d{8}', txt['text'])
+        assert {k: txt[k] for k in ('label', 'isOptional', 'supportedService', 'ttl')} == {
+            'label': 'contoso.test', 'isOptional': False, 'supportedService': 'Email',
+            'ttl': 3600}
+        assert mx['mailExchange'] == txt['text'][3:] + '.msv1.invalid'
+        # Email needs a verified domain; verify needs the TXT in DNS.
+        assert_graph_error(g.patch('/domains/contoso.test', json={'supportedServices': ['Email']}),
+                           400, 'Request_BadRequest')
+        err = assert_graph_error(g.post('/domains/contoso.test/verify'), 400, 'Request_BadRequest')
+        assert err['message'].startswith('Domain verification failed with the following error:')
+        assert bind.update('contoso.test', lambda u: u.add('contoso.test.', 300, 'TXT',
+                                                           '"%s"' % txt['text'])) == 'NOERROR'
+        r = g.post('/domains/contoso.test/verify')
+        assert r.status_code == 200, r.text
+        assert r.json()['isVerified'] is True and r.json()['isRoot'] is True
+        assert r.json()['availabilityStatus'] == 'AvailableImmediately'
+        assert_graph_error(g.post('/domains/contoso.test/verify'), 400, 'Request_BadRequest')
+        assert g.get('/domains/contoso.test/serviceConfigurationRecords').json()['value'] == []
+        r = g.patch('/domains/contoso.test', json={'supportedServices': ['Email']})
+        assert r.status_code == 204 and r.content == b''
+        assert g.get('/domains/contoso.test').json()['supportedServices'] == ['Email']
+        ids = [d['id'] for d in g.get('/domains').json()['value']]
+        assert ids == [emu.tenant_domain, 'contoso.test']
+        assert_graph_error(g.get('/domains/nope.test'), 404, 'Request_ResourceNotFound')
+
+
+def test_service_configuration_records_shape(emu):
+    emu.add_domain('contoso.example', verified=True, services=('Email',))
+    emu.add_domain('fabrikam.example', verified=True, services=('Email',),
+                   mx_format='mx_microsoft')
+    g = Graph(emu, emu.add_app(roles=('Domain.Read.All',)))
+    value = g.get('/domains/contoso.example/serviceConfigurationRecords').json()['value']
+    common = {'isOptional': False, 'supportedService': 'Email', 'ttl': 3600}
+    for rec in value:
+        assert set(rec) >= {'@odata.type', 'id', 'isOptional', 'label', 'recordType',
+                            'supportedService', 'ttl'}
+        assert {k: rec[k] for k in common} == common
+    by_type = {r['recordType']: r for r in value}
+    assert sorted(by_type) == ['CName', 'Mx', 'Txt']
+    assert by_type['Mx']['@odata.type'] == '#microsoft.graph.domainDnsMxRecord'
+    assert (by_type['Mx']['label'], by_type['Mx']['mailExchange'], by_type['Mx']['preference']) \
+        == ('contoso.example', 'contoso-example.mail.protection.outlook.com', 0)
+    assert by_type['Txt']['text'] == 'v=spf1 include:spf.protection.outlook.com -all'
+    assert by_type['CName']['@odata.type'] == '#microsoft.graph.domainDnsCnameRecord'
+    assert (by_type['CName']['label'], by_type['CName']['canonicalName']) == (
+        'autodiscover.contoso.example', 'autodiscover.outlook.com')
+    value = g.get('/domains/fabrikam.example/serviceConfigurationRecords').json()['value']
+    mx = [r for r in value if r['recordType'] == 'Mx'][0]
+    assert re.fullmatch(r'fabrikam-example\.[a-z]-v1\.mx\.microsoft', mx['mailExchange'])
+    # Domain.Read.All may read but not write.
+    assert_graph_error(g.post('/domains', json={'id': 'x.example'}), 403,
+                       'Authorization_RequestDenied')
+
+
+# -- Graph: users -----------------------------------------------------------------------------
+def test_users_paging_select_filter(emu):
+    emu.generate_users(250)
+    g = Graph(emu, emu.add_app(roles=ALL_ROLES))
+    url, pages, seen = '/users?$top=100&$select=id,userPrincipalName,mail', [], []
+    while url:
+        body = g.get(url).json()
+        pages.append(len(body['value']))
+        seen += [u['userPrincipalName'] for u in body['value']]
+        assert all(set(u) == {'id', 'userPrincipalName', 'mail'} for u in body['value'])
+        url = body.get('@odata.nextLink')
+    assert pages == [100, 100, 50]
+    assert len(set(seen)) == 250
+    default = g.get('/users').json()
+    assert len(default['value']) == 100 and '@odata.nextLink' in default
+    assert set(default['value'][0]) == {'businessPhones', 'displayName', 'givenName', 'jobTitle',
+                                        'mail', 'mobilePhone', 'officeLocation',
+                                        'preferredLanguage', 'surname', 'userPrincipalName', 'id'}
+    assert_graph_error(g.get('/users?$top=1000'), 400, 'Request_UnsupportedQuery')
+    upn = 'user00007@' + emu.tenant_domain
+    hit = g.get('/users', params={'$filter': "userPrincipalName eq '%s'" % upn.upper()}).json()
+    assert [u['userPrincipalName'] for u in hit['value']] == [upn]
+    hit = g.get('/users', params={'$filter': "startswith(userPrincipalName,'user0001')",
+                                  '$count': 'true'}).json()
+    assert len(hit['value']) == 10
+    assert g.get('/users/' + upn).json()['userPrincipalName'] == upn
+
+
+def test_mailbox_settings_and_license_details(emu):
+    dom = 'contoso.example'
+    emu.add_domain(dom, verified=True, services=('Email',))
+    emu.add_user('ann@' + dom, licensed='SPE_E3')
+    emu.add_user('bob@' + dom, licensed=True, mailbox=False)
+    emu.add_user('cid@' + dom, licensed=False, mailbox=False)
+    g = Graph(emu, emu.add_app(roles=ALL_ROLES))
+    ann = g.get('/users/ann@' + dom + '/mailboxSettings')
+    assert ann.status_code == 200
+    assert set(ann.json()) >= {'archiveFolder', 'timeZone', 'automaticRepliesSetting',
+                               'language', 'workingHours', 'userPurpose'}
+    err = assert_graph_error(g.get('/users/bob@%s/mailboxSettings' % dom), 404,
+                             'MailboxNotEnabledForRESTAPI')
+    assert err['message']
+    assert_graph_error(g.get('/users/nobody@%s/mailboxSettings' % dom), 404,
+                       'Request_ResourceNotFound')
+    lic = g.get('/users/ann@%s/licenseDetails' % dom).json()['value']
+    assert [x['skuPartNumber'] for x in lic] == ['SPE_E3']
+    assert lic[0]['skuId'] == '05e9a617-0261-4cee-bb44-138d3ef5d965'
+    plan = [p for p in lic[0]['servicePlans'] if p['servicePlanName'] == 'EXCHANGE_S_ENTERPRISE']
+    assert set(plan[0]) == {'servicePlanId', 'servicePlanName', 'provisioningStatus', 'appliesTo'}
+    assert [x['skuPartNumber'] for x in g.get('/users/bob@%s/licenseDetails' % dom
+                                              ).json()['value']] == ['EXCHANGESTANDARD']
+    assert g.get('/users/cid@%s/licenseDetails' % dom).json()['value'] == []
+    proxies = g.get('/users/ann@%s?$select=proxyAddresses' % dom).json()['proxyAddresses']
+    assert proxies == ['SMTP:ann@' + dom, 'smtp:ann@contosolab.mail.onmicrosoft.com']
+
+
+def test_403_without_role_and_401_on_bad_tokens(emu):
+    emu.add_user('ann@' + emu.tenant_domain)
+    g = Graph(emu, emu.add_app(roles=('Domain.Read.All',)))
+    err = assert_graph_error(g.get('/users'), 403, 'Authorization_RequestDenied')
+    assert err['message'] == 'Insufficient privileges to complete the operation.'
+    assert_graph_error(g.get('/users/ann@%s/mailboxSettings' % emu.tenant_domain), 403,
+                       'ErrorAccessDenied')
+    assert g.get('/domains').status_code == 200
+    emu.expire_tokens()
+    r = g.get('/domains')
+    err = assert_graph_error(r, 401, 'InvalidAuthenticationToken')
+    assert 'expired' in err['message'] and r.headers['WWW-Authenticate'].startswith('Bearer ')
+    s = session_for(emu)
+    assert_graph_error(s.get(emu.url + '/v1.0/domains'), 401, 'InvalidAuthenticationToken')
+    forged = jwt.encode({'aud': 'https://graph.microsoft.com', 'tid': emu.tenant_id,
+                         'exp': time.time() + 60, 'roles': ['Domain.ReadWrite.All']},
+                        make_client_certificate()[1], algorithm='RS256')
+    assert_graph_error(s.get(emu.url + '/v1.0/domains',
+                             headers={'Authorization': 'Bearer ' + forged}),
+                       401, 'InvalidAuthenticationToken')
+    app = emu.add_app(roles=ALL_ROLES)
+    exo = token(emu, app, ['https://outlook.office365.com/.default'])
+    err = assert_graph_error(s.get(emu.url + '/v1.0/domains',
+                                   headers={'Authorization': 'Bearer ' + exo}),
+                             401, 'InvalidAuthenticationToken')
+    assert 'audience' in err['message']
+    # A new token after expiry works again (the client's refresh path).
+    g2 = Graph(emu, app)
+    assert g2.get('/domains').status_code == 200
+
+
+# -- $batch, faults, latency, log -------------------------------------------------------------
+def test_batch_with_injected_inner_429(emu):
+    emu.add_user('ann@' + emu.tenant_domain)
+    emu.add_user('bob@' + emu.tenant_domain)
+    g = Graph(emu, emu.add_app(roles=ALL_ROLES))
+    emu.clear_log()
+    emu.inject('GET', r'^/v1\.0/users/bob@[^/]+/mailboxSettings$', 429, retry_after=7)
+    reqs = [{'id': str(i), 'method': 'GET', 'url': '/users/%s@%s/mailboxSettings'
+             % (who, emu.tenant_domain)} for i, who in enumerate(('ann', 'bob', 'zed'), 1)]
+    reqs.append({'id': '4', 'method': 'GET', 'url': '/domains'})
+    r = g.post('/$batch', json={'requests': reqs})
+    assert r.status_code == 200, r.text
+    out = {x['id']: x for x in r.json()['responses']}
+    assert [out[i]['status'] for i in '1234'] == [200, 429, 404, 200]
+    assert out['2']['headers']['Retry-After'] == '7'
+    assert out['2']['body']['error']['code'] == 'TooManyRequests'
+    assert set(out['1']) == {'id', 'status', 'headers', 'body'}
+    # The fault was used up: the retry of the item succeeds.
+    r = g.post('/$batch', json={'requests': [reqs[1]]})
+    assert r.json()['responses'][0]['status'] == 200
+    log = [e for e in emu.requests if e['path'] == '/v1.0/$batch']
+    assert len(log) == 2 and [i['status'] for i in log[0]['batch_items']] == [200, 429, 404, 200]
+    r = g.post('/$batch', json={'requests': [dict(reqs[3], id=str(i)) for i in range(21)]})
+    assert_graph_error(r, 400, 'BadRequest')
+
+
+def test_injected_top_level_fault_latency_and_log(emu):
+    g = Graph(emu, emu.add_app(roles=ALL_ROLES))
+    emu.clear_log()
+    emu.inject('GET', r'^/v1\.0/domains$', 503, count=2, retry_after=1)
+    for dummy in range(2):
+        r = g.get('/domains')
+        assert_graph_error(r, 503, 'serviceNotAvailable')
+        assert r.headers['Retry-After'] == '1'
+    assert g.get('/domains').status_code == 200
+    emu.inject('POST', r'/oauth2/v2.0/token$', 429, retry_after=2)
+    s = session_for(emu)
+    r = s.post('%s/%s/oauth2/v2.0/token' % (emu.url, emu.tenant_id), data={})
+    assert r.status_code == 429 and r.headers['Retry-After'] == '2'
+    assert 'error_codes' in r.json()
+    emu.latency = 0.2
+    started = time.monotonic()
+    assert g.get('/domains', headers={'client-request-id': 'abc'}).headers[
+        'client-request-id'] == 'abc'
+    assert time.monotonic() - started >= 0.2
+    emu.latency = 0.0
+    assert [e['status'] for e in emu.requests] == [503, 503, 200, 429, 200]
+    assert {e['resource'] for e in emu.requests} == {'graph', 'token'}
+    assert set(emu.requests[0]) == {'time', 'method', 'path', 'query', 'status', 'client_id',
+                                    'resource', 'batch_items'}
+    emu.clear_log()
+    assert emu.requests == []
+
+
+def test_standalone_process(tmp_path):
+    state = tmp_path / 'state'
+    state.mkdir()
+    proc = subprocess.Popen([sys.executable, '-m', 'tests.lab.m365.emulator', '--port', '0',
+                             '--state-dir', str(state), '--dns-server', '127.0.0.1:53',
+                             '--users', '3'], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 20
+        while not (state / 'emulator.json').exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        info = json.loads((state / 'emulator.json').read_text())
+        s = requests.Session()
+        s.trust_env = False
+        s.verify = info['ca_path']
+        cca = msal.ConfidentialClientApplication(
+            info['app']['client_id'], client_credential=info['app']['secret'],
+            authority='%s/%s' % (info['url'], info['tenant_id']), instance_discovery=False,
+            http_client=s)
+        result = cca.acquire_token_for_client(GRAPH_SCOPE)
+        r = s.get(info['url'] + '/v1.0/users',
+                  headers={'Authorization': 'Bearer ' + result['access_token']})
+        assert len(r.json()['value']) == 3
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0

@@ -1,0 +1,660 @@
+"""A stateful Microsoft 365 emulator over HTTPS with its own CA, for tests and the demo.
+
+One port serves identity (path-based like login.microsoftonline.com) and Graph v1.0 under
+``/v1.0/``. Real msal and requests talk to it::
+
+    with M365Emulator(dns_server=('127.0.0.1', bind.port)) as emu:
+        app = emu.add_app(roles=('Domain.ReadWrite.All',))
+        msal.ConfidentialClientApplication(app['client_id'], app['secret'],
+                                           authority=emu.url + '/' + emu.tenant_id,
+                                           instance_discovery=False, http_client=session)
+
+See identity.py for the token audience rules, graph.py for the Graph endpoints. Standalone:
+``python -m tests.lab.m365.emulator --port 0 --state-dir DIR --dns-server 127.0.0.1:PORT``
+writes DIR/emulator.json and serves until SIGTERM.
+"""
+
+import argparse
+import base64
+import datetime
+import hashlib
+import http.server
+import json
+import os
+import re
+import signal
+import ssl
+import tempfile
+import threading
+import time
+import urllib.parse
+import uuid
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rdatatype
+import jwt
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from . import identity
+from .common import Response, aad_error, graph_error, new_id, stable_id
+from .graph import GraphApi, GraphRequest, parse_json
+
+TENANT_DOMAIN = 'contosolab.onmicrosoft.com'
+
+# SKUs and their Exchange service plans (ids as in "Product names and service plan identifiers
+# for licensing",
+# https://learn.microsoft.com/entra/identity/users/licensing-service-plan-reference).
+SKUS = {
+    'EXCHANGESTANDARD': ('4b9405b0-7788-4568-add1-99614e613b69',
+                         [('9aaf7827-d63c-4b61-89c3-182f06f82e5c', 'EXCHANGE_S_STANDARD'),
+                          ('113feb6c-3fe4-4440-bddc-54d774bf0318', 'EXCHANGE_S_FOUNDATION')]),
+    'O365_BUSINESS_PREMIUM': ('f245ecc8-75af-4f8e-b61f-27d8114de5f3',
+                              [('9aaf7827-d63c-4b61-89c3-182f06f82e5c', 'EXCHANGE_S_STANDARD'),
+                               ('5dbe027f-2339-4123-9542-606e4d348a72', 'SHAREPOINTWAC'),
+                               ('57ff2da0-773e-42df-b2af-ffb7a2317929', 'TEAMS1')]),
+    'SPE_E3': ('05e9a617-0261-4cee-bb44-138d3ef5d965',
+               [('efb87545-963c-4e0d-99df-69c6916d9eb0', 'EXCHANGE_S_ENTERPRISE'),
+                ('5dbe027f-2339-4123-9542-606e4d348a72', 'SHAREPOINTENTERPRISE'),
+                ('57ff2da0-773e-42df-b2af-ffb7a2317929', 'TEAMS1')]),
+    'POWER_BI_STANDARD': ('a403ebcc-fae0-4ca2-8c8c-7a907fd6c235',
+                          [('2049e525-b859-401b-b2a0-e0a31c4b1fe4', 'BI_AZURE_P0')]),
+}
+GENERATED_SKUS = ('EXCHANGESTANDARD', 'O365_BUSINESS_PREMIUM', 'SPE_E3')
+
+
+def make_client_certificate(common_name='exo-lab-app', days=365):
+    """A self-signed RSA 2048 certificate for an app registration:
+    (cert_pem, key_pem, SHA-1 thumbprint as upper-case hex, the form msal's 'thumbprint' takes)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode('ascii')
+    key_pem = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption()).decode('ascii')
+    thumb = hashlib.sha1(cert.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
+    return cert_pem, key_pem, thumb
+
+
+def _fraction(*parts):
+    """A deterministic number in [0, 1) from the parts."""
+    digest = hashlib.sha256(':'.join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:4], 'big') / 2 ** 32
+
+
+def _mailbox_settings(upn):
+    """The mailboxSettings body of user-get-mailboxsettings.md's example (fields in order)."""
+    return {
+        'archiveFolder': 'AQMkAGI2TAAA' + base64.urlsafe_b64encode(
+            hashlib.sha1(upn.encode()).digest()).decode().rstrip('='),
+        'timeZone': 'UTC',
+        'automaticRepliesSetting': {
+            'status': 'disabled', 'externalAudience': 'all',
+            'scheduledStartDateTime': {'dateTime': '2026-01-01T00:00:00.0000000',
+                                       'timeZone': 'UTC'},
+            'scheduledEndDateTime': {'dateTime': '2026-01-02T00:00:00.0000000',
+                                     'timeZone': 'UTC'},
+            'internalReplyMessage': '', 'externalReplyMessage': ''},
+        'language': {'locale': 'en-US', 'displayName': 'English (United States)'},
+        'workingHours': {
+            'daysOfWeek': ['monday', 'tuesday', 'wednesday', 'thursday', 'friday'],
+            'startTime': '08:00:00.0000000', 'endTime': '17:00:00.0000000',
+            'timeZone': {'name': 'UTC'}},
+        'userPurpose': 'user',
+        'dateFormat': 'M/d/yyyy',
+        'timeFormat': 'h:mm tt',
+        'delegateMeetingMessageDeliveryOptions': 'sendToDelegateOnly',
+    }
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, handler, emu, context):
+        self.emu = emu
+        super().__init__(address, handler)
+        self.socket = context.wrap_socket(self.socket, server_side=True,
+                                          do_handshake_on_connect=False)
+
+    def handle_error(self, request, client_address):
+        pass  # TLS handshakes refused by clients and dropped connections: not our business
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+    disable_nagle_algorithm = True  # headers and body leave at once: no 40 ms delayed-ACK stall
+    wbufsize = -1
+
+    def version_string(self):
+        return 'Microsoft-IIS/10.0'
+
+    def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+        pass
+
+    def _serve(self):
+        self.server.emu.handle(self)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
+
+
+class M365Emulator:
+    """See the module docstring; the public surface is the contract in tests/lab/m365."""
+
+    def __init__(self, workdir=None, dns_server=None, tenant_id=None,
+                 tenant_domain=TENANT_DOMAIN, port=0):
+        self.workdir = workdir or tempfile.mkdtemp(prefix='exo-m365-')
+        os.makedirs(self.workdir, exist_ok=True)
+        self.dns_server = dns_server
+        self.tenant_id = tenant_id or str(uuid.uuid4())
+        self.tenant_domain = tenant_domain
+        self.port = port
+        self.lock = threading.RLock()
+        self.latency = 0.0
+        self.token_lifetime = 3600
+        self.requests = []
+        self.apps = {}
+        self.domains = {}
+        self.users = []
+        self._faults = []
+        self._tokens = {}  # jti -> exp (expire_tokens lowers it)
+        self._server = None
+        self._thread = None
+        self.url = None
+        self.graph = GraphApi(self)
+        # Token signing key with a self-signed certificate for the JWKS x5c.
+        self.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'accounts.exo-lab.test')])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(self.signing_key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(days=1))
+                .not_valid_after(now + datetime.timedelta(days=365))
+                .sign(self.signing_key, hashes.SHA256()))
+        self.signing_cert_der = cert.public_bytes(serialization.Encoding.DER)
+        self.signing_kid = identity.b64url(hashlib.sha1(self.signing_cert_der).digest())
+        # The lab CA and the server certificate.
+        self.ca = trustme.CA(key_type=trustme.KeyType.RSA)
+        self.server_cert = self.ca.issue_cert('127.0.0.1', '::1', 'localhost',
+                                              key_type=trustme.KeyType.RSA)
+        self.ca_path = os.path.join(self.workdir, 'm365-ca.pem')
+        self.ca.cert_pem.write_to_path(self.ca_path)
+        self.add_domain(tenant_domain, verified=True,
+                        services=('Email', 'OfficeCommunicationsOnline'),
+                        is_default=True, _initial=True)
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def start(self):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.server_cert.configure_cert(context)
+        self._server = _Server(('127.0.0.1', self.port), _Handler, self, context)
+        self.port = self._server.server_address[1]
+        self.url = 'https://127.0.0.1:%d' % self.port
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={'poll_interval': 0.1}, daemon=True,
+                                        name='m365-emulator')
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+        self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- apps and tokens -----------------------------------------------------------------------
+    def add_app(self, client_id=None, secret=None, certificate_pem=None,
+                roles=('Domain.ReadWrite.All',), display_name='exo-lab-app',
+                secret_expired=False):
+        """Register an app (service principal, admin-consented ``roles``). ``certificate_pem``:
+        one PEM or a list of PEMs registered as its key credentials."""
+        client_id = client_id or str(uuid.uuid4())
+        secret = secret or base64.urlsafe_b64encode(os.urandom(30)).decode()
+        pems = certificate_pem or []
+        if isinstance(pems, (str, bytes)):
+            pems = [pems]
+        certs = []
+        for pem in pems:
+            x5t, x5t256, cert = identity.cert_thumbprints(pem)
+            certs.append({'x5t': x5t, 'x5t#S256': x5t256, 'cert': cert})
+        app = {'client_id': client_id, 'secret': secret, 'certificates': certs,
+               'roles': list(roles or ()), 'display_name': display_name,
+               'object_id': stable_id('sp', client_id), 'secret_expired': secret_expired}
+        with self.lock:
+            self.apps[client_id.lower()] = app
+        return {'client_id': client_id, 'secret': secret, 'roles': list(app['roles'])}
+
+    def app(self, client_id):
+        with self.lock:
+            return self.apps.get((client_id or '').lower())
+
+    def issue_token(self, app, audience, acr):
+        lifetime = int(self.token_lifetime)
+        claims = identity.access_token_claims(self, app, audience, acr, lifetime)
+        token = jwt.encode(claims, self.signing_key, algorithm='RS256',
+                           headers={'kid': self.signing_kid, 'x5t': self.signing_kid,
+                                    'typ': 'JWT'})
+        with self.lock:
+            self._tokens[claims['jti']] = claims['exp']
+        return token, lifetime
+
+    def expire_tokens(self):
+        """Every token issued so far is expired from now on."""
+        now = time.time() - 1
+        with self.lock:
+            for jti in self._tokens:
+                self._tokens[jti] = min(self._tokens[jti], now)
+
+    def check_token(self, auth_header, audiences):
+        """(claims, None) for a valid bearer token for one of ``audiences``, else
+        (unverified claims or {}, (message)) for the 401."""
+        if not auth_header or not auth_header.lower().startswith('bearer '):
+            return {}, 'Access token is empty.'
+        token = auth_header[7:].strip()
+        try:
+            unverified = jwt.decode(token, options={'verify_signature': False})
+        except jwt.PyJWTError:
+            return {}, 'IDX14100: JWT is not well formed, there are no dots (.).'
+        try:
+            claims = jwt.decode(token, self.signing_key.public_key(), algorithms=['RS256'],
+                                options={'verify_aud': False, 'verify_exp': False})
+        except jwt.PyJWTError:
+            return unverified, 'Access token validation failure.'
+        if claims.get('aud') not in audiences:
+            return claims, 'Access token validation failure. Invalid audience.'
+        if claims.get('tid') != self.tenant_id:
+            return claims, 'Access token validation failure. Invalid issuer.'
+        with self.lock:
+            exp = self._tokens.get(claims.get('jti'), claims.get('exp', 0))
+        if exp <= time.time():
+            return claims, 'Lifetime validation failed, the token is expired.'
+        return claims, None
+
+    # -- directory state -----------------------------------------------------------------------
+    def parent_domain(self, name):
+        """The verified domain of this tenant that ``name`` is a subdomain of, if any."""
+        labels = name.split('.')
+        for i in range(1, len(labels) - 1):
+            parent = self.domains.get('.'.join(labels[i:]))
+            if parent is not None and parent['isVerified']:
+                return parent
+        return None
+
+    def add_domain(self, name, verified=False, services=(), mx_format='classic',
+                   is_default=False, _initial=False):
+        name = name.strip().rstrip('.').lower()
+        if name.endswith('.onmicrosoft.com') and not _initial:
+            verified = True
+        with self.lock:
+            if self.parent_domain(name) is not None:
+                verified = True  # subdomains of a verified root are verified with it
+            code = 'ms%08d' % int(_fraction(self.tenant_id, name, 'code') * 10 ** 8)
+            dom = {'id': name, 'isVerified': bool(verified), 'isInitial': _initial,
+                   'isDefault': False, 'supportedServices': list(services),
+                   'verificationCode': code, 'mx_format': mx_format,
+                   'availabilityStatus': None, 'passwordValidityPeriodInDays': None,
+                   'passwordNotificationWindowInDays': None}
+            self.domains[name] = dom
+            if is_default:
+                for other in self.domains.values():
+                    other['isDefault'] = False
+                dom['isDefault'] = True
+            return dom
+
+    def mx_host(self, dom):
+        """The EXO MX host Graph hands out for the domain: dots to dashes plus
+        mail.protection.outlook.com, or the newer <dashed>.<x>-v1.mx.microsoft form."""
+        dashed = dom['id'].replace('.', '-')
+        if dom['mx_format'] == 'mx_microsoft':
+            letter = 'abcdefghijklmnopqrstuvwxyz'[int(_fraction(self.tenant_id, dom['id']) * 26)]
+            return '%s.%s-v1.mx.microsoft' % (dashed, letter)
+        return dashed + '.mail.protection.outlook.com'
+
+    def service_records(self, dom):
+        """serviceConfigurationRecords of the domain's supportedServices (Email,
+        OfficeCommunicationsOnline, Intune), shapes from resources/domaindns*record.md."""
+        name = dom['id']
+        services = dom['supportedServices']
+        out = []
+
+        def rec(kind, supported, label, **fields):
+            base = {'@odata.type': '#microsoft.graph.domainDns%sRecord' % kind.capitalize(),
+                    'id': stable_id(name, supported, kind, label, *sorted(fields.items())),
+                    'isOptional': False, 'label': label, 'recordType': kind,
+                    'supportedService': supported, 'ttl': 3600}
+            base.update(fields)
+            out.append(base)
+        if 'Email' in services:
+            rec('Mx', 'Email', name, mailExchange=self.mx_host(dom), preference=0)
+            rec('Txt', 'Email', name, text='v=spf1 include:spf.protection.outlook.com -all')
+            rec('CName', 'Email', 'autodiscover.' + name, canonicalName='autodiscover.outlook.com')
+        if 'OfficeCommunicationsOnline' in services:
+            rec('Srv', 'OfficeCommunicationsOnline', name,
+                nameTarget='sipdir.online.lync.com', port=443, priority=100, protocol='_tls',
+                service='_sip', weight=1)
+            rec('Srv', 'OfficeCommunicationsOnline', name,
+                nameTarget='sipfed.online.lync.com', port=5061, priority=100, protocol='_tcp',
+                service='_sipfederationtls', weight=1)
+            rec('CName', 'OfficeCommunicationsOnline', 'sip.' + name,
+                canonicalName='sipdir.online.lync.com')
+            rec('CName', 'OfficeCommunicationsOnline', 'lyncdiscover.' + name,
+                canonicalName='webdir.online.lync.com')
+        if 'Intune' in services:
+            rec('CName', 'Intune', 'enterpriseregistration.' + name,
+                canonicalName='enterpriseregistration.windows.net')
+            rec('CName', 'Intune', 'enterpriseenrollment.' + name,
+                canonicalName='enterpriseenrollment.manage.microsoft.com')
+        return out
+
+    def dns_has_verification(self, name, code):
+        """Ask the lab DNS server (real DNS, dnspython) for the verification TXT or MX."""
+        if not self.dns_server:
+            return False
+        address, port = self.dns_server
+        for rdtype, want in (('TXT', 'MS=' + code), ('MX', code + '.msv1.invalid.')):
+            query = dns.message.make_query(name, rdtype)
+            try:
+                answer, dummy = dns.query.udp_with_fallback(query, address, port=int(port),
+                                                            timeout=3)
+            except (dns.exception.DNSException, OSError):
+                return False
+            for rrset in answer.answer:
+                if rrset.rdtype != dns.rdatatype.from_text(rdtype):
+                    continue
+                for rd in rrset:
+                    if rdtype == 'TXT':
+                        text = b''.join(rd.strings).decode('utf-8', 'replace')
+                        if text == want:
+                            return True
+                    elif rd.exchange.to_text().lower() == want.lower():
+                        return True
+        return False
+
+    def add_user(self, upn, display_name=None, mail=None, licensed=True, mailbox=True,
+                 proxy_addresses=None):
+        """``licensed``: True (EXCHANGESTANDARD), False, or a SKU part number from SKUS.
+        ``mailbox`` False: no Exchange Online mailbox (mailboxSettings answers 404)."""
+        upn = upn.strip()
+        local, dummy, domain = upn.partition('@')
+        uid = stable_id(self.tenant_id, 'user', upn.lower())
+        sku = 'EXCHANGESTANDARD' if licensed is True else (licensed or None)
+        if sku and sku not in SKUS:
+            raise ValueError('unknown SKU %r (known: %s)' % (sku, ', '.join(SKUS)))
+        if mail is None and mailbox:
+            mail = upn
+        routing_domain = self.tenant_domain.replace('.onmicrosoft.com', '.mail.onmicrosoft.com')
+        routing = '%s@%s' % (local, routing_domain)
+        if proxy_addresses is None:
+            proxy_addresses = []
+            if mail:
+                proxy_addresses.append('SMTP:' + mail)
+            if mailbox:
+                proxy_addresses.append('smtp:' + routing)
+        name = display_name or local.replace('.', ' ').title()
+        first, dummy, last = name.partition(' ')
+        licenses = []
+        if sku:
+            sku_id, plans = SKUS[sku]
+            licenses.append({
+                'id': base64.urlsafe_b64encode(uuid.UUID(uid).bytes + uuid.UUID(sku_id).bytes)
+                .decode().rstrip('='),
+                'skuId': sku_id, 'skuPartNumber': sku,
+                'servicePlans': [{'servicePlanId': pid, 'servicePlanName': pname,
+                                  'provisioningStatus': 'Success', 'appliesTo': 'User'}
+                                 for pid, pname in plans]})
+        user = {
+            'businessPhones': [], 'displayName': name, 'givenName': first or None,
+            'jobTitle': None, 'mail': mail, 'mobilePhone': None, 'officeLocation': None,
+            'preferredLanguage': 'en-US', 'surname': last or None, 'userPrincipalName': upn,
+            'id': uid, 'accountEnabled': True, 'proxyAddresses': list(proxy_addresses),
+            'assignedLicenses': [{'disabledPlans': [], 'skuId': lic['skuId']}
+                                 for lic in licenses],
+            'usageLocation': 'US' if licenses else None,
+            'mailNickname': local,
+            'otherMails': [],
+            '_mailbox': bool(mailbox),
+            '_mailboxSettings': _mailbox_settings(upn),
+            '_licenseDetails': licenses,
+            '_routing': routing,
+        }
+        with self.lock:
+            self.users = [u for u in self.users if u['id'] != uid]
+            self.users.append(user)
+        return {k: v for k, v in user.items() if not k.startswith('_')}
+
+    def generate_users(self, count, domain=None, licensed_ratio=0.9, mailbox_ratio=0.95):
+        """``count`` users user00001@domain...; the same inputs always give the same users.
+        A user is licensed with probability licensed_ratio (cycling the Exchange SKUs) and, if
+        licensed, has a mailbox with probability mailbox_ratio (the rest are still
+        provisioning: licensed, no mailbox yet)."""
+        domain = domain or self.tenant_domain
+        made = []
+        for i in range(1, count + 1):
+            licensed = _fraction(domain, i, 'license') < licensed_ratio
+            mailbox = licensed and _fraction(domain, i, 'mailbox') < mailbox_ratio
+            sku = GENERATED_SKUS[i % len(GENERATED_SKUS)] if licensed else False
+            made.append(self.add_user('user%05d@%s' % (i, domain), licensed=sku,
+                                      mailbox=mailbox))
+        return made
+
+    def find_user(self, key):
+        key = key.lower()
+        with self.lock:
+            for user in self.users:
+                if user['id'] == key or user['userPrincipalName'].lower() == key:
+                    return user
+        return None
+
+    # -- log, faults, latency ------------------------------------------------------------------
+    def clear_log(self):
+        with self.lock:
+            self.requests = []
+
+    def inject(self, method, path_regex, status, count=1, retry_after=None, body=None):
+        """The next ``count`` requests with ``method`` (None or '*': any) whose path (no query)
+        matches ``path_regex`` (re.search) get ``status``; inside $batch the inner request's
+        path (/v1.0/...) is matched and only that item fails."""
+        with self.lock:
+            self._faults.append({'method': (method or '*').upper(),
+                                 'regex': re.compile(path_regex), 'status': int(status),
+                                 'count': int(count), 'retry_after': retry_after, 'body': body})
+
+    def take_fault(self, method, path):
+        with self.lock:
+            for fault in self._faults:
+                if fault['count'] > 0 and fault['method'] in ('*', method) \
+                        and fault['regex'].search(path):
+                    fault['count'] -= 1
+                    if fault['count'] <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def handle(self, handler):
+        started = time.time()
+        split = urllib.parse.urlsplit(handler.path)
+        path = split.path
+        query = dict(urllib.parse.parse_qsl(split.query, keep_blank_values=True))
+        length = int(handler.headers.get('Content-Length') or 0)
+        raw = handler.rfile.read(length) if length else b''
+        entry = {'time': started, 'method': handler.command, 'path': path, 'query': split.query,
+                 'status': None, 'client_id': None, 'resource': None, 'batch_items': None}
+        if self.latency:
+            time.sleep(self.latency)
+        request_id = new_id()
+        client_request_id = handler.headers.get('client-request-id') or request_id
+        try:
+            resp = self._route(handler, path, query, raw, entry, request_id, client_request_id)
+        except Exception as e:  # a bug here must still answer, in Graph's shape
+            resp = graph_error(500, 'UnknownError', 'Emulator error: %r' % e, request_id,
+                               client_request_id)
+        if entry['resource'] == 'graph':
+            resp.headers.setdefault('request-id', request_id)
+            resp.headers.setdefault('client-request-id', client_request_id)
+            resp.headers.setdefault('x-ms-ags-diagnostic', json.dumps(
+                {'ServerInfo': {'DataCenter': 'Lab', 'Slice': 'E', 'Ring': '5',
+                                'ScaleUnit': '000', 'RoleInstance': 'LAB0000000000',
+                                'ADSiteName': 'LAB'}}))
+            resp.headers.setdefault('Strict-Transport-Security', 'max-age=31536000')
+            resp.headers.setdefault('Cache-Control', 'no-cache')
+            if resp.body is not None:
+                resp.headers['Content-Type'] = ('application/json;odata.metadata=minimal;'
+                                                'odata.streaming=true;IEEE754Compatible=false;'
+                                                'charset=utf-8')
+        elif resp.body is not None:
+            resp.headers['Content-Type'] = 'application/json; charset=utf-8'
+        entry['status'] = resp.status
+        entry['batch_items'] = getattr(resp, 'batch_items', None)
+        with self.lock:
+            self.requests.append(entry)
+        payload = resp.payload()
+        handler.send_response(resp.status)
+        for key, value in resp.headers.items():
+            handler.send_header(key, value)
+        handler.send_header('Content-Length', str(len(payload)))
+        handler.end_headers()
+        if handler.command != 'HEAD':
+            handler.wfile.write(payload)
+
+    def _tenant(self, segment):
+        seg = segment.lower()
+        with self.lock:
+            if seg == self.tenant_id.lower() or (seg in self.domains
+                                                 and self.domains[seg]['isVerified']):
+                return self.tenant_id
+        return None
+
+    def _route(self, handler, path, query, raw, entry, request_id, client_request_id):
+        m = re.fullmatch(r'/([^/]+)/(v2\.0/\.well-known/openid-configuration|'
+                         r'discovery/v2\.0/keys|oauth2/v2\.0/token)', path)
+        if m:
+            entry['resource'] = 'token' if m.group(2).endswith('token') else 'openid'
+            form = dict(urllib.parse.parse_qsl(raw.decode('utf-8', 'replace')))
+            if entry['resource'] == 'token':
+                entry['client_id'] = form.get('client_id')
+            fault = self.take_fault(handler.command, path)
+            if fault is not None:
+                headers = {}
+                if fault['retry_after'] is not None:
+                    headers['Retry-After'] = str(fault['retry_after'])
+                if fault['body'] is not None:
+                    return Response(fault['status'], fault['body'], headers)
+                return aad_error(fault['status'], 'temporarily_unavailable', 50196,
+                                 'The server is temporarily unavailable (injected fault).',
+                                 headers=headers)
+            tenant = self._tenant(m.group(1))
+            if tenant is None:
+                return aad_error(400, 'invalid_tenant' if entry['resource'] == 'openid'
+                                 else 'invalid_request', 90002,
+                                 "Tenant '%s' not found. Check to make sure you have the correct "
+                                 "tenant ID and are signing into the correct cloud. Check with "
+                                 "your subscription administrator, this may happen if there are "
+                                 "no active subscriptions for the tenant." % m.group(1))
+            if entry['resource'] == 'openid':
+                if m.group(2).startswith('discovery'):
+                    return Response(200, identity.jwks(self))
+                return Response(200, identity.openid_configuration(self, tenant))
+            if handler.command != 'POST':
+                return aad_error(405, 'invalid_request', 900561,
+                                 'The endpoint only accepts POST requests.')
+            return identity.token_request(self, tenant, form, handler.headers, entry)
+        if path.startswith('/v1.0/') or path == '/v1.0':
+            entry['resource'] = 'graph'
+            claims, problem = self.check_token(handler.headers.get('Authorization'),
+                                               (self.url,) + identity.GRAPH_RESOURCES)
+            entry['client_id'] = claims.get('appid')
+            fault = self.take_fault(handler.command, path)
+            body = None
+            if problem is None and fault is None:
+                try:
+                    body = parse_json(raw)
+                except ValueError:
+                    return graph_error(400, 'BadRequest', 'Unable to read JSON request payload.',
+                                       request_id, client_request_id)
+            req = GraphRequest(handler.command, path[5:], query, body, handler.headers,
+                               claims, request_id, client_request_id)
+            if fault is not None:
+                return self.graph.fault_response(req, fault)
+            if problem is not None:
+                return req.error(401, 'InvalidAuthenticationToken', problem, {
+                    'WWW-Authenticate': 'Bearer realm="", authorization_uri="%s/common/oauth2/'
+                                        'authorize", client_id="00000003-0000-0000-c000-'
+                                        '000000000000"' % self.url})
+            return self.graph.dispatch(req)
+        entry['resource'] = 'other'
+        return graph_error(404, 'NotFound', 'No such endpoint on the lab emulator: %s' % path,
+                           request_id, client_request_id)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Microsoft 365 lab emulator (HTTPS, own CA).')
+    parser.add_argument('--port', type=int, default=0)
+    parser.add_argument('--state-dir', required=True)
+    parser.add_argument('--dns-server', help='ADDRESS:PORT of the lab DNS server')
+    parser.add_argument('--users', type=int, default=10,
+                        help='generated users on the tenant domain')
+    parser.add_argument('--domain', action='append', default=[],
+                        help='add this domain, unverified (repeatable)')
+    args = parser.parse_args(argv)
+    dns_server = None
+    if args.dns_server:
+        host, dummy, port = args.dns_server.rpartition(':')
+        dns_server = (host.strip('[]'), int(port))
+    emu = M365Emulator(workdir=args.state_dir, dns_server=dns_server, port=args.port)
+    for name in args.domain:
+        emu.add_domain(name)
+    emu.generate_users(args.users)
+    cert_pem, key_pem, thumb = make_client_certificate()
+    app = emu.add_app(certificate_pem=cert_pem, roles=(
+        'Domain.ReadWrite.All', 'User.Read.All', 'MailboxSettings.Read', 'Mail.Send',
+        'Exchange.ManageAsApp', 'SMTP.SendAsApp'))
+    cert_path = os.path.join(args.state_dir, 'app-cert.pem')
+    with os.fdopen(os.open(cert_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'w') as f:
+        f.write(key_pem + cert_pem)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    emu.start()
+    state = {'url': emu.url, 'ca_path': emu.ca_path, 'tenant_id': emu.tenant_id,
+             'tenant_domain': emu.tenant_domain, 'pid': os.getpid(),
+             'app': {'client_id': app['client_id'], 'secret': app['secret'],
+                     'roles': app['roles'], 'certificate_path': cert_path,
+                     'thumbprint': thumb}}
+    path = os.path.join(args.state_dir, 'emulator.json')
+    with os.fdopen(os.open(path + '.tmp', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                   'w') as f:
+        json.dump(state, f, indent=2)
+    os.replace(path + '.tmp', path)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emu.stop()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
