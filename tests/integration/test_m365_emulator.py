@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import jwt
 import msal
@@ -396,3 +397,18 @@ def test_standalone_process(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def test_faults_and_log_are_thread_safe(emu):
+    g = Graph(emu, emu.add_app(roles=ALL_ROLES))
+    emu.clear_log()
+    emu.inject(None, r'^/v1\.0/domains$', 429, count=7, retry_after=1)
+
+    def one(dummy):
+        s = session_for(emu)
+        return s.get(emu.url + '/v1.0/domains', timeout=10,
+                     headers={'Authorization': g.session.headers['Authorization']}).status_code
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(one, range(40)))
+    assert statuses.count(429) == 7 and statuses.count(200) == 33
+    assert sorted(e['status'] for e in emu.requests) == sorted(statuses)
