@@ -146,14 +146,15 @@ class Domains:
                 domain = self.graph.request('POST', '/domains', json={'id': self.name},
                                             phase='add domain', permission=WRITE)[1]
         result = {}
+        if domain is not None and not domain.get('isVerified'):
+            # what to publish, whether or not this run verifies
+            rrsets = self.verification_rrsets()
+            result['verification_records'] = rrsets
+            txt = [v for rr in rrsets for v in rr['values']]
+            if txt:
+                result['verification_txt'] = txt[0]
         if p.get('verify') and not (domain or {}).get('isVerified'):
             actions.append('verify')
-            if domain is not None:
-                rrsets = self.verification_rrsets()
-                result['verification_records'] = rrsets
-                txt = [v for rr in rrsets for v in rr['values']]
-                if txt:
-                    result['verification_txt'] = txt[0]
             if not check_mode:
                 domain = self.verify(result.get('verification_txt'))
         wanted = p.get('supported_services')

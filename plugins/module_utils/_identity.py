@@ -222,8 +222,8 @@ class Identity:
         """An access token for ``resource``; ``refresh`` drops the cached one first."""
         scopes = self.scopes(resource)
         if refresh:
-            for item in self.cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN,
-                                          target=scopes):
+            for item in list(self.cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN,
+                                               target=scopes)):
                 self.cache.remove_at(item)
         try:
             result = self.app.acquire_token_for_client(scopes=scopes)

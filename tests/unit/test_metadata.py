@@ -15,8 +15,8 @@ def runtime_groups():
 
 
 def module_names():
-    return sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, 'plugins',
-                                                                            'modules', '*.py')))
+    pattern = os.path.join(ROOT, 'plugins', 'modules', '*.py')
+    return sorted(os.path.basename(p)[:-3] for p in glob.glob(pattern))
 
 
 def test_action_groups_match_module_documentation():
