@@ -212,8 +212,7 @@ class Identity:
             raise IdentityError('cannot use authority %s/%s: %s. Check tenant_id, cloud and '
                                 'authority_host.' % (self.authority_host, self.tenant_id, e))
         except requests.exceptions.RequestException as e:
-            raise IdentityError('cannot reach the identity endpoint %s: %s'
-                                % (self.authority_host, _short(e)), phase='connect')
+            raise self._connect_error(e)
 
     def scopes(self, resource):
         return ['%s/.default' % self.resources[resource]]
@@ -227,13 +226,8 @@ class Identity:
                 self.cache.remove_at(item)
         try:
             result = self.app.acquire_token_for_client(scopes=scopes)
-        except requests.exceptions.SSLError as e:
-            raise IdentityError('TLS check of %s failed: %s. Set ca_path to the CA that signs '
-                                'it (validate_certs: false only for tests).'
-                                % (self.authority_host, _short(e)), phase='connect')
         except requests.exceptions.RequestException as e:
-            raise IdentityError('cannot reach the identity endpoint %s: %s'
-                                % (self.authority_host, _short(e)), phase='connect')
+            raise self._connect_error(e)
         except ValueError as e:
             raise IdentityError('the identity endpoint %s gave an unusable answer: %s'
                                 % (self.authority_host, e))
@@ -241,6 +235,14 @@ class Identity:
             raise self._error(result, resource)
         self._save_cache()
         return result['access_token']
+
+    def _connect_error(self, exc):
+        if isinstance(exc, requests.exceptions.SSLError):
+            return IdentityError('TLS check of %s failed: %s. Set ca_path to the CA that signs '
+                                 'it (validate_certs: false only for tests).'
+                                 % (self.authority_host, _short(exc)), phase='connect')
+        return IdentityError('cannot reach the identity endpoint %s: %s'
+                             % (self.authority_host, _short(exc)), phase='connect')
 
     def _error(self, result, resource):
         codes = result.get('error_codes') or []

@@ -1,0 +1,95 @@
+"""The identity and Graph client module_utils, with real msal and requests against the emulator."""
+
+import pytest
+import trustme
+from cryptography.hazmat.primitives import serialization
+
+from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import GraphClient, GraphError
+from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
+    Identity,
+    IdentityError,
+)
+from tests.integration.conftest import m365_args
+
+USERS = ('User.Read.All', 'MailboxSettings.Read')
+
+
+def client(m365, app, **extra):
+    params = m365_args(m365, app, **extra)
+    params.setdefault('timeout', 10.0)
+    return GraphClient(Identity(params), max_retry_time=30.0)
+
+
+def test_paging_follows_next_link(m365):
+    m365.generate_users(250, domain=m365.tenant_domain)
+    graph = client(m365, m365.add_app(secret='s1', roles=USERS))
+    users = graph.get_all('/users', params={'$top': '100', '$select': 'id,userPrincipalName'})
+    assert len(users) == len(set(u['id'] for u in users)) >= 250
+    pages = [r for r in m365.requests if r['resource'] == 'graph' and r['path'] == '/v1.0/users']
+    assert len(pages) == 3
+
+
+def test_batch_of_45_with_throttled_items(m365):
+    m365.generate_users(45, domain=m365.tenant_domain)
+    graph = client(m365, m365.add_app(secret='s2', roles=USERS))
+    users = graph.get_all('/users', params={'$top': '999'})
+    m365.inject('GET', r'/mailboxSettings$', 429, count=7, retry_after=1)
+    m365.clear_log()
+    requests_ = [{'id': str(i), 'method': 'GET', 'url': '/users/%s/mailboxSettings' % u['id']}
+                 for i, u in enumerate(users)]
+    results = graph.batch(requests_)
+    assert sorted(results, key=int) == [str(i) for i in range(45)]
+    assert all(status in (200, 404) for status, body in results.values())
+    batches = [r for r in m365.requests if r['path'] == '/v1.0/$batch']
+    assert all(len(b['batch_items']) <= 20 for b in batches)
+    assert len(batches) >= 4  # 3 batches of <= 20, plus the retries of throttled items
+    assert sum(1 for b in batches for item in b['batch_items'] if item['status'] == 429) == 7
+
+
+def test_throttling_beyond_the_time_bound_fails_cleanly(m365):
+    graph = client(m365, m365.add_app(secret='s3', roles=USERS))
+    graph.max_retry_time = 2.0
+    m365.inject('GET', r'/v1\.0/users$', 429, count=50, retry_after=1)
+    with pytest.raises(GraphError) as err:
+        graph.get('/users')
+    assert err.value.status == 429 and err.value.request_id
+    assert 'request-id' in str(err.value)
+
+
+def test_ca_path_holds_against_requests_ca_bundle(m365, monkeypatch, tmp_path):
+    """A CA bundle from the environment must not replace ca_path (NOTES: requests lets it)."""
+    other = tmp_path / 'other-ca.pem'
+    other.write_bytes(trustme.CA().cert_pem.bytes())
+    monkeypatch.setenv('REQUESTS_CA_BUNDLE', str(other))
+    monkeypatch.setenv('CURL_CA_BUNDLE', str(other))
+    graph = client(m365, m365.add_app(secret='s4', roles=USERS))
+    assert graph.get('/users')['value'] is not None
+    # and without ca_path the lab's certificate is not trusted: a clear message, no traceback
+    params = m365_args(m365, m365.add_app(secret='s5', roles=USERS))
+    params.pop('ca_path')
+    with pytest.raises(IdentityError) as err:
+        GraphClient(Identity(params)).get('/users')
+    assert 'TLS check' in str(err.value) and 'ca_path' in str(err.value)
+
+
+def test_encrypted_certificate_key(m365, tmp_path):
+    from tests.lab.m365.emulator import make_client_certificate
+    cert, key, thumb = make_client_certificate()
+    app = m365.add_app(certificate_pem=cert, roles=USERS)
+    private = serialization.load_pem_private_key(key.encode(), password=None)
+    encrypted = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b'pem-pass-phrase')).decode()
+    pem = tmp_path / 'app.pem'
+    pem.write_text(cert + encrypted)
+    params = m365_args(m365, app, client_certificate_path=str(pem))
+    params.pop('client_secret', None)
+    with pytest.raises(IdentityError) as err:
+        Identity(params)
+    assert 'client_certificate_password' in str(err.value)
+    params['client_certificate_password'] = 'pem-pass-phrase'
+    identity = Identity(params)
+    assert identity.thumbprint == thumb.upper()
+    assert GraphClient(identity).get('/users')['value'] is not None
+    params['client_certificate_send_chain'] = True  # x5c: subject name / issuer auth (PS256)
+    assert GraphClient(Identity(params)).get('/users')['value'] is not None
