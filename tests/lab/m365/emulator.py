@@ -9,7 +9,8 @@ One port serves identity (path-based like login.microsoftonline.com) and Graph v
                                            authority=emu.url + '/' + emu.tenant_id,
                                            instance_discovery=False, http_client=session)
 
-See identity.py for the token audience rules, graph.py for the Graph endpoints. Standalone:
+See identity.py for the token audience rules, graph.py for the Graph endpoints, exo.py for the
+Exchange Online admin endpoint (``/adminapi/beta/{tenant}/InvokeCommand``). Standalone:
 ``python -m tests.lab.m365.emulator --port 0 --state-dir DIR --dns-server 127.0.0.1:PORT``
 writes DIR/emulator.json and serves until SIGTERM.
 """
@@ -43,6 +44,7 @@ from cryptography.x509.oid import NameOID
 
 from . import identity
 from .common import Response, aad_error, graph_error, new_id, stable_id
+from .exo import ExoApi, anchor_ok, error_body, transport_defaults
 from .graph import GraphApi, GraphRequest, parse_json
 
 TENANT_DOMAIN = 'contosolab.onmicrosoft.com'
@@ -174,6 +176,10 @@ class M365Emulator:
         self._thread = None
         self.url = None
         self.graph = GraphApi(self)
+        self.exo = ExoApi(self)
+        # Get-TransportConfig of the tenant (exo.transport_defaults: SMTP AUTH off org-wide,
+        # as for tenants created after January 2020).
+        self.transport_config = transport_defaults()
         # Token signing key with a self-signed certificate for the JWKS x5c.
         self.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'accounts.exo-lab.test')])
@@ -459,6 +465,15 @@ class M365Emulator:
                                       mailbox=mailbox))
         return made
 
+    def cas_mailbox(self, upn):
+        """The stored Get-CASMailbox switches of a mailbox (the live dict; None when the user
+        has no EXO mailbox): PopEnabled, ImapEnabled, SmtpClientAuthenticationDisabled, ..."""
+        with self.lock:
+            user = self.find_user(upn)
+            if user is None or not user['_mailbox']:
+                return None
+            return self.exo.cas(user)
+
     def find_user(self, key):
         key = key.lower()
         with self.lock:
@@ -524,6 +539,18 @@ class M365Emulator:
                 resp.headers['Content-Type'] = ('application/json;odata.metadata=minimal;'
                                                 'odata.streaming=true;IEEE754Compatible=false;'
                                                 'charset=utf-8')
+        elif entry['resource'] == 'exo':
+            # Headers of the captured InvokeCommand answer (see exo.py).
+            resp.headers.setdefault('request-id', request_id)
+            resp.headers.setdefault('Cache-Control', 'no-cache')
+            resp.headers.setdefault('OData-Version', '4.0')
+            resp.headers.setdefault('X-ExchangeVersion', 'Version 15.20 (Build 8000.0)')
+            resp.headers.setdefault('Strict-Transport-Security',
+                                    'max-age=31536000; includeSubDomains')
+            if resp.body is not None:
+                resp.headers['Content-Type'] = ('application/json;odata.metadata=minimal;'
+                                                'odata.streaming=true;IEEE754Compatible=false;'
+                                                'charset=utf-8')
         elif resp.body is not None:
             resp.headers['Content-Type'] = 'application/json; charset=utf-8'
         entry['status'] = resp.status
@@ -538,6 +565,10 @@ class M365Emulator:
         handler.end_headers()
         if handler.command != 'HEAD':
             handler.wfile.write(payload)
+
+    def tenant_of(self, segment):
+        """This tenant's id when ``segment`` is its id or one of its verified domains."""
+        return self._tenant(segment)
 
     def _tenant(self, segment):
         seg = segment.lower()
@@ -604,9 +635,87 @@ class M365Emulator:
                                         'authorize", client_id="00000003-0000-0000-c000-'
                                         '000000000000"' % self.url})
             return self.graph.dispatch(req)
+        m = re.fullmatch(r'/adminapi/beta/([^/]+)/InvokeCommand', path, flags=re.IGNORECASE)
+        if m:
+            entry['resource'] = 'exo'
+            return self._invoke_command(handler, m.group(1), query, raw, entry)
         entry['resource'] = 'other'
         return graph_error(404, 'NotFound', 'No such endpoint on the lab emulator: %s' % path,
                            request_id, client_request_id)
+
+    def _invoke_command(self, handler, tenant_segment, query, raw, entry):
+        """POST /adminapi/beta/{tenant}/InvokeCommand (exo.py has the shapes and sources).
+        Order: body read for the log, injected fault, token (401), role (403), tenant,
+        anchor (400), then the cmdlet. Log entries of this endpoint also carry ``cmdlet`` and
+        ``identity``."""
+        entry['cmdlet'] = entry['identity'] = None
+        body = None
+        try:
+            body = json.loads(raw.decode('utf-8')) if raw else None
+        except ValueError:
+            body = ValueError
+        if isinstance(body, dict) and isinstance(body.get('CmdletInput'), dict):
+            cmd = body['CmdletInput']
+            known = self.exo.cmdlets.get(str(cmd.get('CmdletName') or '').strip().lower())
+            entry['cmdlet'] = known[0] if known else cmd.get('CmdletName')
+            params = cmd.get('Parameters')
+            if isinstance(params, dict):
+                entry['identity'] = next((v for k, v in params.items()
+                                          if str(k).lower() == 'identity'), None)
+        claims, problem = self.check_token(handler.headers.get('Authorization'),
+                                           (self.url,) + identity.EXO_RESOURCES)
+        entry['client_id'] = claims.get('appid')
+        fault = self.take_fault(handler.command, urllib.parse.urlsplit(handler.path).path)
+        if fault is not None:
+            return self.exo.fault_response(fault)
+        if problem is not None:
+            # EXO's 401: WWW-Authenticate naming Exchange Online's app id; body in the Outlook
+            # REST shape (InvalidAudienceForResource for a token of another resource).
+            challenge = {'WWW-Authenticate': 'Bearer client_id="00000002-0000-0ff1-ce00-'
+                                             '000000000000", trusted_issuers="00000001-0000-0000-'
+                                             'c000-000000000000@*", token_types="app_asserted_'
+                                             'user_v1 service_asserted_app_v1", authorization_uri='
+                                             '"%s/common/oauth2/authorize", error="invalid_token"'
+                                             % self.url}
+            if problem.endswith('Invalid audience.'):
+                return Response(401, {'error': {
+                    'code': 'InvalidAudienceForResource',
+                    'message': "The audience claim value is invalid for current resource. "
+                               "Audience claim is '%s', request url is '%s%s' and resource "
+                               "type is 'Exchange'." % (claims.get('aud'), self.url,
+                                                        handler.path)}}, challenge)
+            return Response(401, {'error': {'code': 'InvalidAuthenticationToken',
+                                            'message': problem}}, challenge)
+        if handler.command != 'POST':
+            return error_body(405, 'MethodNotAllowed',
+                              "The HTTP method '%s' is not allowed for InvokeCommand."
+                              % handler.command)
+        roles = set(claims.get('roles') or ())
+        if not roles & {'Exchange.ManageAsApp', 'Exchange.ManageAsAppV2'}:
+            # Our wording; live 403s seen for a missing app role carry no JSON at all.
+            return error_body(403, 'Forbidden',
+                              "The app '%s' has no Exchange.ManageAsApp application permission "
+                              "(with admin consent) for Office 365 Exchange Online."
+                              % claims.get('appid'))
+        tenant = self.tenant_of(tenant_segment)
+        if tenant is None or tenant != claims.get('tid'):
+            return error_body(404, 'NotFound', "The organization '%s' was not found."
+                              % tenant_segment)
+        anchor = handler.headers.get('X-AnchorMailbox')
+        if not anchor:
+            return Response(400, {'error': {
+                'code': 'ErrorIncorrectRoutingHint',
+                'message': 'The X-AnchorMailbox header is missing. Send X-AnchorMailbox: '
+                           'APP:%s@%s.' % ('SystemMailbox{bb558c35-97f1-4cb9-8ff7-'
+                                           'd53741dc928c}', tenant)}})
+        if not anchor_ok(self, anchor, tenant):
+            return Response(400, {'error': {
+                'code': 'ErrorIncorrectRoutingHint',
+                'message': "The x-anchor mailbox '%s' does not match the target of the "
+                           "request." % anchor}})
+        if body is ValueError:
+            return error_body(400, 'BadRequest', 'Invalid JSON in the request body.')
+        return self.exo.invoke(tenant_segment, body, handler.headers, query, entry)
 
 
 def main(argv=None):

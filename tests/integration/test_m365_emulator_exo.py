@@ -1,0 +1,243 @@
+"""The emulator's Exchange Online admin endpoint (InvokeCommand), driven by real msal and
+requests."""
+
+import time
+
+import jwt
+import msal
+import pytest
+import requests
+
+from tests.lab.m365.emulator import M365Emulator
+
+EXO_SCOPE = ['https://outlook.office365.com/.default']
+GRAPH_SCOPE = ['https://graph.microsoft.com/.default']
+ANCHOR = 'APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@%s'
+
+
+@pytest.fixture
+def emu(tmp_path):
+    server = M365Emulator(workdir=str(tmp_path / 'm365'))
+    server.start()
+    yield server
+    server.stop()
+
+
+def session_for(emu):
+    """REQUESTS_CA_BUNDLE is set on this machine and would override verify=: trust_env off."""
+    s = requests.Session()
+    s.trust_env = False
+    s.verify = emu.ca_path
+    return s
+
+
+def token(emu, roles=('Exchange.ManageAsApp',), scope=None):
+    app = emu.add_app(roles=roles)
+    result = msal.ConfidentialClientApplication(
+        app['client_id'], client_credential=app['secret'],
+        authority='%s/%s' % (emu.url, emu.tenant_id), instance_discovery=False,
+        http_client=session_for(emu)).acquire_token_for_client(scope or EXO_SCOPE)
+    assert 'access_token' in result, result
+    return result['access_token']
+
+
+class Exo:
+    """InvokeCommand the way the ExchangeOnlineManagement module sends it."""
+
+    def __init__(self, emu, access_token=None, anchor=True, page_size=None):
+        self.emu = emu
+        self.session = session_for(emu)
+        self.session.headers['Authorization'] = 'Bearer ' + (access_token or token(emu))
+        if anchor:
+            self.session.headers['X-AnchorMailbox'] = ANCHOR % emu.tenant_id
+        if page_size:
+            self.session.headers['Prefer'] = 'odata.maxpagesize=%d' % page_size
+        self.url = '%s/adminapi/beta/%s/InvokeCommand' % (emu.url, emu.tenant_id)
+
+    def post(self, cmdlet, url=None, **params):
+        return self.session.post(url or self.url, timeout=10, json={
+            'CmdletInput': {'CmdletName': cmdlet, 'Parameters': params}})
+
+    def call(self, cmdlet, **params):
+        """(objects, pages, warnings) after following @odata.nextLink."""
+        items, pages, warnings, url = [], 0, [], None
+        while True:
+            r = self.post(cmdlet, url, **params)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body['@odata.context'].endswith(
+                '/$metadata#Collection(Exchange.GenericHashTable)')
+            assert body['adminapi.warnings@odata.type'] == '#Collection(String)'
+            items.extend(body['value'])
+            warnings.extend(body['@adminapi.warnings'])
+            pages += 1
+            url = body.get('@odata.nextLink')
+            if not url:
+                return items, pages, warnings
+
+
+def cmdlet_error(r, status):
+    """The adminapi cmdlet error: generic error.message, the text in details / innererror."""
+    assert r.status_code == status, r.text
+    err = r.json()['error']
+    assert err['innererror']['type'] == 'Microsoft.Exchange.Admin.OData.Core.ODataServiceException'
+    return err
+
+
+def test_token_audience_and_role_via_msal(emu):
+    claims = jwt.decode(token(emu), options={'verify_signature': False})
+    assert claims['aud'] == 'https://outlook.office365.com'
+    assert 'Exchange.ManageAsApp' in claims['roles']
+    # The emulator-URL form (what the collection asks for when exo_endpoint is the lab) works.
+    own = token(emu, scope=[emu.url + '/.default'])
+    assert jwt.decode(own, options={'verify_signature': False})['aud'] == emu.url
+    items, dummy, dummy = Exo(emu, own).call('Get-TransportConfig')
+    assert items[0]['SmtpClientAuthenticationDisabled'] is True
+
+
+def test_get_casmailbox_all_pages_and_skips_users_without_mailbox(emu):
+    for i in range(2500):
+        emu.add_user('m%04d@%s' % (i, emu.tenant_domain))
+    emu.add_user('nomailbox@' + emu.tenant_domain, mailbox=False)
+    exo = Exo(emu, page_size=1000)
+    emu.clear_log()
+    started = time.monotonic()
+    items, pages, warnings = exo.call('Get-CASMailbox', ResultSize='Unlimited')
+    assert time.monotonic() - started < 3
+    assert (len(items), pages, warnings) == (2500, 3, [])
+    assert len({i['ExternalDirectoryObjectId'] for i in items}) == 2500
+    assert 'nomailbox@' + emu.tenant_domain not in {i['PrimarySmtpAddress'] for i in items}
+    first = items[0]
+    for name in ('Identity', 'Name', 'PrimarySmtpAddress', 'ExternalDirectoryObjectId', 'Guid',
+                 'PopEnabled', 'ImapEnabled', 'SmtpClientAuthenticationDisabled', 'EwsEnabled',
+                 'ActiveSyncEnabled', 'OWAEnabled', 'MAPIEnabled'):
+        assert name in first, name
+    assert (first['PopEnabled'], first['ImapEnabled'],
+            first['SmtpClientAuthenticationDisabled']) == (True, True, None)
+    assert first['Guid@odata.type'] == '#Guid'
+    log = [e for e in emu.requests if e['resource'] == 'exo']
+    assert [(e['cmdlet'], e['status']) for e in log] == [('Get-CASMailbox', 200)] * 3
+    # Without -ResultSize: the first 1000 and Exchange's warning; a number: that many.
+    items, pages, warnings = exo.call('Get-CASMailbox')
+    assert len(items) == 1000 and pages == 1 and 'first 1000 items' in warnings[0]
+    items, pages, warnings = Exo(emu, page_size=10).call('get-casmailbox', ResultSize=25)
+    assert (len(items), pages) == (25, 3) and 'more results available' in warnings[0]
+    # The default page is 1000 and a larger Prefer is capped at 1000.
+    r = Exo(emu, page_size=5000).post('Get-CASMailbox', ResultSize='Unlimited')
+    assert len(r.json()['value']) == 1000 and '@odata.nextLink' in r.json()
+
+
+def test_5000_mailboxes_page_fast(emu):
+    emu.generate_users(5000)
+    exo = Exo(emu, page_size=1000)
+    emu.clear_log()
+    started = time.monotonic()
+    items, pages, dummy = exo.call('Get-CASMailbox', ResultSize='Unlimited')
+    elapsed = time.monotonic() - started
+    assert len(items) == sum(1 for u in emu.users if u['_mailbox']) and pages == 5
+    assert elapsed < 2, elapsed  # server side is well under 1 s; this includes TLS and JSON
+
+
+def test_set_get_round_trip_with_null(emu):
+    upn = 'ann.lee@' + emu.tenant_domain
+    emu.add_user(upn)
+    exo = Exo(emu)
+    r = exo.post('Set-CASMailbox', Identity=upn, PopEnabled=False, ImapEnabled=False,
+                 SmtpClientAuthenticationDisabled=False)
+    assert r.status_code == 200 and r.json()['value'] == [], r.text
+    stored = emu.cas_mailbox(upn)
+    assert (stored['PopEnabled'], stored['ImapEnabled'],
+            stored['SmtpClientAuthenticationDisabled']) == (False, False, False)
+    # Identity by alias and by primary SMTP address; null puts SMTP AUTH back on the tenant.
+    items, dummy, dummy = exo.call('Get-CASMailbox', Identity='ann.lee')
+    assert (items[0]['PopEnabled'], items[0]['SmtpClientAuthenticationDisabled']) == (False,
+                                                                                      False)
+    r = exo.post('Set-CASMailbox', Identity=upn, SmtpClientAuthenticationDisabled=None)
+    assert r.status_code == 200, r.text
+    items, dummy, dummy = exo.call('Get-CASMailbox', Identity=upn)
+    assert items[0]['SmtpClientAuthenticationDisabled'] is None
+    assert emu.cas_mailbox(upn)['SmtpClientAuthenticationDisabled'] is None
+    # Setting what is already there: success with Exchange's "no settings modified" warning.
+    r = exo.post('Set-CASMailbox', Identity=upn, PopEnabled=False)
+    assert 'no settings' in r.json()['@adminapi.warnings'][0]
+    # null is only valid for the nullable switch.
+    err = cmdlet_error(exo.post('Set-CASMailbox', Identity=upn, PopEnabled=None), 400)
+    assert 'ParameterTransformationException' in err['details'][0]['message']
+    err = cmdlet_error(exo.post('Set-CASMailbox', Identity=upn, Bogus=True), 400)
+    assert err['innererror']['internalexception']['message'].endswith('Bogus')
+    # Get-Mailbox shares the users with Graph.
+    items, dummy, dummy = exo.call('Get-Mailbox', Identity=upn)
+    mbx = items[0]
+    assert mbx['UserPrincipalName'] == upn and mbx['RecipientTypeDetails'] == 'UserMailbox'
+    assert mbx['EmailAddresses'] == ['SMTP:' + upn,
+                                     'smtp:ann.lee@contosolab.mail.onmicrosoft.com']
+    assert mbx['ExternalDirectoryObjectId'] == emu.find_user(upn)['id']
+    log = [(e['cmdlet'], e['identity']) for e in emu.requests if e['resource'] == 'exo']
+    assert ('Set-CASMailbox', upn) in log and ('Get-CASMailbox', 'ann.lee') in log
+
+
+def test_transport_config(emu):
+    exo = Exo(emu)
+    items, dummy, dummy = exo.call('Get-TransportConfig')
+    assert items[0]['SmtpClientAuthenticationDisabled'] is True
+    assert exo.post('Set-TransportConfig',
+                    SmtpClientAuthenticationDisabled=False).status_code == 200
+    assert emu.transport_config['SmtpClientAuthenticationDisabled'] is False
+    items, dummy, dummy = exo.call('Get-TransportConfig')
+    assert items[0]['SmtpClientAuthenticationDisabled'] is False
+
+
+def test_auth_role_and_anchor_errors(emu):
+    emu.add_user('bob@' + emu.tenant_domain)
+    r = Exo(emu, token(emu, roles=('User.Read.All',))).post('Get-CASMailbox')
+    assert r.status_code == 403 and r.json()['error']['code'] == 'Forbidden'
+    assert 'Exchange.ManageAsApp' in r.json()['error']['message']
+    r = Exo(emu, token(emu, scope=GRAPH_SCOPE)).post('Get-CASMailbox')
+    assert r.status_code == 401 and r.json()['error']['code'] == 'InvalidAudienceForResource'
+    assert 'error="invalid_token"' in r.headers['WWW-Authenticate']
+    exo = Exo(emu)
+    emu.expire_tokens()
+    assert exo.post('Get-TransportConfig').status_code == 401
+    r = Exo(emu, anchor=False).post('Get-CASMailbox')
+    assert r.status_code == 400 and r.json()['error']['code'] == 'ErrorIncorrectRoutingHint'
+    exo = Exo(emu)
+    exo.session.headers['X-AnchorMailbox'] = ANCHOR % 'other.onmicrosoft.com'
+    assert exo.post('Get-CASMailbox').status_code == 400
+    exo.session.headers['X-AnchorMailbox'] = 'UPN:bob@' + emu.tenant_domain
+    assert exo.post('Get-TransportConfig').status_code == 200
+
+
+def test_unknown_identity_and_cmdlet(emu):
+    emu.add_user('nomailbox@' + emu.tenant_domain, mailbox=False)
+    exo = Exo(emu)
+    emu.clear_log()
+    for cmdlet in ('Get-CASMailbox', 'Set-CASMailbox', 'Get-Mailbox'):
+        for who in ('ghost@example.com', 'nomailbox@' + emu.tenant_domain):
+            err = cmdlet_error(exo.post(cmdlet, Identity=who, **(
+                {'PopEnabled': False} if cmdlet.startswith('Set') else {})), 404)
+            assert (err['code'], err['message']) == ('NotFound', 'Error executing cmdlet')
+            text = err['details'][0]['message']
+            assert 'ManagementObjectNotFoundException' in text
+            assert "The operation couldn't be performed because object '%s' couldn't be found " \
+                   "on '" % who in text
+    assert all(e['status'] == 404 for e in emu.requests)
+    err = cmdlet_error(exo.post('Set-CASMailbox', PopEnabled=False), 400)
+    assert 'mandatory parameters: Identity' in err['details'][0]['message']
+    err = cmdlet_error(exo.post('Get-Nothing'), 400)
+    assert 'CommandNotFoundException' in err['details'][0]['message']
+
+
+def test_injected_429_and_log(emu):
+    upn = 'carl@' + emu.tenant_domain
+    emu.add_user(upn)
+    exo = Exo(emu)
+    emu.clear_log()
+    emu.inject('POST', r'/adminapi/beta/[^/]+/InvokeCommand$', 429, count=1, retry_after=2)
+    r = exo.post('Get-CASMailbox', Identity=upn)
+    assert r.status_code == 429 and r.headers['Retry-After'] == '2'
+    assert r.json()['error']['code'] == 'TooManyRequests'
+    assert exo.post('Get-CASMailbox', Identity=upn).status_code == 200
+    log = [(e['resource'], e['cmdlet'], e['identity'], e['status']) for e in emu.requests]
+    assert log == [('exo', 'Get-CASMailbox', upn, 429), ('exo', 'Get-CASMailbox', upn, 200)]
+    assert not any(e.get('cmdlet') == 'Set-CASMailbox' for e in emu.requests)
+    assert emu.cas_mailbox('nobody@example.com') is None

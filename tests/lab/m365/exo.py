@@ -1,0 +1,469 @@
+"""The Exchange Online admin REST half: ``POST /adminapi/beta/{tenant}/InvokeCommand``.
+
+The endpoint the ExchangeOnlineManagement module (v3) drives; Microsoft documents the newer
+"Exchange Online Admin API" built on it
+(https://learn.microsoft.com/exchange/reference/admin-api-get-started) but not InvokeCommand
+itself. Shapes below come from public captures of the real endpoint, cited where used:
+
+- success body, headers, GenericHashTable context, ``@odata.type`` annotations on collections
+  and GUIDs: a Burp capture of ``get-mailbox`` in a public script
+  (``{"@odata.context": ".../adminapi/beta/<tenant>/$metadata#Collection(Exchange.
+  GenericHashTable)", "adminapi.warnings@odata.type": "#Collection(String)",
+  "@adminapi.warnings": [], "value": [...]}``); the same wrapper in
+  claudineyqr/ExchangeOnlineAdminRestApi (RecipientPermissionResponse).
+- request: KelvinTegelaar/CIPP-API Modules/CIPPCore/Public/GraphHelper/New-ExoRequest.ps1
+  (body ``{"CmdletInput": {"CmdletName", "Parameters"}}``, ``Prefer: odata.maxpagesize=1000``,
+  ``X-AnchorMailbox: APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@<tenant id>``,
+  paging by POSTing the same body to ``@odata.nextLink``); michev.info "All you need to know
+  about Exchange Online Admin API" parts 1 and 2.
+- cmdlet errors: a ManagementObjectNotFoundException relayed by the module ("NotFound: Error
+  executing cmdlet" with ``details[0].message`` ``Ex6F9304|Microsoft.Exchange.Configuration.
+  Tasks.ManagementObjectNotFoundException|The operation couldn't be performed because object
+  'x' couldn't be found on '<DC>'.`` and ``innererror.internalexception``), and two live 400
+  bodies pinned in a public Go client test (``{"error": {"code": "BadRequest", "message":
+  "Invalid Operation", "details": [...], "innererror": {...}}}``). error.message is the generic
+  text; the useful text is in details[0].message / innererror.internalexception.message.
+- RBAC refusal: MicrosoftDocs/office-docs-powershell#7970 (``{"error": {"code":
+  "Unauthorized", "message": "User is not allowed to call Get-Mailbox", "innererror": ...}}``).
+- wrong audience: the Outlook REST ``InvalidAudienceForResource`` text
+  (microsoftgraph/microsoft-graph-docs-contrib#266, microsoft/MHA#142).
+- routing hint: "Error improvement for invalid X-AnchorMailbox in REST API calls" (Exchange dev
+  blog, 2018): 400 ``ErrorIncorrectRoutingHint``.
+- defaults: new EXO mailboxes have POP and IMAP on and SmtpClientAuthenticationDisabled $null
+  (Set-CASMailbox / "Enable or disable SMTP AUTH in Exchange Online",
+  https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/
+  authenticated-client-smtp-submission); tenants created after January 2020 have
+  Get-TransportConfig SmtpClientAuthenticationDisabled $true (same page).
+
+State: the mailboxes are the emulator's users with ``_mailbox`` true (shared with Graph); the
+per-mailbox protocol switches live in ``user['_cas']``, the tenant's in ``emu.transport_config``.
+"""
+
+import base64
+import json
+import re
+
+from .common import GRAPH_FAULTS, Response, stable_id
+
+ROLES = ('Exchange.ManageAsApp', 'Exchange.ManageAsAppV2')
+SYSTEM_MAILBOX = 'SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}'
+PAGE_DEFAULT = 1000
+PAGE_MAX = 1000
+RESULT_SIZE_DEFAULT = 1000  # Get-Mailbox/Get-CASMailbox without -ResultSize
+DC = 'LABPR01A001DC001.LABPR01A001.PROD.OUTLOOK.COM'
+ODATA_ERROR = 'Microsoft.Exchange.Admin.OData.Core.ODataServiceException'
+CAS_SWITCHES = ('PopEnabled', 'ImapEnabled', 'SmtpClientAuthenticationDisabled', 'EwsEnabled',
+                'ActiveSyncEnabled', 'OWAEnabled', 'MAPIEnabled')
+NULLABLE = ('SmtpClientAuthenticationDisabled',)
+# Real EXO warnings (the texts Get-Mailbox/Set-* print in Exchange Online PowerShell).
+WARN_FIRST_1000 = ('By default, only the first 1000 items are returned. Use the ResultSize '
+                   'parameter to specify the number of items returned. To return all items, '
+                   'specify "-ResultSize Unlimited". Be aware that, depending upon the actual '
+                   'number of items, returning all items can take a long time and consume a '
+                   'large amount of memory. Also, we don\'t recommend storing the results in a '
+                   'variable. Instead, pipe the results to another task or script to perform '
+                   'batch changes.')
+WARN_MORE = ('There are more results available than are currently displayed. To view them, '
+             'increase the value for the ResultSize parameter.')
+WARN_UNCHANGED = ("The command completed successfully but no settings of '%s' have been "
+                  "modified.")
+
+
+def cas_defaults():
+    """A new EXO mailbox: every client protocol on, SMTP AUTH following the tenant ($null)."""
+    return {'PopEnabled': True, 'ImapEnabled': True, 'SmtpClientAuthenticationDisabled': None,
+            'EwsEnabled': True, 'ActiveSyncEnabled': True, 'OWAEnabled': True,
+            'MAPIEnabled': True}
+
+
+def transport_defaults():
+    """Get-TransportConfig of a tenant created after January 2020 (SMTP AUTH off org-wide)."""
+    return {'SmtpClientAuthenticationDisabled': True, 'MaxSendSize': '35 MB (36,700,160 bytes)',
+            'MaxReceiveSize': '36 MB (37,748,736 bytes)', 'MaxRecipientEnvelopeLimit': '500',
+            'ExternalPostmasterAddress': None, 'ReplyAllStormProtectionEnabled': True,
+            'AllowLegacyTLSClients': False}
+
+
+class CmdletError(Exception):
+    """A cmdlet failure, answered in the adminapi error envelope."""
+
+    def __init__(self, status, code, exc_type, text, message='Error executing cmdlet',
+                 prefix='Ex6F9304'):
+        super().__init__(text)
+        self.status, self.code, self.exc_type, self.text = status, code, exc_type, text
+        self.message, self.prefix = message, prefix
+
+
+def not_found(identity):
+    return CmdletError(404, 'NotFound',
+                       'Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException',
+                       "The operation couldn't be performed because object '%s' couldn't be "
+                       "found on '%s'." % (identity, DC))
+
+
+def bad_parameter(text):
+    return CmdletError(400, 'BadRequest',
+                       'Microsoft.Exchange.AdminApi.CommandInvocation.'
+                       'AmbiguousParameterSetException', text, message='Invalid Operation',
+                       prefix='')
+
+
+def bad_value(name, value, target='System.Boolean'):
+    return CmdletError(400, 'BadRequest',
+                       'Microsoft.Exchange.AdminApi.CommandInvocation.'
+                       'ParameterTransformationException',
+                       'Cannot process argument transformation on parameter \'%s\'. Cannot '
+                       'convert value "%s" to type "%s". Boolean parameters accept only Boolean '
+                       'values and numbers, such as $True, $False, 1 or 0.'
+                       % (name, '' if value is None else value, target),
+                       message='Invalid Operation', prefix='')
+
+
+def error_body(status, code, message, details_text=None, exc_type=None, internal_text=None):
+    """The adminapi error envelope (see the module docstring for the captures it copies)."""
+    err = {'code': code, 'message': message}
+    if details_text is not None:
+        err['details'] = [{'code': 'Client', 'target': '', 'message': details_text}]
+    inner = {'message': message, 'type': ODATA_ERROR, 'stacktrace': ''}
+    if exc_type:
+        inner['internalexception'] = {'message': internal_text or message, 'type': exc_type,
+                                      'stacktrace': ''}
+    err['innererror'] = inner
+    err['adminapi.warnings@odata.type'] = '#Collection(String)'
+    err['@adminapi.warnings'] = []
+    return Response(status, {'error': err})
+
+
+def cmdlet_error_response(e):
+    if e.status == 404:  # the module relays these with the generic internal exception
+        internal = ("Exception of type 'Microsoft.Exchange.Management.PSDirectInvoke."
+                    "DirectInvokeCmdletExecutionException' was thrown.")
+        exc = 'Microsoft.Exchange.Management.PSDirectInvoke.DirectInvokeCmdletExecutionException'
+    else:
+        internal, exc = e.text, e.exc_type
+    return error_body(e.status, e.code, e.message, '%s|%s|%s' % (e.prefix, e.exc_type, e.text),
+                      exc, internal)
+
+
+def annotate(obj):
+    """Collections carry ``<name>@odata.type: #Collection(String)`` and GUIDs ``@data.type`` /
+    ``@odata.type`` annotations, as in the captured get-mailbox answer."""
+    out = {}
+    for key, value in obj.items():
+        if isinstance(value, list):
+            out[key + '@odata.type'] = '#Collection(String)'
+        elif key in ('Guid', 'ExchangeGuid'):
+            out[key + '@data.type'] = 'System.Guid'
+            out[key + '@odata.type'] = '#Guid'
+        out[key] = value
+    return out
+
+
+def to_bool(name, value, nullable=False):
+    if value is None:
+        if nullable:
+            return None
+        raise bad_value(name, value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value != 0
+    text = str(value).strip().lower().lstrip('$')
+    if text in ('true', '1'):
+        return True
+    if text in ('false', '0'):
+        return False
+    if nullable and text in ('null', ''):
+        return None
+    raise bad_value(name, value)
+
+
+class ExoApi:
+    def __init__(self, emu):
+        self.emu = emu
+        self.cmdlets = {
+            'get-casmailbox': ('Get-CASMailbox', self.get_cas_mailbox),
+            'set-casmailbox': ('Set-CASMailbox', self.set_cas_mailbox),
+            'get-mailbox': ('Get-Mailbox', self.get_mailbox),
+            'get-transportconfig': ('Get-TransportConfig', self.get_transport_config),
+            'set-transportconfig': ('Set-TransportConfig', self.set_transport_config),
+        }
+
+    # -- mailboxes -----------------------------------------------------------------------------
+    @staticmethod
+    def cas(user):
+        """The stored protocol switches of a mailbox (created on first use)."""
+        state = user.get('_cas')
+        if state is None:
+            state = user['_cas'] = cas_defaults()
+        return state
+
+    def mailboxes(self):
+        return [u for u in self.emu.users if u['_mailbox']]
+
+    def find_mailbox(self, key):
+        """A mailbox by UPN, alias, any SMTP address, ExternalDirectoryObjectId or Guid."""
+        key = str(key or '').strip().lower()
+        if key.startswith('smtp:'):
+            key = key[5:]
+        for user in self.mailboxes():
+            if key in (user['userPrincipalName'].lower(), (user['mailNickname'] or '').lower(),
+                       (user['mail'] or '').lower(), user['id'],
+                       self.guid(user)):
+                return user
+            if any(p.lower().partition(':')[2] == key for p in user['proxyAddresses']):
+                return user
+        return None
+
+    def guid(self, user):
+        return stable_id(self.emu.tenant_id, 'exo-guid', user['id'])
+
+    def recipient(self, user):
+        """Properties Get-Mailbox and Get-CASMailbox share (names as Exchange writes them)."""
+        alias = user['mailNickname']
+        primary = user['mail'] or user['userPrincipalName']
+        return {
+            'Identity': alias, 'Id': alias, 'Name': alias, 'DisplayName': user['displayName'],
+            'DistinguishedName': 'CN=%s,OU=%s,OU=Microsoft Exchange Hosted Organizations,'
+                                 'DC=LABPR01A001,DC=PROD,DC=OUTLOOK,DC=COM'
+                                 % (alias, self.emu.tenant_domain),
+            'PrimarySmtpAddress': primary,
+            'EmailAddresses': list(user['proxyAddresses']),
+            'ExternalDirectoryObjectId': user['id'],
+            'Guid': self.guid(user),
+            'ExchangeVersion': '0.20 (15.0.0.0)',
+            'IsValid': True,
+            'ObjectState': 'Unchanged',
+        }
+
+    def cas_object(self, user):
+        obj = self.recipient(user)
+        obj.update(self.cas(user))
+        obj.update({'ECPEnabled': True, 'OutlookMobileEnabled': True,
+                    'UniversalOutlookEnabled': True, 'PopUseProtocolDefaults': True,
+                    'ImapUseProtocolDefaults': True, 'ServerLegacyDN': None,
+                    'ActiveSyncMailboxPolicy': 'Default',
+                    'OwaMailboxPolicy': 'OwaMailboxPolicy-Default'})
+        return annotate(obj)
+
+    def mailbox_object(self, user):
+        obj = self.recipient(user)
+        obj.update({
+            'UserPrincipalName': user['userPrincipalName'],
+            'Alias': user['mailNickname'],
+            'WindowsEmailAddress': user['mail'] or user['userPrincipalName'],
+            'MicrosoftOnlineServicesID': user['userPrincipalName'],
+            'RecipientType': 'UserMailbox', 'RecipientTypeDetails': 'UserMailbox',
+            'ExchangeGuid': stable_id(self.emu.tenant_id, 'exchange-guid', user['id']),
+            'IsMailboxEnabled': True, 'AccountDisabled': not user['accountEnabled'],
+            'HiddenFromAddressListsEnabled': False, 'ForwardingSmtpAddress': None,
+            'ForwardingAddress': None, 'DeliverToMailboxAndForward': False,
+            'UsageLocation': 'United States' if user['usageLocation'] == 'US' else None,
+        })
+        return annotate(obj)
+
+    def select(self, params):
+        """The mailbox users of params' Identity, or all of them under -ResultSize."""
+        warnings = []
+        if params.get('identity') is not None:
+            user = self.find_mailbox(params['identity'])
+            if user is None:
+                raise not_found(params['identity'])
+            return [user], warnings
+        size = params.get('resultsize')
+        users = self.mailboxes()
+        if size is None:
+            limit = RESULT_SIZE_DEFAULT
+            if len(users) > limit:
+                warnings.append(WARN_FIRST_1000)
+        elif str(size).strip().lower() == 'unlimited':
+            limit = len(users)
+        else:
+            try:
+                limit = int(size)
+            except (TypeError, ValueError):
+                raise bad_value('ResultSize', size, 'Microsoft.Exchange.Data.Unlimited`1'
+                                                    '[System.UInt32]')
+            if limit < 1:
+                raise bad_value('ResultSize', size, 'Microsoft.Exchange.Data.Unlimited`1'
+                                                    '[System.UInt32]')
+            if len(users) > limit:
+                warnings.append(WARN_MORE)
+        return users[:limit], warnings
+
+    # -- cmdlets -------------------------------------------------------------------------------
+    # https://learn.microsoft.com/powershell/module/exchange/get-casmailbox
+    def get_cas_mailbox(self, params):
+        self.allow(params, ('identity', 'resultsize'))
+        users, warnings = self.select(params)
+        return users, warnings, self.cas_object
+
+    # https://learn.microsoft.com/powershell/module/exchange/get-mailbox
+    def get_mailbox(self, params):
+        self.allow(params, ('identity', 'resultsize'))
+        users, warnings = self.select(params)
+        return users, warnings, self.mailbox_object
+
+    # https://learn.microsoft.com/powershell/module/exchange/set-casmailbox : no output
+    def set_cas_mailbox(self, params):
+        names = {n.lower(): n for n in CAS_SWITCHES}
+        self.allow(params, ('identity', 'confirm') + tuple(names))
+        if params.get('identity') in (None, ''):
+            raise bad_parameter('Cannot process command because of one or more missing '
+                                'mandatory parameters: Identity.')
+        user = self.find_mailbox(params['identity'])
+        if user is None:
+            raise not_found(params['identity'])
+        changes = {}
+        for key, value in params.items():
+            if key in names:
+                name = names[key]
+                changes[name] = to_bool(name, value, name in NULLABLE)
+        state = self.cas(user)
+        if all(state[k] == v for k, v in changes.items()):
+            return [], [WARN_UNCHANGED % user['mailNickname']], None
+        state.update(changes)
+        return [], [], None
+
+    # https://learn.microsoft.com/powershell/module/exchange/get-transportconfig
+    def get_transport_config(self, params):
+        self.allow(params, ())
+        obj = {'Identity': 'Transport Settings', 'Name': 'Transport Settings',
+               'Guid': stable_id(self.emu.tenant_id, 'transport-config'),
+               'IsValid': True, 'ObjectState': 'Unchanged',
+               'InternalSMTPServers': [], 'ExternalDsnReportingAuthority': None}
+        obj.update(self.emu.transport_config)
+        return [annotate(obj)], [], None
+
+    # https://learn.microsoft.com/powershell/module/exchange/set-transportconfig : no output
+    def set_transport_config(self, params):
+        self.allow(params, ('smtpclientauthenticationdisabled', 'confirm'))
+        if 'smtpclientauthenticationdisabled' not in params:
+            return [], [WARN_UNCHANGED % 'Transport Settings'], None
+        value = to_bool('SmtpClientAuthenticationDisabled',
+                        params['smtpclientauthenticationdisabled'])
+        if self.emu.transport_config.get('SmtpClientAuthenticationDisabled') == value:
+            return [], [WARN_UNCHANGED % 'Transport Settings'], None
+        self.emu.transport_config['SmtpClientAuthenticationDisabled'] = value
+        return [], [], None
+
+    @staticmethod
+    def allow(params, names):
+        unknown = [k for k in params if k not in names]
+        if unknown:
+            raise bad_parameter('Parameter set cannot be resolved using the specified named '
+                                'parameters. Invalid cmdlet parameters specified. %s'
+                                % ', '.join(params.original[k] for k in unknown))
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def invoke(self, tenant_segment, body, headers, query, entry):
+        """The InvokeCommand call after authentication: (Response)."""
+        if not isinstance(body, dict) or not isinstance(body.get('CmdletInput'), dict):
+            return error_body(400, 'BadRequest', 'Invalid Operation',
+                              "|Microsoft.Exchange.AdminApi.CommandInvocation."
+                              "InvalidCmdletInputException|The request body must be "
+                              "{\"CmdletInput\": {\"CmdletName\": ..., \"Parameters\": {...}}}.",
+                              'Microsoft.Exchange.AdminApi.CommandInvocation.'
+                              'InvalidCmdletInputException', 'The request body must carry '
+                                                             'CmdletInput.')
+        cmd = body['CmdletInput']
+        raw_name = str(cmd.get('CmdletName') or '')
+        raw_params = cmd.get('Parameters') or {}
+        known = self.cmdlets.get(raw_name.strip().lower())
+        entry['cmdlet'] = known[0] if known else raw_name
+        if not isinstance(raw_params, dict):
+            return error_body(400, 'BadRequest', 'Invalid Operation',
+                              '|Microsoft.Exchange.AdminApi.CommandInvocation.'
+                              'InvalidCmdletInputException|Parameters must be an object.')
+        params = Params(raw_params)
+        entry['identity'] = params.get('identity')
+        if known is None:
+            text = ("The term '%s' is not recognized as a name of a cmdlet, function, script "
+                    "file, or executable program. Check the spelling of the name, or if a path "
+                    "was included, verify that the path is correct and try again." % raw_name)
+            return error_body(400, 'BadRequest', 'Invalid Operation',
+                              '|System.Management.Automation.CommandNotFoundException|' + text,
+                              'System.Management.Automation.CommandNotFoundException', text)
+        size = page_size(headers)
+        offset = 0
+        if query.get('$skiptoken'):
+            try:
+                token = query['$skiptoken']
+                state = json.loads(base64.urlsafe_b64decode(token + '=' * (-len(token) % 4)))
+                offset, size = int(state['o']), int(state['s'])
+                if state['c'] != known[0]:
+                    raise ValueError('another cmdlet')
+            except (ValueError, KeyError, TypeError):
+                return error_body(400, 'BadRequest', "Invalid $skiptoken '%s'."
+                                  % query['$skiptoken'])
+        try:
+            with self.emu.lock:
+                items, warnings, make = known[1](params)
+                page = items[offset:offset + size]
+                if make is not None:
+                    page = [make(u) for u in page]
+        except CmdletError as e:
+            return cmdlet_error_response(e)
+        base = '%s/adminapi/beta/%s' % (self.emu.url, tenant_segment)
+        out = {'@odata.context': base + '/$metadata#Collection(Exchange.GenericHashTable)',
+               'adminapi.warnings@odata.type': '#Collection(String)',
+               '@adminapi.warnings': warnings if offset == 0 else [],
+               'value': page}
+        if offset + size < len(items):
+            token = base64.urlsafe_b64encode(json.dumps(
+                {'o': offset + size, 's': size, 'c': known[0]}).encode()).decode().rstrip('=')
+            out['@odata.nextLink'] = base + '/InvokeCommand?$skiptoken=' + token
+        resp_headers = {}
+        if size_requested(headers) is not None:
+            resp_headers['Preference-Applied'] = 'odata.maxpagesize=%d' % size
+        return Response(200, out, resp_headers)
+
+    @staticmethod
+    def fault_response(fault):
+        headers = {}
+        if fault['retry_after'] is not None:
+            headers['Retry-After'] = str(fault['retry_after'])
+        if fault['body'] is not None:
+            return Response(fault['status'], fault['body'], headers)
+        code, message = GRAPH_FAULTS.get(fault['status'], ('UnknownError', 'Injected fault.'))
+        resp = error_body(fault['status'], code, message)
+        resp.headers.update(headers)
+        return resp
+
+
+class Params(dict):
+    """Cmdlet parameters by lower-case name (PowerShell is case-insensitive); ``original`` keeps
+    the spelling the caller used."""
+
+    def __init__(self, raw):
+        super().__init__((str(k).lower(), v) for k, v in raw.items())
+        self.original = {str(k).lower(): str(k) for k in raw}
+
+
+def size_requested(headers):
+    """odata.maxpagesize from ``Prefer`` (or ``X-Prefer``, which the module sends), else None."""
+    for name in ('Prefer', 'X-Prefer'):
+        m = re.search(r'odata\.maxpagesize\s*=\s*(\d+)', headers.get(name) or '', re.I)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def page_size(headers):
+    wanted = size_requested(headers)
+    if wanted is None or wanted < 1:
+        return PAGE_DEFAULT
+    return min(wanted, PAGE_MAX)
+
+
+def anchor_ok(emu, value, tenant):
+    """The system mailbox anchor (``APP:`` or ``UPN:`` form, at the tenant id or a verified
+    domain) or the ``UPN:``/``SMTP:`` of an existing mailbox."""
+    kind, dummy, rest = (value or '').partition(':')
+    kind = kind.upper()
+    local, at, domain = rest.rpartition('@')
+    if kind in ('APP', 'UPN') and local.lower() == SYSTEM_MAILBOX.lower() and at:
+        return emu.tenant_of(domain) == tenant
+    if kind in ('UPN', 'SMTP') and at:
+        return emu.exo.find_mailbox(rest) is not None
+    return False
