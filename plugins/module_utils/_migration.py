@@ -77,15 +77,31 @@ def load_backup(path, must_exist=True):
 
 
 def write_backup(path, data):
-    """Write atomically with mode 0600 (the file names every record the run touched)."""
+    """Write atomically with mode 0600 (the file names every record the run touched). Returns a
+    function that puts back what the file held before (for an update the server refused)."""
+    try:
+        with open(path, 'rb') as f:
+            old = f.read()
+    except (IOError, OSError):
+        old = None
+
+    def undo():
+        if old is None:
+            os.unlink(path)
+        else:
+            _write_atomic(path, old)
+    _write_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + '\n').encode('utf-8'))
+    return undo
+
+
+def _write_atomic(path, content):
     directory = os.path.dirname(os.path.abspath(path))
     try:
         if not os.path.isdir(directory):
             os.makedirs(directory, 0o700)
         fd, tmp = tempfile.mkstemp(prefix='.mail_dns-', dir=directory)
-        with os.fdopen(fd, 'w') as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write('\n')
+        with os.fdopen(fd, 'wb') as f:
+            f.write(content)
         os.chmod(tmp, 0o600)
         os.rename(tmp, path)
     except (IOError, OSError) as e:
@@ -155,15 +171,19 @@ class Run:
                 return result
             if self.on_planned:
                 self.on_planned(attempts, plan)
-            if backup:
-                backup(plan)
+            undo = backup(plan) if backup else None
             try:
                 server.apply_update(zone, plan.changes)
-            except ConcurrentChange as e:
+            except DnsError as e:
+                if undo:  # the zone did not change, so neither does the backup
+                    undo()
+                if not isinstance(e, ConcurrentChange):
+                    raise
                 if attempts >= 2:
                     raise DnsError('apply', '%s. It was re-read and re-planned once and changed '
                                    'again: someone else is editing the zone. Nothing was '
-                                   'changed; run again when it is quiet.' % e)
+                                   'changed; run again when it is quiet.'
+                                   % str(e).split(': ', 1)[-1])
                 self.warnings.append('%s; re-read and re-planned' % e)
                 continue
             result['serial_after'] = server.serial(zone)
@@ -189,6 +209,12 @@ class Run:
 
         def make_plan():
             snapshot = server.read(zone, names)
+            cut = delegation_between(snapshot, spec.domain, zone)
+            if cut:
+                raise RecordError('%s is delegated to another zone (NS records at %s in %s): '
+                                  'records written here would never be served. Point server at '
+                                  'the primary of %s.' % (spec.domain, cut, zone, cut),
+                                  phase='plan')
             return snapshot, plan_changes(spec, snapshot.at(names))
 
         backup_path = p.get('backup_path')
@@ -197,7 +223,7 @@ class Run:
             merged_backup(previous, Plan([], [], {}), zone, None, None)  # zone check, early
 
         def backup(plan):
-            write_backup(backup_path, merged_backup(
+            return write_backup(backup_path, merged_backup(
                 json.loads(json.dumps(previous)) if previous else None, plan, zone,
                 '%s:%d' % (p['server'], p['port']), spec.domain))
 
@@ -267,6 +293,16 @@ class Run:
         if self.warnings:
             result['warnings'] = self.warnings
         return result
+
+
+def delegation_between(snapshot, domain, zone):
+    """The first name from ``domain`` up to (not including) the apex that holds NS records."""
+    name, apex = to_name(domain), to_name(zone)
+    while name != apex and name.is_subdomain(apex):
+        if (name_text(name), 'NS') in snapshot.rrsets:
+            return name_text(name)
+        name = name.parent()
+    return None
 
 
 def _same(a, b):

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
+    DNSSEC_TYPES,
     RRset,
     RecordError,
     check_txt_input,
@@ -71,26 +72,40 @@ def _is_all(token):
     return token.lower().lstrip('+-~?') == 'all'
 
 
-def _include_target(token):
+def _include_target(token, any_qualifier=False):
+    """The domain of an ``include:`` term that passes (bare or ``+``); with ``any_qualifier``
+    also of ``-include:``/``~include:``/``?include:`` (which make a match fail, not pass)."""
     t = token.lower()
+    qualifier = ''
     if t[:1] in '+-~?':
-        t = t[1:]
-    if t.startswith('include:'):
+        qualifier, t = t[0], t[1:]
+    if t.startswith('include:') and (any_qualifier or qualifier in ('', '+')):
         return t[len('include:'):].rstrip('.')
     return None
 
 
 def spf_has_include(value, include):
+    """True when ``include`` is included as a pass, and no other term includes it otherwise."""
     include = include.lower().rstrip('.')
-    return any(_include_target(t) == include for t in value.split()[1:])
+    terms = value.split()[1:]
+    return any(_include_target(t) == include for t in terms) and not any(
+        _include_target(t, True) == include and _include_target(t) is None for t in terms)
 
 
 def spf_merge(value, include, spf_all=None):
     """``value`` with ``include:<include>`` added before ``all``/``redirect=``; every other
-    mechanism and modifier stays where it was. ``spf_all`` replaces the ``all`` qualifier."""
+    mechanism and modifier stays where it was. ``spf_all`` replaces the ``all`` qualifier.
+    An include of it with a failing qualifier (``-include:``) becomes a plain include."""
     tokens = value.split()
     head, terms = tokens[0], tokens[1:]
-    if not spf_has_include(value, include):
+    changed = False
+    target = include.lower().rstrip('.')
+    for i, t in enumerate(terms):
+        if _include_target(t, True) == target and _include_target(t) is None:
+            terms[i] = 'include:%s' % include
+            changed = True
+    if not spf_has_include(' '.join([head] + terms), include):
+        changed = True
         pos = len(terms)
         for i, t in enumerate(terms):
             if _is_all(t) or t.lower().startswith('redirect='):
@@ -99,18 +114,21 @@ def spf_merge(value, include, spf_all=None):
         terms.insert(pos, 'include:%s' % include)
     if spf_all:
         alls = [i for i, t in enumerate(terms) if _is_all(t)]
-        if alls:
+        if alls and terms[alls[0]].lower() != spf_all:
             terms[alls[0]] = spf_all
-        else:
+            changed = True
+        elif not alls:
             terms.append(spf_all)
-    return ' '.join([head] + terms)
+            changed = True
+    # untouched records keep their exact spelling (spacing, case)
+    return ' '.join([head] + terms) if changed else value
 
 
 def spf_remove_include(value, include):
     """``value`` without the include; None when only ``all`` (or nothing) would remain."""
     include = include.lower().rstrip('.')
     tokens = value.split()
-    terms = [t for t in tokens[1:] if _include_target(t) != include]
+    terms = [t for t in tokens[1:] if _include_target(t, True) != include]
     if all(_is_all(t) for t in terms):
         return None
     return ' '.join([tokens[0]] + terms)
@@ -244,7 +262,10 @@ class Spec:
 
     def names(self):
         """Every owner name the plan may touch; the engine reads all rrsets at these names."""
-        return [self.domain, self.autodiscover_name, self.dmarc_name] + sorted(self.dkim)
+        dkim = set(self.dkim)
+        if self.state == 'absent':  # Exchange Online's own selectors, given or not
+            dkim.update('%s._domainkey.%s' % (s, self.domain) for s in ('selector1', 'selector2'))
+        return [self.domain, self.autodiscover_name, self.dmarc_name] + sorted(dkim)
 
 
 def _at(current, name):
@@ -290,7 +311,7 @@ class _Planner:
     def need_cname(self, name, target, reason):
         here = _at(self.current, name)
         for rdtype, rr in sorted(here.items()):
-            if rdtype == 'CNAME':
+            if rdtype == 'CNAME' or rdtype in DNSSEC_TYPES:
                 continue
             if rdtype in PROTECTED_TYPES:
                 raise RecordError('%s has %s records (a zone cut or delegation); a CNAME cannot '

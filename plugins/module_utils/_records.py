@@ -29,6 +29,9 @@ except ImportError:
 # Types this collection writes; anything else is read and kept, never written.
 MANAGED_TYPES = ('MX', 'TXT', 'CNAME')
 TXT_CHUNK = 255
+# Maintained by a zone's signer: never planned or compared. They may stand next to a CNAME
+# (RFC 2181 10.1, RFC 4035 2.5).
+DNSSEC_TYPES = ('RRSIG', 'NSEC', 'NSEC3', 'NSEC3PARAM', 'DNSKEY', 'CDS', 'CDNSKEY', 'TYPE65534')
 
 
 class RecordError(ValueError):
@@ -170,7 +173,13 @@ class RRset:
         rdtype = dns.rdatatype.to_text(rdataset.rdtype)
         rdatas = {}
         for rd in rdataset:
-            rdatas[canonical_value(rdtype, rd)] = rd
+            value = canonical_value(rdtype, rd)
+            if value in rdatas:
+                raise RecordError(
+                    '%s has two %s records that read the same once compared as text: %s and %s. '
+                    'Receivers see both (for SPF that is a permanent error); remove one.'
+                    % (name, rdtype, rdatas[value].to_text(), rd.to_text()), phase='plan')
+            rdatas[value] = rd
         return cls(name, rdtype, rdataset.ttl, rdatas=rdatas)
 
     @property

@@ -19,6 +19,7 @@ import socket
 import traceback
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
+    DNSSEC_TYPES,
     RRset,
     name_text,
     to_name,
@@ -89,7 +90,7 @@ def read_key_file(path, key_name=None):
             text = f.read()
     except (IOError, OSError) as e:
         raise DnsError('key', 'cannot read key_file %s: %s' % (path, e))
-    text = re.sub(r'(#|//)[^\n]*', '', text)
+    text = _strip_comments(text)
     keys = []
     for m in re.finditer(r'key\s+"?([^"\s{]+)"?\s*\{(.*?)\}\s*;', text, re.S):
         algo = re.search(r'algorithm\s+"?([\w.-]+)"?\s*;', m.group(2))
@@ -109,6 +110,13 @@ def read_key_file(path, key_name=None):
     return keys[0]
 
 
+def _strip_comments(text):
+    """named.conf syntax: drop #, // and /* */ comments, but never inside quoted strings (a
+    base64 secret may hold '//')."""
+    return re.sub(r'("(?:[^"\\]|\\.)*")|#[^\n]*|//[^\n]*|/\*.*?\*/',
+                  lambda m: m.group(1) or '', text, flags=re.S)
+
+
 def make_keyring(params):
     """(keyring, keyname, algorithm) from module params, or (None, None, None) for no TSIG."""
     name, algorithm, secret = params.get('key_name'), params.get('key_algorithm'), \
@@ -119,6 +127,8 @@ def make_keyring(params):
         return None, None, None
     if not secret:
         raise DnsError('key', 'key_name %s needs key_secret or key_file' % name)
+    if algorithm == 'hmac-md5.sig-alg.reg.int':
+        algorithm = 'hmac-md5'
     if algorithm not in KEY_ALGORITHMS:
         raise DnsError('key', 'unsupported TSIG algorithm %s; use one of %s'
                        % (algorithm, ', '.join(KEY_ALGORITHMS)))
@@ -250,6 +260,13 @@ class DnsServer:
                 for rrset in section:
                     if rrset.rdtype == dns.rdatatype.SOA:
                         return name_text(rrset.name)
+            for rrset in r.authority:
+                if rrset.rdtype == dns.rdatatype.NS:  # a referral: the name is delegated
+                    raise DnsError('find zone', '%s is in the zone %s, which %s delegates to %s. '
+                                   'Point server at the primary of %s.'
+                                   % (name_text(to_name(name)), name_text(rrset.name), self.where,
+                                      ', '.join(sorted(rd.target.to_text() for rd in rrset)),
+                                      name_text(rrset.name)))
             if qname == dns.name.root or len(qname.labels) <= 2:
                 raise DnsError('find zone', '%s gave no SOA for %s or its parents. Set zone.'
                                % (self.where, name))
@@ -289,6 +306,8 @@ class DnsServer:
         for owner, node in z.nodes.items():
             name = name_text(owner)
             for rds in node.rdatasets:
+                if dns.rdatatype.to_text(rds.rdtype) in DNSSEC_TYPES:
+                    continue  # maintained by the signer; never planned, never compared
                 if rds.rdtype == dns.rdatatype.SOA:
                     serial = rds[0].serial
                 rr = RRset.from_rdataset(name, rds)
@@ -307,8 +326,8 @@ class DnsServer:
                     raise DnsError('read', '%s answered %s to the %s query for %s'
                                    % (self.where, rcode, rdtype, name), rcode=rcode)
                 for rrset in r.answer:
-                    if name_text(rrset.name) != name or rrset.rdtype in (
-                            dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3):
+                    if name_text(rrset.name) != name or \
+                            dns.rdatatype.to_text(rrset.rdtype) in DNSSEC_TYPES:
                         continue
                     rr = RRset.from_rdataset(name, rrset)
                     rrsets[rr.key] = rr

@@ -431,3 +431,41 @@ def test_subdomain_zone_found_from_soa_over_udp(bind, play):
     assert bind.rrset('autodiscover.eu.' + ZONE, 'CNAME')[1] == ['autodiscover.outlook.com.']
     assert txt_values(bind, 'eu.' + ZONE) == ['v=spf1 include:spf.protection.outlook.com -all']
     assert served(bind)['mx'] == [LEGACY_MX]
+
+
+def test_refused_update_leaves_the_backup_as_it_was(bind, play, tmp_path):
+    backup = str(tmp_path / 'b.json')
+    zone_before = bind.axfr(ZONE)
+    play([mail_dns(bind, domain=ZONE, pattern='full', backup_path=backup)])
+    with open(backup) as f:
+        saved = f.read()
+    # BIND's integrity check refuses an in-zone MX target without address records
+    run = play([mail_dns(bind, domain=ZONE, pattern='full', mx_host='nohost.contoso.test',
+                         backup_path=backup)])
+    assert run.last['status'] == 'failed' and run.last['result']['rcode'] == 'REFUSED'
+    with open(backup) as f:
+        assert f.read() == saved
+    run = play([mail_dns(bind, state='rollback', backup_path=backup)])
+    assert run.last['status'] == 'ok', run.last['result'].get('msg')
+    assert bind.axfr(ZONE) == zone_before
+
+
+def test_delegated_child_is_refused(bind, play):
+    assert bind.update(ZONE, lambda u: (u.add('sub', 3600, 'NS', 'ns.elsewhere.example.'))) \
+        == 'NOERROR'
+    zone_before = bind.axfr(ZONE)
+    run = play([mail_dns(bind, domain='sub.' + ZONE, pattern='full', name='found'),
+                mail_dns(bind, domain='sub.' + ZONE, pattern='full', zone=ZONE, name='given')])
+    found = run.task('found')['result']
+    assert found['phase'] == 'find zone' and 'delegates to ns.elsewhere.example.' in found['msg']
+    given = run.task('given')['result']
+    assert given['phase'] == 'plan' and 'is delegated to another zone' in given['msg']
+    assert bind.axfr(ZONE) == zone_before
+
+
+def test_duplicate_txt_values_are_reported_not_looped(bind, play):
+    assert bind.update(ZONE, lambda u: u.add(APEX, 3600, 'TXT', '"v=spf1 ip4:192.0.2.0/24 '
+                                             'include:_spf.mailhost.test" " ~all"')) == 'NOERROR'
+    run = play([mail_dns(bind, domain=ZONE, pattern='full')])
+    assert run.last['status'] == 'failed'
+    assert 'two TXT records' in run.last['result']['msg']

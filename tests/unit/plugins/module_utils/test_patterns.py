@@ -324,3 +324,35 @@ def test_pattern_none_publishes_only_given_records():
     assert values(plan, D, 'TXT') == sorted(['google-site-verification=abc', 'MS=ms12345678',
                                              'v=spf1 ip4:192.0.2.0/24 include:_spf.old.example ~all'])
     assert not plan_changes(Spec(D, 'none'), legacy_zone()).changed
+
+
+# -- found in review ------------------------------------------------------------------------
+def test_dnssec_records_never_conflict_with_a_cname():
+    z = legacy_zone()
+    auto = 'autodiscover.' + D
+    z[(auto, 'RRSIG')] = RRset(auto, 'RRSIG', 300, ['sig'])
+    z[(auto, 'NSEC')] = RRset(auto, 'NSEC', 300, ['next'])
+    z[(auto, 'CNAME')] = RRset(auto, 'CNAME', 3600, ['autodiscover.outlook.com.'])
+    plan = plan_changes(Spec(D, 'full'), z)
+    assert not [c for c in plan.changes if c.key[0] == auto]
+
+
+@pytest.mark.parametrize('before, after', [
+    ('v=spf1 -include:spf.protection.outlook.com ~all', 'v=spf1 include:spf.protection.outlook.com ~all'),
+    ('v=spf1 mx ?include:SPF.protection.outlook.com -all', 'v=spf1 mx include:spf.protection.outlook.com -all'),
+    ('v=spf1  mx   include:spf.protection.outlook.com  ~all', 'v=spf1  mx   include:spf.protection.outlook.com  ~all'),
+    ('v=spf1 +include:spf.protection.outlook.com -all', 'v=spf1 +include:spf.protection.outlook.com -all'),
+])
+def test_spf_failing_qualifier_on_the_include_is_fixed(before, after):
+    assert spf_merge(before, 'spf.protection.outlook.com') == after
+
+
+def test_absent_finds_exchange_dkim_selectors_without_being_told():
+    names = Spec(D, 'full', state='absent').names()
+    assert 'selector1._domainkey.' + D in names and 'selector2._domainkey.' + D in names
+    z = legacy_zone()
+    sel = 'selector1._domainkey.' + D
+    z[(sel, 'CNAME')] = RRset(sel, 'CNAME', 3600,
+                              ['selector1-contoso-com._domainkey.contoso.onmicrosoft.com.'])
+    plan = plan_changes(Spec(D, 'full', state='absent'), z)
+    assert (sel, 'CNAME') in [c.key for c in plan.changes if c.action == 'delete']

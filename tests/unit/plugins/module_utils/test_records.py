@@ -105,3 +105,32 @@ def test_rrset_from_answer():
     rr = RRset.from_rdataset('example.', m.answer[0])
     assert rr.values == frozenset(['10 mx.example.'])
     assert rr.zone_lines() == ['example. 300 IN MX 10 MX.Example.']
+
+
+def test_two_txt_records_that_join_the_same_are_refused():
+    m = dns.message.from_text('id 1\nflags QR\n;ANSWER\nexample. 300 IN TXT "v=spf1 a" " -all"\n'
+                              'example. 300 IN TXT "v=spf1 a -all"\n')
+    with pytest.raises(RecordError) as e:
+        RRset.from_rdataset('example.', m.answer[0])
+    assert 'two TXT records' in str(e.value) and e.value.phase == 'plan'
+
+
+@pytest.mark.parametrize('text', [
+    'key "k" {\n\talgorithm hmac-sha256;\n\tsecret "ab//cd+/ef==";\n};\n',
+    '// exo key\nkey "k" { algorithm hmac-sha256; secret "ab//cd+/ef=="; }; # end\n',
+    '/* key "old" { algorithm hmac-sha256; secret "b2xk"; }; */\n'
+    'key "k" { algorithm hmac-sha256; secret "ab//cd+/ef=="; };\n',
+])
+def test_key_file_secrets_with_slashes_and_comments(tmp_path, text):
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import read_key_file
+    path = tmp_path / 'k.key'
+    path.write_text(text)
+    assert read_key_file(str(path)) == ('k', 'hmac-sha256', 'ab//cd+/ef==')
+
+
+def test_long_hmac_md5_name_is_accepted(tmp_path):
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import make_keyring
+    path = tmp_path / 'k.key'
+    path.write_text('key "old" { algorithm hmac-md5.sig-alg.reg.int; secret "c2VjcmV0"; };\n')
+    keyring, name, algorithm = make_keyring({'key_file': str(path)})
+    assert name.to_text() == 'old.' and 'hmac-md5' in algorithm.to_text()
