@@ -32,9 +32,9 @@ class GraphError(Exception):
     """A Graph request failed; carries Graph's code, message, request-id and date."""
 
     def __init__(self, phase, status, code, message, request_id=None, date=None, method=None,
-                 url=None, hint=None):
-        text = '%s: Graph answered %s %s to %s %s: %s' % (
-            phase, status, code, method, url, message)
+                 url=None, hint=None, service='Graph'):
+        text = '%s: %s answered %s %s to %s %s: %s' % (
+            phase, service, status, code, method, url, message)
         if hint:
             text += ' -- ' + hint
         if request_id:
@@ -78,9 +78,13 @@ def _error_fields(body):
 class GraphClient:
     """Graph v1.0 for one identity; thread-safe for the bounded concurrency it uses itself."""
 
-    def __init__(self, identity, max_retry_time=120.0, concurrency=4, phase='graph'):
+    service = 'Graph'
+
+    def __init__(self, identity, max_retry_time=120.0, concurrency=4, phase='graph',
+                 resource=GRAPH, base=None):
         self.identity = identity
-        self.base = identity.endpoints[GRAPH] + '/v1.0'
+        self.resource = resource
+        self.base = base or identity.endpoints[GRAPH] + '/v1.0'
         self.max_retry_time = max_retry_time
         self.concurrency = concurrency
         self.phase = phase
@@ -88,7 +92,7 @@ class GraphClient:
 
     def _auth(self, refresh=False):
         if refresh or self._token is None:
-            self._token = self.identity.token(GRAPH, refresh=refresh)
+            self._token = self.identity.token(self.resource, refresh=refresh)
         return {'Authorization': 'Bearer ' + self._token}
 
     def _url(self, path):
@@ -114,13 +118,15 @@ class GraphClient:
                                                   headers=hdrs)
             except requests.exceptions.SSLError as e:
                 raise GraphError(phase, 'TLS', 'CertificateError', str(e)[:300], method=method,
-                                 url=url, hint='set ca_path to the CA that signs the endpoint')
+                                 url=url, hint='set ca_path to the CA that signs the endpoint',
+                                 service=self.service)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
                 wait = _retry_after(None, attempt)
                 if time.monotonic() + wait > deadline:
                     raise GraphError(phase, 'no answer', 'NetworkError', str(e)[:300],
                                      method=method, url=url,
-                                     hint='check the network path to %s' % self.base)
+                                     hint='check the network path to %s' % self.base,
+                                     service=self.service)
                 time.sleep(wait)
                 continue
             body = _json(r)
@@ -135,14 +141,19 @@ class GraphClient:
                 if time.monotonic() + wait <= deadline:
                     time.sleep(wait)
                     continue
-            code, message, request_id, date = _error_fields(body)
+            code, message, request_id, date = self.error_fields(body)
             hint = HINTS.get(code)
             if r.status_code == 403 and permission:
                 hint = ('the app needs the application permission %s with admin consent; grant '
                         'it in the app registration\'s API permissions' % permission)
             raise GraphError(phase, r.status_code, code, message,
                              request_id or r.headers.get('request-id'),
-                             date or r.headers.get('Date'), method, url, hint)
+                             date or r.headers.get('Date'), method, url, hint, self.service)
+
+    @staticmethod
+    def error_fields(body):
+        """(code, message, request id, date) from an error body; subclasses read theirs."""
+        return _error_fields(body)
 
     def get(self, path, params=None, **kwargs):
         return self.request('GET', path, params=params, **kwargs)[1]

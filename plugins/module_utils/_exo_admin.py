@@ -1,0 +1,65 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) exchangeonline.mail contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Private to this collection: may change without notice.
+"""The Exchange Online admin REST endpoint (``/adminapi/beta/{tenant}/InvokeCommand``).
+
+Graph has no protocol switches (POP, IMAP, SMTP AUTH), so these cmdlets go through the endpoint
+the ExchangeOnlineManagement module uses. It is undocumented: everything that knows its shape
+lives in this file, so it can be swapped for another transport.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
+    GraphClient,
+    _error_fields,
+)
+from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import EXCHANGE
+
+ANCHOR = 'APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@%s'
+PERMISSION = 'Exchange.ManageAsApp (plus an Exchange administrator role for the app)'
+PAGE_SIZE = 1000
+
+
+class ExoAdminClient(GraphClient):
+    """InvokeCommand with the Graph client's retries, token refresh and error handling."""
+
+    service = 'Exchange Online'
+
+    def __init__(self, identity, **kwargs):
+        kwargs.setdefault('phase', 'exchange')
+        base = '%s/adminapi/beta/%s' % (identity.endpoints[EXCHANGE], identity.tenant_id)
+        super(ExoAdminClient, self).__init__(identity, resource=EXCHANGE, base=base, **kwargs)
+
+    @staticmethod
+    def error_fields(body):
+        """Cmdlet errors carry a generic error.message ("Error executing cmdlet"); the text is in
+        details[0].message or innererror.internalexception.message, after the last '|'
+        ("Ex6F9304|Microsoft.Exchange...ManagementObjectNotFoundException|The operation...")."""
+        code, message, request_id, date = _error_fields(body)
+        err = (body or {}).get('error') if isinstance(body, dict) else None
+        if isinstance(err, dict):
+            details = err.get('details') or []
+            inner = (err.get('innererror') or err.get('innerError') or {})
+            for text in ([d.get('message') for d in details if isinstance(d, dict)]
+                         + [(inner.get('internalexception') or {}).get('message')]):
+                if text:
+                    message = '%s: %s' % (message, text.rsplit('|', 1)[-1].strip())
+                    break
+        return code, message, request_id, date
+
+    def invoke(self, cmdlet, parameters=None, phase=None, page_size=PAGE_SIZE):
+        """Every object the cmdlet returns, following @odata.nextLink (the same POST again)."""
+        headers = {'X-AnchorMailbox': ANCHOR % self.identity.tenant_id,
+                   'Prefer': 'odata.maxpagesize=%d' % page_size}
+        body = {'CmdletInput': {'CmdletName': cmdlet, 'Parameters': parameters or {}}}
+        url = '/InvokeCommand'
+        items = []
+        while url:
+            data = self.request('POST', url, json=body, headers=headers,
+                                phase=phase or cmdlet, permission=PERMISSION)[1]
+            items.extend(data.get('value') or [])
+            url = data.get('@odata.nextLink')
+        return items

@@ -1,0 +1,223 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) exchangeonline.mail contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Private to this collection: may change without notice.
+"""Mailboxes at tenant scale: existence and licences from Graph, protocols and routing from
+Exchange Online, in as few round trips as the tenant allows.
+
+For many or all mailboxes the tenant is paged once (Graph /users 999 per page, Get-CASMailbox and
+Get-Mailbox 1,000 per page); per-user Graph parts go through $batch (20 per request, bounded
+concurrency); a short list asks Exchange per mailbox, in parallel.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from concurrent.futures import ThreadPoolExecutor
+
+from urllib.parse import quote
+
+from ansible_collections.exchangeonline.mail.plugins.module_utils._exo_admin import ExoAdminClient
+from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import GraphClient, GraphError
+from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import Identity
+from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
+
+PARTS = ('license', 'mailbox', 'protocols', 'routing')
+USER_SELECT = 'id,userPrincipalName,mail,proxyAddresses'
+# Above this many listed mailboxes, paging the whole tenant once beats asking per mailbox.
+PAGE_THRESHOLD = 50
+PARALLEL = 4
+# Exchange Online plans that give a mailbox (EXCHANGE_S_FOUNDATION does not).
+MAILBOX_PLANS = ('EXCHANGE_S_STANDARD', 'EXCHANGE_S_ENTERPRISE', 'EXCHANGE_S_DESKLESS',
+                 'EXCHANGE_S_ESSENTIALS', 'EXCHANGE_S_STANDARD_GOV', 'EXCHANGE_S_ENTERPRISE_GOV',
+                 'EXCHANGE_S_STANDARD_MIDMARKET')
+
+
+def smtp_addresses(values):
+    """Plain addresses from proxy address strings ('SMTP:a@b', 'smtp:c@d'), primary first."""
+    out = []
+    for value in values or []:
+        if value[:5].lower() == 'smtp:':
+            address = value[5:]
+            if value.startswith('SMTP:'):
+                out.insert(0, address)
+            else:
+                out.append(address)
+    return out
+
+
+def routing_address(addresses):
+    for address in addresses:
+        if address.lower().endswith('.mail.onmicrosoft.com'):
+            return address
+    return None
+
+
+def effective_smtp_auth(mailbox_disabled, tenant_disabled):
+    """(enabled, source): the mailbox setting wins unless it is null (then the tenant's)."""
+    if mailbox_disabled is None:
+        return (not tenant_disabled), 'tenant'
+    return (not mailbox_disabled), 'mailbox'
+
+
+def smtp_auth_setting(mailbox_disabled):
+    if mailbox_disabled is None:
+        return 'inherit'
+    return 'disabled' if mailbox_disabled else 'enabled'
+
+
+def exchange_licensed(license_details):
+    for sku in license_details or []:
+        for plan in sku.get('servicePlans') or []:
+            if plan.get('servicePlanName') in MAILBOX_PLANS and \
+                    (plan.get('provisioningStatus') or 'Success') not in ('Disabled',):
+                return True
+    return False
+
+
+class Mailboxes:
+    def __init__(self, params):
+        self.params = params
+        self.identity = Identity(params)
+        self.graph = GraphClient(self.identity)
+        self.exo = ExoAdminClient(self.identity)
+        self.include = set(params.get('include') or PARTS)
+        unknown = self.include - set(PARTS)
+        if unknown:
+            raise RecordError('include takes %s, not %s' % (', '.join(PARTS),
+                                                            ', '.join(sorted(unknown))))
+
+    # -- who ------------------------------------------------------------------------------------
+    def users(self):
+        """[(asked, graph user or None)] in the order asked (all: the tenant's order)."""
+        if self.params.get('all'):
+            users = self.graph.get_all('/users', params={'$select': USER_SELECT, '$top': '999'},
+                                       phase='list users', permission='User.Read.All')
+            return [(u.get('userPrincipalName'), u) for u in users]
+        asked = list(dict.fromkeys(self.params.get('mailboxes') or []))
+        found = self.graph.batch([{'id': str(i), 'method': 'GET', 'url': '/users/%s?$select=%s'
+                                   % (name, USER_SELECT)} for i, name in enumerate(asked)],
+                                 phase='read users')
+        missing = [i for i in range(len(asked)) if found[str(i)][0] == 404]
+        if missing:  # not a UPN: maybe a mail address or a proxy address
+            by_address = self.graph.batch([{
+                'id': str(i), 'method': 'GET',
+                'url': '/users?$select=%s&$filter=%s' % (USER_SELECT, quote(
+                    "mail eq '%s' or proxyAddresses/any(p:p eq 'smtp:%s')"
+                    % (_q(asked[i]), _q(asked[i])), safe=''))}
+                for i in missing], phase='find users by address')
+            for i in missing:
+                status, body = by_address[str(i)]
+                hits = (body or {}).get('value') or [] if status == 200 else []
+                found[str(i)] = (200, hits[0]) if hits else (404, None)
+        out = []
+        for i, name in enumerate(asked):
+            status, body = found[str(i)]
+            if status == 200:
+                out.append((name, body))
+            elif status == 404:
+                out.append((name, None))
+            else:
+                raise _batch_error('read user %s' % name, status, body, 'User.Read.All')
+        return out
+
+    # -- parts ------------------------------------------------------------------------------
+    def licences(self, users):
+        ids = [u['id'] for u in users]
+        got = self.graph.batch([{'id': str(i), 'method': 'GET',
+                                 'url': '/users/%s/licenseDetails' % uid}
+                                for i, uid in enumerate(ids)], phase='read licences')
+        out = {}
+        for i, uid in enumerate(ids):
+            status, body = got[str(i)]
+            if status != 200:
+                raise _batch_error('read licences', status, body, 'User.Read.All')
+            out[uid] = (body or {}).get('value') or []
+        return out
+
+    def exchange_objects(self, cmdlet, users):
+        """{graph user id: object} for the users that have an Exchange Online mailbox."""
+        if self.params.get('all') or len(users) > PAGE_THRESHOLD:
+            objects = self.exo.invoke(cmdlet, {'ResultSize': 'Unlimited'})
+        else:
+            def one(user):
+                try:
+                    return self.exo.invoke(cmdlet, {'Identity': user['id']})
+                except GraphError as e:
+                    if e.status == 404 or 'couldn\'t be found' in (e.graph_message or ''):
+                        return []
+                    raise
+            with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+                objects = [o for found in pool.map(one, users) for o in found]
+        by_id = dict((u['id'], u) for u in users)
+        by_upn = dict((u.get('userPrincipalName', '').lower(), u) for u in users)
+        out = {}
+        for obj in objects:
+            user = by_id.get(obj.get('ExternalDirectoryObjectId')) or \
+                by_upn.get((obj.get('UserPrincipalName') or obj.get('PrimarySmtpAddress')
+                            or '').lower())
+            if user is not None:
+                out[user['id']] = obj
+        return out
+
+    def tenant_smtp_auth_disabled(self):
+        config = self.exo.invoke('Get-TransportConfig')
+        return bool(config and config[0].get('SmtpClientAuthenticationDisabled'))
+
+    # -- the result -------------------------------------------------------------------------
+    def info(self):
+        asked = self.users()
+        users = [u for dummy, u in asked if u is not None]
+        licences = self.licences(users) if 'license' in self.include and users else {}
+        need_cas = self.include & set(('mailbox', 'protocols'))
+        cas = self.exchange_objects('Get-CASMailbox', users) if need_cas and users else {}
+        boxes = self.exchange_objects('Get-Mailbox', users) \
+            if 'routing' in self.include and users else {}
+        tenant_disabled = self.tenant_smtp_auth_disabled() \
+            if 'protocols' in self.include else None
+        result = []
+        for name, user in asked:
+            entry = {'upn': name, 'exists': user is not None}
+            if user is None:
+                result.append(entry)
+                continue
+            uid = user['id']
+            entry.update(upn=user.get('userPrincipalName'), id=uid, mail=user.get('mail'))
+            if 'license' in self.include:
+                entry['exchange_licensed'] = exchange_licensed(licences.get(uid))
+                entry['licenses'] = sorted(s.get('skuPartNumber') for s in licences.get(uid, []))
+            if need_cas:
+                entry['has_mailbox'] = uid in cas
+            if 'protocols' in self.include and uid in cas:
+                c = cas[uid]
+                enabled, source = effective_smtp_auth(c.get('SmtpClientAuthenticationDisabled'),
+                                                      tenant_disabled)
+                entry['protocols'] = {
+                    'pop': bool(c.get('PopEnabled')), 'imap': bool(c.get('ImapEnabled')),
+                    'smtp_auth': enabled, 'smtp_auth_source': source,
+                    'smtp_auth_setting': smtp_auth_setting(
+                        c.get('SmtpClientAuthenticationDisabled'))}
+            if 'routing' in self.include:
+                addresses = smtp_addresses((boxes.get(uid) or {}).get('EmailAddresses')
+                                           or user.get('proxyAddresses'))
+                entry['proxy_addresses'] = addresses
+                entry['routing_address'] = routing_address(addresses)
+            result.append(entry)
+        out = {'changed': False, 'mailboxes': result, 'count': len(result)}
+        if tenant_disabled is not None:
+            out['tenant'] = {'smtp_auth': not tenant_disabled}
+        return out
+
+
+def _q(text):
+    return text.replace("'", "''")
+
+
+def _batch_error(phase, status, body, permission):
+    err = (body or {}).get('error') or {}
+    hint = None
+    if status == 403:
+        hint = 'the app needs the application permission %s with admin consent' % permission
+    return GraphError(phase, status, err.get('code') or 'Error', err.get('message') or '',
+                      (err.get('innerError') or {}).get('request-id'), None, 'GET', '$batch',
+                      hint)

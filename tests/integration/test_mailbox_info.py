@@ -1,0 +1,95 @@
+"""mailbox_info with real msal and requests against the emulator's Graph and Exchange endpoints."""
+
+import pytest
+
+from tests.integration.conftest import m365_args
+
+ROLES = ('User.Read.All', 'Exchange.ManageAsApp')
+
+
+def info(m365, app, **args):
+    return {'name': 'info', 'exchangeonline.mail.mailbox_info': dict(m365_args(m365, app), **args),
+            'register': 'out', 'ignore_errors': True}
+
+
+@pytest.fixture
+def tenant(m365):
+    d = m365.tenant_domain
+    m365.add_domain('contoso.test', verified=True, services=['Email'])
+    m365.add_user('licensed@contoso.test', licensed=True, mailbox=True)
+    m365.add_user('unlicensed@contoso.test', licensed=False, mailbox=False)
+    m365.add_user('nomailbox@contoso.test', licensed=True, mailbox=False)
+    m365.add_user('alias.only@contoso.test', mail='shared.name@contoso.test', licensed=True,
+                  mailbox=True)
+    return d
+
+
+def by_upn(result):
+    return dict((m['upn'], m) for m in result['mailboxes'])
+
+
+def test_info_for_each_kind_of_user(m365, tenant, play):
+    app = m365.add_app(secret='mailbox-info-secret', roles=ROLES)
+    run = play([info(m365, app, mailboxes=['licensed@contoso.test', 'unlicensed@contoso.test',
+                                           'nomailbox@contoso.test', 'ghost@contoso.test',
+                                           'shared.name@contoso.test'])])
+    result = run.last['result']
+    assert run.last['status'] == 'ok', result.get('msg')
+    boxes = by_upn(result)
+    lic = boxes['licensed@contoso.test']
+    assert lic['exists'] and lic['exchange_licensed'] and lic['has_mailbox']
+    assert lic['routing_address'].endswith('.mail.onmicrosoft.com')
+    assert lic['routing_address'] in lic['proxy_addresses']
+    assert set(lic['protocols']) == {'pop', 'imap', 'smtp_auth', 'smtp_auth_source',
+                                     'smtp_auth_setting'}
+    un = boxes['unlicensed@contoso.test']
+    assert un['exists'] and not un['exchange_licensed'] and not un['has_mailbox']
+    assert 'protocols' not in un
+    nm = boxes['nomailbox@contoso.test']
+    assert nm['exchange_licensed'] and not nm['has_mailbox']
+    assert boxes['ghost@contoso.test'] == {'upn': 'ghost@contoso.test', 'exists': False}
+    # found by its mail address, reported by its UPN
+    assert boxes['alias.only@contoso.test']['has_mailbox']
+    assert result['count'] == 5
+
+
+@pytest.mark.parametrize('mailbox, tenant_disabled, effective, source', [
+    (None, True, False, 'tenant'), (None, False, True, 'tenant'),
+    (False, True, True, 'mailbox'), (True, False, False, 'mailbox'),
+    (False, False, True, 'mailbox'), (True, True, False, 'mailbox'),
+])
+def test_effective_smtp_auth(m365, tenant, play, mailbox, tenant_disabled, effective, source):
+    app = m365.add_app(secret='mailbox-info-secret', roles=ROLES)
+    m365.cas_mailbox('licensed@contoso.test')['SmtpClientAuthenticationDisabled'] = mailbox
+    m365.transport_config['SmtpClientAuthenticationDisabled'] = tenant_disabled
+    run = play([info(m365, app, mailboxes=['licensed@contoso.test'], include=['protocols'])])
+    result = run.last['result']
+    assert run.last['status'] == 'ok', result.get('msg')
+    protocols = result['mailboxes'][0]['protocols']
+    assert (protocols['smtp_auth'], protocols['smtp_auth_source']) == (effective, source)
+    assert result['tenant'] == {'smtp_auth': not tenant_disabled}
+
+
+def test_all_mailboxes_page_through_the_tenant_once(m365, play):
+    m365.generate_users(2500, domain=m365.tenant_domain)
+    app = m365.add_app(secret='mailbox-info-secret', roles=ROLES)
+    m365.inject('POST', r'/InvokeCommand$', 429, count=2, retry_after=1)
+    m365.inject('GET', r'/v1\.0/users$', 503, count=1, retry_after=1)
+    run = play([info(m365, app, all=True)])
+    result = run.last['result']
+    assert run.last['status'] == 'ok', result.get('msg')
+    assert result['count'] == len(result['mailboxes']) >= 2500
+    exo = [r for r in m365.requests if r['resource'] == 'exo' and r['status'] == 200]
+    cas_pages = [r for r in exo if r.get('cmdlet') == 'Get-CASMailbox']
+    assert 1 <= len(cas_pages) <= 3  # 1,000 per page
+    assert not [r for r in m365.requests if r['resource'] == 'graph'
+                and '/mailboxSettings' in r['path']]
+    with_mailbox = [m for m in result['mailboxes'] if m.get('has_mailbox')]
+    assert with_mailbox and all('protocols' in m for m in with_mailbox)
+
+
+def test_missing_exchange_permission_is_named(m365, tenant, play):
+    app = m365.add_app(secret='mailbox-info-secret', roles=('User.Read.All',))
+    run = play([info(m365, app, mailboxes=['licensed@contoso.test'])])
+    assert run.last['status'] == 'failed'
+    assert 'Exchange.ManageAsApp' in run.last['result']['msg']
