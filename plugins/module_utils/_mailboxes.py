@@ -221,3 +221,127 @@ def _batch_error(phase, status, body, permission):
     return GraphError(phase, status, err.get('code') or 'Error', err.get('message') or '',
                       (err.get('innerError') or {}).get('request-id'), None, 'GET', '$batch',
                       hint)
+
+
+SMTP_AUTH_VALUES = {'enabled': False, 'disabled': True, 'inherit': None}  # -> ...Disabled
+
+
+def protocol_state(cas):
+    return {'pop': bool(cas.get('PopEnabled')), 'imap': bool(cas.get('ImapEnabled')),
+            'smtp_auth': smtp_auth_setting(cas.get('SmtpClientAuthenticationDisabled'))}
+
+
+class ProtocolChange:
+    """Read every listed mailbox's switches, send Set-CASMailbox only where they differ."""
+
+    def __init__(self, params, check_mode=False, diff_mode=False):
+        self.params = params
+        self.check_mode = check_mode
+        self.diff_mode = diff_mode
+        self.identity = Identity(params)
+        self.exo = ExoAdminClient(self.identity)
+        self.wanted = dict((k, params.get(k)) for k in ('pop', 'imap', 'smtp_auth')
+                           if params.get(k) is not None)
+
+    def read(self, names):
+        """{name: CAS object or None}; the tenant paged once for long lists."""
+        if len(names) > PAGE_THRESHOLD:
+            objects = self.exo.invoke('Get-CASMailbox', {'ResultSize': 'Unlimited'})
+            index = {}
+            for obj in objects:
+                for key in ('PrimarySmtpAddress', 'UserPrincipalName', 'Identity', 'Name',
+                            'ExternalDirectoryObjectId'):
+                    if obj.get(key):
+                        index[str(obj[key]).lower()] = obj
+            return dict((n, index.get(n.lower())) for n in names)
+
+        def one(name):
+            try:
+                found = self.exo.invoke('Get-CASMailbox', {'Identity': name})
+            except GraphError as e:
+                if e.status == 404 or 'couldn\'t be found' in str(e):
+                    return None
+                raise
+            return found[0] if found else None
+        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+            return dict(zip(names, pool.map(one, names)))
+
+    def set_one(self, item):
+        name, cas, after = item
+        parameters = {'Identity': cas.get('ExternalDirectoryObjectId') or cas.get('Identity')
+                      or name}
+        if 'pop' in self.wanted:
+            parameters['PopEnabled'] = after['pop']
+        if 'imap' in self.wanted:
+            parameters['ImapEnabled'] = after['imap']
+        if 'smtp_auth' in self.wanted:
+            parameters['SmtpClientAuthenticationDisabled'] = SMTP_AUTH_VALUES[after['smtp_auth']]
+        try:
+            self.exo.invoke('Set-CASMailbox', parameters, phase='Set-CASMailbox')
+            return None
+        except GraphError as e:
+            return str(e)
+
+    def run(self):
+        names = list(dict.fromkeys(self.params.get('mailboxes') or []))
+        current = self.read(names) if names and self.wanted else {}
+        entries, todo = [], []
+        for name in names if self.wanted else []:
+            cas = current.get(name)
+            if cas is None:
+                entries.append({'mailbox': name, 'changed': False, 'failed': True,
+                                'msg': 'no Exchange Online mailbox %s' % name})
+                continue
+            before = protocol_state(cas)
+            after = dict(before, **self.wanted)
+            entry = {'mailbox': name, 'before': before, 'after': after,
+                     'changed': before != after}
+            entries.append(entry)
+            if entry['changed']:
+                todo.append((name, cas, after))
+        if todo and not self.check_mode:
+            with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+                errors = list(pool.map(self.set_one, todo))
+            by_name = dict((e['mailbox'], e) for e in entries)
+            for (name, dummy, dummy2), error in zip(todo, errors):
+                if error:
+                    by_name[name].update(failed=True, changed=False, msg=error,
+                                         after=by_name[name]['before'])
+        result = {'mailboxes': entries}
+        tenant_changed = False
+        if self.params.get('tenant_smtp_auth'):
+            disabled_now = bool((self.exo.invoke('Get-TransportConfig') or [{}])[0].get(
+                'SmtpClientAuthenticationDisabled'))
+            want_disabled = self.params['tenant_smtp_auth'] == 'disabled'
+            tenant_changed = disabled_now != want_disabled
+            if tenant_changed and not self.check_mode:
+                self.exo.invoke('Set-TransportConfig',
+                                {'SmtpClientAuthenticationDisabled': want_disabled},
+                                phase='Set-TransportConfig')
+            result['tenant'] = {'before': {'smtp_auth': not disabled_now},
+                                'after': {'smtp_auth': not want_disabled},
+                                'changed': tenant_changed}
+        failed = [e for e in entries if e.get('failed')]
+        result['changed'] = tenant_changed or any(e['changed'] for e in entries)
+        result['changed_count'] = sum(1 for e in entries if e['changed'])
+        if self.diff_mode and result['changed']:
+            result['diff'] = {'before': _diff_lines(entries, 'before', result.get('tenant')),
+                              'after': _diff_lines(entries, 'after', result.get('tenant'))}
+        if failed:
+            result['failed'] = True
+            result['msg'] = ('%d of %d mailboxes failed; the others are %s: %s' % (
+                len(failed), len(entries), 'as planned' if self.check_mode else 'applied',
+                '; '.join('%s: %s' % (e['mailbox'], e['msg']) for e in failed)))
+        return result
+
+
+def _diff_lines(entries, side, tenant):
+    lines = []
+    for e in entries:
+        if e.get('changed') and side in e:
+            s = e[side]
+            lines.append('%s: pop=%s imap=%s smtp_auth=%s' % (e['mailbox'], s['pop'], s['imap'],
+                                                              s['smtp_auth']))
+    if tenant and tenant['changed']:
+        lines.append('tenant: smtp_auth=%s' % tenant[side]['smtp_auth'])
+    return '\n'.join(lines) + '\n'

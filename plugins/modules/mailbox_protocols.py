@@ -1,0 +1,166 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) exchangeonline.mail contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: mailbox_protocols
+short_description: Turn POP3, IMAP and SMTP AUTH on or off for Exchange Online mailboxes
+version_added: 0.1.0
+description:
+  - Reads the protocol switches of every listed mailbox first and sends C(Set-CASMailbox) only
+    for the mailboxes that differ; sets the tenant's SMTP AUTH default with C(Set-TransportConfig).
+  - When some mailboxes fail, the others stay applied; the result says which succeeded and which
+    failed and why, and the task fails.
+  - "Needs the application permission C(Exchange.ManageAsApp) and an Exchange administrator role
+    for the app."
+author:
+  - exchangeonline.mail developers (!UNKNOWN)
+extends_documentation_fragment:
+  - exchangeonline.mail.m365
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying
+      target.
+    support: full
+    details: Reads only; no Set cmdlet is sent.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in
+      check_mode), when in diff mode.
+    support: full
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second
+      invocation indicates no change.
+    support: full
+  action_group:
+    description: Use C(group/exchangeonline.mail.m365) in C(module_defaults) to set defaults for
+      this module.
+    support: full
+    membership:
+      - exchangeonline.mail.m365
+options:
+  mailboxes:
+    description:
+      - The mailboxes (user principal names or e-mail addresses).
+    type: list
+    elements: str
+    default: []
+  pop:
+    description:
+      - POP3 on (V(true)) or off (V(false)). Omit to leave it.
+    type: bool
+  imap:
+    description:
+      - IMAP on or off. Omit to leave it.
+    type: bool
+  smtp_auth:
+    description:
+      - Authenticated SMTP submission for the mailbox. V(inherit) follows the tenant default.
+        Omit to leave it.
+    type: str
+    choices: [enabled, disabled, inherit]
+  tenant_smtp_auth:
+    description:
+      - The tenant's default for mailboxes set to V(inherit). Omit to leave it.
+    type: str
+    choices: [enabled, disabled]
+seealso:
+  - module: exchangeonline.mail.mailbox_info
+'''
+
+EXAMPLES = r'''
+- name: Turn POP3 on for one user (what the admin centre does by hand)
+  exchangeonline.mail.mailbox_protocols:
+    mailboxes: [adele.vance@contoso.com]
+    pop: true
+
+- name: SMTP AUTH only for the scanner mailbox, off by default for everyone else
+  exchangeonline.mail.mailbox_protocols:
+    mailboxes: [scanner@contoso.com]
+    smtp_auth: enabled
+    tenant_smtp_auth: disabled
+'''
+
+RETURN = r'''
+mailboxes:
+  description: One entry per mailbox.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    mailbox:
+      description: The mailbox as given.
+      type: str
+    changed:
+      description: Whether its switches were changed (or would be).
+      type: bool
+    before:
+      description: C({pop, imap, smtp_auth}) before.
+      type: dict
+    after:
+      description: C({pop, imap, smtp_auth}) after (unchanged when it failed).
+      type: dict
+    failed:
+      description: Present and true when this mailbox could not be read or set.
+      type: bool
+    msg:
+      description: Why it failed.
+      type: str
+tenant:
+  description: The tenant default before and after, when O(tenant_smtp_auth) is given.
+  returned: when O(tenant_smtp_auth) is set
+  type: dict
+changed_count:
+  description: Number of mailboxes changed.
+  returned: always
+  type: int
+phase:
+  description: On failure before any mailbox was handled, where it failed.
+  returned: on such failures
+  type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
+    HAS_M365_LIBS,
+    M365_IMPORT_ERROR,
+    m365_argument_spec,
+)
+from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
+
+
+def module_kwargs():
+    """AnsibleModule's arguments; the action plugin validates with the same spec."""
+    argument_spec = m365_argument_spec()
+    argument_spec.update(
+        mailboxes=dict(type='list', elements='str', default=[]),
+        pop=dict(type='bool'),
+        imap=dict(type='bool'),
+        smtp_auth=dict(type='str', choices=['enabled', 'disabled', 'inherit']),
+        tenant_smtp_auth=dict(type='str', choices=['enabled', 'disabled']),
+    )
+    return dict(argument_spec=argument_spec, supports_check_mode=True,
+                mutually_exclusive=[('client_secret', 'client_certificate_path')],
+                required_one_of=[('pop', 'imap', 'smtp_auth', 'tenant_smtp_auth')])
+
+
+def work(params, check_mode, diff_mode):
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mailboxes import (
+        ProtocolChange)
+    return ProtocolChange(params, check_mode, diff_mode).run()
+
+
+def main():
+    module = AnsibleModule(**module_kwargs())
+    if not HAS_M365_LIBS:
+        module.fail_json(msg=missing_required_lib('msal and requests'),
+                         exception=M365_IMPORT_ERROR)
+    run_module(module, lambda: work(module.params, module.check_mode, module._diff))
+
+
+if __name__ == '__main__':
+    main()

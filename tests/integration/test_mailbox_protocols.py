@@ -1,0 +1,73 @@
+"""mailbox_protocols against the emulator's Exchange admin endpoint, with real msal and requests."""
+
+from tests.integration.conftest import m365_args
+
+ROLES = ('User.Read.All', 'Exchange.ManageAsApp')
+SECRET = 'mailbox-protocols-secret'
+
+
+def protocols(m365, app, name='protocols', **args):
+    return {'name': name, 'exchangeonline.mail.mailbox_protocols': dict(m365_args(m365, app), **args),
+            'register': 'out', 'ignore_errors': True}
+
+
+def sets(m365):
+    return [r for r in m365.requests if r.get('cmdlet') in ('Set-CASMailbox', 'Set-TransportConfig')]
+
+
+def test_pop_on_for_one_user_idempotent_and_check_mode(m365, play):
+    m365.add_user('adele@contoso.test', licensed=True, mailbox=True)
+    m365.cas_mailbox('adele@contoso.test')['PopEnabled'] = False
+    app = m365.add_app(secret=SECRET, roles=ROLES)
+    task = protocols(m365, app, mailboxes=['adele@contoso.test'], pop=True)
+
+    run = play([task], check=True, diff=True)
+    assert run.last['result']['changed'] is True
+    assert sets(m365) == []
+    assert m365.cas_mailbox('adele@contoso.test')['PopEnabled'] is False
+    assert '+adele@contoso.test: pop=True' in run.stdout
+
+    run = play([task, {'name': 'confirm', 'exchangeonline.mail.mailbox_info': dict(
+        m365_args(m365, app), mailboxes=['adele@contoso.test'], include=['protocols']),
+        'register': 'info'}])
+    assert run.task('protocols')['result']['changed'] is True
+    assert run.task('confirm')['result']['mailboxes'][0]['protocols']['pop'] is True
+    assert len(sets(m365)) == 1
+
+    m365.clear_log()
+    run = play([task])
+    assert run.last['result']['changed'] is False
+    assert sets(m365) == []
+
+
+def test_smtp_auth_inherit_and_tenant_default(m365, play):
+    m365.add_user('scanner@contoso.test', licensed=True, mailbox=True)
+    m365.cas_mailbox('scanner@contoso.test')['SmtpClientAuthenticationDisabled'] = False
+    app = m365.add_app(secret=SECRET, roles=ROLES)
+    run = play([protocols(m365, app, mailboxes=['scanner@contoso.test'], smtp_auth='inherit',
+                          tenant_smtp_auth='enabled')])
+    result = run.last['result']
+    assert run.last['status'] == 'ok', result.get('msg')
+    assert m365.cas_mailbox('scanner@contoso.test')['SmtpClientAuthenticationDisabled'] is None
+    assert m365.transport_config['SmtpClientAuthenticationDisabled'] is False
+    assert result['tenant']['changed'] is True
+    assert result['mailboxes'][0]['after']['smtp_auth'] == 'inherit'
+
+
+def test_partial_failure_reports_each_mailbox(m365, play):
+    for upn in ('a@contoso.test', 'b@contoso.test'):
+        m365.add_user(upn, licensed=True, mailbox=True)
+        m365.cas_mailbox(upn)['ImapEnabled'] = True
+    m365.add_user('nobox@contoso.test', licensed=False, mailbox=False)
+    app = m365.add_app(secret=SECRET, roles=ROLES)
+    run = play([protocols(m365, app, mailboxes=['a@contoso.test', 'nobox@contoso.test',
+                                                'b@contoso.test'], imap=False)])
+    result = run.last['result']
+    assert run.last['status'] == 'failed'
+    assert '1 of 3 mailboxes failed; the others are applied' in result['msg']
+    assert 'nobox@contoso.test: no Exchange Online mailbox' in result['msg']
+    entries = dict((e['mailbox'], e) for e in result['mailboxes'])
+    assert entries['a@contoso.test']['changed'] and entries['b@contoso.test']['changed']
+    assert entries['nobox@contoso.test']['failed']
+    assert m365.cas_mailbox('a@contoso.test')['ImapEnabled'] is False
+    assert m365.cas_mailbox('b@contoso.test')['ImapEnabled'] is False
