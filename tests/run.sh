@@ -88,6 +88,7 @@ case "${1:-test}" in
     integration) setup; integration ;;
     demo) setup; (cd "$coll" && PYTHONPATH="$build" "$(newest_python)" -m tests.lab.demo "${@:2}") ;;
     bench) setup; (cd "$coll" && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_mail_dns "${@:2}" \
-                   && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_token_cache) ;;
+                   && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_token_cache \
+                   && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_mailboxes) ;;
     *) echo "usage: $0 test|demo|bench|setup|sanity|unit|integration" >&2; exit 2 ;;
 esac

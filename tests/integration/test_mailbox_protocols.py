@@ -71,3 +71,22 @@ def test_partial_failure_reports_each_mailbox(m365, play):
     assert entries['nobox@contoso.test']['failed']
     assert m365.cas_mailbox('a@contoso.test')['ImapEnabled'] is False
     assert m365.cas_mailbox('b@contoso.test')['ImapEnabled'] is False
+
+
+def test_enable_pop_example_playbook(m365, play, tmp_path):
+    """playbooks/enable_pop.yml, run by its FQCN: POP3 on, confirmed."""
+    from tests.lab.ansible_runner import run_playbook
+    m365.add_user('adele@contoso.test', licensed=True, mailbox=True)
+    m365.cas_mailbox('adele@contoso.test')['PopEnabled'] = False
+    app = m365.add_app(secret=SECRET, roles=ROLES)
+    env = {'AZURE_TENANT_ID': m365.tenant_id, 'AZURE_CLIENT_ID': app['client_id'],
+           'AZURE_CLIENT_SECRET': SECRET}
+    endpoints = dict((k, v) for k, v in m365_args(m365, app).items()
+                     if k in ('authority_host', 'graph_endpoint', 'exo_endpoint', 'ca_path'))
+    run = run_playbook(playbook='exchangeonline.mail.enable_pop', workdir=str(tmp_path / 'pb'),
+                       extra_vars={'user': 'adele@contoso.test', 'exo_m365': endpoints},
+                       env=env)
+    assert run.rc == 0, run.stdout[-3000:]
+    assert 'POP3 is on for adele@contoso.test' in run.stdout
+    assert m365.cas_mailbox('adele@contoso.test')['PopEnabled'] is True
+    assert SECRET not in run.stdout + run.stderr
