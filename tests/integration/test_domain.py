@@ -156,3 +156,24 @@ def test_no_secret_in_verbose_output(bind, m365, play, tmp_path):
     text = run.stdout + run.stderr
     assert 'very-secret-value-123' not in text
     assert 'eyJ' not in text  # no JWT access token either
+
+
+def test_certificate_password_and_token_never_shown(bind, m365, play, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.lab.m365.emulator import make_client_certificate
+    cert, key, dummy = make_client_certificate()
+    app = m365.add_app(certificate_pem=cert, roles=WRITE)
+    encrypted = serialization.load_pem_private_key(key.encode(), password=None).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b'pem-password-4711')).decode()
+    pem = tmp_path / 'app.pem'
+    pem.write_text(cert + encrypted)
+    m = m365_args(m365, app, client_certificate_path=str(pem),
+                  client_certificate_password='pem-password-4711')
+    m.pop('client_secret', None)
+    run = play([task('domain', dict(m, domain=ZONE, verify=False))], verbosity=3, diff=True)
+    assert run.last['status'] == 'ok', run.last['result'].get('msg')
+    text = run.stdout + run.stderr + str(run.last['result'])
+    assert 'pem-password-4711' not in text
+    assert 'eyJ' not in text
