@@ -278,7 +278,10 @@ class DnsServer:
         try:
             return self._read_axfr(zone)
         except DnsError as e:
-            if e.rcode not in ('REFUSED', 'NOTAUTH', 'NOTIMP'):
+            # A transfer the server refuses, cannot serve, or that a firewall drops: the
+            # signed queries may still get through (they use protocol; a transfer uses TCP).
+            if e.rcode not in ('REFUSED', 'NOTAUTH', 'NOTIMP', 'SERVFAIL') and \
+                    not getattr(e, 'transfer_blocked', False):
                 raise
         return self._read_queries(zone, names)
 
@@ -300,6 +303,8 @@ class DnsServer:
             err = self._explain('read', e)
             if err is None:
                 raise
+            err.transfer_blocked = isinstance(e, dns.exception.Timeout) or (
+                isinstance(e, ConnectionRefusedError) and self.protocol == 'udp')
             raise err
         rrsets = {}
         serial = None
