@@ -21,26 +21,16 @@ author:
   - exchangeonline.mail developers (!UNKNOWN)
 extends_documentation_fragment:
   - exchangeonline.mail.m365
+  - exchangeonline.mail.attributes
+  - exchangeonline.mail.attributes.m365
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying
-      target.
     support: full
     details: Reads only; reports the actions it would take.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in
-      check_mode), when in diff mode.
     support: full
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second
-      invocation indicates no change.
     support: full
-  action_group:
-    description: Use C(group/exchangeonline.mail.m365) in C(module_defaults) to set defaults for
-      this module.
-    support: full
-    membership:
-      - exchangeonline.mail.m365
 options:
   domain:
     description:

@@ -29,27 +29,17 @@ author:
   - exchangeonline.mail developers (!UNKNOWN)
 extends_documentation_fragment:
   - exchangeonline.mail.dns
+  - exchangeonline.mail.attributes
+  - exchangeonline.mail.attributes.dns
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying
-      target.
     support: full
     details: Reads the zone and returns the plan; sends no UPDATE message at all.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in
-      check_mode), when in diff mode.
     support: full
     details: Shows the touched rrsets before and after as zone-file lines.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second
-      invocation indicates no change.
     support: full
-  action_group:
-    description: Use C(group/exchangeonline.mail.dns) in C(module_defaults) to set defaults for
-      this module.
-    support: full
-    membership:
-      - exchangeonline.mail.dns
 options:
   domain:
     description:

@@ -29,27 +29,17 @@ author:
   - exchangeonline.mail developers (!UNKNOWN)
 extends_documentation_fragment:
   - exchangeonline.mail.dns
+  - exchangeonline.mail.attributes
+  - exchangeonline.mail.attributes.dns
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying
-      target.
     support: full
     details: Read-only; runs the same in check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in
-      check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second
-      invocation indicates no change.
     support: full
     details: Never changes anything; RV(ignore:changed) is always V(false).
-  action_group:
-    description: Use C(group/exchangeonline.mail.dns) in C(module_defaults) to set defaults for
-      this module.
-    support: full
-    membership:
-      - exchangeonline.mail.dns
 options:
   server:
     description:

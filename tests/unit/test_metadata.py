@@ -20,15 +20,19 @@ def module_names():
 
 
 def test_action_groups_match_module_documentation():
+    """The action_group attribute comes from the doc fragment attributes.<group>."""
     groups = runtime_groups()
     for name in module_names():
         code = importlib.import_module('ansible_collections.exchangeonline.mail.plugins.modules.'
                                        + name)
         doc = yaml.safe_load(code.DOCUMENTATION)
-        documented = set(doc['attributes']['action_group'].get('membership') or [])
+        documented = set('exchangeonline.mail.' + f.rsplit('.', 1)[1]
+                         for f in doc['extends_documentation_fragment']
+                         if f.startswith('exchangeonline.mail.attributes.'))
         declared = set('exchangeonline.mail.' + g for g, members in groups.items()
                        if name in members)
         assert documented == declared, name
+        assert 'action_group' not in doc['attributes'], name
 
 
 def test_every_module_has_an_action_plugin_for_the_in_process_path():
