@@ -175,6 +175,7 @@ class M365Emulator:
         self._server = None
         self._thread = None
         self.url = None
+        self.smtp = None  # start_smtp(): the submission server of smtp.py
         self.graph = GraphApi(self)
         self.exo = ExoApi(self)
         # Get-TransportConfig of the tenant (exo.transport_defaults: SMTP AUTH off org-wide,
@@ -216,7 +217,16 @@ class M365Emulator:
         self._thread.start()
         return self
 
+    def start_smtp(self):
+        """Start the SMTP submission listeners (smtp.py); stopped with the emulator."""
+        from .smtp import SmtpServer
+        self.smtp = SmtpServer(self).start()
+        return self.smtp
+
     def stop(self):
+        if self.smtp is not None:
+            self.smtp.stop()
+            self.smtp = None
         if self._server is None:
             return
         self._server.shutdown()

@@ -1,0 +1,277 @@
+"""The lab's Exchange-like SMTP submission server, driven by real smtplib, msal and requests."""
+
+import base64
+import email.message
+import email.utils
+import smtplib
+import ssl
+
+import msal
+import pytest
+import requests
+
+from tests.lab.m365.emulator import M365Emulator
+from tests.lab.m365.smtp import REPLIES
+
+EXO_SCOPE = ['https://outlook.office365.com/.default']
+GRAPH_SCOPE = ['https://graph.microsoft.com/.default']
+SENDER = 'adele@contosolab.onmicrosoft.com'
+RCPT = 'bob@contosolab.onmicrosoft.com'
+
+
+@pytest.fixture(scope='module')
+def emu(tmp_path_factory):
+    server = M365Emulator(workdir=str(tmp_path_factory.mktemp('m365')))
+    server.start()
+    server.start_smtp()
+    server.add_user(SENDER)
+    server.add_user(RCPT)
+    server.add_user('nobox@contosolab.onmicrosoft.com', licensed=False, mailbox=False)
+    server.smtp.set_password(SENDER, 'Lab-Passw0rd!')
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def tenant_state(emu):
+    """SMTP AUTH on for the tenant, mailboxes following it, basic auth on; log cleared."""
+    emu.transport_config['SmtpClientAuthenticationDisabled'] = False
+    emu.cas_mailbox(SENDER)['SmtpClientAuthenticationDisabled'] = None
+    emu.smtp.basic_auth_disabled = False
+    emu.smtp.basic_auth_reply = 'basic_disabled'
+    emu.smtp.injections.clear()
+    emu.smtp.clear_log()
+
+
+def session_for(emu):
+    s = requests.Session()
+    s.trust_env = False
+    s.verify = emu.ca_path
+    return s
+
+
+def token(emu, roles=('SMTP.SendAsApp',), scope=None):
+    app = emu.add_app(roles=roles)
+    result = msal.ConfidentialClientApplication(
+        app['client_id'], client_credential=app['secret'],
+        authority='%s/%s' % (emu.url, emu.tenant_id), instance_discovery=False,
+        http_client=session_for(emu)).acquire_token_for_client(scope or EXO_SCOPE)
+    assert 'access_token' in result, result
+    return result['access_token']
+
+
+def tls_context(emu):
+    ctx = ssl.create_default_context(cafile=emu.ca_path)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def connect(emu, port=None):
+    smtp = smtplib.SMTP('127.0.0.1', port or emu.smtp.port, timeout=10)
+    smtp.ehlo('client.exo-lab.test')
+    return smtp
+
+
+def secure(emu, port=None):
+    smtp = connect(emu, port)
+    smtp.starttls(context=tls_context(emu))
+    smtp.ehlo('client.exo-lab.test')
+    return smtp
+
+
+def xoauth2(smtp, user, access_token):
+    blob = 'user=%s\x01auth=Bearer %s\x01\x01' % (user, access_token)
+    return smtp.docmd('AUTH', 'XOAUTH2 ' + base64.b64encode(blob.encode()).decode())
+
+
+def message(sender=SENDER, to=RCPT, subject='lab test'):
+    msg = email.message.EmailMessage()
+    msg['From'] = sender
+    msg['To'] = to
+    msg['Subject'] = subject
+    msg['Message-ID'] = email.utils.make_msgid(domain='client.exo-lab.test')
+    msg.set_content('Hello from the lab.')
+    return msg
+
+
+def graph_find(emu, upn, message_id, roles=('Mail.Read',)):
+    s = session_for(emu)
+    s.headers['Authorization'] = 'Bearer ' + token(emu, roles=roles, scope=GRAPH_SCOPE)
+    return s.get('%s/v1.0/users/%s/messages' % (emu.url, upn), timeout=10, params={
+        '$filter': "internetMessageId eq '%s'" % message_id.replace("'", "''")})
+
+
+def test_xoauth2_send_arrives_and_graph_finds_it(emu):
+    smtp = secure(emu)
+    assert 'xoauth2' in smtp.esmtp_features['auth'].lower()
+    code, reply = xoauth2(smtp, SENDER, token(emu))
+    assert (code, reply) == (235, b'2.7.0 Authentication successful')
+    msg = message()
+    smtp.mail(SENDER)
+    smtp.rcpt(RCPT)
+    code, reply = smtp.data(msg.as_bytes())
+    smtp.quit()
+    assert code == 250
+    assert reply.decode().startswith('2.0.0 OK %s [Hostname=' % msg['Message-ID'])
+    resp = graph_find(emu, RCPT, msg['Message-ID'])
+    assert resp.status_code == 200, resp.text
+    found = resp.json()['value']
+    assert len(found) == 1
+    assert found[0]['internetMessageId'] == msg['Message-ID']
+    assert found[0]['subject'] == 'lab test'
+    assert found[0]['from']['emailAddress']['address'] == SENDER
+    assert found[0]['toRecipients'][0]['emailAddress']['address'] == RCPT
+    assert set(found[0]) >= {'id', 'receivedDateTime'}
+    # Graph needs Mail.Read; a mailbox-less user has no messages.
+    assert graph_find(emu, RCPT, msg['Message-ID'], roles=('User.Read.All',)).status_code == 403
+    nobox = graph_find(emu, 'nobox@contosolab.onmicrosoft.com', msg['Message-ID'])
+    assert nobox.json()['error']['code'] == 'MailboxNotEnabledForRESTAPI'
+
+
+def test_login_with_lab_password_arrives(emu):
+    smtp = secure(emu)
+    assert smtp.login(SENDER, 'Lab-Passw0rd!')[0] == 235
+    assert emu.smtp.log[-1]['mechanism'] in ('LOGIN', 'PLAIN')
+    msg = message(subject='by password')
+    smtp.send_message(msg)
+    smtp.quit()
+    assert graph_find(emu, RCPT, msg['Message-ID']).json()['value'][0]['subject'] == 'by password'
+
+
+def test_plain_with_lab_password(emu):
+    smtp = secure(emu)
+    blob = base64.b64encode(b'\0' + SENDER.encode() + b'\0Lab-Passw0rd!').decode()
+    assert smtp.docmd('AUTH', 'PLAIN ' + blob)[0] == 235
+    smtp.quit()
+
+
+def test_no_auth_and_no_mail_before_starttls(emu):
+    smtp = connect(emu)
+    assert 'starttls' in smtp.esmtp_features
+    assert 'auth' not in smtp.esmtp_features
+    code, reply = xoauth2(smtp, SENDER, token(emu))
+    assert '%d %s' % (code, reply.decode()) == REPLIES['auth_before_tls']
+    code, reply = smtp.mail(SENDER)
+    assert '%d %s' % (code, reply.decode()) == REPLIES['not_authenticated']
+    smtp.quit()
+    first_auth = [e for e in emu.smtp.log if e['verb'] == 'AUTH']
+    assert first_auth and not first_auth[0]['tls']
+    assert all(e['arg'] is None for e in first_auth)  # the log keeps no token
+
+
+def test_mail_after_tls_without_auth_is_refused(emu):
+    smtp = secure(emu)
+    code, reply = smtp.mail(SENDER)
+    assert '%d %s' % (code, reply.decode()) == REPLIES['not_authenticated']
+    smtp.quit()
+
+
+@pytest.mark.parametrize('case', ['tenant', 'mailbox'])
+def test_smtp_auth_disabled(emu, case):
+    if case == 'tenant':
+        emu.transport_config['SmtpClientAuthenticationDisabled'] = True
+    else:
+        emu.cas_mailbox(SENDER)['SmtpClientAuthenticationDisabled'] = True
+    for auth in ('xoauth2', 'login'):
+        smtp = secure(emu)
+        if auth == 'xoauth2':
+            code, reply = xoauth2(smtp, SENDER, token(emu))
+        else:
+            with pytest.raises(smtplib.SMTPAuthenticationError) as err:
+                smtp.login(SENDER, 'Lab-Passw0rd!')
+            code, reply = err.value.smtp_code, err.value.smtp_error
+        assert '%d %s' % (code, reply.decode()) == REPLIES['%s_disabled' % case]
+        smtp.close()
+    # The mailbox switch wins over the tenant's.
+    emu.transport_config['SmtpClientAuthenticationDisabled'] = True
+    emu.cas_mailbox(SENDER)['SmtpClientAuthenticationDisabled'] = False
+    smtp = secure(emu)
+    assert xoauth2(smtp, SENDER, token(emu))[0] == 235
+    smtp.quit()
+
+
+def test_bad_credentials(emu):
+    bad = '535 5.7.3 Authentication unsuccessful'
+    good = token(emu)
+    cases = [
+        (SENDER, 'password', 'wrong-password'),
+        ('ghost@contosolab.onmicrosoft.com', 'password', 'Lab-Passw0rd!'),
+        (SENDER, 'token', good[:-4] + 'AAAA'),                       # signature
+        (SENDER, 'token', token(emu, scope=GRAPH_SCOPE)),            # audience
+        (SENDER, 'token', token(emu, roles=('Mail.Send',))),         # no SMTP.SendAsApp
+        ('nobox@contosolab.onmicrosoft.com', 'token', good),         # no mailbox
+    ]
+    for user, kind, secret in cases:
+        smtp = secure(emu)
+        if kind == 'token':
+            code, reply = xoauth2(smtp, user, secret)
+        else:
+            with pytest.raises(smtplib.SMTPAuthenticationError) as err:
+                smtp.login(user, secret)
+            code, reply = err.value.smtp_code, err.value.smtp_error
+        assert '%d %s' % (code, reply.decode()) == bad, (user, kind)
+        smtp.close()
+    emu.expire_tokens()
+    smtp = secure(emu)
+    assert xoauth2(smtp, SENDER, good)[0] == 535
+    smtp.close()
+
+
+@pytest.mark.parametrize('variant', ['basic_disabled', 'basic_not_supported'])
+def test_basic_auth_disabled_for_tenant(emu, variant):
+    emu.smtp.basic_auth_disabled = True
+    emu.smtp.basic_auth_reply = variant
+    smtp = secure(emu)
+    with pytest.raises(smtplib.SMTPAuthenticationError) as err:
+        smtp.login(SENDER, 'Lab-Passw0rd!')
+    assert '%d %s' % (err.value.smtp_code, err.value.smtp_error.decode()) == REPLIES[variant]
+    smtp.close()
+    smtp = secure(emu)
+    assert xoauth2(smtp, SENDER, token(emu))[0] == 235  # OAuth still works
+    smtp.quit()
+
+
+def test_send_as_denied(emu):
+    smtp = secure(emu)
+    xoauth2(smtp, SENDER, token(emu))
+    code, reply = smtp.mail('ceo@contosolab.onmicrosoft.com')
+    assert '%d %s' % (code, reply.decode()) == REPLIES['send_as_envelope']
+    # Envelope allowed, From: header of someone else: refused after DATA.
+    smtp.rset()
+    assert smtp.mail(SENDER)[0] == 250
+    assert smtp.rcpt(RCPT)[0] == 250
+    code, reply = smtp.data(message(sender='ceo@contosolab.onmicrosoft.com').as_bytes())
+    assert '%d %s' % (code, reply.decode()) == REPLIES['send_as_header']
+    smtp.quit()
+    # A grant makes both pass.
+    emu.smtp.grant_send_as(SENDER, 'ceo@contosolab.onmicrosoft.com')
+    smtp = secure(emu)
+    xoauth2(smtp, SENDER, token(emu))
+    smtp.send_message(message(sender='ceo@contosolab.onmicrosoft.com'))
+    smtp.quit()
+
+
+def test_wrong_name_certificate_fails_verification(emu):
+    smtp = connect(emu, emu.smtp.wrong_name_port)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        smtp.starttls(context=tls_context(emu))
+    smtp.close()
+    assert not [e for e in emu.smtp.log if e['verb'] == 'AUTH']
+
+
+def test_throttling_421(emu):
+    emu.smtp.inject('MAIL')
+    smtp = secure(emu)
+    xoauth2(smtp, SENDER, token(emu))
+    with pytest.raises(smtplib.SMTPSenderRefused) as err:
+        smtp.send_message(message())
+    assert err.value.smtp_code == 421
+    assert err.value.smtp_error.decode().startswith('4.7.66 ')
+    emu.smtp.inject('EHLO', '421 4.3.2 Service not available, closing transmission channel')
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        smtp = connect(emu)
+        smtp.noop()
+    # The next connection is served again.
+    smtp = secure(emu)
+    assert xoauth2(smtp, SENDER, token(emu))[0] == 235
+    smtp.quit()

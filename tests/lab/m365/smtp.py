@@ -1,0 +1,461 @@
+"""An Exchange Online-like SMTP submission server (smtp.office365.com:587) for the lab.
+
+aiosmtpd on 127.0.0.1, STARTTLS required, AUTH offered only after TLS, AUTH XOAUTH2 checked
+against the emulator's own tokens and AUTH LOGIN/PLAIN against lab passwords; what it answers
+follows the tenant state of the emulator (``emu.cas_mailbox(upn)``, ``emu.transport_config``).
+Accepted mail lands in the recipient's mailbox, where Graph ``GET /users/{id}/messages`` finds
+it. Reply texts and where they come from: see REPLIES and tests/lab/m365/README.md.
+
+    smtp = emu.start_smtp()            # or SmtpServer(emu).start()
+    smtp.port, smtp.wrong_name_port    # the second listener's certificate is for another name
+    smtp.log                           # one entry per command: verb, tls, reply
+    smtp.inject('MAIL', THROTTLED)     # the next MAIL gets 421 and the connection is closed
+"""
+
+import base64
+import binascii
+import collections
+import datetime
+import email
+import email.policy
+import email.utils
+import re
+import socket
+import ssl
+import threading
+import time
+import uuid
+
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult
+
+from . import identity
+from .common import Response, stable_id
+
+HOSTNAME = 'LAB0PR01MB0001.lab.prod.outlook.com'
+SEND_AS_APP = 'SMTP.SendAsApp'
+MAIL_READ = ('Mail.Read', 'Mail.ReadBasic', 'Mail.ReadBasic.All', 'Mail.ReadWrite')
+
+REPLIES = {
+    # Tenant-wide SMTP AUTH off (Get-TransportConfig SmtpClientAuthenticationDisabled true, the
+    # mailbox following it): verbatim in live transcripts, e.g. simonrob/email-oauth2-proxy#193,
+    # nodemailer/nodemailer#1484, MicrosoftDocs/OfficeDocs-Exchange#3124.
+    'tenant_disabled': '535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is '
+                       'disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for '
+                       'more information.',
+    # Mailbox switch true: the same reply with "Mailbox" (guessed by analogy; the brief's form).
+    'mailbox_disabled': '535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is '
+                        'disabled for the Mailbox. Visit https://aka.ms/smtp_auth_disabled for '
+                        'more information.',
+    # Bad password or token: mageplaza/magento-2-smtp#108, jstedfast/MailKit#700, Microsoft's
+    # "Fix issues with printers, scanners, and LOB applications that send email".
+    'bad_credentials': '535 5.7.3 Authentication unsuccessful',
+    # Password AUTH with basic authentication off: nodemailer/nodemailer#1714, rpremraj/mailR#107,
+    # TideDra/zotero-arxiv-daily#46 (verbatim).
+    'basic_disabled': '535 5.7.139 Authentication unsuccessful, basic authentication is disabled.',
+    # The other form Exchange uses for the same refusal (text after "5.7.30": our guess).
+    'basic_not_supported': '550 5.7.30 Basic authentication is not supported for Client '
+                           'Submission.',
+    # MAIL FROM before AUTH: "5.7.57 Client not authenticated to send mail" (Microsoft's
+    # "Fix issues with printers, scanners..." page; OfficeDocs-Exchange#3124 quotes it).
+    'not_authenticated': '530 5.7.57 Client not authenticated to send mail.',
+    # Envelope sender the mailbox may not send as: "5.7.60 SMTP; Client does not have
+    # permissions to send as this sender" (Microsoft's "Fix issues with printers, scanners..."
+    # page, section "5.7.60").
+    'send_as_envelope': '550 5.7.60 SMTP; Client does not have permissions to send as this '
+                        'sender',
+    # From: header the mailbox may not send as, refused after DATA: verbatim in
+    # MicrosoftDocs/OfficeDocs-Support#1187, FusionAuth/fusionauth-issues#220 (diagnostic
+    # numbers that follow in real replies left out).
+    'send_as_header': '554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException.'
+                      'MapiExceptionSendAsDenied; Failed to process message due to a permanent '
+                      'exception with message Cannot submit message.',
+    # AUTH before STARTTLS: AUTH is not offered there; Exchange answers an unknown mechanism
+    # with 504 5.7.4 (our reading of transcripts; guessed for this exact case).
+    'auth_before_tls': '504 5.7.4 Unrecognized authentication type',
+}
+# Throttling (our wording; Exchange uses 421 4.7.66 / 4.3.2 with varying texts).
+THROTTLED = '421 4.7.66 Too many concurrent connections from this client. Try again later.'
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+class ExchangeSMTP(SMTP):
+    """aiosmtpd's SMTP with Exchange's replies before TLS and a command log."""
+
+    # An XOAUTH2 initial response carries a whole JWT: aiosmtpd's 512 is too short.
+    command_size_limit = line_length_limit = 16384
+    command_size_limits = collections.defaultdict(lambda: ExchangeSMTP.command_size_limit)
+
+    def __init__(self, handler, lab, listener, **kwargs):
+        self.lab = lab
+        self.listener = listener
+        super().__init__(handler, **kwargs)
+
+    async def logged(self, verb, arg, run):
+        tls = self._tls_protocol is not None
+        entry = {'time': time.time(), 'listener': self.listener, 'verb': verb, 'tls': tls,
+                 'arg': None if verb == 'AUTH' else arg, 'reply': None}
+        if verb == 'AUTH' and arg:
+            entry['mechanism'] = arg.split()[0].upper()
+        self.lab.append_log(entry)
+        injected = self.lab.take_injection(verb)
+        if injected is not None:
+            entry['reply'] = injected
+            await self.push(injected)
+            if injected.startswith('421'):
+                self.transport.close()
+            return
+        before = len(self.lab.replies_of(self))
+        await run(arg)
+        replies = self.lab.replies_of(self)
+        if len(replies) > before:
+            entry['reply'] = replies[-1]
+
+    async def push(self, status):
+        self.lab.note_reply(self, status if isinstance(status, str) else status.decode())
+        await super().push(status)
+
+    async def smtp_EHLO(self, arg):
+        await self.logged('EHLO', arg, super().smtp_EHLO)
+
+    async def smtp_HELO(self, arg):
+        await self.logged('HELO', arg, super().smtp_HELO)
+
+    async def smtp_STARTTLS(self, arg):
+        await self.logged('STARTTLS', arg, super().smtp_STARTTLS)
+
+    async def smtp_AUTH(self, arg):
+        async def run(value):
+            if self._tls_protocol is None:
+                await self.push(REPLIES['auth_before_tls'])
+                return
+            await SMTP.smtp_AUTH(self, value)
+        await self.logged('AUTH', arg, run)
+
+    async def smtp_MAIL(self, arg):
+        async def run(value):
+            if self._tls_protocol is None or not self.session.authenticated:
+                await self.push(REPLIES['not_authenticated'])
+                return
+            await SMTP.smtp_MAIL(self, value)
+        await self.logged('MAIL', arg, run)
+
+    async def smtp_RCPT(self, arg):
+        await self.logged('RCPT', arg, super().smtp_RCPT)
+
+    async def smtp_DATA(self, arg):
+        await self.logged('DATA', arg, super().smtp_DATA)
+
+    async def smtp_RSET(self, arg):
+        await self.logged('RSET', arg, super().smtp_RSET)
+
+    async def smtp_NOOP(self, arg):
+        await self.logged('NOOP', arg, super().smtp_NOOP)
+
+    async def smtp_QUIT(self, arg):
+        await self.logged('QUIT', arg, super().smtp_QUIT)
+
+
+class ExchangeController(Controller):
+    def __init__(self, lab, listener, *args, **kwargs):
+        self.lab = lab
+        self.listener = listener
+        super().__init__(*args, **kwargs)
+
+    def factory(self):
+        return ExchangeSMTP(self.handler, self.lab, self.listener, **self.SMTP_kwargs)
+
+
+class SubmissionHandler:
+    """aiosmtpd hooks: the AUTH mechanisms and MAIL/DATA checks against the tenant state."""
+
+    def __init__(self, lab):
+        self.lab = lab
+        self.emu = lab.emu
+
+    # -- AUTH ----------------------------------------------------------------------------------
+    async def read_response(self, server, args, prompt):
+        if len(args) > 1:
+            blob = args[1].encode()
+        else:
+            blob = await server.challenge_auth(prompt, encode_to_b64=bool(prompt))
+            if not isinstance(blob, bytes):
+                return None
+            return blob
+        try:
+            return base64.b64decode(blob, validate=True)
+        except (binascii.Error, ValueError):
+            return b''
+
+    async def refuse(self, server, key):
+        await server.push(REPLIES[key])
+        return AuthResult(success=False, handled=True)
+
+    async def auth_XOAUTH2(self, server, args):
+        # base64("user=<upn>\x01auth=Bearer <token>\x01\x01"), as an initial response or after
+        # an empty 334.
+        raw = await self.read_response(server, args, '')
+        if raw is None:
+            return AuthResult(success=False, handled=True)
+        fields = dict(part.split('=', 1) for part in raw.decode('utf-8', 'replace').split('\x01')
+                      if '=' in part)
+        user, auth = fields.get('user', ''), fields.get('auth', '')
+        claims, problem = self.emu.check_token(auth, (self.emu.url,) + identity.EXO_RESOURCES)
+        if problem is not None:
+            return await self.refuse(server, 'bad_credentials')
+        if claims.get('idtyp') == 'app' and SEND_AS_APP not in (claims.get('roles') or ()):
+            return await self.refuse(server, 'bad_credentials')
+        return await self.finish(server, user, 'XOAUTH2')
+
+    async def auth_LOGIN(self, server, args):
+        raw_user = await self.read_response(server, args, 'Username:')
+        if raw_user is None:
+            return AuthResult(success=False, handled=True)
+        raw_pass = await self.read_response(server, ['AUTH'], 'Password:')
+        if raw_pass is None:
+            return AuthResult(success=False, handled=True)
+        return await self.password_auth(server, raw_user, raw_pass)
+
+    async def auth_PLAIN(self, server, args):
+        raw = await self.read_response(server, args, '')
+        if raw is None:
+            return AuthResult(success=False, handled=True)
+        parts = raw.split(b'\x00')
+        if len(parts) != 3:
+            return await self.refuse(server, 'bad_credentials')
+        return await self.password_auth(server, parts[1], parts[2])
+
+    async def password_auth(self, server, raw_user, raw_pass):
+        if self.lab.basic_auth_disabled:
+            return await self.refuse(server, self.lab.basic_auth_reply)
+        user = raw_user.decode('utf-8', 'replace')
+        if not self.lab.check_password(user, raw_pass.decode('utf-8', 'replace')):
+            return await self.refuse(server, 'bad_credentials')
+        return await self.finish(server, user, 'password')
+
+    async def finish(self, server, upn, method):
+        cas = self.emu.cas_mailbox(upn) if upn else None
+        if cas is None:
+            # No such user or no Exchange Online mailbox (unlicensed, still provisioning).
+            return await self.refuse(server, 'bad_credentials')
+        disabled = cas.get('SmtpClientAuthenticationDisabled')
+        if disabled is None and self.emu.transport_config.get('SmtpClientAuthenticationDisabled'):
+            return await self.refuse(server, 'tenant_disabled')
+        if disabled:
+            return await self.refuse(server, 'mailbox_disabled')
+        user = self.emu.find_user(upn)
+        return AuthResult(success=True, auth_data={'upn': user['userPrincipalName'],
+                                                   'method': method})
+
+    # -- MAIL and DATA -------------------------------------------------------------------------
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        upn = session.auth_data['upn']
+        if not self.lab.may_send_as(upn, address):
+            return REPLIES['send_as_envelope']
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return '250 2.1.0 Sender OK'
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        envelope.rcpt_tos.append(address)
+        return '250 2.1.5 Recipient OK'
+
+    async def handle_DATA(self, server, session, envelope):
+        upn = session.auth_data['upn']
+        msg = email.message_from_bytes(envelope.original_content or envelope.content,
+                                       policy=email.policy.default)
+        header_from = email.utils.parseaddr(str(msg.get('From') or ''))[1]
+        if header_from and not self.lab.may_send_as(upn, header_from):
+            return REPLIES['send_as_header']
+        message_id = str(msg.get('Message-ID') or '').strip()
+        if not message_id:
+            message_id = '<%s@%s>' % (uuid.uuid4().hex.upper(), HOSTNAME.lower())
+        self.lab.deliver(msg, message_id, envelope.mail_from, envelope.rcpt_tos)
+        # Exchange's accept line names the message's Message-ID and the mailbox server, e.g.
+        # "250 2.0.0 OK <id@host> [Hostname=XXXPR01MB1234.namprd01.prod.outlook.com]" (seen in
+        # public client transcripts).
+        return '250 2.0.0 OK %s [Hostname=%s]' % (message_id, HOSTNAME)
+
+
+class SmtpServer:
+    """The submission listeners of one emulator; see the module docstring."""
+
+    def __init__(self, emu):
+        self.emu = emu
+        self.lock = threading.Lock()
+        self.log = []
+        self.basic_auth_disabled = False
+        self.basic_auth_reply = 'basic_disabled'
+        self.passwords = {}
+        self.send_as = {}
+        self.injections = []
+        self.replies = {}
+        self.controllers = []
+        self.port = self.wrong_name_port = None
+        names = ('127.0.0.1', 'localhost', 'smtp.office365.com')
+        self.cert = emu.ca.issue_cert(*names, key_type=trustme.KeyType.RSA)
+        self.wrong_cert = emu.ca.issue_cert('wrong-name.exo-lab.test',
+                                            key_type=trustme.KeyType.RSA)
+        emu.graph.routes.append(('GET', r'/users/(?P<u>[^/]+)/messages', self.graph_messages))
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def context(self, cert):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        cert.configure_cert(ctx)
+        return ctx
+
+    def listen(self, cert, listener):
+        port = _free_port()
+        controller = ExchangeController(
+            self, listener, SubmissionHandler(self), hostname='127.0.0.1', port=port,
+            server_hostname=HOSTNAME, ident='Microsoft ESMTP MAIL Service ready',
+            tls_context=self.context(cert), require_starttls=False, auth_required=False,
+            auth_require_tls=True, auth_exclude_mechanism=('CRAM-MD5',), decode_data=False)
+        controller.start()
+        self.controllers.append(controller)
+        return port
+
+    def start(self):
+        self.port = self.listen(self.cert, 'submission')
+        self.wrong_name_port = self.listen(self.wrong_cert, 'wrong-name')
+        with self.lock:
+            self.log = []
+        return self
+
+    def stop(self):
+        for controller in self.controllers:
+            controller.stop()
+        self.controllers = []
+
+    # -- state ---------------------------------------------------------------------------------
+    def set_password(self, upn, password):
+        self.passwords[upn.lower()] = password
+
+    def check_password(self, upn, password):
+        return self.passwords.get(upn.lower()) == password and password != ''
+
+    def grant_send_as(self, upn, address):
+        self.send_as.setdefault(upn.lower(), set()).add(address.lower())
+
+    def may_send_as(self, upn, address):
+        address = address.lower()
+        user = self.emu.find_user(upn)
+        own = {upn.lower()}
+        if user is not None:
+            own.update(p.split(':', 1)[1].lower() for p in user['proxyAddresses'] if ':' in p)
+        return address in own or address in self.send_as.get(upn.lower(), set())
+
+    def inject(self, verb, reply=THROTTLED, count=1):
+        """The next ``count`` commands ``verb`` (EHLO, AUTH, MAIL, RCPT, DATA) get ``reply``; a
+        421 also closes the connection, as Exchange does when it throttles."""
+        with self.lock:
+            self.injections.append({'verb': verb.upper(), 'reply': reply, 'count': count})
+
+    def take_injection(self, verb):
+        with self.lock:
+            for item in self.injections:
+                if item['verb'] == verb and item['count'] > 0:
+                    item['count'] -= 1
+                    if item['count'] <= 0:
+                        self.injections.remove(item)
+                    return item['reply']
+        return None
+
+    def append_log(self, entry):
+        with self.lock:
+            self.log.append(entry)
+
+    def note_reply(self, server, status):
+        with self.lock:
+            self.replies.setdefault(id(server), []).append(status)
+
+    def replies_of(self, server):
+        with self.lock:
+            return list(self.replies.get(id(server), ()))
+
+    def clear_log(self):
+        with self.lock:
+            self.log = []
+
+    # -- the mailbox store ---------------------------------------------------------------------
+    def deliver(self, msg, message_id, mail_from, rcpt_tos):
+        now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+        sender_name, sender = email.utils.parseaddr(str(msg.get('From') or mail_from))
+        to = email.utils.getaddresses([str(v) for v in msg.get_all('To') or ()])
+        body = msg.get_body(preferencelist=('plain', 'html'))
+        text = body.get_content() if body is not None else ''
+        for rcpt in rcpt_tos:
+            with self.emu.lock:
+                user = self.find_mailbox(rcpt)
+                if user is None:
+                    continue  # external recipient: relayed, not stored here
+                mid = 'AAMkAG' + base64.urlsafe_b64encode(
+                    stable_id(user['id'], message_id).encode()).decode().rstrip('=')
+                user.setdefault('_messages', []).append({
+                    'id': mid, 'createdDateTime': now, 'lastModifiedDateTime': now,
+                    'receivedDateTime': now, 'sentDateTime': now, 'hasAttachments': False,
+                    'internetMessageId': message_id, 'subject': str(msg.get('Subject') or ''),
+                    'bodyPreview': text.strip()[:255], 'importance': 'normal',
+                    'isRead': False, 'isDraft': False,
+                    'body': {'contentType': 'text', 'content': text},
+                    'sender': {'emailAddress': {'name': sender_name or sender,
+                                                'address': sender}},
+                    'from': {'emailAddress': {'name': sender_name or sender, 'address': sender}},
+                    'toRecipients': [{'emailAddress': {'name': n or a, 'address': a}}
+                                     for n, a in to],
+                    'ccRecipients': [], 'bccRecipients': [], 'replyTo': []})
+
+    def find_mailbox(self, address):
+        address = address.lower()
+        for user in self.emu.users:
+            if not user['_mailbox']:
+                continue
+            own = {user['userPrincipalName'].lower()}
+            own.update(p.split(':', 1)[1].lower() for p in user['proxyAddresses'] if ':' in p)
+            if address in own:
+                return user
+        return None
+
+    # https://learn.microsoft.com/graph/api/user-list-messages : $filter on internetMessageId
+    # (eq), $select, $top; Mail.Read(Basic)(.All) or Mail.ReadWrite; no mailbox: 404
+    # MailboxNotEnabledForRESTAPI as for mailboxSettings.
+    def graph_messages(self, req, u):
+        if not req.roles() & set(MAIL_READ):
+            return req.error(403, 'ErrorAccessDenied',
+                             'Access is denied. Check credentials and try again.')
+        with self.emu.lock:
+            user, failure = self.emu.graph.find_user(req, u)
+            if failure:
+                return failure
+            if not user['_mailbox']:
+                return req.error(404, 'MailboxNotEnabledForRESTAPI',
+                                 'The mailbox is either inactive, soft-deleted, or is hosted '
+                                 'on-premise.')
+            messages = [dict(m) for m in user.get('_messages', ())]
+            uid = user['id']
+        text = req.query.get('$filter')
+        if text:
+            m = re.fullmatch(r"\s*internetMessageId\s+eq\s+'((?:[^']|'')*)'\s*", text)
+            if not m:
+                return req.error(400, 'ErrorInvalidUrlQueryFilter',
+                                 'The query filter contains one or more invalid nodes.')
+            wanted = m.group(1).replace("''", "'")
+            messages = [msg for msg in messages if msg['internetMessageId'] == wanted]
+        messages.sort(key=lambda msg: msg['receivedDateTime'], reverse=True)
+        top = int(req.query.get('$top') or 10)
+        messages = messages[:top]
+        if req.query.get('$select'):
+            keep = {s.strip() for s in req.query['$select'].split(',')} | {'id'}
+            messages = [{k: v for k, v in msg.items() if k in keep} for msg in messages]
+        for msg in messages:
+            msg['@odata.etag'] = 'W/"CQAAABYAAAB%s"' % msg['id'][-12:]
+        return Response(200, {'@odata.context': "%s/$metadata#users('%s')/messages"
+                                                % (self.emu.graph.root, uid),
+                              'value': messages})
