@@ -8,6 +8,7 @@ it. Reply texts and where they come from: see REPLIES and tests/lab/m365/README.
 
     smtp = emu.start_smtp()            # or SmtpServer(emu).start()
     smtp.port, smtp.wrong_name_port    # the second listener's certificate is for another name
+    smtp.implicit_port                 # TLS from the first byte (like port 465 elsewhere)
     smtp.log                           # one entry per command: verb, tls, reply
     smtp.inject('MAIL', THROTTLED)     # the next MAIL gets 421 and the connection is closed
 """
@@ -75,8 +76,21 @@ REPLIES = {
     # with 504 5.7.4 (our reading of transcripts; guessed for this exact case).
     'auth_before_tls': '504 5.7.4 Unrecognized authentication type',
 }
+# Password AUTH refused by security defaults / Conditional Access (legacy auth blocked): verbatim
+# in public transcripts (a Netwrix KB article; a .NET client's log in a public repository).
+REPLIES['policy_blocked'] = ('535 5.7.139 Authentication unsuccessful, the request did not meet '
+                             'the criteria to be authenticated successfully. Contact your '
+                             'administrator.')
 # Throttling (our wording; Exchange uses 421 4.7.66 / 4.3.2 with varying texts).
 THROTTLED = '421 4.7.66 Too many concurrent connections from this client. Try again later.'
+
+
+def diagnostic(reply):
+    """Exchange ends its refusals with ``[<server> <UTC time> <session id>]`` (every live
+    transcript quoted above has it): clients must match on the start of the text."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return '%s [%s %s.%03dZ %s]' % (reply, HOSTNAME, now.strftime('%Y-%m-%dT%H:%M:%S'),
+                                    now.microsecond // 1000, uuid.uuid4().hex[:16].upper())
 
 
 def _free_port():
@@ -97,8 +111,12 @@ class ExchangeSMTP(SMTP):
         self.listener = listener
         super().__init__(handler, **kwargs)
 
+    @property
+    def secure(self):
+        return self._tls_protocol is not None or self.listener == 'implicit'
+
     async def logged(self, verb, arg, run):
-        tls = self._tls_protocol is not None
+        tls = self.secure
         entry = {'time': time.time(), 'listener': self.listener, 'verb': verb, 'tls': tls,
                  'arg': None if verb == 'AUTH' else arg, 'reply': None}
         if verb == 'AUTH' and arg:
@@ -132,7 +150,7 @@ class ExchangeSMTP(SMTP):
 
     async def smtp_AUTH(self, arg):
         async def run(value):
-            if self._tls_protocol is None:
+            if not self.secure:
                 await self.push(REPLIES['auth_before_tls'])
                 return
             await SMTP.smtp_AUTH(self, value)
@@ -140,8 +158,8 @@ class ExchangeSMTP(SMTP):
 
     async def smtp_MAIL(self, arg):
         async def run(value):
-            if self._tls_protocol is None or not self.session.authenticated:
-                await self.push(REPLIES['not_authenticated'])
+            if not self.secure or not self.session.authenticated:
+                await self.push(diagnostic(REPLIES['not_authenticated']))
                 return
             await SMTP.smtp_MAIL(self, value)
         await self.logged('MAIL', arg, run)
@@ -194,7 +212,7 @@ class SubmissionHandler:
             return b''
 
     async def refuse(self, server, key):
-        await server.push(REPLIES[key])
+        await server.push(diagnostic(REPLIES[key]))
         return AuthResult(success=False, handled=True)
 
     async def auth_XOAUTH2(self, server, args):
@@ -234,6 +252,8 @@ class SubmissionHandler:
     async def password_auth(self, server, raw_user, raw_pass):
         if self.lab.basic_auth_disabled:
             return await self.refuse(server, self.lab.basic_auth_reply)
+        if self.lab.security_defaults:
+            return await self.refuse(server, 'policy_blocked')
         user = raw_user.decode('utf-8', 'replace')
         if not self.lab.check_password(user, raw_pass.decode('utf-8', 'replace')):
             return await self.refuse(server, 'bad_credentials')
@@ -257,7 +277,7 @@ class SubmissionHandler:
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         upn = session.auth_data['upn']
         if not self.lab.may_send_as(upn, address):
-            return REPLIES['send_as_envelope']
+            return diagnostic(REPLIES['send_as_envelope'])
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return '250 2.1.0 Sender OK'
@@ -272,7 +292,7 @@ class SubmissionHandler:
                                        policy=email.policy.default)
         header_from = email.utils.parseaddr(str(msg.get('From') or ''))[1]
         if header_from and not self.lab.may_send_as(upn, header_from):
-            return REPLIES['send_as_header']
+            return diagnostic(REPLIES['send_as_header'])
         message_id = str(msg.get('Message-ID') or '').strip()
         if not message_id:
             message_id = '<%s@%s>' % (uuid.uuid4().hex.upper(), HOSTNAME.lower())
@@ -292,12 +312,13 @@ class SmtpServer:
         self.log = []
         self.basic_auth_disabled = False
         self.basic_auth_reply = 'basic_disabled'
+        self.security_defaults = False  # True: password AUTH blocked by policy
         self.passwords = {}
         self.send_as = {}
         self.injections = []
         self.replies = {}
         self.controllers = []
-        self.port = self.wrong_name_port = None
+        self.port = self.wrong_name_port = self.implicit_port = None
         names = ('127.0.0.1', 'localhost', 'smtp.office365.com')
         self.cert = emu.ca.issue_cert(*names, key_type=trustme.KeyType.RSA)
         self.wrong_cert = emu.ca.issue_cert('wrong-name.exo-lab.test',
@@ -313,11 +334,14 @@ class SmtpServer:
 
     def listen(self, cert, listener):
         port = _free_port()
+        implicit = listener == 'implicit'
+        tls = {'ssl_context': self.context(cert)} if implicit else \
+            {'tls_context': self.context(cert)}
         controller = ExchangeController(
             self, listener, SubmissionHandler(self), hostname='127.0.0.1', port=port,
             server_hostname=HOSTNAME, ident='Microsoft ESMTP MAIL Service ready',
-            tls_context=self.context(cert), require_starttls=False, auth_required=False,
-            auth_require_tls=True, auth_exclude_mechanism=('CRAM-MD5',), decode_data=False)
+            require_starttls=False, auth_required=False, auth_require_tls=not implicit,
+            auth_exclude_mechanism=('CRAM-MD5',), decode_data=False, **tls)
         controller.start()
         self.controllers.append(controller)
         return port
@@ -325,6 +349,7 @@ class SmtpServer:
     def start(self):
         self.port = self.listen(self.cert, 'submission')
         self.wrong_name_port = self.listen(self.wrong_cert, 'wrong-name')
+        self.implicit_port = self.listen(self.cert, 'implicit')  # TLS from the first byte
         with self.lock:
             self.log = []
         return self
