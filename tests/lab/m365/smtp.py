@@ -49,8 +49,8 @@ REPLIES = {
     'mailbox_disabled': '535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is '
                         'disabled for the Mailbox. Visit https://aka.ms/smtp_auth_disabled for '
                         'more information.',
-    # Bad password or token: mageplaza/magento-2-smtp#108, jstedfast/MailKit#700, Microsoft's
-    # "Fix issues with printers, scanners, and LOB applications that send email".
+    # Bad password or token: mageplaza/magento-2-smtp#108, jstedfast/MailKit#700 (OAuth), PHPMailer
+    # discussion #2845 (wrong OAuth scope).
     'bad_credentials': '535 5.7.3 Authentication unsuccessful',
     # Password AUTH with basic authentication off: nodemailer/nodemailer#1714, rpremraj/mailR#107,
     # TideDra/zotero-arxiv-daily#46 (verbatim).
@@ -58,12 +58,11 @@ REPLIES = {
     # The other form Exchange uses for the same refusal (text after "5.7.30": our guess).
     'basic_not_supported': '550 5.7.30 Basic authentication is not supported for Client '
                            'Submission.',
-    # MAIL FROM before AUTH: "5.7.57 Client not authenticated to send mail" (Microsoft's
-    # "Fix issues with printers, scanners..." page; OfficeDocs-Exchange#3124 quotes it).
+    # MAIL FROM before AUTH: quoted as "530 5.7.57 Client not authenticated to send mail." by
+    # clients (MicrosoftDocs/OfficeDocs-Exchange#3124, a Netwrix KB article, public test suites).
     'not_authenticated': '530 5.7.57 Client not authenticated to send mail.',
-    # Envelope sender the mailbox may not send as: "5.7.60 SMTP; Client does not have
-    # permissions to send as this sender" (Microsoft's "Fix issues with printers, scanners..."
-    # page, section "5.7.60").
+    # Envelope sender the mailbox may not send as: verbatim in public client code and docs
+    # (a Go OAuth2 SMTP test, a Rust mail library's docs, a WordPress mailer's error mapping).
     'send_as_envelope': '550 5.7.60 SMTP; Client does not have permissions to send as this '
                         'sender',
     # From: header the mailbox may not send as, refused after DATA: verbatim in
