@@ -2,12 +2,13 @@
 # Copyright (c) exchangeonline.mail contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # Private to this collection: may change without notice.
-"""Mailboxes at tenant scale: existence and licences from Graph, protocols and routing from
-Exchange Online, in as few round trips as the tenant allows.
+"""Mailboxes at tenant scale: existence, licences and addresses (proxyAddresses, which hold the
+routing address) from Graph, protocol switches from Exchange Online, in as few round trips as the
+tenant allows.
 
-For many or all mailboxes the tenant is paged once (Graph /users 999 per page, Get-CASMailbox and
-Get-Mailbox 1,000 per page); per-user Graph parts go through $batch (20 per request, bounded
-concurrency); a short list asks Exchange per mailbox, in parallel.
+For many or all mailboxes the tenant is paged once (Graph /users 999 per page, Get-CASMailbox
+1,000 per page); per-user Graph parts go through $batch (20 per request, bounded concurrency); a
+short list asks Exchange per mailbox, in parallel.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -171,8 +172,6 @@ class Mailboxes:
         licences = self.licences(users) if 'license' in self.include and users else {}
         need_cas = self.include & set(('mailbox', 'protocols'))
         cas = self.exchange_objects('Get-CASMailbox', users) if need_cas and users else {}
-        boxes = self.exchange_objects('Get-Mailbox', users) \
-            if 'routing' in self.include and users else {}
         tenant_disabled = self.tenant_smtp_auth_disabled() \
             if 'protocols' in self.include else None
         result = []
@@ -198,8 +197,7 @@ class Mailboxes:
                     'smtp_auth_setting': smtp_auth_setting(
                         c.get('SmtpClientAuthenticationDisabled'))}
             if 'routing' in self.include:
-                addresses = smtp_addresses((boxes.get(uid) or {}).get('EmailAddresses')
-                                           or user.get('proxyAddresses'))
+                addresses = smtp_addresses(user.get('proxyAddresses'))
                 entry['proxy_addresses'] = addresses
                 entry['routing_address'] = routing_address(addresses)
             result.append(entry)

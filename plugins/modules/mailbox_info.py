@@ -16,11 +16,11 @@ description:
     as the effective value and where it comes from, the mailbox or the tenant default), its routing
     address C(alias@<tenant>.mail.onmicrosoft.com) and its proxy addresses; and the tenant's SMTP
     AUTH default.
-  - Existence and licences come from Microsoft Graph; protocols and addresses from the Exchange
-    Online admin endpoint (Graph has no protocol switches). For many or all mailboxes the tenant
-    is paged once (1,000 per page) instead of asking per user.
+  - Existence, licences and addresses come from Microsoft Graph; the protocol switches from the
+    Exchange Online admin endpoint (Graph has none). For many or all mailboxes the tenant is
+    paged once (1,000 per page) instead of asking per user.
   - "Needs the application permissions C(User.Read.All) (Graph) and C(Exchange.ManageAsApp) with an
-    Exchange administrator role (Exchange Online) for O(include=protocols) and O(include=routing)."
+    Exchange administrator role (Exchange Online) for O(include=mailbox) and O(include=protocols)."
 author:
   - exchangeonline.mail developers (!UNKNOWN)
 extends_documentation_fragment:
