@@ -14,6 +14,7 @@ import msal
 import pytest
 import requests
 
+from tests.lab.m365.client import session_for
 from tests.lab.m365.emulator import M365Emulator, make_client_certificate
 
 ALL_ROLES = ('Domain.ReadWrite.All', 'User.Read.All', 'MailboxSettings.Read')
@@ -32,14 +33,6 @@ def emu(tmp_path):
     server.start()
     yield server
     server.stop()
-
-
-def session_for(emu):
-    """REQUESTS_CA_BUNDLE is set on this machine and would override verify=: trust_env off."""
-    s = requests.Session()
-    s.trust_env = False
-    s.verify = emu.ca_path
-    return s
 
 
 def msal_app(emu, client_id, credential, tenant=None):

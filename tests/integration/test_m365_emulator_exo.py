@@ -4,10 +4,9 @@ requests."""
 import time
 
 import jwt
-import msal
 import pytest
-import requests
 
+from tests.lab.m365.client import app_token, session_for
 from tests.lab.m365.emulator import M365Emulator
 
 EXO_SCOPE = ['https://outlook.office365.com/.default']
@@ -23,22 +22,8 @@ def emu(tmp_path):
     server.stop()
 
 
-def session_for(emu):
-    """REQUESTS_CA_BUNDLE is set on this machine and would override verify=: trust_env off."""
-    s = requests.Session()
-    s.trust_env = False
-    s.verify = emu.ca_path
-    return s
-
-
 def token(emu, roles=('Exchange.ManageAsApp',), scope=None):
-    app = emu.add_app(roles=roles)
-    result = msal.ConfidentialClientApplication(
-        app['client_id'], client_credential=app['secret'],
-        authority='%s/%s' % (emu.url, emu.tenant_id), instance_discovery=False,
-        http_client=session_for(emu)).acquire_token_for_client(scope or EXO_SCOPE)
-    assert 'access_token' in result, result
-    return result['access_token']
+    return app_token(emu, roles, scope or EXO_SCOPE)
 
 
 class Exo:

@@ -6,10 +6,9 @@ import email.utils
 import smtplib
 import ssl
 
-import msal
 import pytest
-import requests
 
+from tests.lab.m365.client import app_token, session_for
 from tests.lab.m365.emulator import M365Emulator
 from tests.lab.m365.smtp import REPLIES
 
@@ -44,21 +43,8 @@ def tenant_state(emu):
     emu.smtp.clear_log()
 
 
-def session_for(emu):
-    s = requests.Session()
-    s.trust_env = False
-    s.verify = emu.ca_path
-    return s
-
-
 def token(emu, roles=('SMTP.SendAsApp',), scope=None):
-    app = emu.add_app(roles=roles)
-    result = msal.ConfidentialClientApplication(
-        app['client_id'], client_credential=app['secret'],
-        authority='%s/%s' % (emu.url, emu.tenant_id), instance_discovery=False,
-        http_client=session_for(emu)).acquire_token_for_client(scope or EXO_SCOPE)
-    assert 'access_token' in result, result
-    return result['access_token']
+    return app_token(emu, roles, scope or EXO_SCOPE)
 
 
 def tls_context(emu):

@@ -1,0 +1,24 @@
+"""What tests need to talk to the emulator directly: a session that trusts the lab CA, and an
+app-only token from real msal."""
+
+import msal
+import requests
+
+
+def session_for(emu):
+    """REQUESTS_CA_BUNDLE is set on this machine and would override verify=: trust_env off."""
+    s = requests.Session()
+    s.trust_env = False
+    s.verify = emu.ca_path
+    return s
+
+
+def app_token(emu, roles, scope):
+    """A token from real msal for a new app granted ``roles``, for ``scope`` (a list)."""
+    app = emu.add_app(roles=roles)
+    result = msal.ConfidentialClientApplication(
+        app['client_id'], client_credential=app['secret'],
+        authority='%s/%s' % (emu.url, emu.tenant_id), instance_discovery=False,
+        http_client=session_for(emu)).acquire_token_for_client(scope)
+    assert 'access_token' in result, result
+    return result['access_token']
