@@ -1,0 +1,684 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) exchangeonline.mail contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Private to this collection: may change without notice.
+"""An SMTP submission test that says where it failed and why (module smtp_test).
+
+Phases: connect, ehlo, starttls (TLS and the second EHLO), auth, mail, rcpt, data, quit, and
+delivery (the message found in the recipient mailbox through Graph). TLS is never skipped: a
+server without STARTTLS fails the test before any AUTH, and AUTH over a clear connection needs
+``tls: none`` together with ``allow_plaintext_auth``. The transcript keeps every line the client
+sent and the server answered, except AUTH data (passwords, tokens) and the message itself.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import base64
+import datetime
+import email.message
+import email.policy
+import email.utils
+import os
+import re
+import smtplib
+import socket
+import ssl
+import time
+
+PHASES = ('connect', 'ehlo', 'starttls', 'auth', 'mail', 'rcpt', 'data', 'quit', 'delivery')
+QUIT_AFTER = ('connect', 'ehlo', 'starttls', 'auth', 'rcpt', 'data')
+TLS_VERSIONS = ('TLSv1', 'TLSv1_1', 'TLSv1_2', 'TLSv1_3')
+REDACTED = '********'
+
+# Known Exchange Online replies: (code, enhanced code, regex on the text or None, hint). The first
+# match wins, so specific texts come before the bare code. Sources: Microsoft's SMTP AUTH and
+# "Fix email delivery issues for error code 5.7.x" articles and the replies seen in public client
+# transcripts (tests/lab/m365/README.md lists them).
+HINTS = (
+    (535, '5.7.139', r'disabled for the Tenant',
+     'SMTP AUTH is disabled for the whole tenant. Turn it on for this mailbox only with '
+     'exchangeonline.mail.mailbox_protocols (smtp_auth: enabled) or for the tenant '
+     '(tenant_smtp_auth: enabled); see https://aka.ms/smtp_auth_disabled.'),
+    (535, '5.7.139', r'disabled for the Mailbox',
+     'SMTP AUTH is disabled for this mailbox. Turn it on with '
+     'exchangeonline.mail.mailbox_protocols (smtp_auth: enabled).'),
+    (535, '5.7.139', r'basic authentication is disabled',
+     'password AUTH (LOGIN/PLAIN) is refused because basic authentication is off. Use '
+     'auth: xoauth2 with an app that has the SMTP.SendAsApp permission.'),
+    (535, '5.7.139', r'did not meet the criteria',
+     'security defaults or a Conditional Access policy block legacy (password) authentication '
+     'for this account. Use auth: xoauth2, or exclude the account from the policy.'),
+    (535, '5.7.139', None,
+     'SMTP AUTH is disabled for the tenant or the mailbox: check with '
+     'exchangeonline.mail.mailbox_info (include: [protocols]).'),
+    (535, '5.7.3', None,
+     'the credentials were refused. With auth: xoauth2 the token must be for '
+     'https://outlook.office365.com (app-only: the SMTP.SendAsApp permission with admin consent, '
+     'the app\'s service principal registered in Exchange with New-ServicePrincipal and given '
+     'the mailbox with Add-MailboxPermission); with login/plain check the user name (the UPN) '
+     'and password, and that the mailbox exists and is licensed.'),
+    (530, '5.7.57', None,
+     'the server wants AUTH before MAIL FROM: give auth (xoauth2, login or plain) and the '
+     'mailbox\'s credentials; auth: none works only with a relay connector.'),
+    (550, '5.7.30', None,
+     'basic authentication is not supported for client submission: use auth: xoauth2.'),
+    (None, '5.7.60', None,
+     'the mailbox may not send as this sender: use the mailbox itself as sender, or grant Send '
+     'As (Add-RecipientPermission <sender> -AccessRights SendAs -Trustee <mailbox>).'),
+    (None, '5.2.0', r'SendAsDenied',
+     'the From: header names an address the mailbox may not send as: set sender to the mailbox '
+     'or grant Send As on that address.'),
+    (None, '5.7.708', None,
+     'Exchange Online refuses traffic from this IP address (new or low-reputation tenant); '
+     'open a support case, see Microsoft\'s "Fix email delivery issues for error code 5.7.708".'),
+    (None, '5.7.705', None,
+     'the tenant has exceeded its outbound threshold and is blocked from sending; see '
+     'Microsoft\'s article on error code 5.7.705.'),
+    (None, '5.7.750', None,
+     'the tenant is blocked from sending from unregistered domains: verify the sender\'s domain '
+     '(exchangeonline.mail.domain).'),
+    (None, '5.1.8', None,
+     'the sender is on the restricted entities list (suspected compromise); release it in the '
+     'Microsoft Defender portal.'),
+    (None, '5.1.10', None,
+     'the recipient does not exist in the recipient\'s organisation; check the address.'),
+    (504, '5.7.4', None,
+     'the server does not take this AUTH mechanism here; Exchange Online offers AUTH only after '
+     'STARTTLS, and LOGIN and XOAUTH2 there.'),
+    (421, '4.7.', None,
+     'Exchange Online is throttling this client (too many connections or messages). Wait and '
+     'retry; keep concurrent connections per mailbox low.'),
+    (421, None, None,
+     'the server closed the session (throttling or shutting down): retry later.'),
+    (451, '4.7.', None,
+     'a temporary refusal: retry later.'),
+    (550, '5.4.1', None,
+     'the recipient\'s domain accepts mail only for existing addresses (Directory-Based Edge '
+     'Blocking): check the address.'),
+)
+
+ENHANCED = re.compile(r'^([245]\.\d{1,3}\.\d{1,3})\b')
+QUEUE_ID = (
+    re.compile(r'queued as ([0-9A-Za-z]+)'),             # Postfix
+    re.compile(r'InternalId=(\d+)'),                      # Exchange Server
+    re.compile(r'\bid=([0-9A-Za-z-]+)'),                  # Exim
+    re.compile(r'^2\.0\.0 ([0-9A-Za-z]+) Message accepted'),  # Sendmail
+)
+ADDRESS = re.compile(r'^[^@\s<>()\[\],;:"]+@[^@\s<>()\[\],;:"]+$')
+HEADER_NAME = re.compile(r'^[!-9;-~]+$')
+SERVER_ID = re.compile(r'<([^<>\s]+@[^<>\s]+)>')
+
+
+class SmtpFailure(Exception):
+    """The test stopped: ``phase`` failed with an optional server reply."""
+
+    def __init__(self, phase, message, code=None, reply=None, hint=None):
+        super(SmtpFailure, self).__init__(message)
+        self.phase = phase
+        self.code = code
+        self.reply = reply
+        self.hint = hint
+
+
+def hint_for(code, enhanced, text):
+    for h_code, h_enhanced, pattern, hint in HINTS:
+        if h_code is not None and h_code != code:
+            continue
+        if h_enhanced is not None and not (enhanced or '').startswith(h_enhanced):
+            continue
+        if pattern is not None and not re.search(pattern, text or '', re.I):
+            continue
+        return hint
+    return None
+
+
+def split_reply(code, text):
+    """(enhanced status code or None, the text) of a reply."""
+    m = ENHANCED.match(text or '')
+    return (m.group(1) if m else None), text
+
+
+def queue_id_of(text):
+    for pattern in QUEUE_ID:
+        m = pattern.search(text or '')
+        if m:
+            return m.group(1)
+    return None
+
+
+def _decode(data):
+    if isinstance(data, bytes):
+        return data.decode('utf-8', 'replace')
+    return data
+
+
+class _Recorder(object):
+    """Mixin for smtplib.SMTP: every line sent and received goes to ``self.transcript``."""
+
+    def _setup_recorder(self, started):
+        self.transcript = []
+        self.started = started
+        self.redact = None  # None: record as sent; a str: record that instead
+        self.body_size = None
+
+    def _note(self, direction, line):
+        self.transcript.append({'ms': int((time.monotonic() - self.started) * 1000),
+                                'direction': direction, 'line': line})
+
+    def send(self, s):
+        if self.body_size is not None:
+            self._note('client', '<message: %d bytes>' % self.body_size)
+            self.body_size = None
+        else:
+            for line in _decode(s).splitlines():
+                if self.redact is not None:
+                    line = self.redact
+                self._note('client', line)
+        return super(_Recorder, self).send(s)
+
+    def getreply(self):
+        code, msg = super(_Recorder, self).getreply()
+        lines = _decode(msg).split('\n') if msg else ['']
+        for i, line in enumerate(lines):
+            sep = '-' if i < len(lines) - 1 else ' '
+            self._note('server', '%s%s%s' % (code, sep, line) if code > 0 else line)
+        return code, msg
+
+
+class _SMTP(_Recorder, smtplib.SMTP):
+    pass
+
+
+class _SMTPS(_Recorder, smtplib.SMTP_SSL):
+    pass
+
+
+def tls_details(sock, verified):
+    out = {'version': sock.version(), 'cipher': None, 'bits': None, 'verified': verified,
+           'peer_certificate': None}
+    cipher = sock.cipher()
+    if cipher:
+        out['cipher'], out['bits'] = cipher[0], cipher[2]
+    cert = sock.getpeercert() if verified else None
+    if cert:
+        def name(rdns):
+            return ', '.join('%s=%s' % (k, v) for rdn in rdns for k, v in rdn)
+        not_before, not_after = (_cert_time(cert.get(k)) for k in ('notBefore', 'notAfter'))
+        out['peer_certificate'] = {
+            'subject': name(cert.get('subject', ())), 'issuer': name(cert.get('issuer', ())),
+            'not_before': not_before.isoformat() if not_before else None,
+            'not_after': not_after.isoformat() if not_after else None,
+            'expires_in_days': (not_after - datetime.datetime.now(datetime.timezone.utc)).days
+            if not_after else None,
+            'names': [v for k, v in cert.get('subjectAltName', ())]}
+    else:
+        der = sock.getpeercert(binary_form=True)
+        out['peer_certificate'] = _unverified_certificate(der) if der else None
+    return out
+
+
+def _cert_time(text):
+    if not text:
+        return None
+    return datetime.datetime.fromtimestamp(ssl.cert_time_to_seconds(text),
+                                           tz=datetime.timezone.utc)
+
+
+def _unverified_certificate(der):
+    """What an unchecked peer certificate says (needs cryptography, else only its size)."""
+    try:
+        from cryptography import x509
+        from cryptography.x509.oid import ExtensionOID
+    except ImportError:
+        return {'der_bytes': len(der)}
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        names = [str(n.value) for n in
+                 cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value]
+    except x509.ExtensionNotFound:
+        names = []
+    not_after = getattr(cert, 'not_valid_after_utc', None) or \
+        cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+    not_before = getattr(cert, 'not_valid_before_utc', None) or \
+        cert.not_valid_before.replace(tzinfo=datetime.timezone.utc)
+    return {'subject': cert.subject.rfc4514_string(), 'issuer': cert.issuer.rfc4514_string(),
+            'not_before': not_before.isoformat(), 'not_after': not_after.isoformat(),
+            'expires_in_days': (not_after - datetime.datetime.now(datetime.timezone.utc)).days,
+            'names': names}
+
+
+def tls_context(params):
+    ctx = ssl.create_default_context()
+    ctx.minimum_version = getattr(ssl.TLSVersion, params.get('min_tls_version') or 'TLSv1_2')
+    if params.get('validate_certs', True):
+        ca = params.get('ca_path')
+        if ca:
+            if os.path.isdir(ca):
+                ctx.load_verify_locations(capath=ca)
+            else:
+                ctx.load_verify_locations(cafile=ca)
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def ehlo_lines(smtp):
+    """The EHLO keywords the server announced (the lines after the greeting)."""
+    text = _decode(smtp.ehlo_resp or b'')
+    return [line.strip() for line in text.split('\n')[1:] if line.strip()]
+
+
+def build_message(params, sender, message_id):
+    msg = email.message.EmailMessage()
+    msg['From'] = sender
+    msg['To'] = ', '.join(params['to'])
+    msg['Subject'] = params.get('subject') or ('exchangeonline.mail SMTP test %s' % message_id)
+    msg['Date'] = email.utils.formatdate(localtime=False)
+    msg['Message-ID'] = message_id
+    for key, value in (params.get('headers') or {}).items():
+        if key.lower() in ('message-id', 'from', 'to', 'subject', 'date'):
+            del msg[key]
+        msg[key] = str(value)
+    msg.set_content(params.get('body') or (
+        'Test message from the Ansible module exchangeonline.mail.smtp_test.\n'
+        'Message-ID: %s\nSent: %s\n' % (message_id, email.utils.formatdate())))
+    return msg
+
+
+class SmtpTest(object):
+    """One test-send; ``run()`` returns the module result (never raises for SMTP problems)."""
+
+    def __init__(self, params, check_mode, identity_factory=None):
+        self.params = params
+        self.check_mode = check_mode
+        self.identity_factory = identity_factory
+        self.timings = {}
+        self.reached = None
+        self.smtp = None
+        self.started = time.monotonic()
+        self.result = {
+            'changed': False, 'phase': None, 'failed_phase': None, 'smtp_code': None,
+            'enhanced_code': None, 'message': None, 'hint': None, 'transcript': [],
+            'tls': None, 'capabilities': {'before_tls': [], 'after_tls': []},
+            'message_id': None, 'queue_id': None, 'server_message_id': None,
+            'delivered': None, 'delivery_ms': None, 'timings_ms': self.timings,
+            'host': params.get('host'), 'port': params.get('port'),
+            'auth_mechanism': None,
+        }
+
+    # -- steps -----------------------------------------------------------------------------------
+    def stop_after(self, phase):
+        return self.check_mode and phase == 'rcpt' or self.params.get('quit_after') == phase
+
+    def timed(self, phase, step):
+        t0 = time.monotonic()
+        try:
+            return step()
+        finally:
+            self.timings[phase] = int((time.monotonic() - t0) * 1000)
+
+    def done(self, phase):
+        self.reached = phase
+
+    def expect(self, phase, reply, ok):
+        code, text = reply
+        text = _decode(text)
+        if code not in ok:
+            raise SmtpFailure(phase, 'the server answered %s %s' % (code, text), code, text)
+        return text
+
+    def connect(self):
+        p = self.params
+        self.ctx = tls_context(p) if p['tls'] != 'none' else None
+        cls = _SMTPS if p['tls'] == 'tls' else _SMTP
+        kwargs = {'local_hostname': p.get('ehlo_name'), 'timeout': p.get('timeout') or 30.0}
+        if cls is _SMTPS:
+            kwargs['context'] = self.ctx
+        smtp = cls(**kwargs)
+        smtp._setup_recorder(self.started)
+        smtp._host = p['host']  # smtplib checks the certificate against it (implicit TLS)
+        self.smtp = smtp
+        try:
+            code, text = smtp.connect(p['host'], p['port'])
+        except ssl.SSLCertVerificationError as e:
+            raise SmtpFailure('connect', 'TLS certificate check failed: %s' % _cert_error(e),
+                              hint=_cert_hint(p))
+        except ssl.SSLError as e:
+            raise SmtpFailure('connect', 'TLS handshake failed: %s' % e.reason,
+                              hint=_tls_hint(p))
+        self.expect('connect', (code, text), (220,))
+        if p['tls'] == 'tls':
+            self.result['tls'] = tls_details(smtp.sock, p.get('validate_certs', True))
+
+    def ehlo(self, phase, key):
+        code, text = self.smtp.ehlo()
+        if code != 250:
+            # RFC 5321 4.1.4: fall back to HELO only where no extensions are needed.
+            raise SmtpFailure(phase, 'EHLO refused: %s %s' % (code, _decode(text)), code,
+                              _decode(text))
+        self.result['capabilities'][key] = ehlo_lines(self.smtp)
+
+    def starttls(self):
+        smtp = self.smtp
+        if not smtp.has_extn('starttls'):
+            raise SmtpFailure('starttls', 'the server does not offer STARTTLS (it announced: '
+                              '%s); nothing was sent in clear text'
+                              % (', '.join(self.result['capabilities']['before_tls']) or
+                                 'nothing'),
+                              hint='connect to the submission port (587) of a server with TLS, '
+                                   'or use tls: tls for implicit TLS (465)')
+        code, text = smtp.docmd('STARTTLS')
+        self.expect('starttls', (code, text), (220,))
+        try:
+            smtp.sock = self.ctx.wrap_socket(smtp.sock, server_hostname=self.params['host'])
+        except ssl.SSLCertVerificationError as e:
+            raise SmtpFailure('starttls', 'TLS certificate check failed: %s' % _cert_error(e),
+                              hint=_cert_hint(self.params))
+        except ssl.SSLError as e:
+            raise SmtpFailure('starttls', 'TLS handshake failed: %s' % e.reason,
+                              hint=_tls_hint(self.params))
+        # RFC 3207 4.2: forget what was learnt before TLS, then EHLO again.
+        smtp.file = None
+        smtp.helo_resp = smtp.ehlo_resp = None
+        smtp.esmtp_features = {}
+        smtp.does_esmtp = False
+        self.result['tls'] = tls_details(smtp.sock, self.params.get('validate_certs', True))
+
+    def auth(self):
+        p, smtp = self.params, self.smtp
+        mechanism = p['auth'].upper()
+        offered = (smtp.esmtp_features.get('auth') or '').upper().split()
+        self.result['auth_mechanism'] = mechanism
+        if mechanism not in offered:
+            raise SmtpFailure('auth', 'the server does not offer AUTH %s (it offers: %s)'
+                              % (mechanism, ' '.join(offered) or 'no AUTH at all'),
+                              hint='choose auth from what the server offers; Exchange Online '
+                                   'offers AUTH only after STARTTLS')
+        user = p.get('username') or p.get('sender')
+        if mechanism == 'XOAUTH2':
+            token = p.get('access_token') or self.token()
+            blob = 'user=%s\x01auth=Bearer %s\x01\x01' % (user, token)
+            reply = self.secret_cmd('AUTH XOAUTH2 ' + _b64(blob), 'AUTH XOAUTH2 ' + REDACTED)
+            if reply[0] == 334:  # the error detail (base64 JSON); answer empty to get the code
+                reply = self.secret_cmd('', '')
+        elif mechanism == 'PLAIN':
+            blob = '\x00%s\x00%s' % (user, p.get('password') or '')
+            reply = self.secret_cmd('AUTH PLAIN ' + _b64(blob), 'AUTH PLAIN ' + REDACTED)
+        else:
+            reply = smtp.docmd('AUTH', 'LOGIN')
+            if reply[0] == 334:
+                reply = self.secret_cmd(_b64(user), REDACTED)
+            if reply[0] == 334:
+                reply = self.secret_cmd(_b64(p.get('password') or ''), REDACTED)
+        self.expect('auth', reply, (235,))
+
+    def secret_cmd(self, line, shown):
+        self.smtp.redact = shown
+        try:
+            self.smtp.putcmd(line)
+            return self.smtp.getreply()
+        finally:
+            self.smtp.redact = None
+
+    def token(self):
+        from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
+            EXCHANGE, IdentityError)
+        try:
+            return self.identity().token(EXCHANGE)
+        except IdentityError as e:
+            raise SmtpFailure('auth', 'no access token for XOAUTH2: %s' % e)
+
+    def identity(self):
+        if not hasattr(self, '_identity'):
+            self._identity = self.identity_factory(self.params)
+        return self._identity
+
+    def envelope(self, sender):
+        self.timed('mail', lambda: self.expect('mail', self.smtp.mail(sender), (250,)))
+        self.done('mail')
+        self.timed('rcpt', lambda: [self.expect('rcpt', self.smtp.rcpt(rcpt), (250, 251))
+                                    for rcpt in self.params['to']])
+
+    def data(self, sender):
+        p, smtp = self.params, self.smtp
+        if p.get('quit_after') == 'data':
+            smtp.putcmd('DATA')
+            self.expect('data', smtp.getreply(), (354,))
+            return None
+        domain = sender.rpartition('@')[2] or None
+        message_id = email.utils.make_msgid('exo-smtp-test', domain=domain)
+        self.result['message_id'] = message_id
+        raw = build_message(p, sender, message_id).as_bytes(policy=email.policy.SMTP)
+        smtp.putcmd('DATA')
+        self.expect('data', smtp.getreply(), (354,))
+        payload = smtplib._quote_periods(raw) if hasattr(smtplib, '_quote_periods') else \
+            re.sub(br'(?m)^\.', b'..', raw)
+        if not payload.endswith(b'\r\n'):
+            payload += b'\r\n'
+        smtp.body_size = len(raw)
+        smtp.send(payload + b'.\r\n')
+        text = self.expect('data', smtp.getreply(), (250,))
+        self.result['queue_id'] = queue_id_of(text)
+        m = SERVER_ID.search(text)
+        self.result['server_message_id'] = '<%s>' % m.group(1) if m else None
+        return message_id
+
+    # -- the whole test ------------------------------------------------------------------------
+    def run(self):
+        p = self.params
+        sender = p.get('sender') or p.get('username')
+        problem = check_input(p)
+        if problem:
+            self.fail(SmtpFailure('input', problem))
+            return self.result
+        try:
+            self.timed('connect', self.connect)
+            self.done('connect')
+            if not self.stop_after('connect'):
+                self.steps(sender)
+        except SmtpFailure as e:
+            self.fail(e)
+        except (socket.timeout, TimeoutError) as e:
+            self.fail(SmtpFailure(self.next_phase(), 'no answer within %s s (%s)'
+                                  % (p.get('timeout') or 30.0, e or 'timed out'),
+                                  hint='check the host, the port and the firewall path; '
+                                       'raise timeout for a slow server'))
+        except smtplib.SMTPServerDisconnected as e:
+            self.fail(SmtpFailure(self.next_phase(), 'the server closed the connection (%s)'
+                                  % (e or 'no reason given')))
+        except (OSError, smtplib.SMTPException) as e:
+            self.fail(SmtpFailure(self.next_phase(), 'network error: %s' % e,
+                                  hint='check host and port (%s:%s) and that the server '
+                                       'listens' % (p['host'], p['port'])))
+        finally:
+            self.close()
+        self.result['phase'] = self.reached
+        self.result['transcript'] = self.smtp.transcript if self.smtp else []
+        self.result['elapsed_ms'] = int((time.monotonic() - self.started) * 1000)
+        return self.result
+
+    def steps(self, sender):
+        p = self.params
+        self.timed('ehlo', lambda: self.ehlo('ehlo', 'before_tls'))
+        self.done('ehlo')
+        if self.stop_after('ehlo'):
+            return
+        if p['tls'] == 'starttls':
+            self.timed('starttls', self.starttls)
+            self.timed('ehlo_after_tls', lambda: self.ehlo('starttls', 'after_tls'))
+            self.done('starttls')
+        elif p['tls'] == 'tls':
+            self.result['capabilities']['after_tls'] = self.result['capabilities'].pop(
+                'before_tls')
+            self.result['capabilities']['before_tls'] = []
+        if self.stop_after('starttls'):
+            return
+        if p['auth'] != 'none':
+            self.timed('auth', self.auth)
+            self.done('auth')
+        if self.stop_after('auth'):
+            return
+        self.envelope(sender)
+        self.done('rcpt')
+        if self.stop_after('rcpt'):
+            self.smtp.rset()
+            return
+        message_id = self.timed('data', lambda: self.data(sender))
+        self.done('data')
+        if message_id is None:  # quit_after: data; drop the session, nothing is sent
+            self.smtp.close()
+            return
+        self.quit()
+        if p.get('confirm_delivery'):
+            self.timed('delivery', lambda: self.confirm(message_id))
+            self.done('delivery')
+
+    def quit(self):
+        try:
+            self.timed('quit', self.smtp.quit)
+            self.done('quit')
+        except (OSError, smtplib.SMTPException):
+            pass  # the message was accepted already; a lost QUIT answer changes nothing
+
+    def close(self):
+        if self.smtp is not None and self.smtp.sock is not None:
+            try:
+                if self.reached not in ('quit', 'delivery', 'data') and \
+                        self.result['failed_phase'] != 'connect':
+                    self.smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+            self.smtp.close()
+
+    def next_phase(self):
+        order = ['connect', 'ehlo'] + (['starttls'] if self.params['tls'] == 'starttls' else [])
+        order += ['auth'] if self.params['auth'] != 'none' else []
+        order += ['mail', 'rcpt', 'data', 'quit', 'delivery']
+        if self.reached is None:
+            return 'connect'
+        index = order.index(self.reached) if self.reached in order else len(order) - 2
+        return order[min(index + 1, len(order) - 1)]
+
+    def fail(self, e):
+        r = self.result
+        r['failed'] = True
+        r['failed_phase'] = e.phase
+        if e.code is not None:
+            enhanced, text = split_reply(e.code, e.reply)
+            r['smtp_code'], r['enhanced_code'], r['message'] = e.code, enhanced, text
+            r['hint'] = e.hint or hint_for(e.code, enhanced, text)
+        else:
+            r['message'] = str(e)
+            r['hint'] = e.hint
+        r['msg'] = '%s failed: %s' % (e.phase, str(e))
+        if r['hint']:
+            r['msg'] += ' -- ' + r['hint']
+
+    # -- delivery ---------------------------------------------------------------------------
+    def confirm(self, message_id):
+        from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
+            GraphClient, GraphError)
+        from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
+            IdentityError)
+        spec = self.params['confirm_delivery']
+        mailbox = spec.get('mailbox') or self.params['to'][0]
+        timeout, interval = spec.get('timeout'), spec.get('interval')
+        accepted = time.monotonic()
+        self.result['delivered'] = False
+        try:
+            graph = GraphClient(self.identity(), phase='delivery')
+            while True:
+                found = graph.get('/users/%s/messages' % mailbox, params={
+                    '$filter': "internetMessageId eq '%s'" % message_id.replace("'", "''"),
+                    '$select': 'id,internetMessageId,receivedDateTime,subject',
+                    '$top': '1'}, permission='Mail.ReadBasic.All').get('value') or []
+                if found:
+                    self.result['delivered'] = True
+                    self.result['delivery_ms'] = int((time.monotonic() - accepted) * 1000)
+                    self.result['delivered_message'] = found[0]
+                    return
+                if time.monotonic() - accepted + interval > timeout:
+                    raise SmtpFailure('delivery', 'the message %s was accepted but did not '
+                                      'arrive in %s within %s s' % (message_id, mailbox, timeout),
+                                      hint='look it up in the message trace of the Exchange '
+                                           'admin centre; raise confirm_delivery.timeout if '
+                                           'delivery is slow')
+                time.sleep(interval)
+        except IdentityError as e:
+            raise SmtpFailure('delivery', str(e))
+        except GraphError as e:
+            raise SmtpFailure('delivery', str(e))
+
+
+def check_input(p):
+    """Why these options cannot work (before anything is sent), or None."""
+    if not 0 < p['port'] < 65536:
+        return 'port %s is not a TCP port' % p['port']
+    if p['auth'] != 'none' and p['tls'] == 'none' and not p.get('allow_plaintext_auth'):
+        return ('auth: %s over tls: none would send the credentials in clear text. Use tls: '
+                'starttls or tls (or allow_plaintext_auth: true for a lab server)' % p['auth'])
+    stops_early = p.get('quit_after') in ('connect', 'ehlo', 'starttls', 'auth')
+    user = p.get('username') or p.get('sender')
+    if p['auth'] != 'none' and not stops_early or p.get('quit_after') == 'auth':
+        if not user:
+            return 'auth: %s needs username (or sender)' % p['auth']
+        if p['auth'] in ('login', 'plain') and not p.get('password'):
+            return 'auth: %s needs password' % p['auth']
+        if p['auth'] == 'xoauth2' and not p.get('access_token') and not _has_app(p):
+            return ('auth: xoauth2 needs access_token, or tenant_id, client_id and '
+                    'client_secret or client_certificate_path (or the AZURE_* variables) '
+                    'to acquire one')
+    if not stops_early:
+        if not (p.get('sender') or p.get('username')):
+            return 'give sender (the envelope sender and From: address)'
+        if not p.get('to'):
+            return 'give to (at least one recipient)'
+    for address in [p.get('sender'), p.get('username')] + list(p.get('to') or []):
+        if address is not None and (not ADDRESS.match(address)):
+            return '%r is not an e-mail address' % address
+    for key, value in (p.get('headers') or {}).items():
+        if not HEADER_NAME.match(str(key)) or re.search(r'[\r\n]', str(value)):
+            return 'header %r is not a valid header field (name: printable ASCII without ' \
+                   'colon; value: one line)' % key
+    if p.get('ehlo_name') is not None and not re.match(r'^[A-Za-z0-9.\-\[\]:]+$',
+                                                       p['ehlo_name']):
+        return 'ehlo_name %r is not a domain name or address literal' % p['ehlo_name']
+    if p.get('confirm_delivery') is not None:
+        if p.get('quit_after'):
+            return 'confirm_delivery needs a message sent: remove quit_after'
+        if not _has_app(p):
+            return ('confirm_delivery reads the mailbox through Microsoft Graph: give '
+                    'tenant_id, client_id and client_secret or client_certificate_path')
+        if p['confirm_delivery']['timeout'] <= 0 or p['confirm_delivery']['interval'] <= 0:
+            return 'confirm_delivery timeout and interval must be positive'
+    return None
+
+
+def _has_app(p):
+    return bool(p.get('tenant_id') and p.get('client_id') and
+                (p.get('client_secret') or p.get('client_certificate_path')))
+
+
+def _b64(text):
+    return base64.b64encode(text.encode('utf-8')).decode('ascii')
+
+
+def _cert_error(e):
+    return getattr(e, 'verify_message', None) or str(e)
+
+
+def _cert_hint(params):
+    if params.get('ca_path'):
+        return ('the certificate is not valid for %s or not signed by a CA in ca_path %s: '
+                'connect by the name in the certificate or fix ca_path'
+                % (params['host'], params['ca_path']))
+    return ('the certificate is not valid for %s or not signed by a trusted CA: connect by the '
+            'name in the certificate (smtp.office365.com for Exchange Online) or give the '
+            'server\'s CA in ca_path' % params['host'])
+
+
+def _tls_hint(params):
+    return ('the server and this client share no TLS version or cipher at min_tls_version %s '
+            'or above' % (params.get('min_tls_version') or 'TLSv1_2'))

@@ -1,0 +1,331 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) exchangeonline.mail contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: smtp_test
+short_description: Send a test message through SMTP submission and prove it arrived
+version_added: 0.1.0
+description:
+  - Connects to an SMTP submission server (by default Exchange Online's C(smtp.office365.com:587)),
+    secures the session with STARTTLS or implicit TLS, authenticates with OAuth (XOAUTH2),
+    LOGIN or PLAIN, and sends a test message, reporting each phase, the server's answers and
+    what a known Exchange Online refusal means (O(ignore:hint)).
+  - TLS is never given up. When the server does not offer STARTTLS the test fails before
+    anything else is sent; AUTH over a clear connection needs O(tls=none) and
+    O(allow_plaintext_auth=true).
+  - The certificate is checked against the system CAs, or O(ca_path), and the name in O(host).
+    O(ca_path), O(validate_certs) and O(timeout) apply to the SMTP connection as well as to the
+    Microsoft 365 endpoints.
+  - With O(confirm_delivery) the recipient mailbox is polled through Microsoft Graph for the
+    message's C(internetMessageId), so the test proves delivery, not only acceptance.
+  - A failed test fails the task and still returns every key, so C(register) with
+    C(ignore_errors) or C(failed_when) can act on RV(failed_phase) and RV(smtp_code).
+  - "Permissions: XOAUTH2 with an app-only token needs the application permission
+    C(SMTP.SendAsApp) and the app's service principal registered in Exchange Online with
+    access to the mailbox (C(New-ServicePrincipal), C(Add-MailboxPermission));
+    O(confirm_delivery) needs C(Mail.ReadBasic.All) (or C(Mail.Read))."
+author:
+  - exchangeonline.mail developers (!UNKNOWN)
+extends_documentation_fragment:
+  - exchangeonline.mail.m365
+  - exchangeonline.mail.attributes
+  - exchangeonline.mail.attributes.m365
+attributes:
+  check_mode:
+    support: full
+    details: Goes as far as RCPT TO, then resets and quits; no message is sent.
+  diff_mode:
+    support: none
+  idempotent:
+    support: none
+    details: Every run sends a new test message. It changes no configuration, so the task
+      reports C(changed=false).
+options:
+  host:
+    description:
+      - The SMTP server, also the name its certificate must carry.
+    type: str
+    default: smtp.office365.com
+  port:
+    description:
+      - The TCP port. 587 for submission with STARTTLS, 465 with O(tls=tls), 25 for MX hosts.
+    type: int
+    default: 587
+  tls:
+    description:
+      - V(starttls) upgrades the session after the first EHLO and fails if the server does not
+        offer it. V(tls) speaks TLS from the first byte (implicit TLS, port 465). V(none) stays
+        in clear text.
+    type: str
+    choices: [starttls, tls, none]
+    default: starttls
+  min_tls_version:
+    description:
+      - The oldest TLS version accepted. Exchange Online accepts TLS 1.2 and 1.3.
+    type: str
+    choices: [TLSv1, TLSv1_1, TLSv1_2, TLSv1_3]
+    default: TLSv1_2
+  auth:
+    description:
+      - V(xoauth2) sends an OAuth access token (O(access_token), or one acquired for
+        C(https://outlook.office365.com) with the Microsoft 365 options). V(login) and
+        V(plain) send O(username) and O(password). V(none) sends no AUTH (relays, MX hosts).
+    type: str
+    choices: [xoauth2, login, plain, none]
+    default: xoauth2
+  allow_plaintext_auth:
+    description:
+      - Permit AUTH with O(tls=none). Never needed for Exchange Online.
+    type: bool
+    default: false
+  username:
+    description:
+      - The mailbox to authenticate as (its user principal name). Defaults to O(sender).
+    type: str
+  password:
+    description:
+      - The password for O(auth=login) or O(auth=plain).
+    type: str
+  access_token:
+    description:
+      - An OAuth access token for O(auth=xoauth2). Without it a token is acquired with the
+        Microsoft 365 options (client credentials).
+    type: str
+  sender:
+    description:
+      - The envelope sender and C(From:) address. Defaults to O(username).
+    type: str
+  to:
+    description:
+      - The recipients. Needed unless the test stops before MAIL FROM (O(quit_after)).
+    type: list
+    elements: str
+    default: []
+  subject:
+    description:
+      - The subject. By default it names the message ID.
+    type: str
+  body:
+    description:
+      - The plain text body. By default a short text naming the module and the message ID.
+    type: str
+  headers:
+    description:
+      - Extra header fields (name to value); a C(From), C(To) or C(Subject) given here replaces
+        the default one.
+    type: dict
+    default: {}
+  ehlo_name:
+    description:
+      - The name sent with EHLO. Defaults to this host's fully qualified name.
+    type: str
+  quit_after:
+    description:
+      - Stop after this phase and quit. V(connect) after the greeting, V(ehlo) after the first
+        EHLO, V(starttls) after TLS and the second EHLO, V(auth) after AUTH, V(rcpt) after the
+        recipients were accepted, V(data) after the server answered DATA with 354 (the
+        connection is then dropped, so no message is sent).
+    type: str
+    choices: [connect, ehlo, starttls, auth, rcpt, data]
+  confirm_delivery:
+    description:
+      - Poll a mailbox through Microsoft Graph until the message's C(internetMessageId)
+        arrives, and fail in phase C(delivery) if it does not within O(confirm_delivery.timeout).
+    type: dict
+    suboptions:
+      mailbox:
+        description:
+          - The mailbox to look in (user principal name or ID). Defaults to the first of O(to).
+        type: str
+      timeout:
+        description:
+          - Seconds to wait for the message.
+        type: float
+        default: 120
+      interval:
+        description:
+          - Seconds between two looks.
+        type: float
+        default: 2
+notes:
+  - Password SMTP AUTH (LOGIN, PLAIN) in Exchange Online is being retired in favour of OAuth;
+    prefer O(auth=xoauth2).
+seealso:
+  - module: exchangeonline.mail.mailbox_protocols
+  - name: Authenticate an IMAP, POP or SMTP connection using OAuth
+    description: Microsoft's description of XOAUTH2 for Exchange Online.
+    link: https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth
+'''
+
+EXAMPLES = r'''
+- name: Prove that the scanner mailbox can send through Exchange Online (OAuth, app-only)
+  exchangeonline.mail.smtp_test:
+    tenant_id: "{{ tenant_id }}"
+    client_id: "{{ client_id }}"
+    client_secret: "{{ client_secret }}"
+    sender: scanner@contoso.com
+    to: [helpdesk@contoso.com]
+    confirm_delivery:
+      timeout: 60
+
+- name: The article's check with a password, kept as a result for the report
+  exchangeonline.mail.smtp_test:
+    auth: login
+    username: adele.vance@contoso.com
+    password: "{{ vault_adele_password }}"
+    to: [adele.vance@contoso.com]
+  register: smtp
+  ignore_errors: true
+
+- name: Explain the refusal
+  ansible.builtin.debug:
+    msg: "{{ smtp.failed_phase }}: {{ smtp.smtp_code }} {{ smtp.enhanced_code }} -- {{ smtp.hint }}"
+  when: smtp is failed
+
+- name: Only check that the old server still offers STARTTLS with a valid certificate
+  exchangeonline.mail.smtp_test:
+    host: mail.contoso.com
+    port: 25
+    auth: none
+    quit_after: starttls
+'''
+
+RETURN = r'''
+phase:
+  description: The last phase that succeeded (C(connect), C(ehlo), C(starttls), C(auth), C(mail),
+    C(rcpt), C(data), C(quit), C(delivery)).
+  returned: always
+  type: str
+  sample: delivery
+failed_phase:
+  description: The phase that failed, or null.
+  returned: always
+  type: str
+  sample: auth
+smtp_code:
+  description: The reply code of the server's refusal.
+  returned: always
+  type: int
+  sample: 535
+enhanced_code:
+  description: The enhanced status code (RFC 3463) of the refusal.
+  returned: always
+  type: str
+  sample: 5.7.139
+message:
+  description: The server's refusal (or what went wrong without one).
+  returned: always
+  type: str
+hint:
+  description: What a known refusal means and how to fix it.
+  returned: always
+  type: str
+transcript:
+  description: Every line, with milliseconds since the start and C(client) or C(server). AUTH
+    data is shown as C(********) and the message as its size.
+  returned: always
+  type: list
+  elements: dict
+tls:
+  description: C(version), C(cipher), C(bits), C(verified) and C(peer_certificate) (C(subject),
+    C(issuer), C(not_before), C(not_after), C(expires_in_days), C(names)).
+  returned: always
+  type: dict
+capabilities:
+  description: The EHLO keywords C(before_tls) and C(after_tls).
+  returned: always
+  type: dict
+auth_mechanism:
+  description: The AUTH mechanism used.
+  returned: always
+  type: str
+message_id:
+  description: The C(Message-ID) of the test message.
+  returned: always
+  type: str
+queue_id:
+  description: The queue ID in the server's answer to the message (Postfix C(queued as),
+    Exchange Server C(InternalId), Exim C(id=)), when it names one.
+  returned: always
+  type: str
+server_message_id:
+  description: The message ID in the server's answer, when it names one (Exchange Online does).
+  returned: always
+  type: str
+delivered:
+  description: Whether the message was found in the mailbox (null without O(confirm_delivery)).
+  returned: always
+  type: bool
+delivery_ms:
+  description: Milliseconds from acceptance until the message was found.
+  returned: always
+  type: int
+timings_ms:
+  description: Milliseconds per phase.
+  returned: always
+  type: dict
+  sample: {connect: 12, ehlo: 3, starttls: 20, ehlo_after_tls: 2, auth: 150, mail: 5, rcpt: 8, data: 40}
+'''
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
+    HAS_M365_LIBS,
+    M365_IMPORT_ERROR,
+    m365_argument_spec,
+)
+from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
+
+
+def module_kwargs():
+    """AnsibleModule's arguments; the action plugin validates with the same spec."""
+    argument_spec = m365_argument_spec()
+    argument_spec.update(
+        host=dict(type='str', default='smtp.office365.com'),
+        port=dict(type='int', default=587),
+        tls=dict(type='str', default='starttls', choices=['starttls', 'tls', 'none']),
+        min_tls_version=dict(type='str', default='TLSv1_2',
+                             choices=['TLSv1', 'TLSv1_1', 'TLSv1_2', 'TLSv1_3']),
+        auth=dict(type='str', default='xoauth2', choices=['xoauth2', 'login', 'plain', 'none']),
+        allow_plaintext_auth=dict(type='bool', default=False),
+        username=dict(type='str'),
+        password=dict(type='str', no_log=True),
+        access_token=dict(type='str', no_log=True),
+        sender=dict(type='str'),
+        to=dict(type='list', elements='str', default=[]),
+        subject=dict(type='str'),
+        body=dict(type='str'),
+        headers=dict(type='dict', default={}),
+        ehlo_name=dict(type='str'),
+        quit_after=dict(type='str', choices=['connect', 'ehlo', 'starttls', 'auth', 'rcpt',
+                                             'data']),
+        confirm_delivery=dict(type='dict', options=dict(
+            mailbox=dict(type='str'),
+            timeout=dict(type='float', default=120.0),
+            interval=dict(type='float', default=2.0),
+        )),
+    )
+    return dict(argument_spec=argument_spec, supports_check_mode=True,
+                mutually_exclusive=[('client_secret', 'client_certificate_path')])
+
+
+def work(params, check_mode, diff_mode):
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import Identity
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import SmtpTest
+    return SmtpTest(params, check_mode, Identity).run()
+
+
+def main():
+    module = AnsibleModule(**module_kwargs())
+    if not HAS_M365_LIBS:
+        module.fail_json(msg=missing_required_lib('msal and requests'),
+                         exception=M365_IMPORT_ERROR)
+    run_module(module, lambda: work(module.params, module.check_mode, module._diff))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,333 @@
+"""smtp_test against the lab's Exchange-like submission server (real smtplib in the module, real
+msal for tokens, real requests for the delivery proof through Graph)."""
+
+import socket
+import socketserver
+import threading
+
+import pytest
+
+from tests.integration.conftest import m365_args
+from tests.lab.m365.client import app_token
+from tests.lab.m365.emulator import M365Emulator
+from tests.lab.m365.smtp import REPLIES, THROTTLED
+
+SENDER = 'adele@contosolab.onmicrosoft.com'
+RCPT = 'bob@contosolab.onmicrosoft.com'
+PASSWORD = 'Lab-Passw0rd-for-adele-9f3c1e'
+SECRET = 'smtp-test-app-secret-4b8e2d7a91'
+SEND_ROLES = ('SMTP.SendAsApp', 'Mail.ReadBasic.All')
+
+
+@pytest.fixture(scope='module')
+def emu(tmp_path_factory):
+    server = M365Emulator(workdir=str(tmp_path_factory.mktemp('m365')))
+    server.start()
+    server.start_smtp()
+    server.add_user(SENDER)
+    server.add_user(RCPT)
+    server.smtp.set_password(SENDER, PASSWORD)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def tenant_state(emu):
+    emu.transport_config['SmtpClientAuthenticationDisabled'] = False
+    emu.cas_mailbox(SENDER)['SmtpClientAuthenticationDisabled'] = None
+    emu.smtp.basic_auth_disabled = False
+    emu.smtp.basic_auth_reply = 'basic_disabled'
+    emu.smtp.security_defaults = False
+    emu.smtp.injections.clear()
+    emu.smtp.clear_log()
+
+
+@pytest.fixture(scope='module')
+def app(emu):
+    return emu.add_app(secret=SECRET, roles=SEND_ROLES)
+
+
+def args(emu, app, **extra):
+    """XOAUTH2 with an app-only token through the emulator, STARTTLS to the lab listener."""
+    out = dict(m365_args(emu, app), host='127.0.0.1', port=emu.smtp.port, sender=SENDER,
+               to=[RCPT], timeout=10)
+    out.update(extra)
+    return out
+
+
+def send(name='send', **module_args):
+    return {'name': name, 'exchangeonline.mail.smtp_test': module_args, 'register': 'out',
+            'ignore_errors': True}
+
+
+def mailbox(emu, upn=RCPT):
+    return [m['internetMessageId'] for m in emu.find_user(upn).get('_messages', [])]
+
+
+def verbs(emu, listener='submission'):
+    return [e['verb'] for e in emu.smtp.log if e.get('listener', listener) == listener]
+
+
+def test_xoauth2_send_arrives_with_tls_details_and_clean_transcript(emu, app, play):
+    run = play([send(**args(emu, app, confirm_delivery={'timeout': 10, 'interval': 0.2}))])
+    r = run.last['result']
+    assert run.last['status'] == 'ok', r.get('msg')
+    assert r['changed'] is False
+    assert r['phase'] == 'delivery' and r['failed_phase'] is None
+    assert r['delivered'] is True and r['delivery_ms'] >= 0
+    assert r['message_id'] in mailbox(emu)
+    assert r['server_message_id'] == r['message_id']
+    assert r['auth_mechanism'] == 'XOAUTH2'
+    assert r['tls']['version'] in ('TLSv1.2', 'TLSv1.3') and r['tls']['verified'] is True
+    assert '127.0.0.1' in r['tls']['peer_certificate']['names']
+    assert r['tls']['peer_certificate']['expires_in_days'] > 0
+    assert 'STARTTLS' in r['capabilities']['before_tls']
+    assert not any(c.startswith('AUTH') for c in r['capabilities']['before_tls'])
+    assert any(c.startswith('AUTH') and 'XOAUTH2' in c for c in r['capabilities']['after_tls'])
+    assert set(r['timings_ms']) >= {'connect', 'ehlo', 'starttls', 'auth', 'mail', 'rcpt', 'data',
+                                    'delivery'}
+    lines = [t['line'] for t in r['transcript']]
+    assert 'AUTH XOAUTH2 ********' in lines
+    assert lines[0].startswith('220 ') and lines[-1].startswith('221')
+    assert any(line.startswith('<message: ') for line in lines)
+    # The log saw the EHLO twice (before and after TLS) and AUTH only on the TLS session.
+    log = emu.smtp.log
+    assert [e['verb'] for e in log][:4] == ['EHLO', 'STARTTLS', 'EHLO', 'AUTH']
+    assert all(e['tls'] for e in log if e['verb'] == 'AUTH')
+
+
+def test_login_and_plain_sends_arrive(emu, app, play):
+    tasks = [send('login', **args(emu, app, auth='login', username=SENDER, password=PASSWORD,
+                                  confirm_delivery={'timeout': 10, 'interval': 0.2})),
+             send('plain', **args(emu, app, auth='plain', username=SENDER, password=PASSWORD))]
+    run = play(tasks, verbosity=3)
+    for name, mechanism in (('login', 'LOGIN'), ('plain', 'PLAIN')):
+        r = run.task(name)['result']
+        assert run.task(name)['status'] == 'ok', r.get('msg')
+        assert r['auth_mechanism'] == mechanism
+        assert r['message_id'] in mailbox(emu)
+    assert run.task('login')['result']['delivered'] is True
+    assert run.task('plain')['result']['delivered'] is None
+    lines = [t['line'] for t in run.task('login')['result']['transcript']]
+    assert lines.count('********') == 2 and 'AUTH LOGIN' in lines
+    assert PASSWORD not in run.stdout + run.stderr
+
+
+def test_no_secret_or_token_in_verbose_output(emu, app, play):
+    token = app_token(emu, ('SMTP.SendAsApp',), ['https://outlook.office365.com/.default'])
+    module_args = args(emu, app, access_token=token)
+    run = play([send(**module_args)], verbosity=3)
+    r = run.last['result']
+    assert run.last['status'] == 'ok', r.get('msg')
+    text = run.stdout + run.stderr + repr(r)
+    assert token not in text and token[:40] not in text
+    assert SECRET not in text
+
+
+EXCHANGE_REFUSALS = [
+    # (name, tenant state, module args, failed phase, code, enhanced, reply key, hint words)
+    ('tenant', {'tenant': True}, {}, 'auth', 535, '5.7.139', 'tenant_disabled',
+     'disabled for the whole tenant'),
+    ('mailbox', {'mailbox': True}, {}, 'auth', 535, '5.7.139', 'mailbox_disabled',
+     'smtp_auth: enabled'),
+    ('basic', {'basic': 'basic_disabled'}, {'auth': 'login'}, 'auth', 535, '5.7.139',
+     'basic_disabled', 'auth: xoauth2'),
+    ('basic-550', {'basic': 'basic_not_supported'}, {'auth': 'login'}, 'auth', 550, '5.7.30',
+     'basic_not_supported', 'auth: xoauth2'),
+    ('security-defaults', {'security_defaults': True}, {'auth': 'plain'}, 'auth', 535,
+     '5.7.139', 'policy_blocked', 'Conditional Access'),
+    ('bad-password', {}, {'auth': 'login', 'password': 'wrong-password-for-adele'}, 'auth',
+     535, '5.7.3', 'bad_credentials', 'check the user name'),
+    ('no-auth', {}, {'auth': 'none'}, 'mail', 530, '5.7.57', 'not_authenticated',
+     'give auth'),
+    ('send-as', {}, {'sender': 'ceo@contosolab.onmicrosoft.com'}, 'mail', 550, '5.7.60',
+     'send_as_envelope', 'Add-RecipientPermission'),
+    ('send-as-header', {}, {'headers': {'From': 'ceo@contosolab.onmicrosoft.com'}}, 'data',
+     554, '5.2.0', 'send_as_header', 'From: header'),
+]
+
+
+@pytest.mark.parametrize('case', EXCHANGE_REFUSALS, ids=[c[0] for c in EXCHANGE_REFUSALS])
+def test_exchange_refusals_name_phase_code_and_hint(emu, app, play, case):
+    name, state, extra, phase, code, enhanced, key, hint = case
+    emu.transport_config['SmtpClientAuthenticationDisabled'] = bool(state.get('tenant'))
+    if state.get('mailbox'):
+        emu.cas_mailbox(SENDER)['SmtpClientAuthenticationDisabled'] = True
+    if state.get('basic'):
+        emu.smtp.basic_auth_disabled = True
+        emu.smtp.basic_auth_reply = state['basic']
+    emu.smtp.security_defaults = bool(state.get('security_defaults'))
+    module_args = args(emu, app, username=SENDER, password=PASSWORD)
+    module_args.update(extra)
+    before = mailbox(emu)
+    run = play([send(**module_args)])
+    r = run.last['result']
+    assert run.last['status'] == 'failed'
+    assert r['failed_phase'] == phase, r['msg']
+    assert (r['smtp_code'], r['enhanced_code']) == (code, enhanced)
+    expected = REPLIES[key].split(' ', 1)[1]
+    assert r['message'].startswith(expected), r['message']
+    assert hint in r['hint'], r['hint']
+    assert r['msg'].startswith('%s failed: ' % phase) and hint in r['msg']
+    assert mailbox(emu) == before
+    assert PASSWORD not in run.stdout
+
+
+def test_throttling_421_and_token_without_send_as(emu, app, play):
+    emu.smtp.inject('MAIL', THROTTLED)
+    no_send = emu.add_app(secret=SECRET + '-2', roles=('Mail.ReadBasic.All',))
+    run = play([send('throttled', **args(emu, app)),
+                send('no-role', **args(emu, no_send))])
+    r = run.task('throttled')['result']
+    assert (r['failed_phase'], r['smtp_code'], r['enhanced_code']) == ('mail', 421, '4.7.66')
+    assert 'throttling' in r['hint']
+    r = run.task('no-role')['result']
+    assert (r['failed_phase'], r['smtp_code'], r['enhanced_code']) == ('auth', 535, '5.7.3')
+    assert 'SMTP.SendAsApp' in r['hint']
+
+
+def test_wrong_certificate_name_fails_at_starttls_before_auth(emu, app, play):
+    run = play([send(**args(emu, app, port=emu.smtp.wrong_name_port))])
+    r = run.last['result']
+    assert r['failed_phase'] == 'starttls' and r['phase'] == 'ehlo'
+    assert 'certificate' in r['msg'] and '127.0.0.1' in r['msg']
+    assert 'AUTH' not in verbs(emu, 'wrong-name')
+    # Without the lab CA the same listener fails too (not signed by a trusted CA).
+    run = play([send(**args(emu, app, ca_path=None))])
+    assert run.last['result']['failed_phase'] == 'starttls'
+    assert 'unable to get local issuer certificate' in run.last['result']['msg']
+
+
+def test_implicit_tls(emu, app, play):
+    run = play([send(**args(emu, app, port=emu.smtp.implicit_port, tls='tls'))])
+    r = run.last['result']
+    assert run.last['status'] == 'ok', r.get('msg')
+    assert r['tls']['verified'] and r['capabilities']['before_tls'] == []
+    assert any('XOAUTH2' in c for c in r['capabilities']['after_tls'])
+    assert r['message_id'] in mailbox(emu)
+    assert 'starttls' not in r['timings_ms']
+
+
+@pytest.mark.parametrize('stage,last_verb', [
+    ('connect', None), ('ehlo', 'EHLO'), ('starttls', 'EHLO'), ('auth', 'AUTH'),
+    ('rcpt', 'RCPT'), ('data', 'DATA')])
+def test_quit_after_every_stage(emu, app, play, stage, last_verb):
+    before = mailbox(emu)
+    run = play([send(**args(emu, app, quit_after=stage))])
+    r = run.last['result']
+    assert run.last['status'] == 'ok', r.get('msg')
+    assert r['phase'] == stage and r['failed_phase'] is None
+    seen = [v for v in verbs(emu) if v not in ('QUIT', 'RSET')]
+    assert (seen[-1] if seen else None) == last_verb
+    assert mailbox(emu) == before
+    assert r['message_id'] is None
+
+
+def test_check_mode_stops_after_rcpt_and_sends_no_data(emu, app, play):
+    before = mailbox(emu)
+    run = play([send(**args(emu, app, confirm_delivery={'timeout': 5}))], check=True)
+    r = run.last['result']
+    assert run.last['status'] == 'ok', r.get('msg')
+    assert r['phase'] == 'rcpt' and r['changed'] is False
+    assert 'DATA' not in verbs(emu) and 'RCPT' in verbs(emu)
+    assert mailbox(emu) == before and r['delivered'] is None
+
+
+def test_delivery_not_confirmed_fails_in_delivery_phase(emu, app, play):
+    # Accepted for an external recipient; the sender's own mailbox never gets it.
+    run = play([send(**args(emu, app, to=['someone@fabrikam.example'],
+                            confirm_delivery={'mailbox': RCPT, 'timeout': 1.0,
+                                              'interval': 0.3}))])
+    r = run.last['result']
+    assert r['failed_phase'] == 'delivery' and r['phase'] == 'quit'
+    assert r['delivered'] is False
+    assert 'did not arrive in %s within 1.0 s' % RCPT in r['msg']
+
+
+def test_delivery_check_without_mail_read_names_the_permission(emu, play):
+    send_only = emu.add_app(secret=SECRET + '-3', roles=('SMTP.SendAsApp',))
+    run = play([send(**args(emu, send_only, confirm_delivery={'timeout': 5}))])
+    r = run.last['result']
+    assert r['failed_phase'] == 'delivery'
+    assert 'Mail.ReadBasic.All' in r['msg'] and '403' in r['msg']
+
+
+@pytest.mark.parametrize('extra,text', [
+    ({'tls': 'none'}, 'would send the credentials in clear text'),
+    ({'to': []}, 'give to'),
+    ({'to': ['not-an-address']}, "'not-an-address' is not an e-mail address"),
+    ({'auth': 'login'}, 'auth: login needs password'),
+    ({'headers': {'X-Bad': 'a\r\nBcc: victim@example.com'}}, "header 'X-Bad' is not a valid header field"),
+    ({'quit_after': 'rcpt', 'confirm_delivery': {}}, 'confirm_delivery needs a message sent'),
+    ({'port': 70000}, 'port 70000 is not a TCP port'),
+])
+def test_bad_input_is_refused_before_connecting(emu, app, play, extra, text):
+    run = play([send(**args(emu, app, **extra))])
+    r = run.last['result']
+    assert run.last['status'] == 'failed'
+    assert r['failed_phase'] == 'input' and text in r['msg'], r['msg']
+    assert 'Traceback' not in run.stdout + run.stderr
+    assert emu.smtp.log == []
+
+
+class PlainSMTP(socketserver.StreamRequestHandler):
+    """A server that offers AUTH but no STARTTLS; it records every line it receives."""
+
+    def handle(self):
+        self.wfile.write(b'220 plain.exo-lab.test ESMTP\r\n')
+        for raw in self.rfile:
+            line = raw.decode().rstrip('\r\n')
+            self.server.seen.append(line)
+            verb = line.split(' ', 1)[0].upper()
+            if verb == 'EHLO':
+                self.wfile.write(b'250-plain.exo-lab.test\r\n250-AUTH LOGIN PLAIN XOAUTH2\r\n'
+                                 b'250 8BITMIME\r\n')
+            elif verb == 'QUIT':
+                self.wfile.write(b'221 bye\r\n')
+                return
+            else:
+                self.wfile.write(b'250 ok\r\n')
+
+
+@pytest.fixture
+def plain_server():
+    server = socketserver.ThreadingTCPServer(('127.0.0.1', 0), PlainSMTP)
+    server.daemon_threads = True
+    server.seen = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_server_without_starttls_gets_no_auth(emu, app, play, plain_server):
+    port = plain_server.server_address[1]
+    run = play([send(**args(emu, app, port=port, auth='login', username=SENDER,
+                            password=PASSWORD))])
+    r = run.last['result']
+    assert r['failed_phase'] == 'starttls'
+    assert 'does not offer STARTTLS' in r['msg'] and 'AUTH LOGIN PLAIN XOAUTH2' in r['msg']
+    seen = [line.split(' ', 1)[0].upper() for line in plain_server.seen]
+    assert seen[0] == 'EHLO' and 'AUTH' not in seen and 'STARTTLS' not in seen
+    assert not any(PASSWORD in line for line in plain_server.seen)
+
+
+def test_unreachable_server_fails_at_connect(emu, app, play):
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    run = play([send(**args(emu, app, port=port))])
+    r = run.last['result']
+    assert r['failed_phase'] == 'connect' and r['phase'] is None
+    assert 'network error' in r['msg'] and '127.0.0.1:%d' % port in r['msg']
+
+
+def test_validate_certs_off_still_reports_the_certificate(emu, app, play):
+    run = play([send(**args(emu, app, port=emu.smtp.wrong_name_port, validate_certs=False,
+                            quit_after='starttls'))])
+    r = run.last['result']
+    assert run.last['status'] == 'ok', r.get('msg')
+    assert r['tls']['verified'] is False
+    assert r['tls']['peer_certificate']['names'] == ['wrong-name.exo-lab.test']
+    assert r['tls']['peer_certificate']['not_after'].startswith('3000-01-01')
