@@ -331,3 +331,37 @@ def test_validate_certs_off_still_reports_the_certificate(emu, app, play):
     assert r['tls']['verified'] is False
     assert r['tls']['peer_certificate']['names'] == ['wrong-name.exo-lab.test']
     assert r['tls']['peer_certificate']['not_after'].startswith('3000-01-01')
+
+
+def role(name='role', **variables):
+    return {'name': name, 'ansible.builtin.include_role': {'name': 'exchangeonline.mail.smtp_test'},
+            'vars': variables}
+
+
+def test_role_sends_proves_delivery_and_records_a_refusal(emu, app, play):
+    m365 = m365_args(emu, app)
+    common = dict(smtp_test_host='127.0.0.1', smtp_test_port=emu.smtp.port,
+                  smtp_test_sender=SENDER, smtp_test_to=[RCPT], smtp_test_m365=m365,
+                  smtp_test_delivery_timeout=10)
+    run = play([role('ok', **common),
+                {'name': 'keep', 'ansible.builtin.set_fact': {'first': '{{ smtp_test_result }}'}},
+                role('refused', smtp_test_fail=False, smtp_test_auth='login',
+                     smtp_test_password='not-the-password-of-adele', **common),
+                role('fails', smtp_test_auth='login', smtp_test_password='not-the-password',
+                     **common)])
+    first = run.task('keep')['result']['ansible_facts']['first']
+    assert first['delivered'] is True and first['message_id'] in mailbox(emu)
+    report = run.task('exchangeonline.mail.smtp_test : Report the test-send')['result']['msg']
+    assert 'failed at auth' in report
+    failure = run.task('exchangeonline.mail.smtp_test : Fail when the test-send failed')
+    assert failure['status'] == 'failed'
+    assert '535 5.7.3' in failure['result']['msg']
+    assert run.rc != 0
+
+
+def test_role_argument_spec_rejects_missing_sender_and_bad_auth(emu, play):
+    run = play([role(smtp_test_to=[RCPT], smtp_test_auth='ntlm')])
+    text = run.stdout + run.stderr
+    assert run.rc != 0
+    assert 'smtp_test_sender' in text and 'ntlm' in text
+    assert emu.smtp.log == []
