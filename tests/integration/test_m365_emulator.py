@@ -4,6 +4,8 @@ import json
 import os
 import re
 import signal
+import smtplib
+import ssl
 import subprocess
 import sys
 import time
@@ -369,7 +371,7 @@ def test_standalone_process(tmp_path):
     state.mkdir()
     proc = subprocess.Popen([sys.executable, '-m', 'tests.lab.m365.emulator', '--port', '0',
                              '--state-dir', str(state), '--dns-server', '127.0.0.1:53',
-                             '--users', '3'], cwd=REPO)
+                             '--users', '3', '--smtp'], cwd=REPO)
     try:
         deadline = time.monotonic() + 20
         while not (state / 'emulator.json').exists():
@@ -387,6 +389,14 @@ def test_standalone_process(tmp_path):
         r = s.get(info['url'] + '/v1.0/users',
                   headers={'Authorization': 'Bearer ' + result['access_token']})
         assert len(r.json()['value']) == 3
+        # --smtp: the submission listener answers, offering AUTH only after STARTTLS.
+        with smtplib.SMTP('127.0.0.1', info['smtp']['port'], timeout=10) as smtp:
+            smtp.ehlo()
+            assert smtp.has_extn('starttls') and not smtp.has_extn('auth')
+            smtp.starttls(context=ssl.create_default_context(cafile=info['ca_path']))
+            smtp.ehlo()
+            assert 'XOAUTH2' in smtp.esmtp_features['auth']
+        assert set(info['smtp']) >= {'port', 'wrong_name_port', 'implicit_port'}
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0

@@ -737,6 +737,9 @@ def main(argv=None):
                         help='generated users on the tenant domain')
     parser.add_argument('--domain', action='append', default=[],
                         help='add this domain, unverified (repeatable)')
+    parser.add_argument('--smtp', action='store_true',
+                        help='also start the SMTP listeners (submission with STARTTLS, implicit '
+                             'TLS, a wrong-name certificate); their ports go into emulator.json')
     args = parser.parse_args(argv)
     dns_server = None
     if args.dns_server:
@@ -749,7 +752,7 @@ def main(argv=None):
     cert_pem, key_pem, thumb = make_client_certificate()
     app = emu.add_app(certificate_pem=cert_pem, roles=(
         'Domain.ReadWrite.All', 'User.Read.All', 'MailboxSettings.Read', 'Mail.Send',
-        'Exchange.ManageAsApp', 'SMTP.SendAsApp'))
+        'Exchange.ManageAsApp', 'SMTP.SendAsApp', 'Mail.ReadBasic.All'))
     cert_path = os.path.join(args.state_dir, 'app-cert.pem')
     with os.fdopen(os.open(cert_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'w') as f:
         f.write(key_pem + cert_pem)
@@ -757,11 +760,16 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     emu.start()
+    if args.smtp:
+        emu.start_smtp()
     state = {'url': emu.url, 'ca_path': emu.ca_path, 'tenant_id': emu.tenant_id,
              'tenant_domain': emu.tenant_domain, 'pid': os.getpid(),
              'app': {'client_id': app['client_id'], 'secret': app['secret'],
                      'roles': app['roles'], 'certificate_path': cert_path,
                      'thumbprint': thumb}}
+    if args.smtp:
+        state['smtp'] = {name: getattr(emu.smtp, name) for name in dir(emu.smtp)
+                         if name.endswith('port') and isinstance(getattr(emu.smtp, name), int)}
     path = os.path.join(args.state_dir, 'emulator.json')
     with os.fdopen(os.open(path + '.tmp', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
                    'w') as f:
