@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the lab and the tests need (BIND 9 and its tools, shellcheck)
-# when they are missing.
+# Installs the Debian packages the lab and the tests need (BIND 9 and its tools, Postfix and
+# ShellCheck) when they are missing.
 set -euo pipefail
 missing=()
 command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || missing+=(bind9)
 command -v tsig-keygen >/dev/null 2>&1 || [ -x /usr/sbin/tsig-keygen ] || missing+=(bind9-utils)
 command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)  # ansible-test sanity uses it
+# Postfix: the lab runs private instances of it (tests/lab/postfix.py), never the system one.
+[ -x /usr/sbin/postfix ] || missing+=(postfix)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
     echo "The lab needs: ${missing[*]}. Run as root:" >&2
@@ -15,5 +17,31 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "Installing ${missing[*]} ..."
 export DEBIAN_FRONTEND=noninteractive
+postfix_new=0
+if [[ " ${missing[*]} " == *" postfix "* ]]; then
+    postfix_new=1
+    # No debconf question, and no system configuration: without /etc/postfix/main.cf the
+    # package's own instance cannot start.
+    echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
+fi
+# Services must not start during the install (Docker images ship such a policy already).
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    own_policy=1
+fi
+cleanup() { if [ "$own_policy" -eq 1 ]; then rm -f "$policy"; fi; }
+trap cleanup EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ "$postfix_new" -eq 1 ]; then
+    # The system Postfix stays stopped and off: nothing of it may listen on port 25.
+    if [ -d /run/systemd/system ]; then
+        systemctl disable --now postfix.service >/dev/null 2>&1 || true
+    fi
+    if [ -f /etc/postfix/main.cf ] && /usr/sbin/postfix status >/dev/null 2>&1; then
+        /usr/sbin/postfix stop || true
+    fi
+fi

@@ -60,3 +60,33 @@ def m365_args(emulator, app, **extra):
         args['client_secret'] = app['secret']
     args.update(extra)
     return args
+
+
+LEGACY_DOMAIN = 'legacy.test'
+LEGACY_MAILBOXES = ('alice@legacy.test', 'bob@legacy.test')
+
+
+@pytest.fixture
+def postfix(tmp_path, m365):
+    """A private real Postfix as the legacy server of LEGACY_DOMAIN (Maildir mailboxes
+    LEGACY_MAILBOXES), relaying every other domain to the emulator's inbound MX listener
+    (``m365.smtp.inbound_port``; SMTP started here if needed); STARTTLS with a certificate of
+    the emulator's CA (``m365.ca_path``) for 127.0.0.1, localhost and mail.legacy.test. Its
+    maillog is copied to tmp_path/postfix.maillog at teardown. See tests/lab/postfix.py."""
+    from tests.lab.postfix import PostfixServer, lab_workdir
+    if not os.path.exists('/usr/sbin/postfix'):
+        pytest.fail('postfix is not installed: run make test (it installs postfix)')
+    smtp = m365.smtp or m365.start_smtp()
+    workdir = lab_workdir()  # pytest's tmp_path is not reachable by the postfix user
+    server = PostfixServer(
+        workdir=workdir, mydomains=(LEGACY_DOMAIN,), mailboxes=LEGACY_MAILBOXES,
+        relay=('127.0.0.1', smtp.inbound_port),
+        tls_cert=m365.ca.issue_cert('127.0.0.1', 'localhost', 'mail.' + LEGACY_DOMAIN))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        if os.path.exists(server.maillog_file):
+            shutil.copy(server.maillog_file, str(tmp_path / 'postfix.maillog'))
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""An Exchange Online-like SMTP submission server (smtp.office365.com:587) for the lab.
+"""An Exchange Online-like SMTP submission server (smtp.office365.com:587) and inbound MX
+endpoint (<domain>.mail.protection.outlook.com:25) for the lab.
 
 aiosmtpd on 127.0.0.1, STARTTLS required, AUTH offered only after TLS, AUTH XOAUTH2 checked
 against the emulator's own tokens and AUTH LOGIN/PLAIN against lab passwords; what it answers
@@ -9,6 +10,8 @@ it. Reply texts and where they come from: see REPLIES and tests/lab/m365/README.
     smtp = emu.start_smtp()            # or SmtpServer(emu).start()
     smtp.port, smtp.wrong_name_port    # the second listener's certificate is for another name
     smtp.implicit_port                 # TLS from the first byte (like port 465 elsewhere)
+    smtp.inbound_port                  # EOP's MX endpoint: no AUTH, STARTTLS offered, accepts
+                                       # mail for the tenant's mailboxes only (INBOUND_REPLIES)
     smtp.log                           # one entry per command: verb, tls, reply
     smtp.inject('MAIL', THROTTLED)     # the next MAIL gets 421 and the connection is closed
 """
@@ -35,6 +38,11 @@ from . import identity
 from .common import Response, stable_id
 
 HOSTNAME = 'LAB0PR01MB0001.lab.prod.outlook.com'
+# Exchange Online Protection's front end that answers on <domain>.mail.protection.outlook.com:25
+# (real ones: "BL2NAM06FT004.mail.protection.outlook.com" in the greeting and EHLO,
+# "...FT004.eop-nam06.prod.protection.outlook.com" in the diagnostic of refusals).
+INBOUND_HOSTNAME = 'LAB0EUR01FT001.mail.protection.outlook.com'
+INBOUND_DIAGNOSTIC_HOST = 'LAB0EUR01FT001.eop-eur01.prod.protection.outlook.com'
 SEND_AS_APP = 'SMTP.SendAsApp'
 MAIL_READ = ('Mail.Read', 'Mail.ReadBasic', 'Mail.ReadBasic.All', 'Mail.ReadWrite')
 
@@ -83,13 +91,48 @@ REPLIES['policy_blocked'] = ('535 5.7.139 Authentication unsuccessful, the reque
 # Throttling (our wording; Exchange uses 421 4.7.66 / 4.3.2 with varying texts).
 THROTTLED = '421 4.7.66 Too many concurrent connections from this client. Try again later.'
 
+# The inbound MX endpoint (EOP). Each ends with the diagnostic ``[<EOP server> <time> <id>]``.
+INBOUND_REPLIES = {
+    # Recipient in an accepted domain of the tenant without a mailbox or other recipient:
+    # Directory Based Edge Blocking. Verbatim in live transcripts: zone-eu/zone-mta#214
+    # ("... AS(201806281) [PR2FRA01FT009.eop-fra01.prod.protection.outlook.com]"),
+    # roundcube/roundcubemail#7990, maxsptz/emailpyspam#23, MicrosoftDocs/OfficeDocs-Exchange#2336
+    # (with the AS number masked), a 2019 telnet session to microsoft-com.mail.protection.
+    # outlook.com in a public blog post; suped.com "What causes the 550 5.4.1 ... AS(201806281)
+    # bounce" names DBEB as the cause.
+    'dbeb': '550 5.4.1 Recipient address rejected: Access denied. AS(201806281)',
+    # Recipient domain that no tenant accepts (relay attempt through the MX): Microsoft's KB
+    # "550 5.7.64 TenantAttribution; Relay Access Denied SMTP" (learn.microsoft.com/exchange/
+    # troubleshoot/email-delivery/ndr/relay-access-denied-smtp, support KB 3212877/4051495, where
+    # the trailing "SMTP" is the NDR's) and verbatim with the diagnostic in a live client log,
+    # ictinnovations/ictfax#76 ("... Relay Access Denied [ME3AUS01FT005.eop-AUS01.prod.
+    # protection.outlook.com]"); MicrosoftDocs/OfficeDocs-Exchange#2651 documents the code.
+    'relay_denied': '550 5.7.64 TenantAttribution; Relay Access Denied',
+    # AUTH on the MX (it offers none): the submission server's 504 5.7.4 (our guess here).
+    'auth': REPLIES['auth_before_tls'],
+}
 
-def diagnostic(reply):
+
+def diagnostic(reply, host=HOSTNAME):
     """Exchange ends its refusals with ``[<server> <UTC time> <session id>]`` (every live
     transcript quoted above has it): clients must match on the start of the text."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    return '%s [%s %s.%03dZ %s]' % (reply, HOSTNAME, now.strftime('%Y-%m-%dT%H:%M:%S'),
+    return '%s [%s %s.%03dZ %s]' % (reply, host, now.strftime('%Y-%m-%dT%H:%M:%S'),
                                     now.microsecond // 1000, uuid.uuid4().hex[:16].upper())
+
+
+def inbound_accepted(message_id, size, seconds):
+    """EOP's accept line after DATA: the message's Message-ID, an internal id and the mailbox
+    server, size and speed, e.g. (a Postfix log of delivery to fpt-com.mail.protection.
+    outlook.com in a public Linux training repository; the same shape in Postmark delivery
+    events and a sendmail log quoted on Ubuntu Forums):
+    ``250 2.6.0 <id@host> [InternalId=38521561683110, Hostname=TYZPR06MB6239.apcprd06.prod.
+    outlook.com] 8547 bytes in 0.132, 63.086 KB/sec Queued mail for delivery``."""
+    seconds = max(seconds, 0.001)
+    internal = 10 ** 13 + uuid.uuid4().int % (9 * 10 ** 13)
+    return ('250 2.6.0 %s [InternalId=%d, Hostname=%s] %d bytes in %.3f, %.3f KB/sec Queued '
+            'mail for delivery' % (message_id, internal, HOSTNAME, size, seconds,
+                                   size / 1024.0 / seconds))
 
 
 def _free_port():
@@ -149,6 +192,9 @@ class ExchangeSMTP(SMTP):
 
     async def smtp_AUTH(self, arg):
         async def run(value):
+            if self.listener == 'inbound':
+                await self.push(INBOUND_REPLIES['auth'])
+                return
             if not self.secure:
                 await self.push(REPLIES['auth_before_tls'])
                 return
@@ -157,6 +203,9 @@ class ExchangeSMTP(SMTP):
 
     async def smtp_MAIL(self, arg):
         async def run(value):
+            if self.listener == 'inbound':  # the MX: anyone may send to the tenant's recipients
+                await SMTP.smtp_MAIL(self, value)
+                return
             if not self.secure or not self.session.authenticated:
                 await self.push(diagnostic(REPLIES['not_authenticated']))
                 return
@@ -167,6 +216,8 @@ class ExchangeSMTP(SMTP):
         await self.logged('RCPT', arg, super().smtp_RCPT)
 
     async def smtp_DATA(self, arg):
+        if self.session is not None:
+            self.session.data_started = time.time()  # for the inbound accept line's speed
         await self.logged('DATA', arg, super().smtp_DATA)
 
     async def smtp_RSET(self, arg):
@@ -186,7 +237,15 @@ class ExchangeController(Controller):
         super().__init__(*args, **kwargs)
 
     def factory(self):
-        return ExchangeSMTP(self.handler, self.lab, self.listener, **self.SMTP_kwargs)
+        kwargs = dict(self.SMTP_kwargs)
+        if self.listener == 'inbound':
+            # "220 BL2NAM06FT004.mail.protection.outlook.com Microsoft ESMTP MAIL Service ready
+            # at Thu, 26 Sep 2019 10:51:20 +0000" (a telnet session in a public blog post; the
+            # same in a public Office 365 SMTP relay test script).
+            now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+            kwargs['ident'] = 'Microsoft ESMTP MAIL Service ready at %s' % (
+                email.utils.format_datetime(now))
+        return ExchangeSMTP(self.handler, self.lab, self.listener, **kwargs)
 
 
 class SubmissionHandler:
@@ -302,8 +361,47 @@ class SubmissionHandler:
         return '250 2.0.0 OK %s [Hostname=%s]' % (message_id, HOSTNAME)
 
 
+class InboundHandler:
+    """aiosmtpd hooks of the MX endpoint: recipients checked against the tenant's accepted
+    domains and mailboxes (RCPT), delivery like submission (DATA)."""
+
+    def __init__(self, lab):
+        self.lab = lab
+        self.emu = lab.emu
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # No AUTH on the MX, before or after STARTTLS.
+        session.host_name = hostname
+        responses[0] = '250-%s Hello [%s]' % (INBOUND_HOSTNAME, session.peer[0])
+        return [line for line in responses if not line[4:].upper().startswith('AUTH')]
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return '250 2.1.0 Sender OK'
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        problem = self.lab.inbound_refusal(address)
+        if problem is not None:
+            return diagnostic(INBOUND_REPLIES[problem], INBOUND_DIAGNOSTIC_HOST)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return '250 2.1.5 Recipient OK'
+
+    async def handle_DATA(self, server, session, envelope):
+        started = getattr(session, 'data_started', None) or time.time()
+        raw = envelope.original_content or envelope.content
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        message_id = str(msg.get('Message-ID') or '').strip()
+        if not message_id:
+            message_id = '<%s@%s>' % (uuid.uuid4(), INBOUND_HOSTNAME.lower())
+        self.lab.deliver(msg, message_id, envelope.mail_from, envelope.rcpt_tos)
+        return inbound_accepted(message_id, len(raw), time.time() - started)
+
+
 class SmtpServer:
-    """The submission listeners of one emulator; see the module docstring."""
+    """The submission listeners and the inbound MX listener of one emulator; see the module
+    docstring."""
 
     def __init__(self, emu):
         self.emu = emu
@@ -317,9 +415,12 @@ class SmtpServer:
         self.injections = []
         self.replies = {}
         self.controllers = []
-        self.port = self.wrong_name_port = self.implicit_port = None
+        self.port = self.wrong_name_port = self.implicit_port = self.inbound_port = None
         names = ('127.0.0.1', 'localhost', 'smtp.office365.com')
         self.cert = emu.ca.issue_cert(*names, key_type=trustme.KeyType.RSA)
+        self.inbound_cert = emu.ca.issue_cert(
+            '127.0.0.1', 'localhost', 'mail.protection.outlook.com',
+            '*.mail.protection.outlook.com', key_type=trustme.KeyType.RSA)
         self.wrong_cert = emu.ca.issue_cert('wrong-name.exo-lab.test',
                                             key_type=trustme.KeyType.RSA)
         emu.graph.routes.append(('GET', r'/users/(?P<u>[^/]+)/messages', self.graph_messages))
@@ -334,13 +435,17 @@ class SmtpServer:
     def listen(self, cert, listener):
         port = _free_port()
         implicit = listener == 'implicit'
+        inbound = listener == 'inbound'
         tls = {'ssl_context': self.context(cert)} if implicit else \
             {'tls_context': self.context(cert)}
+        handler = InboundHandler(self) if inbound else SubmissionHandler(self)
         controller = ExchangeController(
-            self, listener, SubmissionHandler(self), hostname='127.0.0.1', port=port,
-            server_hostname=HOSTNAME, ident='Microsoft ESMTP MAIL Service ready',
+            self, listener, handler, hostname='127.0.0.1', port=port,
+            server_hostname=INBOUND_HOSTNAME if inbound else HOSTNAME,
+            ident='Microsoft ESMTP MAIL Service ready',
             require_starttls=False, auth_required=False, auth_require_tls=not implicit,
-            auth_exclude_mechanism=('CRAM-MD5',), decode_data=False, **tls)
+            auth_exclude_mechanism=('CRAM-MD5', 'LOGIN', 'PLAIN') if inbound else ('CRAM-MD5',),
+            decode_data=False, **tls)
         controller.start()
         self.controllers.append(controller)
         return port
@@ -349,6 +454,7 @@ class SmtpServer:
         self.port = self.listen(self.cert, 'submission')
         self.wrong_name_port = self.listen(self.wrong_cert, 'wrong-name')
         self.implicit_port = self.listen(self.cert, 'implicit')  # TLS from the first byte
+        self.inbound_port = self.listen(self.inbound_cert, 'inbound')  # EOP's MX, port 25
         with self.lock:
             self.log = []
         return self
@@ -435,6 +541,27 @@ class SmtpServer:
                     'toRecipients': [{'emailAddress': {'name': n or a, 'address': a}}
                                      for n, a in to],
                     'ccRecipients': [], 'bccRecipients': [], 'replyTo': []})
+
+    def accepted_domains(self):
+        """What EOP accepts mail for: the tenant's verified domains and its
+        <tenant>.mail.onmicrosoft.com routing domain (in every mailbox's proxyAddresses)."""
+        with self.emu.lock:
+            names = {name for name, dom in self.emu.domains.items() if dom['isVerified']}
+        tenant = self.emu.tenant_domain.lower()
+        if tenant.endswith('.onmicrosoft.com'):
+            names.add(tenant[:-len('.onmicrosoft.com')] + '.mail.onmicrosoft.com')
+        return names
+
+    def inbound_refusal(self, address):
+        """None when the MX accepts ``address``, else the INBOUND_REPLIES key: 'relay_denied'
+        for a domain the tenant does not accept, 'dbeb' for an unknown recipient in one."""
+        domain = address.rpartition('@')[2].strip().rstrip('.').lower()
+        if domain not in self.accepted_domains():
+            return 'relay_denied'
+        with self.emu.lock:
+            if self.find_mailbox(address) is None:
+                return 'dbeb'
+        return None
 
     def find_mailbox(self, address):
         address = address.lower()
