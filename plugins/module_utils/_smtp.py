@@ -105,6 +105,9 @@ QUEUE_ID = (
     re.compile(r'\bid=([0-9A-Za-z-]+)'),                  # Exim
     re.compile(r'^2\.0\.0 ([0-9A-Za-z]+) Message accepted'),  # Sendmail
 )
+# CRLF line ends; header fields kept on one line up to RFC 5322's 998 characters, so that a
+# long Message-ID is not folded (some parsers keep the fold's white space in the value).
+NO_FOLDING = email.policy.SMTP.clone(max_line_length=998)
 ADDRESS = re.compile(r'^[^@\s<>()\[\],;:"]+@[^@\s<>()\[\],;:"]+$')
 HEADER_NAME = re.compile(r'^[!-9;-~]+$')
 SERVER_ID = re.compile(r'<([^<>\s]+@[^<>\s]+)>')
@@ -450,7 +453,7 @@ class SmtpTest(object):
         domain = sender.rpartition('@')[2] or None
         message_id = email.utils.make_msgid('exo-smtp-test', domain=domain)
         self.result['message_id'] = message_id
-        raw = build_message(p, sender, message_id).as_bytes(policy=email.policy.SMTP)
+        raw = build_message(p, sender, message_id).as_bytes(policy=NO_FOLDING)
         smtp.putcmd('DATA')
         self.expect('data', smtp.getreply(), (354,))
         payload = smtplib._quote_periods(raw) if hasattr(smtplib, '_quote_periods') else \
