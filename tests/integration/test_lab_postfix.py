@@ -2,8 +2,6 @@
 (Exchange Online Protection's <domain>.mail.protection.outlook.com:25), with real smtplib,
 msal and requests."""
 
-import email.message
-import email.utils
 import re
 import smtplib
 import ssl
@@ -11,7 +9,7 @@ import time
 
 import pytest
 
-from tests.lab.m365.client import app_token, session_for
+from tests.lab.m365.client import app_token, lab_message, session_for
 from tests.lab.m365.smtp import INBOUND_REPLIES
 from tests.lab.postfix import PostfixServer
 
@@ -26,13 +24,8 @@ def tls_context(ca_path):
 
 
 def message(sender, to, subject='lab test'):
-    msg = email.message.EmailMessage()
-    msg['From'] = sender
-    msg['To'] = to
-    msg['Subject'] = subject
-    msg['Message-ID'] = email.utils.make_msgid(domain='client.legacy.test')
-    msg.set_content('Hello from the legacy server.')
-    return msg
+    return lab_message(sender, to, subject, domain='client.legacy.test',
+                       body='Hello from the legacy server.')
 
 
 def starttls_as(smtp, name, ca_path):

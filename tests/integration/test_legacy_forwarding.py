@@ -1,15 +1,13 @@
 """The legacy_forward pattern end to end: the legacy_forwarding role on a real Postfix, mail sent
 to the old server arriving in each account's Exchange Online mailbox (read through Graph)."""
 
-import email.message
-import email.utils
 import os
 import smtplib
 import ssl
 import time
 
 from tests.integration.conftest import LEGACY_DOMAIN, m365_args
-from tests.lab.m365.client import app_token, session_for
+from tests.lab.m365.client import app_token, lab_message, session_for
 
 SECRET = 'legacy-forwarding-app-secret-77c1'
 ROLES = ('User.Read.All', 'Exchange.ManageAsApp')
@@ -43,12 +41,8 @@ def forwarding(postfix, m365, app, **extra):
 
 
 def send_to_old_server(postfix, m365, rcpt):
-    msg = email.message.EmailMessage()
-    msg['From'] = 'partner@example.net'
-    msg['To'] = rcpt
-    msg['Subject'] = 'to %s via the old server' % rcpt
-    msg['Message-ID'] = email.utils.make_msgid('legacy-test', domain='example.net')
-    msg.set_content('hello')
+    msg = lab_message('partner@example.net', rcpt, 'to %s via the old server' % rcpt,
+                      domain='example.net')
     with smtplib.SMTP('127.0.0.1', postfix.port, timeout=10) as smtp:
         smtp.starttls(context=ssl.create_default_context(cafile=m365.ca_path))
         smtp.send_message(msg)

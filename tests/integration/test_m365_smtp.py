@@ -1,14 +1,12 @@
 """The lab's Exchange-like SMTP submission server, driven by real smtplib, msal and requests."""
 
 import base64
-import email.message
-import email.utils
 import smtplib
 import ssl
 
 import pytest
 
-from tests.lab.m365.client import app_token, session_for
+from tests.lab.m365.client import app_token, lab_message, session_for
 from tests.lab.m365.emulator import M365Emulator
 from tests.lab.m365.smtp import REPLIES
 
@@ -33,14 +31,7 @@ def emu(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def tenant_state(emu):
-    """SMTP AUTH on for the tenant, mailboxes following it, basic auth on; log cleared."""
-    emu.transport_config['SmtpClientAuthenticationDisabled'] = False
-    emu.cas_mailbox(SENDER)['SmtpClientAuthenticationDisabled'] = None
-    emu.smtp.basic_auth_disabled = False
-    emu.smtp.basic_auth_reply = 'basic_disabled'
-    emu.smtp.security_defaults = False
-    emu.smtp.injections.clear()
-    emu.smtp.clear_log()
+    emu.smtp.reset(SENDER)
 
 
 def token(emu, roles=('SMTP.SendAsApp',), scope=None):
@@ -78,13 +69,7 @@ def refused(code, reply, key):
 
 
 def message(sender=SENDER, to=RCPT, subject='lab test'):
-    msg = email.message.EmailMessage()
-    msg['From'] = sender
-    msg['To'] = to
-    msg['Subject'] = subject
-    msg['Message-ID'] = email.utils.make_msgid(domain='client.exo-lab.test')
-    msg.set_content('Hello from the lab.')
-    return msg
+    return lab_message(sender, to, subject)
 
 
 def graph_find(emu, upn, message_id, roles=('Mail.Read',)):

@@ -33,13 +33,7 @@ def emu(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def tenant_state(emu):
-    emu.transport_config['SmtpClientAuthenticationDisabled'] = False
-    emu.cas_mailbox(SENDER)['SmtpClientAuthenticationDisabled'] = None
-    emu.smtp.basic_auth_disabled = False
-    emu.smtp.basic_auth_reply = 'basic_disabled'
-    emu.smtp.security_defaults = False
-    emu.smtp.injections.clear()
-    emu.smtp.clear_log()
+    emu.smtp.reset(SENDER)
 
 
 @pytest.fixture(scope='module')

@@ -1,5 +1,8 @@
-"""What tests need to talk to the emulator directly: a session that trusts the lab CA, and an
-app-only token from real msal."""
+"""What tests need to talk to the emulator directly: a session that trusts the lab CA, an
+app-only token from real msal, and a small test message."""
+
+import email.message
+import email.utils
 
 import msal
 import requests
@@ -22,3 +25,15 @@ def app_token(emu, roles, scope):
         http_client=session_for(emu)).acquire_token_for_client(scope)
     assert 'access_token' in result, result
     return result['access_token']
+
+
+def lab_message(sender, to, subject='lab test', domain='client.exo-lab.test',
+                 body='Hello from the lab.'):
+    """A plain text message with a fresh Message-ID."""
+    msg = email.message.EmailMessage()
+    msg['From'] = sender
+    msg['To'] = to
+    msg['Subject'] = subject
+    msg['Message-ID'] = email.utils.make_msgid(domain=domain)
+    msg.set_content(body)
+    return msg

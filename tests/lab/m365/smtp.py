@@ -514,6 +514,19 @@ class SmtpServer:
         with self.lock:
             self.log = []
 
+    def reset(self, *upns):
+        """Between tests: SMTP AUTH on for the tenant and ``upns`` following it, basic auth on,
+        no policy block, no injected replies, an empty log."""
+        self.emu.transport_config['SmtpClientAuthenticationDisabled'] = False
+        for upn in upns:
+            self.emu.cas_mailbox(upn)['SmtpClientAuthenticationDisabled'] = None
+        self.basic_auth_disabled = False
+        self.basic_auth_reply = 'basic_disabled'
+        self.security_defaults = False
+        with self.lock:
+            self.injections = []
+        self.clear_log()
+
     # -- the mailbox store ---------------------------------------------------------------------
     def deliver(self, msg, message_id, mail_from, rcpt_tos):
         now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
