@@ -359,3 +359,25 @@ def test_role_argument_spec_rejects_missing_sender_and_bad_auth(emu, play):
     assert run.rc != 0
     assert 'smtp_test_sender' in text and 'ntlm' in text
     assert emu.smtp.log == []
+
+
+def test_playbook_by_fqcn_sends_to_the_sender_itself_and_check_mode_sends_nothing(
+        emu, app, tmp_path):
+    import json
+    from tests.lab.ansible_runner import run_playbook
+    inventory = tmp_path / 'inventory.json'
+    inventory.write_text(json.dumps({'all': {'hosts': {'contosolab.onmicrosoft.com': {
+        'exo_m365': m365_args(emu, app),
+        'exo_smtp_test': {'sender': SENDER, 'host': '127.0.0.1', 'port': emu.smtp.port,
+                          'delivery_timeout': 10}}}}}))
+    run = run_playbook(playbook='exchangeonline.mail.smtp_test', inventory=str(inventory),
+                       workdir=str(tmp_path / 'run'))
+    assert run.rc == 0, run.stdout + run.stderr
+    result = run.task('exchangeonline.mail.smtp_test : Send a test message via 127.0.0.1:%d'
+                      % emu.smtp.port)['result']
+    assert result['delivered'] is True and result['message_id'] in mailbox(emu, SENDER)
+    emu.smtp.clear_log()
+    check = run_playbook(playbook='exchangeonline.mail.smtp_test', inventory=str(inventory),
+                         workdir=str(tmp_path / 'check'), check=True)
+    assert check.rc == 0, check.stdout
+    assert 'RCPT' in verbs(emu) and 'DATA' not in verbs(emu)
