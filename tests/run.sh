@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one entry point behind `make test`, `make demo` and `make bench`.
-#   tests/run.sh test    system packages, virtualenvs, sanity, unit and integration tests
+#   tests/run.sh test    system packages, virtualenvs, sanity, ansible-lint, unit and integration
+#                        tests
 #   tests/run.sh demo    the three migration patterns on the local lab, with plan and diff
 #   tests/run.sh bench   benchmarks (prints ratios; not a pass/fail test)
 # Matrix: ansible-core 2.19 on Python 3.11 and 2.21 on Python 3.12 (each where that Python exists).
@@ -60,6 +61,10 @@ sanity() {
     done
 }
 
+lint() {
+    "$root/tests/lint.sh" "$coll"
+}
+
 unit() {
     for entry in "${matrix[@]}"; do
         read -r ver _ <<< "$entry"
@@ -82,13 +87,14 @@ integration() {
 
 case "${1:-test}" in
     setup) setup ;;
-    test) setup; sanity; unit; integration ;;
+    test) setup; sanity; lint; unit; integration ;;
     sanity) setup; sanity ;;
+    lint) setup; lint ;;
     unit) setup; unit ;;
     integration) setup; integration ;;
     demo) setup; (cd "$coll" && PYTHONPATH="$build" "$(newest_python)" -m tests.lab.demo "${@:2}") ;;
     bench) setup; (cd "$coll" && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_mail_dns "${@:2}" \
                    && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_token_cache \
                    && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_mailboxes) ;;
-    *) echo "usage: $0 test|demo|bench|setup|sanity|unit|integration" >&2; exit 2 ;;
+    *) echo "usage: $0 test|demo|bench|setup|sanity|lint|unit|integration" >&2; exit 2 ;;
 esac

@@ -85,7 +85,7 @@ def test_every_exo_account_forwarded_and_second_run_changes_nothing(m365, postfi
     run = play([forwarding(postfix, m365, app)])
     assert run.rc == 0, run.stdout + run.stderr
     assert entries(postfix) == ['%s\t%s@%s' % (address, user, routing)
-                     for address, user in sorted(MOVED.items())]
+                                for address, user in sorted(MOVED.items())]
     assert 'exchangeonline.mail.legacy_forwarding : Reload Postfix' in changed_tasks(run)
     assert 'erin' not in open(postfix.forwarding_map).read()
 

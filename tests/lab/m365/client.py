@@ -28,7 +28,7 @@ def app_token(emu, roles, scope):
 
 
 def lab_message(sender, to, subject='lab test', domain='client.exo-lab.test',
-                 body='Hello from the lab.'):
+                body='Hello from the lab.'):
     """A plain text message with a fresh Message-ID."""
     msg = email.message.EmailMessage()
     msg['From'] = sender
