@@ -2,7 +2,8 @@
 # The one entry point behind `make test`, `make demo` and `make bench`.
 #   tests/run.sh test    system packages, virtualenvs, sanity, ansible-lint, unit and integration
 #                        tests
-#   tests/run.sh demo    the three migration patterns on the local lab, with plan and diff
+#   tests/run.sh demo    a migration on the local lab with the collection's playbooks (see
+#                        tests/lab/demo.py; --pattern full|partial|legacy_forward)
 #   tests/run.sh bench   benchmarks (prints ratios; not a pass/fail test)
 # Matrix: ansible-core 2.19 on Python 3.11 and 2.21 on Python 3.12 (each where that Python exists).
 set -euo pipefail
@@ -92,7 +93,8 @@ case "${1:-test}" in
     lint) setup; lint ;;
     unit) setup; unit ;;
     integration) setup; integration ;;
-    demo) setup; (cd "$coll" && PYTHONPATH="$build" "$(newest_python)" -m tests.lab.demo "${@:2}") ;;
+    demo) setup; (cd "$coll" && PYTHONPATH="$build" "$(newest_python)" -m tests.lab.demo \
+                  --output "$root/demo-output" "${@:2}") ;;
     bench) setup; (cd "$coll" && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_mail_dns "${@:2}" \
                    && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_token_cache \
                    && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_mailboxes) ;;

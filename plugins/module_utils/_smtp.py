@@ -137,9 +137,11 @@ def hint_for(code, enhanced, text):
 
 
 def split_reply(code, text):
-    """(enhanced status code or None, the text) of a reply."""
+    """(enhanced status code or None, the text after it) of a reply."""
     m = ENHANCED.match(text or '')
-    return (m.group(1) if m else None), text
+    if not m:
+        return None, text
+    return m.group(1), (text or '')[m.end():].strip()
 
 
 def queue_id_of(text):

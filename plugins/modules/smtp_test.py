@@ -218,7 +218,7 @@ enhanced_code:
   type: str
   sample: 5.7.139
 message:
-  description: The server's refusal (or what went wrong without one).
+  description: The text of the server's refusal after the codes (or what went wrong without one).
   returned: always
   type: str
 hint:

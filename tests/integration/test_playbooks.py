@@ -293,31 +293,45 @@ def test_check_writes_junit_and_markdown_and_fails_on_a_wrong_record(lab):
     assert os.path.join(report_dir, 'exo-check.xml') in run.stdout
 
 
-def test_check_reports_an_smtp_result_when_there_is_one(lab):
-    """The slot for the SMTP test-send: with exo_check_smtp, the result registered as
-    exo_check_smtp_result (here given as a host variable) becomes a testcase and a table."""
-    smtp = {'failed': True, 'msg': 'SMTP AUTH refused', 'phase': 'starttls', 'failed_phase': 'auth',
-            'smtp_code': 535, 'enhanced_code': '5.7.139',
-            'message': 'Authentication unsuccessful, SmtpClientAuthentication is disabled',
-            'hint': 'SMTP AUTH is disabled for the mailbox or the tenant',
-            'tls': {'version': 'TLSv1.3'}, 'delivered': None, 'message_id': '<x@contoso.test>'}
+def test_check_reports_the_smtp_test_send(lab):
+    """exo_check_smtp: check.yml test-sends with exo_smtp_test through the lab's submission
+    server; a refusal (SMTP AUTH off for the tenant) is a failing testcase with Exchange's reply
+    and the hint, a delivered message a passing one; without exo_check_smtp nothing is sent."""
+    smtp = lab.m365.start_smtp()
+    lab.app = lab.m365.add_app(secret=SECRET + '-smtp',
+                               roles=ROLES + ('SMTP.SendAsApp', 'Mail.ReadBasic.All'))
+    for upn in ('alice@contoso.test', 'bob@fabrikam.test', 'carol@northwind.test'):
+        lab.m365.add_user(upn)
+    lab.m365.cas_mailbox('bob@fabrikam.test')['SmtpClientAuthenticationDisabled'] = False
+    lab.m365.transport_config['SmtpClientAuthenticationDisabled'] = True
+
+    def send(sender):
+        return {'sender': sender, 'host': '127.0.0.1', 'port': smtp.port,
+                'delivery_timeout': 10}
     inventory = lab.inventory({
         'contoso.test': {'exo_pattern': 'legacy_forward', 'exo_use_tenant': False,
-                         'exo_check_smtp': True, 'exo_check_smtp_result': smtp},
+                         'exo_check_smtp': True, 'exo_smtp_test': send('alice@contoso.test')},
         'fabrikam.test': {'exo_pattern': 'legacy_forward', 'exo_use_tenant': False,
-                          'exo_check_smtp_result': smtp}})
+                          'exo_check_smtp': True, 'exo_smtp_test': send('bob@fabrikam.test')},
+        'northwind.test': {'exo_pattern': 'legacy_forward', 'exo_use_tenant': False,
+                           'exo_smtp_test': send('carol@northwind.test')}})
     run = lab.run('check', inventory)
     assert run.rc != 0
     root, suites = junit(os.path.join(lab.workdir, 'exo-report', 'exo-check.xml'))
-    case = suites['contoso.test'][('contoso.test.smtp', 'test-send')]
-    assert case.find('failure').get('message') == (
+    failure = suites['contoso.test'][('contoso.test.smtp', 'test-send')].find('failure')
+    assert failure.get('message').startswith(
         'failed at auth: 535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is '
-        'disabled (SMTP AUTH is disabled for the mailbox or the tenant)')
-    assert 'TLS: TLSv1.3' in case.find('failure').text
-    # Without exo_check_smtp the result is not reported.
-    assert ('fabrikam.test.smtp', 'test-send') not in suites['fabrikam.test']
+        'disabled for the Tenant.')
+    assert 'SMTP AUTH is disabled for the whole tenant' in failure.get('message')
+    assert 'TLS: TLSv1.' in failure.text
+    passed = suites['fabrikam.test'][('fabrikam.test.smtp', 'test-send')]
+    assert passed.find('failure') is None
+    assert 'delivered: True' in ET.tostring(passed, encoding='unicode')
+    # Without exo_check_smtp nothing is sent and nothing reported.
+    assert ('northwind.test.smtp', 'test-send') not in suites['northwind.test']
+    senders = [e['arg'] for e in smtp.log if e['verb'] == 'MAIL']
+    assert not any('carol' in (arg or '') for arg in senders)
     with open(os.path.join(lab.workdir, 'exo-report', 'exo-check.md')) as f:
         markdown = f.read()
-    assert '### SMTP test-send' in markdown
     assert '| starttls | auth | 535 5.7.139 Authentication unsuccessful' in markdown
-    assert markdown.count('### SMTP test-send') == 1
+    assert markdown.count('### SMTP test-send') == 2

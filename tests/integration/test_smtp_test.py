@@ -159,7 +159,7 @@ def test_exchange_refusals_name_phase_code_and_hint(emu, app, play, case):
     assert run.last['status'] == 'failed'
     assert r['failed_phase'] == phase, r['msg']
     assert (r['smtp_code'], r['enhanced_code']) == (code, enhanced)
-    expected = REPLIES[key].split(' ', 1)[1]
+    expected = REPLIES[key].split(' ', 2)[2]  # the text after the code and enhanced code
     assert r['message'].startswith(expected), r['message']
     assert hint in r['hint'], r['hint']
     assert r['msg'].startswith('%s failed: ' % phase) and hint in r['msg']

@@ -421,7 +421,15 @@ class M365Emulator:
         if mail is None and mailbox:
             mail = upn
         routing_domain = self.tenant_domain.replace('.onmicrosoft.com', '.mail.onmicrosoft.com')
-        routing = '%s@%s' % (local, routing_domain)
+        # Exchange keeps aliases (and so routing addresses) unique in the tenant: a second
+        # "alice" becomes alice2 (guessed numbering; Exchange appends a number).
+        with self.lock:
+            taken = {p.split(':', 1)[1].lower() for u in self.users if u['id'] != uid
+                     for p in u['proxyAddresses'] if ':' in p}
+        routing, n = '%s@%s' % (local, routing_domain), 1
+        while routing.lower() in taken:
+            n += 1
+            routing = '%s%d@%s' % (local, n, routing_domain)
         if proxy_addresses is None:
             proxy_addresses = []
             if mail:

@@ -49,8 +49,8 @@ def test_queue_id_of_the_common_mtas(reply, queue_id):
      'IP address'),
 ])
 def test_hints_for_exchange_online_replies(code, text, words):
-    enhanced, dummy = split_reply(code, text)
-    assert enhanced == text.split(' ')[0]
+    enhanced, rest = split_reply(code, text)
+    assert enhanced == text.split(' ')[0] and rest == text.split(' ', 1)[1]
     assert words in hint_for(code, enhanced, text)
 
 
