@@ -40,7 +40,7 @@ setup() {
     # ansible-test and Ansible itself want the tree at .../ansible_collections/<ns>/<name>.
     rm -rf "$coll"
     mkdir -p "$coll"
-    (cd "$root" && tar --exclude=./build --exclude=./.venv --exclude=./.git \
+    (cd "$root" && tar --exclude=./build --exclude=./.venv --exclude=./.git --exclude=./demo-output \
         --exclude='*/__pycache__' --exclude=./tests/output -cf - .) | tar -xf - -C "$coll"
     # The copy sits inside this (git-ignored) checkout; ansible-test lists files through git, so
     # give the copy a repository of its own or it sees no files at all.
