@@ -1,0 +1,33 @@
+"""make demo, as the README's first command runs it (one pattern, to keep it short): the lab
+starts, migrate.yml and check.yml run by FQCN, the old Postfix forwards, and the lab stops."""
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+from tests.lab.ansible_runner import collection_root
+
+COLLECTION = os.path.join(collection_root(), 'exchangeonline', 'mail')
+
+
+def test_demo_legacy_forward_end_to_end(tmp_path):
+    output = tmp_path / 'demo'
+    proc = subprocess.run([sys.executable, '-m', 'tests.lab.demo', '--pattern', 'legacy_forward',
+                           '--output', str(output)], cwd=COLLECTION, capture_output=True,
+                          text=True, timeout=600, check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-5000:]
+    # plan and diff were shown, the records applied, the forwarding and the test-send proven
+    assert 'TASK [exchangeonline.mail.dns_migration : Show the plan]' in text
+    assert '+autodiscover.northwind.test.' in text
+    assert 'alice@northwind.test\talice' in text  # the forwarding map's diff
+    assert 'at the old Postfix arrived in her Exchange Online mailbox' in text
+    assert 'alice@northwind.test -> bob@northwind.test: delivered in' in text
+    report = output / 'report' / 'exo-check.xml'
+    suites = ET.parse(str(report)).getroot()
+    assert suites.get('failures') == '0' and int(suites.get('tests')) > 5
+    assert (output / 'report' / 'exo-check.md').exists()
+    # the lab it started is gone again
+    leftovers = subprocess.run(['pgrep', '-f', 'exo-demo-'], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == ''
