@@ -45,10 +45,8 @@ def loop_tasks(emu, app, postfix):
          'loop': "{{ info.mailboxes | selectattr('has_mailbox') | subelements('proxy_addresses')"
                  " | selectattr('1', 'search', '@legacy\\.test$') | list }}",
          'register': 'lines'},
-        {'name': 'postmap', 'ansible.builtin.command': 'postmap -c %s hash:%s'
-                                                      % (postfix.config_dir,
-                                                         postfix.forwarding_map),
-         'when': 'lines is changed'},
+        {'name': 'postmap', 'when': 'lines is changed', 'ansible.builtin.command':
+            'postmap -c %s hash:%s' % (postfix.config_dir, postfix.forwarding_map)},
         {'name': 'reload', 'ansible.builtin.command': 'postfix -c %s reload' % postfix.config_dir,
          'when': 'lines is changed'},
     ]

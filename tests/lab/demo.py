@@ -111,9 +111,9 @@ def prove_forwarding(emu, postfix, domain):
                   '(Graph: %s)' % (domain, r.json()['value'][0]['receivedDateTime']))
             return True
         time.sleep(0.3)
+    graph = '%s %s' % (r.status_code, r.text[:500]) if r is not None else 'no answer'
     print('  mail to alice@%s at the old Postfix did NOT arrive in Exchange Online; the old '
-          'server\'s log:\n%s\nGraph: %s %s' % (domain, postfix.log_text()[-3000:],
-                                               r.status_code, r.text[:500]))
+          'server\'s log:\n%s\nGraph: %s' % (domain, postfix.log_text()[-3000:], graph))
     return False
 
 
