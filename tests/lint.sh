@@ -28,6 +28,10 @@ find_python() {
             fi
         done
     done
+    if python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+        command -v python3
+        return 0
+    fi
     return 1
 }
 

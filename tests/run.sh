@@ -26,8 +26,13 @@ find_python() {
 matrix=()
 if py=$(find_python 3.11); then matrix+=("3.11 $py <2.20"); fi
 if py=$(find_python 3.12); then matrix+=("3.12 $py >=2.21,<2.22"); fi
+if [ ${#matrix[@]} -eq 0 ] && python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    # Neither 3.11 nor 3.12 (Debian 13 has 3.13): the system python3 with a current ansible-core.
+    ver=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    matrix+=("$ver $(command -v python3) >=2.19,<2.22")
+fi
 if [ ${#matrix[@]} -eq 0 ]; then
-    echo "Need python3.11 or python3.12 (with venv) on PATH." >&2
+    echo "Need python3.11, python3.12 or a python3 of 3.11 or later, with venv (apt-get install python3-venv)." >&2
     exit 1
 fi
 
