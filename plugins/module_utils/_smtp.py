@@ -110,6 +110,7 @@ QUEUE_ID = (
 NO_FOLDING = email.policy.SMTP.clone(max_line_length=998)
 ADDRESS = re.compile(r'^[^@\s<>()\[\],;:"]+@[^@\s<>()\[\],;:"]+$')
 HEADER_NAME = re.compile(r'^[!-9;-~]+$')
+OWN_HEADERS = ('message-id', 'date', 'mime-version', 'content-type', 'content-transfer-encoding')
 SERVER_ID = re.compile(r'<([^<>\s]+@[^<>\s]+)>')
 
 
@@ -283,13 +284,31 @@ def build_message(params, sender, message_id):
     msg['Date'] = email.utils.formatdate(localtime=False)
     msg['Message-ID'] = message_id
     for key, value in (params.get('headers') or {}).items():
-        if key.lower() in ('message-id', 'from', 'to', 'subject', 'date'):
+        if key.lower() in ('from', 'to', 'subject'):
             del msg[key]
         msg[key] = str(value)
-    msg.set_content(params.get('body') or (
+    body = params.get('body') or (
         'Test message from the Ansible module exchangeonline.mail.smtp_test.\n'
-        'Message-ID: %s\nSent: %s\n' % (message_id, email.utils.formatdate())))
+        'Message-ID: %s\nSent: %s\n' % (message_id, email.utils.formatdate()))
+    # 7-bit on the wire (quoted-printable for non-ASCII): no need for BODY=8BITMIME.
+    msg.set_content(body, cte='7bit' if _ascii(body) else 'quoted-printable')
     return msg
+
+
+def _ascii(text):
+    try:
+        text.encode('ascii')
+        return True
+    except UnicodeError:
+        return False
+
+
+def wire_address(address):
+    """The address with an IDN domain in punycode (A-labels); the local part as given."""
+    local, at, domain = address.rpartition('@')
+    if not at or _ascii(domain):
+        return address
+    return '%s@%s' % (local, domain.encode('idna').decode('ascii'))
 
 
 class SmtpTest(object):
@@ -441,10 +460,28 @@ class SmtpTest(object):
         return self._identity
 
     def envelope(self, sender):
-        self.timed('mail', lambda: self.expect('mail', self.smtp.mail(sender), (250,)))
+        smtp, options = self.smtp, []
+        addresses = [sender] + list(self.params['to'])
+        if not all(_ascii(a) for a in addresses):  # a non-ASCII local part: RFC 6531
+            if not smtp.has_extn('smtputf8'):
+                raise SmtpFailure('mail', 'the address %s has a non-ASCII local part, and the '
+                                  'server does not offer SMTPUTF8'
+                                  % next(a for a in addresses if not _ascii(a)),
+                                  hint='use an ASCII address (for example the mailbox\'s '
+                                       'primary address)')
+            smtp.command_encoding = 'utf-8'
+            options = ['SMTPUTF8']
+            self.smtputf8 = True
+        self.timed('mail', lambda: self.expect('mail', smtp.mail(sender, options), (250,)))
         self.done('mail')
-        self.timed('rcpt', lambda: [self.expect('rcpt', self.smtp.rcpt(rcpt), (250, 251))
-                                    for rcpt in self.params['to']])
+
+        def recipients():
+            for rcpt in self.params['to']:
+                code, text = smtp.rcpt(rcpt)
+                if code not in (250, 251):
+                    raise SmtpFailure('rcpt', 'the server refused the recipient %s: %s %s'
+                                      % (rcpt, code, _decode(text)), code, _decode(text))
+        self.timed('rcpt', recipients)
 
     def data(self, sender):
         p, smtp = self.params, self.smtp
@@ -455,7 +492,8 @@ class SmtpTest(object):
         domain = sender.rpartition('@')[2] or None
         message_id = email.utils.make_msgid('exo-smtp-test', domain=domain)
         self.result['message_id'] = message_id
-        raw = build_message(p, sender, message_id).as_bytes(policy=NO_FOLDING)
+        policy = NO_FOLDING.clone(utf8=True) if getattr(self, 'smtputf8', False) else NO_FOLDING
+        raw = build_message(p, sender, message_id).as_bytes(policy=policy)
         smtp.putcmd('DATA')
         self.expect('data', smtp.getreply(), (354,))
         payload = smtplib._quote_periods(raw) if hasattr(smtplib, '_quote_periods') else \
@@ -473,11 +511,13 @@ class SmtpTest(object):
     # -- the whole test ------------------------------------------------------------------------
     def run(self):
         p = self.params
-        sender = p.get('sender') or p.get('username')
         problem = check_input(p)
         if problem:
             self.fail(SmtpFailure('input', problem))
             return self.result
+        p = self.params = dict(p, to=[wire_address(a) for a in p.get('to') or []])
+        sender = p.get('sender') or p.get('username')
+        sender = wire_address(sender) if sender else sender
         try:
             self.timed('connect', self.connect)
             self.done('connect')
@@ -488,11 +528,18 @@ class SmtpTest(object):
         except (socket.timeout, TimeoutError) as e:
             self.fail(SmtpFailure(self.next_phase(), 'no answer within %s s (%s)'
                                   % (p.get('timeout') or 30.0, e or 'timed out'),
-                                  hint='check the host, the port and the firewall path; '
-                                       'raise timeout for a slow server'))
+                                  hint=_silent_hint(p)))
         except smtplib.SMTPServerDisconnected as e:
-            self.fail(SmtpFailure(self.next_phase(), 'the server closed the connection (%s)'
-                                  % (e or 'no reason given')))
+            if 'timed out' in str(e):  # smtplib reports a read timeout as a closed connection
+                self.fail(SmtpFailure(self.next_phase(), 'no answer within %s s'
+                                      % (p.get('timeout') or 30.0), hint=_silent_hint(p)))
+            else:
+                self.fail(SmtpFailure(self.next_phase(), 'the server closed the connection (%s)'
+                                      % (e or 'no reason given')))
+        except (UnicodeError, ValueError) as e:
+            self.fail(SmtpFailure(self.next_phase(), 'cannot send this: %s' % e,
+                                  hint='check the addresses, headers and body for characters '
+                                       'the server cannot take'))
         except (OSError, smtplib.SMTPException) as e:
             self.fail(SmtpFailure(self.next_phase(), 'network error: %s' % e,
                                   hint='check host and port (%s:%s) and that the server '
@@ -643,10 +690,21 @@ def check_input(p):
     for address in [p.get('sender'), p.get('username')] + list(p.get('to') or []):
         if address is not None and (not ADDRESS.match(address)):
             return '%r is not an e-mail address' % address
+    for address in [p.get('sender'), p.get('username')] + list(p.get('to') or []):
+        if address is not None:
+            try:
+                wire_address(address)
+            except UnicodeError:
+                return 'the domain of %r is not a valid internationalised domain name' % address
     for key, value in (p.get('headers') or {}).items():
         if not HEADER_NAME.match(str(key)) or re.search(r'[\r\n]', str(value)):
             return 'header %r is not a valid header field (name: printable ASCII without ' \
                    'colon; value: one line)' % key
+        if str(key).lower() in OWN_HEADERS:
+            return ('header %r is set by the module (the message ID it reports and looks for, '
+                    'the date and the MIME structure); leave it out' % key)
+    if p.get('timeout') is not None and p['timeout'] <= 0:
+        return 'timeout must be more than 0 seconds'
     if p.get('ehlo_name') is not None and not re.match(r'^[A-Za-z0-9.\-\[\]:]+$',
                                                        p['ehlo_name']):
         return 'ehlo_name %r is not a domain name or address literal' % p['ehlo_name']
@@ -682,6 +740,16 @@ def _cert_hint(params):
     return ('the certificate is not valid for %s or not signed by a trusted CA: connect by the '
             'name in the certificate (smtp.office365.com for Exchange Online) or give the '
             'server\'s CA in ca_path' % params['host'])
+
+
+def _silent_hint(params):
+    if params['tls'] == 'starttls' and params['port'] == 465:
+        return ('port 465 speaks TLS from the first byte: use tls: tls there (or port 587 with '
+                'starttls)')
+    if params['tls'] == 'tls' and params['port'] in (25, 587):
+        return ('port %s starts in clear text and upgrades with STARTTLS: use tls: starttls'
+                % params['port'])
+    return ('check the host, the port and the firewall path; raise timeout for a slow server')
 
 
 def _tls_hint(params):

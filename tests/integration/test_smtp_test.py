@@ -1,6 +1,7 @@
 """smtp_test against the lab's Exchange-like submission server (real smtplib in the module, real
 msal for tokens, real requests for the delivery proof through Graph)."""
 
+import base64
 import socket
 import socketserver
 import threading
@@ -104,7 +105,12 @@ def test_login_and_plain_sends_arrive(emu, app, play):
     assert run.task('plain')['result']['delivered'] is None
     lines = [t['line'] for t in run.task('login')['result']['transcript']]
     assert lines.count('********') == 2 and 'AUTH LOGIN' in lines
-    assert PASSWORD not in run.stdout + run.stderr
+    # no_log masks the password itself; what goes on the wire is base64 (LOGIN) or inside the
+    # PLAIN blob: none of these may show anywhere.
+    wire = [base64.b64encode(PASSWORD.encode()).decode(),
+            base64.b64encode(('\x00%s\x00%s' % (SENDER, PASSWORD)).encode()).decode()]
+    text = run.stdout + run.stderr + repr(run.results)
+    assert PASSWORD not in text and not any(w in text for w in wire)
 
 
 def test_no_secret_or_token_in_verbose_output(emu, app, play):
@@ -114,7 +120,8 @@ def test_no_secret_or_token_in_verbose_output(emu, app, play):
     r = run.last['result']
     assert run.last['status'] == 'ok', r.get('msg')
     text = run.stdout + run.stderr + repr(r)
-    assert token not in text and token[:40] not in text
+    blob = base64.b64encode(('user=%s\x01auth=Bearer %s\x01\x01' % (SENDER, token)).encode())
+    assert token not in text and token[:40] not in text and blob.decode()[:60] not in text
     assert SECRET not in text
 
 
@@ -254,6 +261,9 @@ def test_delivery_check_without_mail_read_names_the_permission(emu, play):
     ({'headers': {'X-Bad': 'a\r\nBcc: victim@example.com'}}, "header 'X-Bad' is not a valid header field"),
     ({'quit_after': 'rcpt', 'confirm_delivery': {}}, 'confirm_delivery needs a message sent'),
     ({'port': 70000}, 'port 70000 is not a TCP port'),
+    ({'timeout': -1}, 'timeout must be more than 0 seconds'),
+    ({'headers': {'Message-ID': '<mine@example.com>'}}, "header 'Message-ID' is set by the module"),
+    ({'to': ['a@bücher..example']}, 'not a valid internationalised domain name'),
 ])
 def test_bad_input_is_refused_before_connecting(emu, app, play, extra, text):
     run = play([send(**args(emu, app, **extra))])
@@ -381,3 +391,45 @@ def test_playbook_by_fqcn_sends_to_the_sender_itself_and_check_mode_sends_nothin
                          workdir=str(tmp_path / 'check'), check=True)
     assert check.rc == 0, check.stdout
     assert 'RCPT' in verbs(emu) and 'DATA' not in verbs(emu)
+
+
+def test_idn_and_utf8_addresses_and_a_non_ascii_body(emu, app, play):
+    run = play([send('idn', **args(emu, app, to=['anna@b\u00fccher.example', RCPT],
+                                   subject='Gr\u00fc\u00dfe', body='Gr\u00fc\u00dfe aus dem Labor')),
+                send('utf8', **args(emu, app, to=['j\u00f6rg@b\u00fccher.example']))])
+    idn = run.task('idn')['result']
+    assert run.task('idn')['status'] == 'ok', idn.get('msg')
+    rcpts = [e['arg'] for e in emu.smtp.log if e['verb'] == 'RCPT']
+    assert 'TO:<anna@xn--bcher-kva.example>' in rcpts
+    stored = [m for m in emu.find_user(RCPT)['_messages'] if m['internetMessageId'] == idn['message_id']]
+    assert stored[0]['subject'] == 'Gr\u00fc\u00dfe' and 'Labor' in stored[0]['body']['content']
+    utf8 = run.task('utf8')['result']
+    assert run.task('utf8')['status'] == 'ok', utf8.get('msg')
+    mails = [e['arg'] for e in emu.smtp.log if e['verb'] == 'MAIL']
+    assert mails[-1].endswith('SMTPUTF8')
+    assert 'TO:<j\u00f6rg@xn--bcher-kva.example>' in rcpts + [e['arg'] for e in emu.smtp.log
+                                                           if e['verb'] == 'RCPT']
+
+
+def test_one_recipient_refused_names_it(emu, app, play):
+    emu.smtp.inject('RCPT', '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found')
+    run = play([send(**args(emu, app, to=['nobody@contosolab.onmicrosoft.com', RCPT]))])
+    r = run.last['result']
+    assert r['failed_phase'] == 'rcpt' and r['smtp_code'] == 550
+    assert 'refused the recipient nobody@contosolab.onmicrosoft.com' in r['msg']
+    assert 'recipient does not exist' in r['hint']
+
+
+@pytest.fixture
+def silent_server():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        s.listen(1)
+        yield s
+
+
+def test_silent_server_is_a_timeout_with_the_port_hint(emu, app, play, silent_server):
+    port = silent_server.getsockname()[1]
+    run = play([send(**args(emu, app, port=port, timeout=1))])
+    r = run.last['result']
+    assert r['failed_phase'] == 'connect' and 'no answer within 1.0 s' in r['msg'], r['msg']
