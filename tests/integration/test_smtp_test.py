@@ -356,7 +356,7 @@ def test_role_sends_proves_delivery_and_records_a_refusal(emu, app, play):
     first = run.task('keep')['result']['ansible_facts']['first']
     assert first['delivered'] is True and first['message_id'] in mailbox(emu)
     report = run.task('exchangeonline.mail.smtp_test : Report the test-send')['result']['msg']
-    assert 'failed at auth' in report
+    assert 'failed at auth: auth failed: the server answered 535 5.7.3' in report
     failure = run.task('exchangeonline.mail.smtp_test : Fail when the test-send failed')
     assert failure['status'] == 'failed'
     assert '535 5.7.3' in failure['result']['msg']
@@ -433,3 +433,17 @@ def test_silent_server_is_a_timeout_with_the_port_hint(emu, app, play, silent_se
     run = play([send(**args(emu, app, port=port, timeout=1))])
     r = run.last['result']
     assert r['failed_phase'] == 'connect' and 'no answer within 1.0 s' in r['msg'], r['msg']
+
+
+def test_role_keeps_a_refused_input_as_a_result_instead_of_crashing(emu, app, play):
+    """A module-level failure (here: both client_secret and a certificate) is kept in
+    smtp_test_result with every key, so a report still gets a row for the domain."""
+    m365 = m365_args(emu, app, client_certificate_path='/nonexistent/cert.pem')
+    run = play([role('refused', smtp_test_host='127.0.0.1', smtp_test_port=emu.smtp.port,
+                     smtp_test_sender=SENDER, smtp_test_to=[RCPT], smtp_test_m365=m365,
+                     smtp_test_fail=False),
+                {'name': 'keep', 'ansible.builtin.set_fact': {'kept': '{{ smtp_test_result }}'}}])
+    assert run.rc == 0, run.stdout
+    kept = run.task('keep')['result']['ansible_facts']['kept']
+    assert kept['failed_phase'] == 'input' and kept['delivered'] is None
+    assert 'mutually exclusive' in kept['msg']
