@@ -3,6 +3,7 @@ to the old server arriving in each account's Exchange Online mailbox (read throu
 
 import os
 import smtplib
+import subprocess
 import ssl
 import time
 
@@ -154,3 +155,58 @@ def test_smtp_test_against_real_postfix_reports_its_queue_id(m365, postfix, play
     assert r['queue_id'] and r['queue_id'] in postfix.queue_ids_seen()
     delivered = postfix.wait_for_mail('alice@' + LEGACY_DOMAIN)
     assert [m['Message-ID'] for m in delivered] == [r['message_id']]
+
+
+def test_a_run_for_one_domain_keeps_the_other_domains_lines(m365, postfix, play):
+    """Two forwarded domains on one old server, migrated in separate runs: the second run must
+    not drop the first domain's forwarding; a repeated run changes nothing."""
+    app, routing = tenant(m365)
+    m365.add_domain('other.test', verified=True, services=['Email'])
+    m365.add_user('olga@other.test')
+    olga = [u for u in m365.users if u['userPrincipalName'] == 'olga@other.test'][0]
+    olga_routing = [p.split(':', 1)[1] for p in olga['proxyAddresses'] if 'mail.onmicrosoft' in p][0]
+    first = play([forwarding(postfix, m365, app)])
+    assert first.rc == 0, first.stdout
+    second = play([forwarding(postfix, m365, app, legacy_forwarding_domains=['other.test'])])
+    assert second.rc == 0, second.stdout
+    lines = entries(postfix)
+    assert 'olga@other.test\t%s' % olga_routing in lines
+    assert 'alice@legacy.test\talice@%s' % routing in lines and len(lines) == len(MOVED) + 1
+    again = play([forwarding(postfix, m365, app)])
+    assert changed_tasks(again) == []
+
+
+def test_an_earlier_alias_table_does_not_win_over_the_forwarding(m365, postfix, play):
+    """Postfix uses the first virtual_alias_maps table that knows an address: the role puts its
+    map first, so a site table that maps alice to herself no longer keeps her mail local."""
+    app, routing = tenant(m365)
+    site = os.path.join(postfix.config_dir, 'site_virtual')
+    with open(site, 'w') as f:
+        f.write('alice@legacy.test alice@legacy.test\n')
+    postfix.postmap(site)
+    subprocess.run(['postconf', '-c', postfix.config_dir, '-e',
+                    'virtual_alias_maps = hash:%s, hash:%s' % (site, postfix.forwarding_map)],
+                   check=True)
+    postfix.reload()
+    run = play([forwarding(postfix, m365, app)])
+    assert run.rc == 0, run.stdout
+    maps = postfix.postconf('virtual_alias_maps')['virtual_alias_maps']
+    assert maps == 'hash:%s, hash:%s' % (postfix.forwarding_map, site)
+    token = app_token(m365, ('Mail.ReadBasic.All',), GRAPH_SCOPE)
+    message_id = send_to_old_server(postfix, m365, 'alice@legacy.test')
+    assert graph_find(m365, session_for(m365), token, 'alice@legacy.test', message_id)
+    assert changed_tasks(play([forwarding(postfix, m365, app)])) == []
+
+
+def test_a_map_newer_than_its_database_is_rebuilt(m365, postfix, play):
+    """A run that wrote the map but stopped before the handlers: the next run rebuilds the
+    database although the map itself does not change."""
+    app, routing = tenant(m365)
+    assert play([forwarding(postfix, m365, app)]).rc == 0
+    db = postfix.forwarding_map + '.db'
+    os.utime(db, (os.stat(db).st_atime, os.stat(postfix.forwarding_map).st_mtime - 60))
+    run = play([forwarding(postfix, m365, app)])
+    assert run.rc == 0
+    assert 'exchangeonline.mail.legacy_forwarding : Build the map database when it is missing ' \
+        'or older than the map' in changed_tasks(run)
+    assert os.stat(db).st_mtime >= os.stat(postfix.forwarding_map).st_mtime
