@@ -218,6 +218,17 @@ def test_migrate_without_pattern_fails_before_any_change(lab):
     assert lab.bind.axfr('contoso.test') == before
 
 
+def test_migrate_with_a_mistyped_pattern_changes_neither_tenant_nor_zone(lab):
+    inventory = lab.inventory({'contoso.test': {'exo_pattern': 'fulll'}})
+    before = lab.bind.axfr('contoso.test')
+    run = lab.run('migrate', inventory)
+    assert run.rc != 0
+    assert 'Set exo_pattern (full, partial or legacy_forward) for contoso.test, not fulll' \
+        in run.stdout
+    assert lab.bind.axfr('contoso.test') == before
+    assert not [r for r in lab.m365.requests if r['method'] != 'GET' and r['resource'] == 'graph']
+
+
 def test_check_writes_junit_and_markdown_and_fails_on_a_wrong_record(lab):
     bind, m365 = lab.bind, lab.m365
     m365.add_user('adele@contoso.test', licensed=True, mailbox=True)
