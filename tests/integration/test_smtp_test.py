@@ -401,14 +401,14 @@ def test_idn_and_utf8_addresses_and_a_non_ascii_body(emu, app, play):
     assert run.task('idn')['status'] == 'ok', idn.get('msg')
     rcpts = [e['arg'] for e in emu.smtp.log if e['verb'] == 'RCPT']
     assert 'TO:<anna@xn--bcher-kva.example>' in rcpts
-    stored = [m for m in emu.find_user(RCPT)['_messages'] if m['internetMessageId'] == idn['message_id']]
+    stored = [m for m in emu.find_user(RCPT)['_messages']
+              if m['internetMessageId'] == idn['message_id']]
     assert stored[0]['subject'] == 'Gr\u00fc\u00dfe' and 'Labor' in stored[0]['body']['content']
     utf8 = run.task('utf8')['result']
     assert run.task('utf8')['status'] == 'ok', utf8.get('msg')
     mails = [e['arg'] for e in emu.smtp.log if e['verb'] == 'MAIL']
     assert mails[-1].endswith('SMTPUTF8')
-    assert 'TO:<j\u00f6rg@xn--bcher-kva.example>' in rcpts + [e['arg'] for e in emu.smtp.log
-                                                           if e['verb'] == 'RCPT']
+    assert 'TO:<j\u00f6rg@xn--bcher-kva.example>' in rcpts
 
 
 def test_one_recipient_refused_names_it(emu, app, play):
