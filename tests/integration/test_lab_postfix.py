@@ -9,11 +9,10 @@ import time
 
 import pytest
 
-from tests.lab.m365.client import app_token, lab_message, session_for
+from tests.lab.m365.client import find_message, lab_message
 from tests.lab.m365.smtp import INBOUND_REPLIES
 from tests.lab.postfix import PostfixServer
 
-GRAPH_SCOPE = ['https://graph.microsoft.com/.default']
 TIMEOUT = 10
 
 
@@ -60,18 +59,6 @@ def wait(predicate, timeout=TIMEOUT):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(0.05)
-
-
-def graph_messages(emu, upn, message_id):
-    s = session_for(emu)
-    s.headers['Authorization'] = 'Bearer ' + app_token(emu, ('Mail.Read',), GRAPH_SCOPE)
-
-    def found():
-        resp = s.get('%s/v1.0/users/%s/messages' % (emu.url, upn), timeout=TIMEOUT, params={
-            '$filter': "internetMessageId eq '%s'" % message_id.replace("'", "''")})
-        assert resp.status_code == 200, resp.text
-        return resp.json()['value']
-    return wait(found)
 
 
 def test_starttls_and_local_delivery(postfix, m365):
@@ -129,7 +116,7 @@ def test_forwarding_map_sends_to_exchange_online(postfix, m365):
                        ca_path=m365.ca_path)
     assert code == 250, reply
     queue_id = reply.decode().rsplit(' ', 1)[1]
-    found = graph_messages(m365, 'alice@legacy.test', msg['Message-ID'])
+    found = find_message(m365, 'alice@legacy.test', msg['Message-ID'], timeout=TIMEOUT)
     assert [f['subject'] for f in found] == ['forwarded to EXO']
     assert found[0]['from']['emailAddress']['address'] == 'bob@legacy.test'
     assert found[0]['toRecipients'][0]['emailAddress']['address'] == 'alice@legacy.test'

@@ -8,11 +8,10 @@ import ssl
 import time
 
 from tests.integration.conftest import LEGACY_DOMAIN, m365_args
-from tests.lab.m365.client import app_token, lab_message, session_for
+from tests.lab.m365.client import find_message, lab_message
 
 SECRET = 'legacy-forwarding-app-secret-77c1'
 ROLES = ('User.Read.All', 'Exchange.ManageAsApp')
-GRAPH_SCOPE = ['https://graph.microsoft.com/.default']
 # In Exchange Online: alice and bob (in the Postfix too), dave with a second address; carol stays
 # on the old server only (no Exchange mailbox), erin is licensed but her mailbox is not there yet.
 MOVED = {'alice@legacy.test': 'alice', 'bob@legacy.test': 'bob',
@@ -50,21 +49,6 @@ def send_to_old_server(postfix, m365, rcpt):
     return msg['Message-ID']
 
 
-def graph_find(m365, session, token, upn, message_id, timeout=15):
-    """The message in the user's mailbox, looked up through Graph by internetMessageId."""
-    deadline = time.monotonic() + timeout
-    while True:
-        r = session.get('%s/v1.0/users/%s/messages' % (m365.url, upn), params={
-            '$filter': "internetMessageId eq '%s'" % message_id, '$select': 'subject'},
-            headers={'Authorization': 'Bearer ' + token}, timeout=10)
-        assert r.status_code == 200, r.text
-        if r.json()['value']:
-            return r.json()['value'][0]
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(0.2)
-
-
 def entries(postfix):
     with open(postfix.forwarding_map) as f:
         return [line for line in f.read().splitlines() if line and not line.startswith('#')]
@@ -90,14 +74,12 @@ def test_every_exo_account_forwarded_and_second_run_changes_nothing(m365, postfi
     assert 'exchangeonline.mail.legacy_forwarding : Reload Postfix' in changed_tasks(run)
     assert 'erin' not in open(postfix.forwarding_map).read()
 
-    token = app_token(m365, ('Mail.ReadBasic.All',), GRAPH_SCOPE)
-    session = session_for(m365)
     for address, user in MOVED.items():
         message_id = send_to_old_server(postfix, m365, address)
-        found = graph_find(m365, session, token, '%s@%s' % (user, LEGACY_DOMAIN), message_id)
-        assert found is not None, 'mail to %s did not arrive; maillog:\n%s' % (
+        found = find_message(m365, '%s@%s' % (user, LEGACY_DOMAIN), message_id)
+        assert found, 'mail to %s did not arrive; maillog:\n%s' % (
             address, postfix.log_text()[-3000:])
-        assert found['subject'] == 'to %s via the old server' % address
+        assert found[0]['subject'] == 'to %s via the old server' % address
     # Forwarded, not delivered locally: no maildir delivery for a moved account in the log.
     assert postfix.mailbox('alice@' + LEGACY_DOMAIN) == []
     assert 'to=<alice@legacy.test>, relay=virtual' not in postfix.log_text()
@@ -121,9 +103,8 @@ def test_keep_local_copy_and_listed_mailboxes(m365, postfix, play):
     assert run.rc == 0, run.stdout
     assert entries(postfix) == ['alice@legacy.test\talice@legacy.test, alice@%s' % routing]
     assert 'without a mailbox (not forwarded): erin@legacy.test' in run.stdout
-    token = app_token(m365, ('Mail.ReadBasic.All',), GRAPH_SCOPE)
     message_id = send_to_old_server(postfix, m365, 'alice@legacy.test')
-    assert graph_find(m365, session_for(m365), token, 'alice@legacy.test', message_id)
+    assert find_message(m365, 'alice@legacy.test', message_id)
     assert len(postfix.wait_for_mail('alice@legacy.test')) == 1
 
 
@@ -195,9 +176,8 @@ def test_an_earlier_alias_table_does_not_win_over_the_forwarding(m365, postfix, 
     assert run.rc == 0, run.stdout
     maps = postfix.postconf('virtual_alias_maps')['virtual_alias_maps']
     assert maps == 'hash:%s, hash:%s' % (postfix.forwarding_map, site)
-    token = app_token(m365, ('Mail.ReadBasic.All',), GRAPH_SCOPE)
     message_id = send_to_old_server(postfix, m365, 'alice@legacy.test')
-    assert graph_find(m365, session_for(m365), token, 'alice@legacy.test', message_id)
+    assert find_message(m365, 'alice@legacy.test', message_id)
     assert changed_tasks(play([forwarding(postfix, m365, app)])) == []
 
 

@@ -6,7 +6,7 @@ import ssl
 
 import pytest
 
-from tests.lab.m365.client import app_token, lab_message, session_for
+from tests.lab.m365.client import app_token, lab_message, messages_request
 from tests.lab.m365.emulator import M365Emulator
 from tests.lab.m365.smtp import REPLIES
 
@@ -73,10 +73,7 @@ def message(sender=SENDER, to=RCPT, subject='lab test'):
 
 
 def graph_find(emu, upn, message_id, roles=('Mail.Read',)):
-    s = session_for(emu)
-    s.headers['Authorization'] = 'Bearer ' + token(emu, roles=roles, scope=GRAPH_SCOPE)
-    return s.get('%s/v1.0/users/%s/messages' % (emu.url, upn), timeout=10, params={
-        '$filter': "internetMessageId eq '%s'" % message_id.replace("'", "''")})
+    return messages_request(emu, upn, message_id, token(emu, roles=roles, scope=GRAPH_SCOPE))
 
 
 def test_xoauth2_send_arrives_and_graph_finds_it(emu):

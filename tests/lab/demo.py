@@ -31,7 +31,7 @@ import yaml
 
 from tests.lab.ansible_runner import environment
 from tests.lab.bind import BindServer, zone_template
-from tests.lab.m365.client import app_token, lab_message, session_for
+from tests.lab.m365.client import find_message, lab_message
 from tests.lab.m365.emulator import M365Emulator
 from tests.lab.postfix import PostfixServer, lab_workdir
 
@@ -98,22 +98,13 @@ def prove_forwarding(emu, postfix, domain):
     with smtplib.SMTP('127.0.0.1', postfix.port, timeout=10) as smtp:
         smtp.starttls(context=ssl.create_default_context(cafile=emu.ca_path))
         smtp.send_message(msg)
-    token = app_token(emu, ('Mail.ReadBasic.All',), ['https://graph.microsoft.com/.default'])
-    session = session_for(emu)
-    deadline = time.monotonic() + 20
-    r = None
-    while time.monotonic() < deadline:
-        r = session.get('%s/v1.0/users/alice@%s/messages' % (emu.url, domain), params={
-            '$filter': "internetMessageId eq '%s'" % msg['Message-ID']},
-            headers={'Authorization': 'Bearer ' + token}, timeout=10)
-        if r.ok and r.json()['value']:
-            print('  mail to alice@%s at the old Postfix arrived in her Exchange Online mailbox '
-                  '(Graph: %s)' % (domain, r.json()['value'][0]['receivedDateTime']))
-            return True
-        time.sleep(0.3)
-    graph = '%s %s' % (r.status_code, r.text[:500]) if r is not None else 'no answer'
+    found = find_message(emu, 'alice@' + domain, msg['Message-ID'], timeout=20)
+    if found:
+        print('  mail to alice@%s at the old Postfix arrived in her Exchange Online mailbox '
+              '(Graph: %s)' % (domain, found[0]['receivedDateTime']))
+        return True
     print('  mail to alice@%s at the old Postfix did NOT arrive in Exchange Online; the old '
-          'server\'s log:\n%s\nGraph: %s' % (domain, postfix.log_text()[-3000:], graph))
+          'server\'s log:\n%s' % (domain, postfix.log_text()[-3000:]))
     return False
 
 

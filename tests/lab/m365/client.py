@@ -1,8 +1,9 @@
 """What tests need to talk to the emulator directly: a session that trusts the lab CA, an
-app-only token from real msal, and a small test message."""
+app-only token from real msal, a small test message, and a Graph lookup of a delivered one."""
 
 import email.message
 import email.utils
+import time
 
 import msal
 import requests
@@ -25,6 +26,30 @@ def app_token(emu, roles, scope):
         http_client=session_for(emu)).acquire_token_for_client(scope)
     assert 'access_token' in result, result
     return result['access_token']
+
+
+GRAPH_SCOPE = ['https://graph.microsoft.com/.default']
+
+
+def messages_request(emu, upn, message_id, access_token):
+    """Graph ``GET /users/{upn}/messages?$filter=internetMessageId eq '...'`` (the response)."""
+    return session_for(emu).get(
+        '%s/v1.0/users/%s/messages' % (emu.url, upn), timeout=10,
+        headers={'Authorization': 'Bearer ' + access_token},
+        params={'$filter': "internetMessageId eq '%s'" % message_id.replace("'", "''")})
+
+
+def find_message(emu, upn, message_id, timeout=15, roles=('Mail.ReadBasic.All',)):
+    """The messages of ``upn``'s mailbox with this internetMessageId, asking Graph until one is
+    there or ``timeout`` seconds have passed ([] then)."""
+    access_token = app_token(emu, roles, GRAPH_SCOPE)
+    deadline = time.monotonic() + timeout
+    while True:
+        resp = messages_request(emu, upn, message_id, access_token)
+        assert resp.status_code == 200, resp.text
+        if resp.json()['value'] or time.monotonic() > deadline:
+            return resp.json()['value']
+        time.sleep(0.1)
 
 
 def lab_message(sender, to, subject='lab test', domain='client.exo-lab.test',
