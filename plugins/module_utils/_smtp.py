@@ -321,6 +321,7 @@ class SmtpTest(object):
         self.timings = {}
         self.reached = None
         self.smtp = None
+        self.smtputf8 = False  # set by envelope() when an address needs RFC 6531
         self.started = time.monotonic()
         self.result = {
             'changed': False, 'phase': None, 'failed_phase': None, 'smtp_code': None,
@@ -492,7 +493,7 @@ class SmtpTest(object):
         domain = sender.rpartition('@')[2] or None
         message_id = email.utils.make_msgid('exo-smtp-test', domain=domain)
         self.result['message_id'] = message_id
-        policy = NO_FOLDING.clone(utf8=True) if getattr(self, 'smtputf8', False) else NO_FOLDING
+        policy = NO_FOLDING.clone(utf8=True) if self.smtputf8 else NO_FOLDING
         raw = build_message(p, sender, message_id).as_bytes(policy=policy)
         smtp.putcmd('DATA')
         self.expect('data', smtp.getreply(), (354,))
