@@ -5,7 +5,6 @@ import os
 import smtplib
 import subprocess
 import ssl
-import time
 
 from tests.integration.conftest import LEGACY_DOMAIN, m365_args
 from tests.lab.m365.client import find_message, lab_message
