@@ -18,6 +18,8 @@ import traceback
 
 from ansible.module_utils.common.parameters import env_fallback
 
+from ansible_collections.exchangeonline.mail.plugins.module_utils._options import seconds
+
 try:
     import msal
     import requests
@@ -93,6 +95,9 @@ def m365_argument_spec():
         token_cache_path=dict(type='path'),
         timeout=dict(type='float', default=30.0),
     )
+
+
+M365_LIMITS = {'timeout': seconds(600)}
 
 
 class IdentityError(Exception):

@@ -16,6 +16,12 @@ import datetime
 import json
 import os
 import tempfile
+import time
+
+try:
+    import dns.exception
+except ImportError:
+    pass  # the module reports the missing dnspython before this is used
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import (
     Change,
@@ -34,9 +40,13 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 impor
     ConcurrentChange,
     DnsError,
     DnsServer,
+    UpdateOutcomeUnknown,
 )
 
 BACKUP_FORMAT = 1
+# After a lost answer to an UPDATE: pauses (seconds, each at most timeout) before each read of
+# the zone that tells what became of it.
+READ_AGAIN_PAUSES = (0.2, 1.0, 2.0)
 
 
 def _now():
@@ -56,24 +66,58 @@ def diff_of(plan, zone):
 
 
 # -- backups ----------------------------------------------------------------------------------
+BACKUP_MAX_BYTES = 16 * 1024 * 1024
+
+
 def load_backup(path, must_exist=True):
+    """The backup in ``path`` (checked entry by entry), or None when it does not exist and
+    ``must_exist`` is false. Anything that is not a backup this module wrote is refused, so it
+    is never overwritten either."""
     if not path or not os.path.exists(path):
         if must_exist:
             raise DnsError('rollback', 'backup_path %s does not exist: there is nothing to roll '
                            'back to. Give the backup_path of the run to undo.' % path)
         return None
     try:
-        with open(path, encoding='utf-8') as f:
-            data = json.load(f)
-        if data.get('format') != BACKUP_FORMAT or not isinstance(data.get('entries'), list):
-            raise ValueError('not a mail_dns backup (format %r)' % data.get('format'))
-        for entry in data['entries']:
-            for side in ('before', 'after'):
-                if entry.get(side) is not None:
-                    RRset.from_backup(entry[side])
-    except (IOError, OSError, ValueError, KeyError, TypeError) as e:
-        raise DnsError('backup', 'cannot read backup %s: %s. Nothing was changed.' % (path, e))
+        if os.path.isdir(path):
+            raise ValueError('it is a directory')
+        if os.path.getsize(path) > BACKUP_MAX_BYTES:
+            raise ValueError('it is larger than %d MiB' % (BACKUP_MAX_BYTES // 1048576))
+        with open(path, 'rb') as f:
+            data = json.loads(f.read().decode('utf-8'))
+        _check_backup(data)
+    except (IOError, OSError, ValueError, KeyError, TypeError, RecordError,
+            dns.exception.DNSException) as e:
+        raise DnsError('backup', 'cannot read backup %s: %s. It is not a mail_dns backup (or '
+                       'is damaged); give another backup_path. Nothing was changed.'
+                       % (path, str(e)[:300]))
     return data
+
+
+def _check_backup(data):
+    """ValueError unless ``data`` has the shape write_backup gives it."""
+    if not isinstance(data, dict):
+        raise ValueError('not a JSON object')
+    if data.get('format') != BACKUP_FORMAT or not isinstance(data.get('entries'), list) or \
+            not isinstance(data.get('zone'), str):
+        raise ValueError('not a mail_dns backup (format %r)' % (data.get('format'),))
+    to_name(data['zone'], what='zone of the backup')
+    for index, entry in enumerate(data['entries']):
+        if not isinstance(entry, dict) or not isinstance(entry.get('name'), str) or \
+                not isinstance(entry.get('type'), str):
+            raise ValueError('entry %d is not {name, type, before, after}' % index)
+        for side in ('before', 'after'):
+            rr = entry.get(side)
+            if rr is None:
+                continue
+            if not isinstance(rr, dict) or not isinstance(rr.get('rdata'), list) or \
+                    not all(isinstance(t, str) for t in rr['rdata']) or \
+                    isinstance(rr.get('ttl'), bool) or not isinstance(rr.get('ttl'), int) or \
+                    not 0 <= rr['ttl'] <= 2147483647 or \
+                    rr.get('name') != entry['name'] or rr.get('type') != entry['type']:
+                raise ValueError('entry %d (%s %s) has a malformed %s rrset'
+                                 % (index, entry['name'], entry['type'], side))
+            RRset.from_backup(rr)
 
 
 def write_backup(path, data):
@@ -96,17 +140,27 @@ def write_backup(path, data):
 
 def _write_atomic(path, content):
     directory = os.path.dirname(os.path.abspath(path))
+    tmp = None
     try:
         if not os.path.isdir(directory):
             os.makedirs(directory, 0o700)
         fd, tmp = tempfile.mkstemp(prefix='.mail_dns-', dir=directory)
         with os.fdopen(fd, 'wb') as f:
             f.write(content)
+            f.flush()
+            os.fsync(f.fileno())  # a full disk shows here, not after the rename
         os.chmod(tmp, 0o600)
         os.rename(tmp, path)
+        tmp = None
     except (IOError, OSError) as e:
         raise DnsError('backup', 'cannot write backup_path %s: %s. Nothing was changed.'
                        % (path, e))
+    finally:
+        if tmp is not None:  # never leave a half-written temporary file behind
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def merged_backup(previous, plan, zone, server, domain):
@@ -144,7 +198,7 @@ class Run:
     def connect(self, domain):
         server = DnsServer.from_params(self.params)
         if self.params.get('zone'):
-            zone = name_text(to_name(self.params['zone']))
+            zone = name_text(to_name(self.params['zone'], what='zone'))
         else:
             zone = server.find_zone(domain)
         if not to_name(domain).is_subdomain(to_name(zone)):
@@ -174,8 +228,11 @@ class Run:
             undo = backup(plan) if backup else None
             try:
                 server.apply_update(zone, plan.changes)
+            except UpdateOutcomeUnknown as e:
+                # The backup stays whatever happened: the server may have applied the update.
+                return self.settle(server, zone, plan, result, e, attempts)
             except DnsError as e:
-                if undo:  # the zone did not change, so neither does the backup
+                if undo:  # the server answered: the zone did not change, nor does the backup
                     undo()
                 if not isinstance(e, ConcurrentChange):
                     raise
@@ -186,9 +243,65 @@ class Run:
                                    % str(e).split(': ', 1)[-1])
                 self.warnings.append('%s; re-read and re-planned' % e)
                 continue
+            return self.finish(server, zone, result, attempts)
+
+    def finish(self, server, zone, result, attempts):
+        """The result of an applied update, with the new serial when the server gives it."""
+        result['attempts'] = attempts
+        try:
             result['serial_after'] = server.serial(zone)
-            result['attempts'] = attempts
-            return result
+        except DnsError as e:  # the update is in: a failed read of the serial changes nothing
+            result['serial_after'] = None
+            self.warnings.append('the update was applied, but reading the new serial failed: %s'
+                                 % e)
+        return result
+
+    def settle(self, server, zone, plan, result, lost, attempts):
+        """Learn from the zone itself what became of an update whose answer was lost.
+
+        Applied: the run succeeded (with a warning). The zone as it was: not applied, and the
+        task fails. Anything else, or no read possible: the outcome stays unknown, and the task
+        fails saying so. The backup is kept in every case, so state: rollback stays possible."""
+        names = sorted(set(c.key[0] for c in plan.changes))
+        where = self.params.get('backup_path')
+        keep = ('the backup %s is kept, so state: rollback can restore the records as they '
+                'were' % where) if where else ('no backup_path was given: the records as they '
+                                               'were are in the before return value')
+        state, reread = 'unknown', None
+        for pause in READ_AGAIN_PAUSES:
+            time.sleep(min(pause, server.timeout))
+            try:
+                current = server.read(zone, names).at(names)
+            except DnsError as e:
+                reread = str(e)
+                continue
+            if all(_same(current.get(c.key), c.after) for c in plan.changes):
+                state = 'applied'
+                break
+            if all(_same(current.get(c.key), c.before) for c in plan.changes):
+                state = 'not applied'  # read again after a pause: the server may be slow
+                continue
+            state = 'unknown'
+            reread = 'the zone now holds neither the records before nor those planned (someone ' \
+                     'else changed it)'
+            break
+        result['update_reply'] = 'lost'
+        result['outcome'] = state
+        if state == 'applied':
+            self.warnings.append('%s; a read of the zone shows the update applied' % lost)
+            return self.finish(server, zone, result, attempts)
+        if where:
+            result['backup_path'] = where
+        if state == 'not applied':
+            raise DnsError('apply', '%s; reads of the zone %.0f s later still show it as it was, '
+                           'so it was not applied. Nothing was changed; %s in case the server '
+                           'still applies it. Run again.'
+                           % (str(lost).split(': ', 1)[-1], sum(READ_AGAIN_PAUSES), keep),
+                           fields=dict(result, changed=False))
+        raise DnsError('apply', '%s, and the outcome is unknown: %s. Check the zone; %s.'
+                       % (str(lost).split(': ', 1)[-1],
+                          reread or 'a read of the zone failed', keep),
+                       fields=dict(result, changed=True))
 
     def present_or_absent(self):
         p = dict(self.params)
@@ -243,7 +356,7 @@ class Run:
         p = self.params
         data = load_backup(p.get('backup_path'))
         zone = data['zone']
-        if p.get('zone') and name_text(to_name(p['zone'])) != zone:
+        if p.get('zone') and name_text(to_name(p['zone'], what='zone')) != zone:
             raise DnsError('rollback', 'backup %s is of zone %s, not %s'
                            % (p['backup_path'], zone, p['zone']))
         server = DnsServer.from_params(p)
@@ -281,7 +394,11 @@ class Run:
         result = self.execute(server, zone, make_plan)
         if result['changed'] and not self.check_mode:
             data['rolled_back'] = _now()
-            write_backup(p['backup_path'], data)
+            try:
+                write_backup(p['backup_path'], data)
+            except DnsError as e:  # the zone is restored; only the note of it is missing
+                self.warnings.append('the rollback was applied, but marking the backup as '
+                                     'rolled back failed: %s' % e)
         result['backup_path'] = p['backup_path']
         return result
 

@@ -20,6 +20,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._records impor
     mx_value,
     name_text,
     parse_mx,
+    rrset_from_values,
     to_name,
     validate_hostname,
 )
@@ -195,7 +196,7 @@ class Spec:
                  legacy_mx=None, primary='legacy', spf='merge', spf_include=EXO_SPF_INCLUDE,
                  spf_all=None, autodiscover_target=EXO_AUTODISCOVER, dkim=None,
                  verification_txt=None, dmarc=None, ttl=None, on_conflict='fail'):
-        self.domain = name_text(to_name(domain))
+        self.domain = name_text(to_name(domain, what='domain'))
         if pattern not in PATTERNS:
             raise RecordError('unknown pattern %r: choose one of %s' % (pattern, ', '.join(PATTERNS)))
         self.pattern = pattern
@@ -205,14 +206,15 @@ class Spec:
         self.mx_host_computed = not mx_host
         self.mx_preference = mx_preference
         if mx_preference is not None:
-            mx_value(self.mx_host, mx_preference)  # range check
+            mx_value(self.mx_host, mx_preference, 'mx')  # range check
         self.legacy_mx = None
         if legacy_mx is not None:
             self.legacy_mx = []
-            for item in legacy_mx:
+            for index, item in enumerate(legacy_mx):
                 if not isinstance(item, dict) or 'host' not in item:
                     raise RecordError('legacy_mx entries need host and preference, got %r' % (item,))
-                self.legacy_mx.append(mx_value(item['host'], item.get('preference', 10)))
+                self.legacy_mx.append(mx_value(item['host'], item.get('preference', 10),
+                                               'legacy_mx[%d]' % index))
             if pattern == 'partial' and not self.legacy_mx:
                 raise RecordError('legacy_mx is empty: the partial pattern keeps at least one '
                                   'legacy MX')
@@ -226,7 +228,7 @@ class Spec:
         if ' ' in spf_include.strip() or ':' in spf_include:
             raise RecordError('spf_include is a domain name such as spf.protection.outlook.com, '
                               'got %r' % spf_include)
-        self.spf_include = name_text(to_name(spf_include)).rstrip('.')
+        self.spf_include = name_text(to_name(spf_include, what='spf_include')).rstrip('.')
         if spf_all is not None and spf_all not in SPF_ALL_CHOICES:
             raise RecordError('spf_all must be one of %s, got %r'
                               % (', '.join(SPF_ALL_CHOICES), spf_all))
@@ -234,8 +236,12 @@ class Spec:
         self.autodiscover_target = name_text(validate_hostname(autodiscover_target,
                                                                'autodiscover_target'))
         self.dkim = {}
-        for selector, target in sorted((dkim or {}).items()):
-            label = to_name(selector + '._domainkey.' + self.domain)  # validates the selector
+        for selector, target in sorted((dkim or {}).items(), key=lambda kv: str(kv[0])):
+            if not isinstance(selector, str) or not isinstance(target, str):
+                raise RecordError('dkim maps selector names to CNAME targets (strings), got '
+                                  '%r: %r' % (selector, target))
+            # validates the selector
+            label = to_name(selector + '._domainkey.' + self.domain, what='dkim selector')
             self.dkim[name_text(label)] = name_text(validate_hostname(target, 'dkim target'))
         self.verification_txt = None
         if verification_txt:
@@ -514,21 +520,37 @@ def apply_plan(current, plan):
 
 def options_from_records(records):
     """mail_dns options from expected rrsets ({name, type, ttl, values}, as domain_info returns):
-    MX host, SPF include, autodiscover target, DKIM targets and verification TXT."""
+    MX host, SPF include, autodiscover target, DKIM targets and verification TXT. Every entry is
+    checked as an rrset first, so a malformed one is named, not half used."""
     out = {}
-    for rr in records or []:
-        if not isinstance(rr, dict) or 'type' not in rr or 'name' not in rr:
-            raise RecordError('records entries need name, type and values, got %r' % (rr,))
-        rdtype = str(rr['type']).upper()
-        name = name_text(to_name(str(rr['name'])))
-        values = rr.get('values') or []
+    if records is not None and not isinstance(records, list):
+        raise RecordError('records must be a list of {name, type, ttl, values}, got %r'
+                          % (records,))
+    for index, rr in enumerate(records or []):
+        what = 'records[%d]' % index
+        if not isinstance(rr, dict) or not isinstance(rr.get('type'), str) or \
+                not isinstance(rr.get('name'), str):
+            raise RecordError('%s needs name and type (strings) and values, got %r' % (what, rr))
+        rdtype = rr['type'].upper()
+        name = name_text(to_name(rr['name'], what='%s.name' % what))
+        values = rr.get('values')
         if isinstance(values, str):
             values = [values]
-        for value in values:
-            value = str(value)
+        if not isinstance(values, list) or not values or \
+                not all(isinstance(v, str) for v in values):
+            raise RecordError('%s.values must be a non-empty list of strings, got %r'
+                              % (what, values))
+        ttl = rr.get('ttl', DEFAULT_TTL)
+        if isinstance(ttl, bool) or not isinstance(ttl, int) and not (
+                isinstance(ttl, str) and ttl.strip().isdigit()):
+            raise RecordError('%s.ttl must be a whole number of seconds, got %r' % (what, ttl))
+        if not 0 <= int(ttl) <= 2147483647:
+            raise RecordError('%s.ttl must be from 0 to 2147483647, got %s' % (what, ttl))
+        if rdtype not in ('MX', 'TXT', 'CNAME'):
+            continue  # SRV and others: not part of a mail migration
+        for value in rrset_from_values(name, rdtype, int(ttl), values, what).sorted_values():
             if rdtype == 'MX':
-                parts = value.split()
-                out.setdefault('mx_host', parts[-1])
+                out.setdefault('mx_host', parse_mx(value)[1])
             elif rdtype == 'TXT' and is_spf(value):
                 incs = [_include_target(t) for t in value.split()[1:] if _include_target(t)]
                 if incs:

@@ -43,34 +43,52 @@ class RecordError(ValueError):
         self.phase = phase
 
 
-def to_name(text, origin=None):
-    """A dns.name.Name from user text: Unicode IDN accepted (IDNA 2008 where available), absolute."""
+def to_name(text, origin=None, what=None):
+    """A dns.name.Name from user text: Unicode IDN accepted (IDNA 2008 where available), absolute.
+    ``what`` names the option in the message of a RecordError."""
+    label = '%s ' % what if what else ''
     if not isinstance(text, str) or not text.strip():
-        raise RecordError('a DNS name must be a non-empty string, got %r' % (text,))
+        raise RecordError('%sa DNS name must be a non-empty string, got %r' % (
+            '%s: ' % what if what else '', text))
     text = text.strip()
     if text == '@':
         if origin is None:
-            raise RecordError("'@' needs a zone")
+            raise RecordError("%s'@' needs a zone" % label)
         return origin
     if any(c.isspace() for c in text):
-        raise RecordError('%r is not a valid DNS name: it contains white space' % text)
+        raise RecordError('%s%r is not a valid DNS name: it contains white space'
+                          % (label, _short(text)))
+    if len(text) > 1024:  # no name of 255 octets is written that long, even escaped
+        raise RecordError('%s%r is not a valid DNS name: longer than 255 octets'
+                          % (label, _short(text)))
     try:
         if any(ord(c) > 127 for c in text):
             name = dns.name.from_unicode(text, origin)
         else:
             name = dns.name.from_text(text, origin)
     except dns.name.LabelTooLong:
-        raise RecordError('%r is not a valid DNS name: a label is longer than 63 octets' % text)
+        raise RecordError('%s%r is not a valid DNS name: a label is longer than 63 octets'
+                          % (label, _short(text)))
     except dns.name.NameTooLong:
-        raise RecordError('%r is not a valid DNS name: longer than 255 octets' % text)
+        raise RecordError('%s%r is not a valid DNS name: longer than 255 octets'
+                          % (label, _short(text)))
     except dns.name.EmptyLabel:
-        raise RecordError('%r is not a valid DNS name: it has an empty label (two dots in a row)'
-                          % text)
+        raise RecordError('%s%r is not a valid DNS name: it has an empty label (two dots in a '
+                          'row)' % (label, _short(text)))
     except (dns.exception.DNSException, UnicodeError, ValueError) as e:
-        raise RecordError('%r is not a valid DNS name: %s' % (text, e))
+        raise RecordError('%s%r is not a valid DNS name: %s' % (label, _short(text), e))
     if not name.is_absolute():
-        name = name.concatenate(dns.name.root)
+        try:
+            name = name.concatenate(dns.name.root)
+        except dns.name.NameTooLong:
+            raise RecordError('%s%r is not a valid DNS name: longer than 255 octets'
+                              % (label, _short(text)))
     return name
+
+
+def _short(text, limit=80):
+    """``text`` cut for a message: a 100 KB value must not become a 100 KB error."""
+    return text if len(text) <= limit else text[:limit] + '...(%d characters)' % len(text)
 
 
 def name_text(name):
@@ -80,7 +98,7 @@ def name_text(name):
 
 def validate_hostname(text, what):
     """A target host name (MX exchange, CNAME target): LDH labels only, absolute."""
-    name = to_name(text)
+    name = to_name(text, what=what)
     if name == dns.name.root:
         raise RecordError('%s must be a host name, not the root' % what)
     for label in name.labels[:-1]:
@@ -118,9 +136,9 @@ def check_txt_input(value, what):
         raise RecordError(
             '%s %r contains a double quote. Give the value unquoted, exactly as it should be '
             'published (for example v=spf1 include:spf.protection.outlook.com -all); long values '
-            'are split into 255-byte strings automatically.' % (what, value))
+            'are split into 255-byte strings automatically.' % (what, _short(value)))
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise RecordError('%s %r contains a control character' % (what, value))
+        raise RecordError('%s %r contains a control character' % (what, _short(value)))
     if not value.strip():
         raise RecordError('%s must not be empty' % what)
     return value
@@ -136,14 +154,18 @@ def make_rdata(rdtype, value):
     return dns.rdata.from_text(rdclass, dns.rdatatype.from_text(rdtype), value)
 
 
-def mx_value(host, preference):
+def mx_value(host, preference, what='MX'):
+    """The canonical MX value; ``what`` names the option in messages."""
+    if isinstance(preference, bool):
+        preference = None
     try:
         preference = int(preference)
-    except (TypeError, ValueError):
-        raise RecordError('MX preference must be a number from 0 to 65535, got %r' % (preference,))
+    except (TypeError, ValueError, OverflowError):
+        raise RecordError('%s preference must be a number from 0 to 65535, got %r'
+                          % (what, preference))
     if not 0 <= preference <= 65535:
-        raise RecordError('MX preference must be from 0 to 65535, got %d' % preference)
-    return '%d %s' % (preference, name_text(validate_hostname(host, 'MX host')))
+        raise RecordError('%s preference must be from 0 to 65535, got %d' % (what, preference))
+    return '%d %s' % (preference, name_text(validate_hostname(host, '%s host' % what)))
 
 
 def parse_mx(value):
@@ -239,21 +261,23 @@ class RRset:
         return 'RRset(%r, %r, %d, %r)' % (self.name, self.rdtype, self.ttl, self.sorted_values())
 
 
-def rrset_from_values(name, rdtype, ttl, values):
-    """An rrset from user-facing values (e.g. domain_info output); values are normalised."""
+def rrset_from_values(name, rdtype, ttl, values, what='record'):
+    """An rrset from user-facing values (e.g. domain_info output); values are normalised.
+    ``what`` names the input in messages."""
     rdtype = str(rdtype).upper()
     if rdtype not in MANAGED_TYPES:
-        raise RecordError('record type %s is not one this collection manages (%s)'
-                          % (rdtype, ', '.join(MANAGED_TYPES)))
+        raise RecordError('%s: record type %s is not one this collection manages (%s)'
+                          % (what, rdtype, ', '.join(MANAGED_TYPES)))
     out = []
     for value in values:
         if rdtype == 'TXT':
-            out.append(check_txt_input(value, 'TXT value'))
+            out.append(check_txt_input(value, '%s TXT value' % what))
         elif rdtype == 'MX':
             parts = str(value).split()
             if len(parts) != 2:
-                raise RecordError('MX value %r must be "<preference> <host>"' % (value,))
-            out.append(mx_value(parts[1], parts[0]))
+                raise RecordError('%s: MX value %r must be "<preference> <host>"'
+                                  % (what, _short(str(value))))
+            out.append(mx_value(parts[1], parts[0], '%s MX' % what))
         else:
-            out.append(name_text(validate_hostname(str(value), '%s target' % rdtype)))
+            out.append(name_text(validate_hostname(str(value), '%s %s target' % (what, rdtype))))
     return RRset(name, rdtype, ttl, values=out)

@@ -18,6 +18,7 @@ __metaclass__ = type
 
 import errno
 import ipaddress
+import random
 import socket
 import time
 import traceback
@@ -199,6 +200,15 @@ def unique_labels(targets):
 
 
 # -- queries ----------------------------------------------------------------------------------
+class Truncated(Exception):
+    """A UDP answer was truncated and the same question over TCP failed."""
+
+    def __init__(self, exc):
+        super(Truncated, self).__init__(str(exc))
+        self.reason = 'connection refused' if isinstance(exc, ConnectionRefusedError) else (
+            '%s: %s' % (type(exc).__name__, exc) if str(exc) else type(exc).__name__)
+
+
 class Resolver:
     """Sends queries; every outcome is an Observed, never an exception."""
 
@@ -221,7 +231,10 @@ class Resolver:
         finally:
             sock.close()
         if r.flags & dns.flags.TC:
-            r = dns.query.tcp(q, target.address, port=target.port, timeout=self.timeout)
+            try:
+                r = dns.query.tcp(q, target.address, port=target.port, timeout=self.timeout)
+            except (OSError, EOFError, dns.exception.DNSException) as e:
+                raise Truncated(e)
         return r
 
     def ask(self, target, name, rdtype):
@@ -237,6 +250,10 @@ class Resolver:
             tries += 1
             try:
                 r = self._exchange(q, target)
+            except Truncated as e:
+                return Observed(error='%s answered over UDP with a truncated reply (TC flag) and '
+                                'asking again over TCP failed (%s): DNS servers must answer '
+                                'over TCP too (RFC 7766); allow TCP to it' % (where, e.reason))
             except dns.exception.Timeout:
                 if tries <= self.retries:
                     continue
@@ -316,7 +333,8 @@ class Resolver:
 def poll(attempt, wait_timeout, interval=1.0, max_interval=10.0, clock=time.monotonic,
          sleep=time.sleep):
     """Call ``attempt() -> (done, value)`` until done or ``wait_timeout`` seconds have passed;
-    the pause doubles from ``interval`` up to ``max_interval`` and never overshoots the deadline.
+    the pause doubles from ``interval`` up to ``max_interval`` (each with 10 % jitter, so many
+    hosts checking at once spread out) and never overshoots the deadline.
     Returns (value, rounds, elapsed seconds)."""
     start = clock()
     deadline = start + max(wait_timeout, 0)
@@ -328,7 +346,7 @@ def poll(attempt, wait_timeout, interval=1.0, max_interval=10.0, clock=time.mono
         now = clock()
         if done or now >= deadline:
             return value, rounds, now - start
-        sleep(min(delay, deadline - now))
+        sleep(min(delay * random.uniform(0.9, 1.1), deadline - now))
         delay = min(delay * 2, max_interval)
 
 
@@ -374,7 +392,7 @@ class CheckRun:
                 host, ns_port = split_host_port(text, port)
                 targets.extend(make_targets(host, ns_port, AUTHORITATIVE, server, label=text))
         elif server is not None:
-            self.zone = name_text(to_name(p['zone'])) if p.get('zone') \
+            self.zone = name_text(to_name(p['zone'], what='zone')) if p.get('zone') \
                 else server.find_zone(expect.domain)
             if not to_name(expect.domain).is_subdomain(to_name(self.zone)):
                 raise RecordError('domain %s is not inside zone %s' % (expect.domain, self.zone))

@@ -18,9 +18,11 @@ import re
 import socket
 import traceback
 
+from ansible_collections.exchangeonline.mail.plugins.module_utils._options import PORT, seconds
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
     DNSSEC_TYPES,
     RRset,
+    RecordError,
     name_text,
     to_name,
 )
@@ -65,6 +67,7 @@ def dns_argument_spec():
     )
 
 
+DNS_LIMITS = {'port': PORT, 'timeout': seconds(300)}
 DNS_MUTUALLY_EXCLUSIVE = [('key_secret', 'key_file')]
 DNS_REQUIRED_BY = {'key_secret': 'key_name'}
 
@@ -72,24 +75,54 @@ DNS_REQUIRED_BY = {'key_secret': 'key_name'}
 class DnsError(Exception):
     """A failure with the phase it happened in; ``str()`` is the whole message for the user."""
 
-    def __init__(self, phase, message, rcode=None):
+    def __init__(self, phase, message, rcode=None, fields=None):
         super(DnsError, self).__init__('%s: %s' % (phase, message))
         self.phase = phase
         self.rcode = rcode
+        self.fields = dict(fields or {})  # result keys the failed task still carries
 
 
 class ConcurrentChange(DnsError):
     """The server rejected the UPDATE's prerequisites: the zone changed after it was read."""
 
 
+class UpdateOutcomeUnknown(DnsError):
+    """The UPDATE was sent, but no usable answer says whether the server applied it."""
+
+
+def _lost_reply(server, exc):
+    """Why the answer to a sent UPDATE is missing, in words."""
+    if isinstance(exc, (dns.exception.Timeout, socket.timeout, TimeoutError)):
+        what = 'no answer within %.1f s' % server.timeout
+    elif isinstance(exc, EOFError):
+        what = 'the server closed the connection without an answer'
+    elif isinstance(exc, ConnectionResetError):
+        what = 'the connection was reset'
+    elif isinstance(exc, (dns.tsig.BadSignature, dns.tsig.BadTime, dns.tsig.BadAlgorithm)):
+        what = 'the answer failed TSIG verification (%s)' % exc
+    elif isinstance(exc, dns.exception.DNSException):
+        what = 'an unusable answer (%s: %s)' % (type(exc).__name__, exc)
+    else:
+        what = 'a network error (%s: %s)' % (type(exc).__name__, exc)
+    return 'the update was sent to %s, but %s' % (server.where, what)
+
+
 # -- TSIG -------------------------------------------------------------------------------------
 def read_key_file(path, key_name=None):
     """(name, algorithm, secret) from a BIND key file (``tsig-keygen`` output)."""
     try:
-        with open(path, encoding='utf-8') as f:
-            text = f.read()
+        with open(path, 'rb') as f:
+            raw = f.read(65537)
     except (IOError, OSError) as e:
         raise DnsError('key', 'cannot read key_file %s: %s' % (path, e))
+    if len(raw) > 65536:
+        raise DnsError('key', 'key_file %s is larger than 64 KiB: it is not a BIND key file'
+                       % path)
+    try:
+        text = raw.decode('utf-8')
+    except UnicodeDecodeError as e:
+        raise DnsError('key', 'key_file %s is not a text file (byte %d is not UTF-8): give the '
+                       'key file tsig-keygen wrote' % (path, e.start))
     text = _strip_comments(text)
     keys = []
     for m in re.finditer(r'key\s+"?([^"\s{]+)"?\s*\{(.*?)\}\s*;', text, re.S):
@@ -136,10 +169,13 @@ def make_keyring(params):
         base64.b64decode(secret, validate=True)
     except (binascii.Error, ValueError, TypeError):
         raise DnsError('key', 'the TSIG secret of key %s is not valid base64' % name)
-    keyname = dns.name.from_text(name)
+    try:
+        keyname = to_name(name, what='key_name')
+    except RecordError as e:
+        raise DnsError('key', str(e))
     algo = dns.name.from_text(algorithm if algorithm != 'hmac-md5'
                               else 'hmac-md5.sig-alg.reg.int')
-    keyring = dns.tsigkeyring.from_text({name: (algo.to_text(), secret)})
+    keyring = dns.tsigkeyring.from_text({keyname.to_text(): (algo.to_text(), secret)})
     return keyring, keyname, algo
 
 
@@ -180,8 +216,13 @@ class DnsServer:
 
     def _resolve(self, server):
         try:
+            to_name(server, what='server')  # an address is a valid name too
+        except RecordError as e:
+            raise DnsError('input', '%s. Give the host name or IP address of the DNS server.'
+                           % e)
+        try:
             infos = socket.getaddrinfo(server, self.port, 0, socket.SOCK_STREAM)
-        except socket.gaierror as e:
+        except (socket.gaierror, UnicodeError) as e:
             raise DnsError('connect', 'cannot resolve the DNS server name %s: %s. Give its IP '
                            'address as server.' % (server, e))
         return infos[0][4][0]
@@ -224,20 +265,80 @@ class DnsServer:
         return None
 
     def exchange(self, phase, message):
-        """Send ``message``; return the response. All failures become DnsError."""
+        """Send a query ``message``; return the response. All failures become DnsError."""
         try:
-            if self.protocol == 'udp' and message.opcode() == dns.opcode.QUERY:
-                # a truncated answer is asked again over TCP
-                return dns.query.udp_with_fallback(message, self.address, port=self.port,
-                                                   timeout=self.timeout)[0]
             if self.protocol == 'udp':
-                return dns.query.udp(message, self.address, port=self.port, timeout=self.timeout)
+                try:
+                    return dns.query.udp(message, self.address, port=self.port,
+                                         timeout=self.timeout, raise_on_truncation=True)
+                except dns.message.Truncated:
+                    return self._tcp_after_truncation(phase, message)
             return dns.query.tcp(message, self.address, port=self.port, timeout=self.timeout)
+        except DnsError:
+            raise
         except Exception as e:  # translated below; anything unknown is re-raised
             err = self._explain(phase, e)
             if err is None:
                 raise
             raise err
+
+    def _tcp_after_truncation(self, phase, message):
+        """The question again over TCP, after a truncated UDP answer (RFC 7766 section 5)."""
+        try:
+            return dns.query.tcp(message, self.address, port=self.port, timeout=self.timeout)
+        except Exception as e:
+            err = self._explain(phase, e)
+            if err is None:
+                raise
+            if isinstance(e, ConnectionRefusedError):
+                why = 'the TCP connection was refused'
+            elif isinstance(e, dns.exception.Timeout):
+                why = 'no answer over TCP within %.1f s' % self.timeout
+            else:
+                why = 'over TCP: %s' % str(err).split(': ', 1)[-1]
+            raise DnsError(phase, '%s answered over UDP with a truncated reply (TC flag): the '
+                           'answer does not fit in a UDP datagram, and asking again over TCP '
+                           'failed (%s). DNS servers must answer over TCP too (RFC 7766): allow '
+                           'TCP port %d to the server.' % (self.where, why, self.port),
+                           rcode=err.rcode)
+
+    def send_update(self, message):
+        """The server's answer to an UPDATE message.
+
+        Until the message is on its way, failures are DnsError (nothing was sent, so nothing
+        changed); from then on, a missing or unusable answer is UpdateOutcomeUnknown: the server
+        may have applied the update, and only a read of the zone can tell."""
+        family = socket.AF_INET6 if ':' in self.address else socket.AF_INET
+        kind = socket.SOCK_STREAM if self.protocol == 'tcp' else socket.SOCK_DGRAM
+        sock = socket.socket(family, kind)
+        try:
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect((self.address, self.port))
+            except (socket.timeout, TimeoutError):
+                raise DnsError('apply', 'no connection to %s within %.1f s, so the update was '
+                               'not sent. Check server, port and firewalls, or raise timeout.'
+                               % (self.where, self.timeout))
+            except OSError as e:
+                raise self._explain('apply', e)
+            sock.setblocking(False)
+            try:
+                if self.protocol == 'tcp':
+                    return dns.query.tcp(message, self.address, port=self.port,
+                                         timeout=self.timeout, sock=sock)
+                return dns.query.udp(message, self.address, port=self.port,
+                                     timeout=self.timeout, sock=sock)
+            except dns.tsig.PeerError as e:
+                # a TSIG error in the answer: the server refused the message unprocessed
+                raise self._explain('apply', e)
+            except ConnectionRefusedError as e:
+                if self.protocol == 'udp':  # ICMP port unreachable: the datagram was not taken
+                    raise self._explain('apply', e)
+                raise UpdateOutcomeUnknown('apply', _lost_reply(self, e))
+            except Exception as e:
+                raise UpdateOutcomeUnknown('apply', _lost_reply(self, e))
+        finally:
+            sock.close()
 
     def query(self, name, rdtype, phase='read'):
         q = dns.message.make_query(name, rdtype, use_edns=True, payload=4096)
@@ -385,7 +486,7 @@ class DnsServer:
     def apply_update(self, zone, changes):
         """Send the changes as one UPDATE. ConcurrentChange when the prerequisites fail."""
         u = self.build_update(zone, changes)
-        r = self.exchange('apply', u)
+        r = self.send_update(u)
         rcode = dns.rcode.to_text(r.rcode())
         if rcode == 'NOERROR':
             return

@@ -8,10 +8,16 @@ the module process and for the in-process path of the action plugins alike."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import traceback
+
 from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import GraphError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import IdentityError
+from ansible_collections.exchangeonline.mail.plugins.module_utils._options import check_options
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import DnsError
+
+# The start of the message of an exception no engine expected: tests look for it.
+UNEXPECTED = 'unexpected error'
 
 
 def run_work(work):
@@ -22,19 +28,37 @@ def run_work(work):
         return {'failed': True, 'msg': '%s: %s' % (e.phase, e), 'phase': e.phase,
                 'changed': False}
     except DnsError as e:
-        return {'failed': True, 'msg': str(e), 'phase': e.phase, 'rcode': e.rcode,
-                'changed': False}
+        result = {'failed': True, 'msg': str(e), 'phase': e.phase, 'rcode': e.rcode,
+                  'changed': False}
+        result.update(e.fields)
+        return result
     except IdentityError as e:
         return {'failed': True, 'msg': str(e), 'phase': e.phase, 'aadsts': e.aadsts,
                 'changed': False}
     except GraphError as e:
         return {'failed': True, 'msg': str(e), 'phase': e.phase, 'status': e.status,
                 'code': e.code, 'request_id': e.request_id, 'changed': False}
+    except Exception as e:  # pylint: disable=broad-except
+        # A bug, not the user's fault: say so, and keep the trace for -vvv and bug reports.
+        return {'failed': True, 'changed': False, 'phase': 'internal',
+                'msg': '%s (a bug in exchangeonline.mail; please report it with this message): '
+                       '%s: %s' % (UNEXPECTED, type(e).__name__, str(e)[:500]),
+                'exception': traceback.format_exc()}
 
 
-def run_module(module, work):
-    """Run ``work()`` inside an AnsibleModule and exit with its result."""
-    result = run_work(work)
+def checked_work(work, params, check_mode, diff_mode, argument_spec, limits):
+    """The work of a module call, after the option checks of _options."""
+    def run():
+        check_options(params, argument_spec, limits)
+        return work(params, check_mode, diff_mode)
+    return run
+
+
+def run_module(module, work, limits):
+    """Run ``work(params, check_mode, diff_mode)`` inside an AnsibleModule and exit with its
+    result; ``limits`` are the module's numeric ranges (see _options.check_options)."""
+    result = run_work(checked_work(work, module.params, module.check_mode, module._diff,
+                                   module.argument_spec, limits))
     for warning in result.pop('warnings', []):
         module.warn(warning)
     if result.pop('failed', False):

@@ -128,9 +128,14 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
     HAS_M365_LIBS,
     M365_IMPORT_ERROR,
+    M365_LIMITS,
     m365_argument_spec,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._options import seconds
 from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
+
+
+LIMITS = dict(M365_LIMITS, verify_timeout=seconds(86400, above=False))
 
 
 def module_kwargs():
@@ -165,7 +170,7 @@ def main():
     if not HAS_M365_LIBS:
         module.fail_json(msg=missing_required_lib('msal and requests'),
                          exception=M365_IMPORT_ERROR)
-    run_module(module, lambda: work(module.params, module.check_mode, module._diff))
+    run_module(module, work, LIMITS)
 
 
 if __name__ == '__main__':

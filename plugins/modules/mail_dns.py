@@ -313,14 +313,20 @@ phase:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.exchangeonline.mail.plugins.module_utils._options import PREFERENCE, TTL
 from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
 from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import (
+    DNS_LIMITS,
     DNS_MUTUALLY_EXCLUSIVE,
     DNS_REQUIRED_BY,
     DNSPYTHON_IMPORT_ERROR,
     HAS_DNSPYTHON,
     dns_argument_spec,
 )
+
+
+LIMITS = dict(DNS_LIMITS, mx_preference=PREFERENCE, ttl=TTL,
+              **{'legacy_mx.preference': PREFERENCE})
 
 
 def module_kwargs():
@@ -373,7 +379,7 @@ def main():
     module = AnsibleModule(**module_kwargs())
     if not HAS_DNSPYTHON:
         module.fail_json(msg=missing_required_lib('dnspython'), exception=DNSPYTHON_IMPORT_ERROR)
-    run_module(module, lambda: work(module.params, module.check_mode, module._diff))
+    run_module(module, work, LIMITS)
 
 
 if __name__ == '__main__':

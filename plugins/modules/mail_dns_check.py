@@ -338,8 +338,10 @@ phase:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.exchangeonline.mail.plugins.module_utils._options import PREFERENCE, seconds
 from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
 from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import (
+    DNS_LIMITS,
     DNS_MUTUALLY_EXCLUSIVE,
     DNS_REQUIRED_BY,
     DNSPYTHON_IMPORT_ERROR,
@@ -348,6 +350,10 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 impor
 )
 
 CHECK_CHOICES = ['mx', 'autodiscover', 'spf', 'dmarc', 'dkim', 'verification']
+
+
+LIMITS = dict(DNS_LIMITS, mx_preference=PREFERENCE, wait_timeout=seconds(86400, above=False),
+              interval=seconds(3600), max_interval=seconds(3600))
 
 
 def module_kwargs():
@@ -397,7 +403,7 @@ def main():
     module = AnsibleModule(**module_kwargs())
     if not HAS_DNSPYTHON:
         module.fail_json(msg=missing_required_lib('dnspython'), exception=DNSPYTHON_IMPORT_ERROR)
-    run_module(module, lambda: work(module.params, module.check_mode, module._diff))
+    run_module(module, work, LIMITS)
 
 
 if __name__ == '__main__':

@@ -36,23 +36,25 @@ class InProcessAction(ActionBase):
     TRANSFERS_FILES = False
 
     def _module_code(self):
-        """The module's Python module when it can run here, else None."""
-        if os.environ.get('EXO_MAIL_INPROCESS', '1') == '0':
-            return None
-        if self._task.async_val or self._play_context.become:
-            return None
-        if getattr(self._connection, '_load_name', None) not in LOCAL_CONNECTIONS:
-            return None
+        """The module's Python module (its argument spec, limits and work), or None when it
+        cannot even be imported here (the module process then reports why)."""
         namespace, collection, name = self.MODULE.split('.')
         try:
-            code = importlib.import_module('ansible_collections.%s.%s.plugins.modules.%s'
+            return importlib.import_module('ansible_collections.%s.%s.plugins.modules.%s'
                                            % (namespace, collection, name))
         except ImportError:
             return None
-        if getattr(code, 'HAS_DNSPYTHON', True) is False or \
-                getattr(code, 'HAS_M365_LIBS', True) is False:
-            return None  # the module process reports the missing library
-        return code
+
+    def _runs_here(self, code):
+        """True when the module's work can run in this process."""
+        if os.environ.get('EXO_MAIL_INPROCESS', '1') == '0':
+            return False
+        if self._task.async_val or self._play_context.become:
+            return False
+        if getattr(self._connection, '_load_name', None) not in LOCAL_CONNECTIONS:
+            return False
+        return getattr(code, 'HAS_DNSPYTHON', True) is not False and \
+            getattr(code, 'HAS_M365_LIBS', True) is not False  # else the module process says so
 
     def run(self, tmp=None, task_vars=None):
         result = super(InProcessAction, self).run(tmp, task_vars)
@@ -63,28 +65,54 @@ class InProcessAction(ActionBase):
                                                module_args=self._task.args,
                                                task_vars=task_vars))
             return result
-
-        from ansible_collections.exchangeonline.mail.plugins.module_utils._run import (
-            run_work)
-
-        kwargs = code.module_kwargs()
-        validator = ArgumentSpecValidator(
-            kwargs['argument_spec'], kwargs.get('mutually_exclusive'),
-            kwargs.get('required_together'), kwargs.get('required_one_of'),
-            kwargs.get('required_if'), kwargs.get('required_by'))
-        validation = validator.validate(dict(self._task.args))
-        no_log_values = validation._no_log_values
-        if validation.error_messages:
-            msg = validation.errors.msg
-            if isinstance(validation.errors[0], UnsupportedError):  # as AnsibleModule says it
-                msg = 'Unsupported parameters for (%s) module: %s' % (self.MODULE, msg)
-            result.update(failed=True, changed=False, msg=msg)
+        params, no_log_values, problem = validate(self.MODULE, code, self._task.args)
+        if problem is not None:
+            # Refused here for both paths: a NUL in an option would make the module process
+            # fail in its syslog call before any check of ours could name the option.
+            result.update(problem)
             return remove_values(result, no_log_values)
-        check_mode = bool(self._play_context.check_mode)
-        diff_mode = bool(self._play_context.diff)
-        outcome = run_work(lambda: code.work(validation.validated_parameters, check_mode,
-                                             diff_mode))
+        if not self._runs_here(code):
+            result.update(self._execute_module(module_name=self.MODULE,
+                                               module_args=self._task.args,
+                                               task_vars=task_vars))
+            return result
+        outcome = run_here(code, params, bool(self._play_context.check_mode),
+                           bool(self._play_context.diff))
         for warning in outcome.pop('warnings', []):
             display.warning(remove_values(warning, no_log_values))
         result.update(outcome)
         return remove_values(result, no_log_values)
+
+
+def validate(module_name, code, args):
+    """(validated params, no_log values, failed result or None): the module's argument spec,
+    then the collection's own option checks, as AnsibleModule and run_module would do them."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_work
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._options import (
+        check_options)
+
+    kwargs = code.module_kwargs()
+    validator = ArgumentSpecValidator(
+        kwargs['argument_spec'], kwargs.get('mutually_exclusive'),
+        kwargs.get('required_together'), kwargs.get('required_one_of'),
+        kwargs.get('required_if'), kwargs.get('required_by'))
+    validation = validator.validate(dict(args))
+    no_log_values = validation._no_log_values
+    if validation.error_messages:
+        msg = validation.errors.msg
+        if isinstance(validation.errors[0], UnsupportedError):  # as AnsibleModule says it
+            msg = 'Unsupported parameters for (%s) module: %s' % (module_name, msg)
+        return None, no_log_values, {'failed': True, 'changed': False, 'msg': msg}
+    params = validation.validated_parameters
+    outcome = run_work(lambda: check_options(params, kwargs['argument_spec'], code.LIMITS))
+    if outcome:
+        return params, no_log_values, outcome
+    return params, no_log_values, None
+
+
+def run_here(code, params, check_mode, diff_mode):
+    """The module's result dict, computed in this process."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._run import (
+        checked_work, run_work)
+    return run_work(checked_work(code.work, params, check_mode, diff_mode,
+                                 code.module_kwargs()['argument_spec'], code.LIMITS))

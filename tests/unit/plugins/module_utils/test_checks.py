@@ -362,16 +362,21 @@ class FakeClock:
         self.now += seconds
 
 
-def test_poll_backs_off_capped_and_stops_at_the_deadline():
+def test_poll_backs_off_capped_with_jitter_and_stops_at_the_deadline():
     clock = FakeClock()
     value, rounds, elapsed = poll(lambda: (False, 'v'), 20, 1, 4, clock=clock, sleep=clock.sleep)
     assert value == 'v'
-    assert clock.sleeps == [1, 2, 4, 4, 4, 4, 1]
-    assert rounds == 8 and elapsed == 20
+    for got, nominal in zip(clock.sleeps, [1, 2, 4, 4, 4]):
+        assert 0.9 * nominal <= got <= 1.1 * nominal
+    assert len(set(clock.sleeps[2:5])) == 3  # jittered: not the same 4 s pause every time
+    assert sum(clock.sleeps) == pytest.approx(20) and elapsed == pytest.approx(20)
+    assert rounds == len(clock.sleeps) + 1
 
 
 def test_poll_stops_when_done_and_zero_timeout_is_one_round():
     clock = FakeClock()
     results = iter([(False, 1), (False, 2), (True, 3)])
-    assert poll(lambda: next(results), 60, 0.5, 10, clock=clock, sleep=clock.sleep) == (3, 3, 1.5)
+    value, rounds, elapsed = poll(lambda: next(results), 60, 0.5, 10, clock=clock,
+                                  sleep=clock.sleep)
+    assert (value, rounds) == (3, 3) and 1.35 <= elapsed <= 1.65
     assert poll(lambda: (False, 0), 0, clock=clock, sleep=clock.sleep) == (0, 1, 0)

@@ -197,12 +197,32 @@ def test_options_from_records_graph_shapes():
         {'name': 'selector1._domainkey.contoso.com', 'type': 'CNAME', 'ttl': 3600,
          'values': ['selector1-contoso-com._domainkey.contoso.onmicrosoft.com']},
     ]
-    assert options_from_records(records) == {
-        'mx_host': 'contoso-com.r-v1.mx.microsoft',
+    assert options_from_records(records) == {  # names absolute, as the planner compares them
+        'mx_host': 'contoso-com.r-v1.mx.microsoft.',
         'spf_include': 'spf.protection.outlook.com',
-        'autodiscover_target': 'autodiscover.outlook.com',
-        'dkim': {'selector1': 'selector1-contoso-com._domainkey.contoso.onmicrosoft.com'},
+        'autodiscover_target': 'autodiscover.outlook.com.',
+        'dkim': {'selector1': 'selector1-contoso-com._domainkey.contoso.onmicrosoft.com.'},
     }
+
+
+@pytest.mark.parametrize('records, message', [
+    ('not a list', 'records must be a list'),
+    ([{'name': 'contoso.com', 'type': 'MX', 'values': ['']}], 'records[0]: MX value'),
+    ([{'name': 'contoso.com', 'type': 'MX', 'values': []}], 'records[0].values'),
+    ([{'name': 'contoso.com', 'type': 'MX', 'values': [7]}], 'records[0].values'),
+    ([{'name': 'contoso.com', 'type': 'MX', 'ttl': 'abc', 'values': ['0 a.example']}],
+     'records[0].ttl must be a whole number'),
+    ([{'name': 'contoso.com', 'type': 'MX', 'ttl': -1, 'values': ['0 a.example']}],
+     'records[0].ttl must be from 0'),
+    ([{'name': 'contoso..com', 'type': 'TXT', 'values': ['x']}], 'records[0].name'),
+    ([{'name': 'contoso.com', 'type': 'CNAME', 'values': ['bad host']}], 'records[0] CNAME target'),
+    ([{'name': 'contoso.com', 'type': 'TXT', 'values': ['"quoted"']}], 'records[0] TXT value'),
+    (['x'], 'records[0] needs name and type'),
+])
+def test_options_from_records_names_the_bad_entry(records, message):
+    with pytest.raises(RecordError) as e:
+        options_from_records(records)
+    assert message in str(e.value)
 
 
 # -- properties -----------------------------------------------------------------------------

@@ -1,0 +1,100 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) exchangeonline.mail contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Private to this collection: may change without notice.
+"""Checks of every module's options that Ansible's argument spec cannot express, made before
+any work starts (and before the module process is started at all, by the action plugins).
+
+* Every number is finite and in its documented range: ``nan`` and ``inf`` pass Ansible's
+  ``float`` conversion, and a ``nan`` deadline never expires.
+* No string anywhere in the options holds a NUL character: it ends a C string in the path of a
+  file, in syslog and in every protocol the collection speaks.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import math
+
+from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
+
+
+class Range:
+    """``low <= value <= high`` (``low < value`` with ``above``)."""
+
+    __slots__ = ('low', 'high', 'above', 'unit')
+
+    def __init__(self, low, high, above=False, unit=''):
+        self.low = low
+        self.high = high
+        self.above = above
+        self.unit = unit
+
+    def describe(self):
+        unit = ' %s' % self.unit if self.unit else ''
+        if self.above:
+            return 'more than %s and at most %s%s' % (self.low, self.high, unit)
+        return 'from %s to %s%s' % (self.low, self.high, unit)
+
+    def check(self, option, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecordError('%s must be a number %s, got %r' % (option, self.describe(), value))
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RecordError('%s must be a finite number %s, got %s'
+                              % (option, self.describe(), value))
+        if value < self.low or (self.above and value == self.low) or value > self.high:
+            raise RecordError('%s must be %s, got %s' % (option, self.describe(), value))
+
+
+def seconds(high, above=True):
+    return Range(0, high, above=above, unit='seconds')
+
+
+PORT = Range(1, 65535)
+PREFERENCE = Range(0, 65535)
+TTL = Range(0, 2147483647, unit='seconds')  # RFC 2181 section 8
+
+
+def check_options(params, argument_spec, limits):
+    """RecordError (phase ``input``) naming the first option that breaks a rule.
+
+    ``limits`` maps option names to Ranges; ``parent.child`` names a suboption (of a dict, or
+    of each element of a list of dicts)."""
+    for option in sorted(argument_spec):
+        _check_value(option, params.get(option), argument_spec[option], option, limits)
+
+
+def _check_value(label, value, spec, path, limits):
+    if value is None:
+        return
+    _check_nul(label, value)
+    if path in limits:
+        limits[path].check(label, value)
+    suboptions = (spec or {}).get('options')
+    if not suboptions:
+        return
+    elements = value if isinstance(value, list) else [value]
+    for index, element in enumerate(elements):
+        if not isinstance(element, dict):
+            continue
+        where = '%s[%d]' % (label, index) if isinstance(value, list) else label
+        for name in sorted(suboptions):
+            _check_value('%s.%s' % (where, name), element.get(name), suboptions[name],
+                         '%s.%s' % (path, name), limits)
+
+
+def _check_nul(label, value, depth=0):
+    if depth > 20:
+        raise RecordError('%s is nested too deeply' % label)
+    if isinstance(value, str):
+        if '\x00' in value:
+            raise RecordError('%s contains a NUL character (\\x00); no name, path or text the '
+                              'collection sends can hold one' % label)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_nul(label, key, depth + 1)
+            _check_nul('%s.%s' % (label, key) if isinstance(key, str) else label, item,
+                       depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_nul('%s[%d]' % (label, index), item, depth + 1)
