@@ -18,7 +18,7 @@ options:
     required: true
   port:
     description:
-      - The server's DNS port.
+      - The server's DNS port, from 1 to 65535.
     type: int
     default: 53
   zone:
@@ -56,7 +56,10 @@ options:
     choices: [tcp, udp]
   timeout:
     description:
-      - Seconds to wait for each answer from the server.
+      - Seconds to wait for each answer from the server; more than 0 and at most 300.
+      - When the answer to an UPDATE does not come within it, the module reads the zone again
+        (three reads over about 3 seconds) to learn whether the update was applied; see
+        RV(ignore:outcome) of M(exchangeonline.mail.mail_dns).
     type: float
     default: 10.0
 requirements:

@@ -55,6 +55,22 @@ PREFERENCE = Range(0, 65535)
 TTL = Range(0, 2147483647, unit='seconds')  # RFC 2181 section 8
 
 
+def check_raw_numbers(args, argument_spec):
+    """RecordError for ``inf`` or ``nan`` given to an ``int`` option, checked on the raw task
+    arguments: some ansible-core versions (2.19) crash converting them instead of refusing."""
+    for option in sorted(argument_spec):
+        spec = argument_spec[option] or {}
+        value = args.get(option)
+        if spec.get('type') == 'int' or spec.get('elements') == 'int':
+            for item in (value if isinstance(value, list) else [value]):
+                if isinstance(item, float) and not math.isfinite(item):
+                    raise RecordError('%s must be a whole number, got %s' % (option, item))
+        if spec.get('options') and isinstance(value, (dict, list)):
+            for element in (value if isinstance(value, list) else [value]):
+                if isinstance(element, dict):
+                    check_raw_numbers(element, spec['options'])
+
+
 def check_options(params, argument_spec, limits):
     """RecordError (phase ``input``) naming the first option that breaks a rule.
 

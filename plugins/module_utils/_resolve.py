@@ -68,41 +68,45 @@ _NO_ROUTE = (errno.ENETUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
 
 
 # -- servers ----------------------------------------------------------------------------------
-def split_host_port(text, default_port):
-    """(host, port) from ``host``, ``host:port``, ``[v6]``, ``[v6]:port`` or a bare IPv6."""
+def split_host_port(text, default_port, what='server'):
+    """(host, port) from ``host``, ``host:port``, ``[v6]``, ``[v6]:port`` or a bare IPv6;
+    ``what`` names the option in messages."""
     if not isinstance(text, str) or not text.strip():
-        raise RecordError('a name server must be a non-empty string, got %r' % (text,))
+        raise RecordError('%s: a name server must be a non-empty string, got %r' % (what, text))
     text = text.strip()
+    shown = '%s %r' % (what, text if len(text) <= 80 else text[:80] + '...')
     port = default_port
     if text.startswith('['):
         host, sep, rest = text[1:].partition(']')
         if not sep or (rest and not rest.startswith(':')):
-            raise RecordError('%r is not a valid server: write an IPv6 address with a port as '
-                              '[2001:db8::53]:53' % text)
+            raise RecordError('%s is not a valid server: write an IPv6 address with a port as '
+                              '[2001:db8::53]:53' % shown)
         port = rest[1:] if rest else port
-        _ip_or_fail(host, text)
+        _ip_or_fail(host, shown)
     elif text.count(':') == 1:
         host, port = text.split(':')
     else:
         host = text
         if ':' in host:
-            _ip_or_fail(host, text)
+            _ip_or_fail(host, shown)
     try:
         port = int(port)
     except (TypeError, ValueError):
-        raise RecordError('%r is not a valid server: the port must be a number' % text)
+        raise RecordError('%s is not a valid server: the port must be a number' % shown)
     if not 0 < port < 65536:
-        raise RecordError('%r is not a valid server: port %d is out of range' % (text, port))
+        raise RecordError('%s is not a valid server: port %d is out of range' % (shown, port))
     if not host:
-        raise RecordError('%r is not a valid server: the host is empty' % text)
+        raise RecordError('%s is not a valid server: the host is empty' % shown)
+    if not is_ip(host):
+        to_name(host, what=what)  # a host name: no spaces, labels of at most 63 octets
     return host, port
 
 
-def _ip_or_fail(host, text):
+def _ip_or_fail(host, shown):
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        raise RecordError('%r is not a valid server: %r is not an IPv6 address' % (text, host))
+        raise RecordError('%s is not a valid server: %r is not an IPv6 address' % (shown, host))
 
 
 def is_ip(host):
@@ -388,8 +392,8 @@ class CheckRun:
         port = p.get('port') or 53
         targets = []
         if p.get('nameservers'):
-            for text in p['nameservers']:
-                host, ns_port = split_host_port(text, port)
+            for index, text in enumerate(p['nameservers']):
+                host, ns_port = split_host_port(text, port, 'nameservers[%d]' % index)
                 targets.extend(make_targets(host, ns_port, AUTHORITATIVE, server, label=text))
         elif server is not None:
             self.zone = name_text(to_name(p['zone'], what='zone')) if p.get('zone') \
@@ -399,8 +403,8 @@ class CheckRun:
             for host in discover_nameservers(server, self.zone):
                 targets.extend(make_targets(host, port, AUTHORITATIVE, server))
         resolvers = []
-        for text in p.get('resolvers') or []:
-            host, r_port = split_host_port(text, 53)
+        for index, text in enumerate(p.get('resolvers') or []):
+            host, r_port = split_host_port(text, 53, 'resolvers[%d]' % index)
             resolvers.extend(make_targets(host, r_port, RESOLVER, server, label=text))
         targets = unique_labels(targets + resolvers)
         if resolvers:

@@ -79,8 +79,9 @@ options:
     type: str
   mx_preference:
     description:
-      - Preference of the Exchange Online MX. Default V(0) for V(full) and O(primary=exo); for
-        V(partial) with O(primary=legacy) the highest legacy preference plus 10.
+      - Preference of the Exchange Online MX, from 0 to 65535. Default V(0) for V(full) and
+        O(primary=exo); for V(partial) with O(primary=legacy) the highest legacy preference plus
+        10.
     type: int
   legacy_mx:
     description:
@@ -143,8 +144,8 @@ options:
     type: str
   ttl:
     description:
-      - TTL of the rrsets this module writes. Default, an existing rrset keeps its TTL and a new
-        one gets 3600. A TTL-only difference is a change.
+      - TTL of the rrsets this module writes, from 0 to 2147483647 (RFC 2181). Default, an
+        existing rrset keeps its TTL and a new one gets 3600. A TTL-only difference is a change.
     type: int
   on_conflict:
     description:
@@ -159,6 +160,8 @@ options:
       - JSON file (mode 0600) that receives the prior rrsets of everything the run touches,
         before the update is sent. A later run to the same file keeps the earliest state of each
         rrset, so one rollback undoes a series of runs. Required for O(state=rollback).
+      - An existing file that is not a backup this module wrote is refused, never overwritten.
+      - The backup is kept when the update's outcome is not known (see RV(outcome)).
     type: path
   force:
     description:
@@ -300,6 +303,24 @@ attempts:
   description: Number of UPDATE attempts (2 when the zone changed underneath and was re-planned).
   returned: when an update was sent
   type: int
+update_reply:
+  description:
+    - V(lost) when the UPDATE was sent but its answer never came (the connection closed, or the
+      answer was later than O(timeout)). The zone is then read again to learn what happened, and
+      the backup is kept whatever the outcome.
+  returned: when the answer to the update was lost
+  type: str
+  sample: lost
+outcome:
+  description:
+    - What a read of the zone showed after a lost answer. V(applied) (the task succeeds, with a
+      warning), V(not applied) (the task fails; nothing changed; run again), or V(unknown) (the
+      task fails with RV(changed=true); the zone holds neither state, or could not be read: check
+      it, then run again or roll back from O(backup_path)).
+    - A failed task still carries RV(plan), RV(before), RV(after) and RV(backup_path) then.
+  returned: when the answer to the update was lost
+  type: str
+  sample: applied
 backup_path:
   description: The backup file.
   returned: when O(backup_path) is set

@@ -156,18 +156,18 @@ options:
     choices: [mx, autodiscover, spf, dmarc, dkim, verification]
   wait_timeout:
     description:
-      - Seconds to keep asking until every server passes. V(0) asks once.
+      - Seconds to keep asking until every server passes, from 0 to 86400. V(0) asks once.
     type: float
     default: 0
   interval:
     description:
-      - Seconds before the second round; the pause doubles after each round up to
-        O(max_interval).
+      - Seconds before the second round, more than 0 and at most 3600; the pause doubles after
+        each round up to O(max_interval). Every pause varies by up to 10 % (jitter).
     type: float
     default: 1.0
   max_interval:
     description:
-      - The longest pause between two rounds, in seconds.
+      - The longest pause between two rounds, in seconds; at least O(interval) and at most 3600.
     type: float
     default: 10.0
 notes:
@@ -330,9 +330,9 @@ elapsed:
   type: float
   sample: 0.042
 phase:
-  description: On a failure before any check ran, where it failed (V(input), V(key),
-    V(connect), V(find zone), V(find name servers)).
-  returned: on such failures
+  description: On a failure, where it failed (V(input), V(key), V(connect), V(find zone),
+    V(find name servers)), or V(check) when every check ran and at least one failed.
+  returned: on failure
   type: str
 '''
 
@@ -395,7 +395,7 @@ def work(params, check_mode, diff_mode):
     from ansible_collections.exchangeonline.mail.plugins.module_utils._resolve import CheckRun
     result = CheckRun(params).run()
     if not result['ok']:
-        result['failed'] = True
+        result.update(failed=True, phase='check')
     return result
 
 

@@ -20,7 +20,7 @@ import os
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
-from ansible.module_utils.errors import UnsupportedError
+from ansible.module_utils.errors import NoLogError, UnsupportedError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -89,9 +89,12 @@ def validate(module_name, code, args):
     then the collection's own option checks, as AnsibleModule and run_module would do them."""
     from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_work
     from ansible_collections.exchangeonline.mail.plugins.module_utils._options import (
-        check_options)
+        check_options, check_raw_numbers)
 
     kwargs = code.module_kwargs()
+    problem = run_work(lambda: check_raw_numbers(dict(args), kwargs['argument_spec']))
+    if problem:
+        return None, [], problem
     validator = ArgumentSpecValidator(
         kwargs['argument_spec'], kwargs.get('mutually_exclusive'),
         kwargs.get('required_together'), kwargs.get('required_one_of'),
@@ -99,8 +102,12 @@ def validate(module_name, code, args):
     validation = validator.validate(dict(args))
     no_log_values = validation._no_log_values
     if validation.error_messages:
-        msg = validation.errors.msg
-        if isinstance(validation.errors[0], UnsupportedError):  # as AnsibleModule says it
+        errors = list(validation.errors)
+        # ansible-core reports a value it cannot scan for no_log first, with a message that
+        # names no option; the error that names it follows.
+        named = [e for e in errors if not isinstance(e, NoLogError)] or errors
+        msg = '; '.join(e.msg for e in named)
+        if isinstance(named[0], UnsupportedError):  # as AnsibleModule says it
             msg = 'Unsupported parameters for (%s) module: %s' % (module_name, msg)
         return None, no_log_values, {'failed': True, 'changed': False, 'msg': msg}
     params = validation.validated_parameters

@@ -12,10 +12,20 @@ COLLECTION = os.path.join(collection_root(), 'exchangeonline', 'mail')
 
 
 def lab_processes():
-    """PIDs of processes that run from a demo lab directory (named, Postfix)."""
-    found = subprocess.run(['pgrep', '-f', 'exo-demo-'], capture_output=True, text=True,
-                           check=False)
-    return set(found.stdout.split())
+    """PIDs of processes that run from a demo lab directory (named, Postfix), read from /proc
+    (a fresh Debian has no pgrep: procps is not in its base system)."""
+    found = set()
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                cmdline = f.read()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if b'exo-demo-' in cmdline:
+            found.add(pid)
+    return found
 
 
 def test_demo_legacy_forward_end_to_end(tmp_path):
