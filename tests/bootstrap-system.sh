@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the lab and the tests need (BIND 9 and its tools, Postfix and
-# ShellCheck) when they are missing.
+# Installs the Debian packages the lab and the tests need (BIND 9 and its tools, Knot DNS, Postfix
+# and ShellCheck) when they are missing.
 set -euo pipefail
 missing=()
 command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || missing+=(bind9)
 command -v tsig-keygen >/dev/null 2>&1 || [ -x /usr/sbin/tsig-keygen ] || missing+=(bind9-utils)
 command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
+# Knot DNS: the lab runs private instances of it (tests/lab/knot.py), never the system one.
+command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ] || missing+=(knot)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)  # ansible-test sanity uses it
 # Postfix: the lab runs private instances of it (tests/lab/postfix.py), never the system one.
 [ -x /usr/sbin/postfix ] || missing+=(postfix)
@@ -23,6 +25,10 @@ if [[ " ${missing[*]} " == *" postfix "* ]]; then
     # No debconf question, and no system configuration: without /etc/postfix/main.cf the
     # package's own instance cannot start.
     echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
+fi
+knot_new=0
+if [[ " ${missing[*]} " == *" knot "* ]]; then
+    knot_new=1
 fi
 # Services must not start during the install (Docker images ship such a policy already).
 policy=/usr/sbin/policy-rc.d
@@ -43,5 +49,19 @@ if [ "$postfix_new" -eq 1 ]; then
     fi
     if [ -f /etc/postfix/main.cf ] && /usr/sbin/postfix status >/dev/null 2>&1; then
         /usr/sbin/postfix stop || true
+    fi
+fi
+if [ "$knot_new" -eq 1 ]; then
+    # The system Knot stays stopped and off: nothing of it may listen on port 53. systemctl
+    # disable also works without a running systemd (it removes the unit's link and calls
+    # update-rc.d); update-rc.d covers a machine without systemctl.
+    if [ -d /run/systemd/system ]; then
+        systemctl disable --now knot.service >/dev/null 2>&1 || true
+    elif command -v systemctl >/dev/null 2>&1; then
+        systemctl disable knot.service >/dev/null 2>&1 || true
+    fi
+    update-rc.d knot disable >/dev/null 2>&1 || true
+    if /usr/sbin/knotc -t 5 status >/dev/null 2>&1; then
+        /usr/sbin/knotc -t 5 stop >/dev/null || true
     fi
 fi

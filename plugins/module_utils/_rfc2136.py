@@ -188,6 +188,7 @@ class Snapshot:
         self.serial = serial
         self.rrsets = rrsets
         self.method = method
+        self.warnings = []  # why it was read the way it was, for the user
 
     def at(self, names):
         names = set(names)
@@ -232,15 +233,23 @@ class DnsServer:
         return '%s port %d/%s' % (self.server_text, self.port, self.protocol)
 
     def _explain(self, phase, exc):
-        """Turn a dnspython/socket exception into a DnsError with what to do."""
+        """Turn a dnspython/socket exception into a DnsError with what to do. The TSIG errors
+        BADKEY and BADSIG the server sent are kept in the error's ``tsig_error``."""
         key = self.keyname.to_text(omit_final_dot=True) if self.keyname else None
         if isinstance(exc, dns.tsig.PeerBadKey):
-            return DnsError(phase, '%s does not know the TSIG key %s (BADKEY). Check key_name '
-                            'and that the key is configured on the server.' % (self.where, key))
+            err = DnsError(phase, '%s does not know the TSIG key %s (BADKEY): the key is unknown '
+                           'to it. Check key_name and key_algorithm, and that the key is '
+                           'configured on the server (BIND: a key statement; Knot DNS: the key '
+                           'section and an acl of the zone that names the key).'
+                           % (self.where, key))
+            err.tsig_error = 'BADKEY'
+            return err
         if isinstance(exc, dns.tsig.PeerBadSignature):
-            return DnsError(phase, '%s rejected the TSIG signature of key %s (BADSIG): the '
-                            'key_secret or key_algorithm does not match the server\'s key.'
-                            % (self.where, key))
+            err = DnsError(phase, '%s rejected the TSIG signature of key %s (BADSIG): the '
+                           'key_secret or key_algorithm does not match the server\'s key.'
+                           % (self.where, key))
+            err.tsig_error = 'BADSIG'
+            return err
         if isinstance(exc, dns.tsig.PeerBadTime):
             return DnsError(phase, '%s rejected the TSIG time (BADTIME): this machine\'s clock '
                             'and the server\'s differ by more than 5 minutes.' % self.where)
@@ -384,7 +393,31 @@ class DnsServer:
             if e.rcode not in ('REFUSED', 'NOTAUTH', 'NOTIMP', 'SERVFAIL') and \
                     not getattr(e, 'transfer_blocked', False):
                 raise
-        return self._read_queries(zone, names)
+            refused = e
+        key = self.keyname.to_text(omit_final_dot=True) if self.keyname else None
+        # A signed transfer refused: either the key is unknown (the queries get BADKEY too) or
+        # it is only kept from transferring the zone (the queries work).
+        key_refused = key is not None and refused.rcode in ('REFUSED', 'NOTAUTH')
+        try:
+            snapshot = self._read_queries(zone, names)
+        except DnsError as e:
+            if key_refused and getattr(e, 'tsig_error', None) == 'BADKEY':
+                raise DnsError('read', '%s does not know the TSIG key %s: it refused the key for '
+                               'the zone transfer of %s and for queries (BADKEY), so the key is '
+                               'unknown to it, not only kept from transferring the zone. Check '
+                               'key_name and key_algorithm, and that the key is configured on '
+                               'the server (BIND: a key statement; Knot DNS: the key section '
+                               'and an acl of the zone that names the key).'
+                               % (self.where, key, zone), rcode='NOTAUTH')
+            raise
+        if key_refused:
+            snapshot.warnings.append(
+                '%s: the TSIG key %s is not allowed to transfer %s, though the server accepts '
+                'it for queries, so the records were read with signed queries (read_method: '
+                'query). To read by zone transfer, allow the key to transfer the zone (BIND: '
+                'allow-transfer { key "%s"; }; Knot DNS: an acl with key: %s and action: '
+                'transfer).' % (str(refused).split(': ', 1)[-1], key, zone, key, key))
+        return snapshot
 
     def _read_axfr(self, zone):
         try:
@@ -397,6 +430,15 @@ class DnsServer:
             rcode = dns.rcode.to_text(e.rcode)
             raise DnsError('read', '%s refused the zone transfer of %s (%s)'
                            % (self.where, zone, rcode), rcode=rcode)
+        except (dns.tsig.PeerBadKey, dns.tsig.PeerBadSignature) as e:
+            # RFC 8945 5.3: NOTAUTH with a TSIG error. Knot DNS answers so when the zone's
+            # transfer ACL names no key (it matches only unsigned requests), even for a key it
+            # accepts for queries and updates: whether the key is unknown, the queries tell.
+            tsig_error = 'BADKEY' if isinstance(e, dns.tsig.PeerBadKey) else 'BADSIG'
+            err = DnsError('read', '%s refused the TSIG-signed zone transfer of %s (NOTAUTH, TSIG '
+                           'error %s)' % (self.where, zone, tsig_error), rcode='NOTAUTH')
+            err.tsig_error = tsig_error
+            raise err
         except dns.exception.FormError as e:
             raise DnsError('read', 'zone transfer of %s from %s failed: %s' % (zone, self.where, e),
                            rcode='NOTIMP')

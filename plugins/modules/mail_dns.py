@@ -296,7 +296,13 @@ serial_after:
   returned: always
   type: int
 read_method:
-  description: How the zone was read, V(axfr) or V(query).
+  description:
+    - How the zone was read, V(axfr) or V(query).
+    - V(query) when the server refused the zone transfer. A transfer refused to the TSIG key
+      (REFUSED, or NOTAUTH with the TSIG error BADKEY or BADSIG, as Knot DNS answers when the
+      zone's transfer ACL names no key) is read with signed queries, and a warning says that the
+      key is not allowed to transfer the zone. When the queries get BADKEY too, the task fails
+      saying that the server does not know the key.
   returned: always
   type: str
 attempts:

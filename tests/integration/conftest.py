@@ -1,4 +1,5 @@
-"""Fixtures for integration tests: a real BIND 9 per test and ansible-playbook runs."""
+"""Fixtures for integration tests: a real BIND 9 (or Knot DNS) per test and ansible-playbook
+runs."""
 
 import os
 import shutil
@@ -7,9 +8,15 @@ import pytest
 
 from tests.lab.ansible_runner import run_playbook
 from tests.lab.bind import BindServer, zone_template
+from tests.lab.knot import KnotServer
 
 ZONE = 'contoso.test'
 IDN_ZONE = 'xn--bcher-kva.test'
+
+
+def lab_zones():
+    return {ZONE: zone_template('contoso.test.zone'),
+            IDN_ZONE: zone_template('xn--bcher-kva.test.zone')}
 
 
 @pytest.fixture
@@ -17,12 +24,28 @@ def bind(tmp_path):
     """named on 127.0.0.1 with the legacy contoso.test zone and the IDN zone bücher.test."""
     if not shutil.which('named') and not os.path.exists('/usr/sbin/named'):
         pytest.fail('named is not installed: run make test (it installs bind9)')
-    server = BindServer({ZONE: zone_template('contoso.test.zone'),
-                         IDN_ZONE: zone_template('xn--bcher-kva.test.zone')},
-                        workdir=str(tmp_path / 'bind'))
+    server = BindServer(lab_zones(), workdir=str(tmp_path / 'bind'))
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def knot(tmp_path):
+    """knotd on 127.0.0.1 with the same zones; the key may update them, and zone transfers are
+    allowed by address only (the transfer ACL names no key), so mail_dns reads by queries."""
+    if not shutil.which('knotd') and not os.path.exists('/usr/sbin/knotd'):
+        pytest.fail('knotd is not installed: run make test (it installs knot)')
+    server = KnotServer(lab_zones(), workdir=str(tmp_path / 'knot'), transfer='address')
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=['bind', 'knot'])
+def server(request):
+    """Each lab authoritative server in turn: BIND 9, then Knot DNS (the fixtures above)."""
+    return request.getfixturevalue(request.param)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""mail_dns_check against a real BIND 9, driven by real ansible-playbook runs.
+"""mail_dns_check against a real BIND 9 (and Knot DNS), driven by real ansible-playbook runs.
 
 The lab zone's NS is ns1.contoso.test with A 127.0.0.1: the check must find it there and ask it
 on the lab's port. Assertions are about what a user reads: the per-check, per-server results and
@@ -49,15 +49,15 @@ def checks_of(result):
     return dict((c['name'], c) for c in result['checks'])
 
 
-def test_finds_the_ns_and_reports_what_is_missing_before_the_migration(bind, play):
-    run = play([check(bind, pattern='full')])
+def test_finds_the_ns_and_reports_what_is_missing_before_the_migration(server, play):
+    run = play([check(server, pattern='full')])
     r = run.last['result']
     assert run.last['status'] == 'failed'
     assert r['ok'] is False and r['changed'] is False
     # NS discovery: ns1.contoso.test, its A record from the server, asked on the lab's port.
     assert r['zone'] == APEX
     assert r['servers'] == [{'name': 'ns1.contoso.test', 'host': 'ns1.contoso.test.',
-                             'address': '127.0.0.1', 'port': bind.port, 'kind': 'authoritative',
+                             'address': '127.0.0.1', 'port': server.port, 'kind': 'authoritative',
                              'reachable': True}]
     checks = checks_of(r)
     assert [c['name'] for c in r['checks']] == ['mx', 'autodiscover', 'spf', 'dmarc']
@@ -77,15 +77,15 @@ def test_finds_the_ns_and_reports_what_is_missing_before_the_migration(bind, pla
     assert 'autodiscover failed on ns1.contoso.test: no CNAME' in r['msg']
     assert 'exchangeonline.mail.mail_dns' in r['msg']
     # Read-only: nothing but queries reached the server.
-    assert bind.updates_seen() == []
+    assert server.updates_seen() == []
 
 
 @pytest.mark.parametrize('pattern, primary', [('full', 'legacy'), ('partial', 'legacy'),
                                               ('partial', 'exo'), ('legacy_forward', 'legacy')])
-def test_every_check_passes_after_mail_dns(bind, play, pattern, primary):
+def test_every_check_passes_after_mail_dns(server, play, pattern, primary):
     values = dict(pattern=pattern, primary=primary, dkim=DKIM, verification_txt=VERIFICATION,
                   dmarc=DMARC)
-    run = play([apply(bind, **values), check(bind, **values)])
+    run = play([apply(server, **values), check(server, **values)])
     assert run.task('mail_dns')['result']['changed'] is True
     result = run.task('mail_dns_check')
     r = result['result']
@@ -100,7 +100,7 @@ def test_every_check_passes_after_mail_dns(bind, play, pattern, primary):
         (k, v + '.') for k, v in DKIM.items())
     if pattern == 'full':
         # check mode changes nothing in a read-only module: same verdict
-        run = play([check(bind, **values)], check=True)
+        run = play([check(server, **values)], check=True)
         assert run.last['status'] == 'ok' and run.last['result']['ok'] is True
 
 

@@ -2,27 +2,19 @@
 
 Each instance gets its own directory, a free port, a fresh TSIG key and clean copies of its zones;
 it is stopped by PID. named logs updates and queries to ``named.log`` so tests can prove that no
-UPDATE reached the server.
+UPDATE reached the server. What tests ask of it (query, rrset, axfr, update, ...) is
+``LabDnsServer`` in tests/lab/dns_server.py, shared with Knot DNS (tests/lab/knot.py).
 """
 
 import base64
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
-import time
 
-import dns.message
-import dns.name
-import dns.query
-import dns.rcode
-import dns.rdatatype
-import dns.tsigkeyring
-import dns.update
-import dns.zone
+from tests.lab.dns_server import LabDnsServer
 
 ZONES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'zones')
 
@@ -50,7 +42,7 @@ def zone_template(name):
         return f.read()
 
 
-class BindServer:
+class BindServer(LabDnsServer):
     """named serving ``zones`` ({origin: zone file text}) on 127.0.0.1:port with TSIG updates."""
 
     def __init__(self, zones, workdir=None, key_name='exo-lab-key', algorithm='hmac-sha256',
@@ -138,93 +130,9 @@ logging {
             cmd += ['-u', 'root']
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                      stderr=open(os.path.join(self.workdir, 'named.stderr'), 'w'))
-        deadline = time.monotonic() + 15
-        first = next(iter(self.zones))
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                with open(os.path.join(self.workdir, 'named.stderr'), encoding='utf-8') as f:
-                    raise RuntimeError('named exited: %s' % f.read()[-3000:])
-            try:
-                if self.soa_serial(first) is not None:
-                    return self
-            except Exception:  # not listening yet
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError('named did not answer within 15 s')
+        return self._wait_serving(os.path.join(self.workdir, 'named.stderr'), 'named')
 
-    def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    # -- what tests look at -------------------------------------------------------------------
-    @property
-    def keyring(self):
-        return dns.tsigkeyring.from_text({self.key_name: (self.algorithm, self.key_secret)})
-
-    def module_args(self):
-        """The DNS connection options of the collection's modules for this server."""
-        return dict(server='127.0.0.1', port=self.port, key_name=self.key_name,
-                    key_secret=self.key_secret, key_algorithm=self.algorithm)
-
-    def query(self, name, rdtype):
-        q = dns.message.make_query(name, rdtype)
-        return dns.query.tcp(q, '127.0.0.1', port=self.port, timeout=5)
-
-    def soa_serial(self, zone):
-        r = self.query(zone, 'SOA')
-        for rrset in r.answer:
-            if rrset.rdtype == dns.rdatatype.SOA:
-                return rrset[0].serial
-        return None
-
-    def axfr(self, zone, with_soa=False):
-        """The zone as sorted (name, ttl, type, rdata) tuples from a TSIG-signed AXFR."""
-        z = dns.zone.from_xfr(dns.query.xfr('127.0.0.1', zone, port=self.port,
-                                            keyring=self.keyring, keyname=self.key_name,
-                                            timeout=10))
-        out = []
-        for name, node in z.nodes.items():
-            for rds in node.rdatasets:
-                if rds.rdtype == dns.rdatatype.SOA and not with_soa:
-                    continue
-                for rd in rds:
-                    out.append((name.derelativize(z.origin).to_text().lower(), rds.ttl,
-                                dns.rdatatype.to_text(rds.rdtype), rd.to_text(origin=z.origin, relativize=False)))
-        return sorted(out)
-
-    def rrset(self, name, rdtype):
-        """(ttl, sorted rdata texts) of one rrset, or None."""
-        r = self.query(name, rdtype)
-        for rrset in r.answer:
-            if rrset.rdtype == dns.rdatatype.from_text(rdtype):
-                return rrset.ttl, sorted(rd.to_text() for rd in rrset)
-        return None
-
-    def update(self, zone, build):
-        """Send one signed UPDATE built by ``build(update_message)``; returns the rcode text."""
-        u = dns.update.UpdateMessage(zone, keyring=self.keyring, keyname=self.key_name)
-        build(u)
-        r = dns.query.tcp(u, '127.0.0.1', port=self.port, timeout=5)
-        return dns.rcode.to_text(r.rcode())
-
-    def log_text(self):
-        with open(self.log_file, encoding='utf-8', errors='replace') as f:
-            return f.read()
-
+    # -- what named logged --------------------------------------------------------------------
     def update_messages(self, zone=None):
         """How many UPDATE messages for ``zone`` (or any zone) named logged as changing it or as
         failing a prerequisite. Prerequisite-only messages that succeed leave no such line.
@@ -243,3 +151,8 @@ logging {
         """Every log line that shows an UPDATE reaching named (any zone, any outcome)."""
         return [line for line in self.log_text().splitlines()
                 if ' update-security: ' in line or ' update: ' in line]
+
+    def reads_seen(self):
+        """Every log line that shows a query or a zone transfer reaching named."""
+        return [line for line in self.log_text().splitlines()
+                if ' queries: ' in line or ' xfer-out: ' in line]
