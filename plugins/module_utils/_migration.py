@@ -218,7 +218,8 @@ class Run:
                       'after': [c.after.to_dict() for c in plan.changes if c.after],
                       'serial_before': first_snapshot.serial, 'serial_after': snapshot.serial,
                       'read_method': snapshot.method}
-            self.warnings.extend(w for w in plan.warnings if w not in self.warnings)
+            self.warnings.extend(w for w in snapshot.warnings + plan.warnings
+                                 if w not in self.warnings)
             if self.diff_mode and plan.changed:
                 result['diff'] = diff_of(plan, zone)
             if not plan.changed or self.check_mode:
@@ -243,11 +244,36 @@ class Run:
                                    % str(e).split(': ', 1)[-1])
                 self.warnings.append('%s; re-read and re-planned' % e)
                 continue
-            return self.finish(server, zone, result, attempts)
+            return self.finish(server, zone, plan, result, attempts)
 
-    def finish(self, server, zone, result, attempts):
-        """The result of an applied update, with the new serial when the server gives it."""
+    def finish(self, server, zone, plan, result, attempts):
+        """The result of an applied update, once the server serves what was planned.
+
+        A server may answer NOERROR and still leave a record out (RFC 2136 3.4.2.2 lets it
+        ignore a CNAME added next to other data), so every touched rrset is asked for again."""
         result['attempts'] = attempts
+        try:
+            served = server.served(c.key for c in plan.changes)
+        except DnsError as e:  # the update is in; only the proof is missing
+            served = None
+            self.warnings.append('the update was applied, but asking the server for the new '
+                                 'records failed: %s' % e)
+        wrong = [c for c in plan.changes if served is not None
+                 and not _same(served.get(c.key), c.after)]
+        if wrong:
+            where = self.params.get('backup_path')
+            raise DnsError('verify', '%s accepted the update of zone %s, but does not serve what '
+                           'it was asked to: %s. It may have ignored a record it does not allow '
+                           'next to other data (a CNAME next to another type, RFC 2136 3.4.2.2) '
+                           'or its update policy dropped it; its log says which. %s'
+                           % (server.where, zone, '; '.join(
+                               '%s %s is %s, planned %s' % (c.key[0], c.key[1],
+                                                            _show(served.get(c.key)),
+                                                            _show(c.after)) for c in wrong),
+                              ('The backup %s is kept: state: rollback restores the records as '
+                               'they were.' % where) if where else
+                              'The records as they were are in the before return value.'),
+                           fields=dict(result, changed=True, backup_path=where))
         try:
             result['serial_after'] = server.serial(zone)
         except DnsError as e:  # the update is in: a failed read of the serial changes nothing
@@ -289,7 +315,7 @@ class Run:
         result['outcome'] = state
         if state == 'applied':
             self.warnings.append('%s; a read of the zone shows the update applied' % lost)
-            return self.finish(server, zone, result, attempts)
+            return self.finish(server, zone, plan, result, attempts)
         if where:
             result['backup_path'] = where
         if state == 'not applied':

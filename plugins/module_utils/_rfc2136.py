@@ -481,6 +481,23 @@ class DnsServer:
                     rrsets[rr.key] = rr
         return Snapshot(zone, self.serial(zone), rrsets, 'query')
 
+    def served(self, keys):
+        """{(name, type): RRset or None}: what the server serves for each key now, each asked
+        for by a query of its own (an ANY query may show only part of a name's data, RFC
+        8482)."""
+        out = {}
+        for name, rdtype in sorted(set(keys)):
+            r = self.query(name, rdtype, phase='verify')
+            rcode = dns.rcode.to_text(r.rcode())
+            if rcode not in ('NOERROR', 'NXDOMAIN'):
+                raise DnsError('verify', '%s answered %s to the %s query for %s'
+                               % (self.where, rcode, rdtype, name), rcode=rcode)
+            out[(name, rdtype)] = None
+            for rrset in r.answer:
+                if name_text(rrset.name) == name and dns.rdatatype.to_text(rrset.rdtype) == rdtype:
+                    out[(name, rdtype)] = RRset.from_rdataset(name, rrset)
+        return out
+
     def serial(self, zone):
         r = self.query(zone, 'SOA')
         for rrset in r.answer:
@@ -543,8 +560,11 @@ class DnsServer:
                        'integrity checks rejected a record, such as an in-zone MX or CNAME '
                        'target without address records (its log names it).'
                        % ('key %s' % key if key else 'unsigned updates', zone),
-            'NOTAUTH': 'the server is not authoritative for %s or did not accept the TSIG key %s. '
-                       'Send updates to the primary server of the zone.' % (zone, key),
+            'NOTAUTH': ('the server is not authoritative for %s or did not accept the TSIG key %s. '
+                        'Send updates to the primary server of the zone.' % (zone, key)) if key
+            else ('the server is not authoritative for %s, or refuses unsigned updates (Knot '
+                  'DNS answers NOTAUTH to them): give key_name and key_secret or key_file.'
+                  % zone),
             'NOTZONE': 'a record name is outside zone %s. Check zone and domain.' % zone,
             'SERVFAIL': 'the server failed to apply it; its log says why (zone frozen, dynamic '
                         'updates off, disk full).',

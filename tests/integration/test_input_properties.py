@@ -75,6 +75,7 @@ def lab(tmp_path_factory):
     emu.start()
     emu.start_smtp()
     emu.add_user(SENDER)
+    emu.smtp.reset(SENDER)  # SMTP AUTH on for the tenant (new tenants have it off)
     emu.add_domain(ZONE, verified=True, services=['Email'])
     app = emu.add_app(secret='property-test-secret-7c1d', roles=ROLES)
     workdir = tmp_path_factory.mktemp('files')

@@ -490,33 +490,10 @@ def test_duplicate_txt_values_are_reported_not_looped(bind, play):
 def test_udp_only_path_falls_back_from_transfer_to_queries(bind, play):
     """A firewall that lets only UDP through: the transfer (TCP) is refused, queries and the
     update go over UDP. A real UDP relay on loopback stands in for that firewall."""
-    import threading
-    relay = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    relay.bind(('127.0.0.1', 0))
-    relay.settimeout(0.2)
-    stop = threading.Event()
-
-    def forward():
-        upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        upstream.settimeout(5)
-        while not stop.is_set():
-            try:
-                data, client = relay.recvfrom(65535)
-            except socket.timeout:
-                continue
-            upstream.sendto(data, ('127.0.0.1', bind.port))
-            relay.sendto(upstream.recvfrom(65535)[0], client)
-        upstream.close()
-
-    thread = threading.Thread(target=forward, daemon=True)
-    thread.start()
-    try:
+    from tests.lab.dns_relay import DnsRelay
+    with DnsRelay(bind.port, tcp=False) as relay:
         run = play([mail_dns(bind, domain=ZONE, pattern='full', protocol='udp',
-                             port=relay.getsockname()[1])])
-    finally:
-        stop.set()
-        thread.join()
-        relay.close()
+                             port=relay.port)])
     result = run.last['result']
     assert run.last['status'] == 'ok', result.get('msg')
     assert result['read_method'] == 'query'

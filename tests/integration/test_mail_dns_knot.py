@@ -47,8 +47,6 @@ def test_signed_transfer_refused_by_address_acl_reads_by_signed_queries(knot, pl
     assert knot.axfr(ZONE) == zone_before
 
 
-@pytest.mark.xfail(strict=True, reason='Run.execute (_migration.py) does not yet pass '
-                   'Snapshot.warnings on to the task warnings')
 def test_the_user_is_told_why_the_zone_was_read_by_queries(knot, play):
     run = play([mail_dns(knot, domain=ZONE, pattern='full')], check=True)
     assert run.last['result']['read_method'] == 'query'
@@ -122,3 +120,28 @@ def test_secret_never_in_verbose_output_on_the_fallback_paths(knot, play, tmp_pa
     assert knot.key_secret not in run.stdout + run.stderr
     with open(str(tmp_path / 'b.json')) as f:
         assert knot.key_secret not in f.read()
+
+
+def test_a_record_the_server_left_out_is_not_reported_as_published(knot, play, tmp_path):
+    """Knot answers ANY with one rrset (RFC 8482), so a read by queries does not see an SRV
+    record at autodiscover. Replacing the TXT there with the CNAME, Knot answers NOERROR but
+    ignores the CNAME (RFC 2136 3.4.2.2). The task must not say the CNAME is published: it asks
+    for every touched rrset after the update, fails naming it, and the backup undoes the rest."""
+    backup = str(tmp_path / 'backup.json')
+    name = 'autodiscover.' + ZONE + '.'
+    assert knot.update(ZONE, lambda u: (u.add(name, 3600, 'SRV', '0 0 443 mail.contoso.test.'),
+                                        u.add(name, 3600, 'TXT', '"old"'))) == 'NOERROR'
+    zone_before = knot.axfr(ZONE)
+    run = play([mail_dns(knot, domain=ZONE, pattern='full', on_conflict='replace',
+                         backup_path=backup)])
+    result = run.last['result']
+    assert knot.rrset(name, 'CNAME') is None  # Knot left it out
+    assert run.last['status'] == 'failed', result
+    assert result['phase'] == 'verify'
+    assert '%s CNAME is absent, planned TTL 3600 autodiscover.outlook.com.' % name \
+        in result['msg']
+    assert 'state: rollback restores the records as they were' in result['msg']
+    assert result['changed'] is True
+    undo = play([mail_dns(knot, state='rollback', backup_path=backup)])
+    assert undo.last['status'] == 'ok', undo.last['result'].get('msg')
+    assert knot.axfr(ZONE) == zone_before
