@@ -50,6 +50,9 @@ except ImportError:
 KEY_ALGORITHMS = ('hmac-sha256', 'hmac-sha384', 'hmac-sha512', 'hmac-sha224', 'hmac-sha1',
                   'hmac-md5')
 PREREQ_FAILED = ('NXRRSET', 'YXRRSET', 'NXDOMAIN', 'YXDOMAIN')
+UNKNOWN_KEY_HINT = ('Check key_name and key_algorithm, and that the key is configured on the '
+                    'server (BIND: a key statement; Knot DNS: the key section and an acl of the '
+                    'zone that names the key).')
 
 
 def dns_argument_spec():
@@ -238,10 +241,7 @@ class DnsServer:
         key = self.keyname.to_text(omit_final_dot=True) if self.keyname else None
         if isinstance(exc, dns.tsig.PeerBadKey):
             err = DnsError(phase, '%s does not know the TSIG key %s (BADKEY): the key is unknown '
-                           'to it. Check key_name and key_algorithm, and that the key is '
-                           'configured on the server (BIND: a key statement; Knot DNS: the key '
-                           'section and an acl of the zone that names the key).'
-                           % (self.where, key))
+                           'to it. %s' % (self.where, key, UNKNOWN_KEY_HINT))
             err.tsig_error = 'BADKEY'
             return err
         if isinstance(exc, dns.tsig.PeerBadSignature):
@@ -404,11 +404,8 @@ class DnsServer:
             if key_refused and getattr(e, 'tsig_error', None) == 'BADKEY':
                 raise DnsError('read', '%s does not know the TSIG key %s: it refused the key for '
                                'the zone transfer of %s and for queries (BADKEY), so the key is '
-                               'unknown to it, not only kept from transferring the zone. Check '
-                               'key_name and key_algorithm, and that the key is configured on '
-                               'the server (BIND: a key statement; Knot DNS: the key section '
-                               'and an acl of the zone that names the key).'
-                               % (self.where, key, zone), rcode='NOTAUTH')
+                               'unknown to it, not only kept from transferring the zone. %s'
+                               % (self.where, key, zone, UNKNOWN_KEY_HINT), rcode='NOTAUTH')
             raise
         if key_refused:
             snapshot.warnings.append(

@@ -29,9 +29,10 @@ def test_lost_update_reply_keeps_backup_and_rollback(bind, play, tmp_path, mode)
     zone_before = bind.axfr(ZONE)
     with DnsRelay(bind.port, update_reply=mode, delay=4) as relay:
         run = play([via(relay, bind, domain=ZONE, pattern='full', backup_path=backup,
-                        timeout=2)])
+                        timeout=2)], verbosity=3)
         assert relay.passed('UPDATE', {'drop': 'dropped', 'delay': 'delayed'}[mode])
     result = run.last['result']
+    assert bind.key_secret not in run.stdout + run.stderr
     assert served(bind) == EXPECTED['full']  # BIND applied it
     assert run.last['status'] == 'ok', result.get('msg')
     assert result['changed'] is True
@@ -93,11 +94,12 @@ def test_lost_reply_with_server_gone_reports_unknown(bind, play, tmp_path):
     watcher.start()
     try:
         run = play([via(relay, bind, domain=ZONE, pattern='full', backup_path=backup,
-                        timeout=1)])
+                        timeout=1)], verbosity=3)
     finally:
         watcher.join()
         relay.stop()
     result = run.last['result']
+    assert bind.key_secret not in run.stdout + run.stderr
     assert run.last['status'] == 'failed'
     assert result['phase'] == 'apply' and result['outcome'] == 'unknown'
     assert result['changed'] is True
