@@ -224,6 +224,7 @@ class _Recorder(object):
         self.transcript = []
         self.transcript_bytes = 0
         self.transcript_cut = None  # the note that says how much was left out
+        self.left_out = 0
         self.started = started
         self.redact = None  # None: record as sent; a str: record that instead
         self.body_size = None
@@ -240,10 +241,15 @@ class _Recorder(object):
         """Start a step of ``phase``: it has ``budget`` seconds from now."""
         self.phase, self.deadline = phase, time.monotonic() + self.budget
 
-    def remaining(self):
+    def remaining(self, reading=True):
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise self.too_slow()
+            if reading:
+                raise self.too_slow()
+            self.broken = True
+            raise SmtpFailure(self.phase, 'the step was not done within %s s' % self.budget,
+                              hint='the server answers too slowly: raise timeout for a slow '
+                                   'server')
         return left
 
     def too_slow(self):
@@ -269,14 +275,13 @@ class _Recorder(object):
     def _note(self, direction, line):
         if self.transcript_cut is None and (len(self.transcript) >= TRANSCRIPT_LINES or
                                             self.transcript_bytes + len(line) > TRANSCRIPT_BYTES):
-            self.transcript_cut = {'ms': self._ms(), 'direction': 'note', 'left_out': 0}
+            self.transcript_cut = {'ms': self._ms(), 'direction': 'note'}
             self.transcript.append(self.transcript_cut)
         if self.transcript_cut is not None:
-            cut = self.transcript_cut
-            cut['left_out'] += 1
-            cut['line'] = ('the transcript was cut here at %d lines or %d bytes: %d later '
-                           'lines left out' % (TRANSCRIPT_LINES, TRANSCRIPT_BYTES,
-                                               cut['left_out']))
+            self.left_out += 1
+            self.transcript_cut['line'] = (
+                'the transcript was cut here at %d lines or %d bytes: %d later lines left out'
+                % (TRANSCRIPT_LINES, TRANSCRIPT_BYTES, self.left_out))
             return
         self.transcript_bytes += len(line)
         self.transcript.append({'ms': self._ms(), 'direction': direction, 'line': line})
@@ -304,7 +309,7 @@ class _Recorder(object):
         if isinstance(s, str):
             s = s.encode(self.command_encoding)
         try:
-            self.sock.settimeout(self.remaining())
+            self.sock.settimeout(self.remaining(reading=False))
             self.sock.sendall(s)  # the timeout bounds the whole sendall (Python 3.5+)
         except (socket.timeout, TimeoutError):
             self.broken = True
@@ -319,8 +324,8 @@ class _Recorder(object):
     def _get_socket(self, host, port, timeout):
         """The TCP connection (every address of host in turn) within the connect deadline."""
         error = OSError('%s has no address' % host)
-        for family, kind, proto, dummy, address in socket.getaddrinfo(host, port, 0,
-                                                                       socket.SOCK_STREAM):
+        addresses = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        for family, kind, proto, dummy, address in addresses:
             left = self.remaining()
             sock = socket.socket(family, kind, proto)
             try:
@@ -816,7 +821,7 @@ class SmtpTest(object):
         try:
             self.timed('quit', self.smtp.quit)
             self.done('quit')
-        except (OSError, smtplib.SMTPException):
+        except (OSError, smtplib.SMTPException, SmtpFailure):
             pass  # the message was accepted already; a lost QUIT answer changes nothing
 
     def close(self):

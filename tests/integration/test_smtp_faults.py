@@ -171,19 +171,55 @@ def test_playbook_reports_each_hostile_server_in_time(hostile, play):
     assert seconds < TIMEOUT * 2 + 30
 
 
+TOKEN = 'eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJob3N0aWxlLWxhYiJ9.c2lnbmF0dXJlLTQ5'
+
+
 @pytest.mark.parametrize('how', ['lines', 'trickle', 'line'])
 def test_no_secret_in_verbose_output_when_the_server_breaks_after_auth(hostile, play, how):
-    server = hostile(at='AUTH', how=how)
-    run = play([send('plain', **module_args(server.port, auth='plain', username=SENDER,
-                                            password=PASSWORD, allow_plaintext_auth=True))],
+    plain, oauth = hostile(at='AUTH', how=how), hostile(at='AUTH', how=how)
+    common = dict(username=SENDER, allow_plaintext_auth=True)
+    run = play([send('plain', **module_args(plain.port, auth='plain', password=PASSWORD,
+                                            **common)),
+                send('xoauth2', **module_args(oauth.port, auth='xoauth2', access_token=TOKEN,
+                                              **common))],
                verbosity=3)
-    r = run.last['result']
-    assert r['failed_phase'] == 'auth', r['msg']
-    blob = base64.b64encode(('\x00%s\x00%s' % (SENDER, PASSWORD)).encode()).decode()
-    assert any(blob in c for c in server.commands)  # it was sent, so it could have leaked
+    for name, server in (('plain', plain), ('xoauth2', oauth)):
+        r = run.task(name)['result']
+        assert r['failed_phase'] == 'auth', r['msg']
+        assert 'AUTH %s ********' % name.upper() in [t['line'] for t in r['transcript']]
+    blobs = [base64.b64encode(('\x00%s\x00%s' % (SENDER, PASSWORD)).encode()).decode(),
+             base64.b64encode(('user=%s\x01auth=Bearer %s\x01\x01' % (SENDER, TOKEN))
+                              .encode()).decode()]
+    # both were sent, so both could have leaked
+    assert any(blobs[0] in c for c in plain.commands)
+    assert any(blobs[1] in c for c in oauth.commands)
     text = run.stdout + run.stderr + repr(run.results)
-    assert PASSWORD not in text and blob not in text and blob[:24] not in text
-    assert 'AUTH PLAIN ********' in [t['line'] for t in r['transcript']]
+    assert PASSWORD not in text and TOKEN not in text and TOKEN[:30] not in text
+    assert not any(b in text or b[:24] in text for b in blobs)
+
+
+def test_control_characters_are_refused_before_any_connection(hostile, play):
+    server = hostile(at='never')
+    cases = [('body', {'body': 'hello\x00world'}, 'body holds the control character U+0000'),
+             ('subject', {'subject': 'hi\x1b[2J'}, 'subject holds the control character U+001B'),
+             ('header', {'headers': {'X-Id': 'a\r\nBcc: victim@example.com'}},
+              "headers: the value of 'X-Id' holds the control character U+000D"),
+             ('to', {'to': [RCPT + '\n']}, 'to[0] '),
+             ('ehlo', {'ehlo_name': 'host\x7f'}, 'ehlo_name ')]
+    run = play([send(name, **module_args(server.port, **extra)) for name, extra, dummy in cases])
+    for name, extra, text in cases:
+        r = run.task(name)['result']
+        assert r['failed_phase'] == 'input' and text in r['msg'], r['msg']
+    assert server.connections == 0 and server.commands == []
+
+
+def test_a_broken_quit_after_the_message_was_accepted_is_no_failure(hostile, play):
+    server = hostile(at='QUIT', how='trickle')
+    run = play([send('quit', **module_args(server.port, body='hello\n'))])
+    r = run.last['result']
+    assert run.last['status'] == 'ok', r.get('msg')
+    assert r['phase'] == 'data' and r['queue_id'] == 'HOSTILE1'
+    assert TIMEOUT * 1000 - 50 <= r['timings_ms']['quit'] <= TIMEOUT * 1000 + 800
 
 
 def test_transcript_is_cut_and_says_so(hostile, play):

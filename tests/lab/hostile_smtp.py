@@ -5,10 +5,10 @@ smtp_test (a reply that never ends, a line without end, a server trickling a byt
     ... smtp_test with host 127.0.0.1, port server.port, tls: none ...
     server.stop()
 
-Until ``at`` it answers like a plain ESMTP server without TLS (EHLO offers AUTH PLAIN LOGIN and
-8BITMIME; AUTH, MAIL, RCPT, DATA and the message are accepted). ``at`` is ``'greeting'`` or a
-command verb (``EHLO``, ``AUTH``, ``MAIL``, ``RCPT``, ``DATA``; ``'.'`` for the end of the
-message), and ``how`` what it then does:
+Until ``at`` it answers like a plain ESMTP server without TLS (EHLO offers AUTH PLAIN LOGIN
+XOAUTH2 and 8BITMIME; AUTH, MAIL, RCPT, DATA and the message are accepted). ``at`` is
+``'greeting'`` or a command verb (``EHLO``, ``AUTH``, ``MAIL``, ``RCPT``, ``DATA``, ``QUIT``;
+``'.'`` for the end of the message; anything else: never), and ``how`` what it then does:
 
     'lines'    a multi-line reply that never ends: ``<code>-<filler>`` lines, as fast as the
                client reads (``line_size`` octets each, CRLF included)
@@ -77,7 +77,8 @@ class _Handler(socketserver.BaseRequestHandler):
             if verb == lab.at:
                 return self.misbehave(lab, verb)
             if verb in ('EHLO', 'HELO'):
-                self.write('250-hostile.exo-lab.test\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n')
+                self.write('250-hostile.exo-lab.test\r\n250-AUTH PLAIN LOGIN XOAUTH2\r\n'
+                           '250 8BITMIME\r\n')
             elif verb == 'AUTH' and line.upper() == 'AUTH LOGIN':
                 self.write('334 VXNlcm5hbWU6\r\n')
                 user = self.readline()
@@ -168,7 +169,7 @@ class _Handler(socketserver.BaseRequestHandler):
             if not data:
                 return None
             self.buffer += data
-        line, _, self.buffer = self.buffer.partition(b'\n')
+        line, dummy, self.buffer = self.buffer.partition(b'\n')
         return line.rstrip(b'\r').decode('utf-8', 'replace')
 
 
@@ -203,8 +204,8 @@ class HostileSmtp:
         self.server = _Server(('127.0.0.1', 0), _Handler)
         self.server.lab = self
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={'poll_interval': 0.1},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={'poll_interval': 0.1}, daemon=True)
         self.thread.start()
         return self
 

@@ -7,7 +7,7 @@ import email.policy
 import pytest
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import (
-    build_message, check_input, hint_for, is_exchange_online, message_bytes, queue_id_of,
+    _SMTP, build_message, check_input, hint_for, is_exchange_online, message_bytes, queue_id_of,
     split_reply)
 
 
@@ -210,3 +210,16 @@ def test_no_line_on_the_wire_over_998_octets_and_everything_decodes_back(smtputf
     ascii_body = all(ord(c) < 128 for c in body)
     assert msg['Content-Transfer-Encoding'] == (
         '7bit' if ascii_body and not long_line else 'quoted-printable')
+
+
+def test_transcript_is_bounded_in_bytes_and_says_where_it_was_cut():
+    smtp = _SMTP()
+    smtp._setup_recorder(0.0, 30.0, None)
+    for i in range(400):
+        smtp._note('server', '250-%03d ' % i + 'x' * 2000)
+    kept = [t for t in smtp.transcript if t['direction'] == 'server']
+    assert sum(len(t['line']) for t in kept) <= 262144
+    assert len(kept) == 262144 // 2008
+    note = smtp.transcript[-1]
+    assert note['direction'] == 'note'
+    assert note['line'].endswith(': %d later lines left out' % (400 - len(kept)))
