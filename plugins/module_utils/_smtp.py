@@ -34,8 +34,9 @@ REDACTED = '********'
 # Known Exchange Online replies: (code, enhanced code, regex on the text or None, hint). The first
 # match wins, so specific texts come before the bare code. Sources: Microsoft's SMTP AUTH and
 # "Fix email delivery issues for error code 5.7.x" articles and the replies seen in public client
-# transcripts (tests/lab/m365/README.md lists them).
-HINTS = (
+# transcripts (tests/lab/m365/README.md lists them). Only for a server that is Exchange Online
+# (is_exchange_online): elsewhere the same codes mean other things (5.1.10 is a null MX, RFC 7505).
+EXO_HINTS = (
     (535, '5.7.139', r'disabled for the Tenant',
      'SMTP AUTH is disabled for the whole tenant. Turn it on for this mailbox only with '
      'exchangeonline.mail.mailbox_protocols (smtp_auth: enabled) or for the tenant '
@@ -89,13 +90,28 @@ HINTS = (
     (421, '4.7.', None,
      'Exchange Online is throttling this client (too many connections or messages). Wait and '
      'retry; keep concurrent connections per mailbox low.'),
-    (421, None, None,
-     'the server closed the session (throttling or shutting down): retry later.'),
-    (451, '4.7.', None,
-     'a temporary refusal: retry later.'),
     (550, '5.4.1', None,
      'the recipient\'s domain accepts mail only for existing addresses (Directory-Based Edge '
      'Blocking): check the address.'),
+)
+# Any server: what the reply codes (RFC 5321 4.2) and enhanced codes (RFC 3463, the IANA
+# registry) say, without guessing at the product.
+HINTS = (
+    (421, None, None,
+     'the server closed the session (RFC 5321 421: service not available, e.g. busy, limiting '
+     'connections or shutting down): retry later.'),
+    (451, '4.7.', None,
+     'a temporary refusal: retry later.'),
+    (535, None, None,
+     'the server refused the credentials: check username and password (or the token), and '
+     'that this account may use SMTP AUTH on this server.'),
+    (530, None, None,
+     'the server wants AUTH before MAIL FROM: give auth and the account\'s credentials.'),
+    (504, None, None,
+     'the server does not take this AUTH mechanism: choose auth from what it offers (see '
+     'capabilities).'),
+    (None, '5.1.10', None,
+     'the recipient\'s domain has a null MX (RFC 7505): it takes no mail; check the address.'),
 )
 
 ENHANCED = re.compile(r'^([245]\.\d{1,3}\.\d{1,3})\b')
@@ -107,11 +123,27 @@ QUEUE_ID = (
 )
 # CRLF line ends; header fields kept on one line up to RFC 5322's 998 characters, so that a
 # long Message-ID is not folded (some parsers keep the fold's white space in the value).
-NO_FOLDING = email.policy.SMTP.clone(max_line_length=998)
+# Octets in a line of the message without CRLF (RFC 5322 2.1.1, RFC 5321 4.5.3.1.6).
+LINE_MAX = 998
+NO_FOLDING = email.policy.SMTP.clone(max_line_length=LINE_MAX)
 ADDRESS = re.compile(r'^[^@\s<>()\[\],;:"]+@[^@\s<>()\[\],;:"]+$')
-HEADER_NAME = re.compile(r'^[!-9;-~]+$')
+HEADER_NAME_MAX = 76  # "Name: " and the start of the value on one 78-character line
+HEADER_NAME = re.compile(r'[!-9;-~]{1,%d}' % HEADER_NAME_MAX)
+# C0, DEL, C1 and the Unicode line and paragraph separators (line breaks to some parsers).
+CONTROL = re.compile('[\x00-\x1f\x7f-\x9f\u2028\u2029]')
 OWN_HEADERS = ('message-id', 'date', 'mime-version', 'content-type', 'content-transfer-encoding')
+B64TOKEN = re.compile(r'[A-Za-z0-9\-._~+/]+=*')  # RFC 6750 2.1
 SERVER_ID = re.compile(r'<([^<>\s]+@[^<>\s]+)>')
+SHOWN_CONTROL = re.compile(r'[\x00-\x08\x0b-\x1f\x7f-\x9f]')
+
+# Bounds on what the server sends (documented in the module's notes). RFC 5321 4.5.3.1.5 caps a
+# reply line at 512 octets with its CRLF; we take up to four times that (as Postfix's
+# line_length_limit), and a reply of at most 100 lines and 32 KiB: an EHLO reply has a dozen.
+REPLY_LINE = 2048
+REPLY_LINES = 100
+REPLY_BYTES = 32768
+TRANSCRIPT_LINES = 1000
+TRANSCRIPT_BYTES = 262144
 
 
 class SmtpFailure(Exception):
@@ -125,8 +157,26 @@ class SmtpFailure(Exception):
         self.hint = hint
 
 
-def hint_for(code, enhanced, text):
-    for h_code, h_enhanced, pattern, hint in HINTS:
+EXO_SUFFIXES = ('.office365.com', '.outlook.com', '.office365.us', '.outlook.cn')
+
+
+def is_exchange_online(host, greeting=None):
+    """Whether the server is Exchange Online, by the configured host or the name it gives in its
+    greeting: smtp.office365.com, *.outlook.com (EOP's *.mail.protection.outlook.com, the
+    mailbox servers *.prod.outlook.com), and the sovereign clouds' office365.us (GCC High, DoD)
+    and outlook.cn (21Vianet: smtp.partner.outlook.cn)."""
+    names = [host or '']
+    if greeting:
+        names.append(greeting.split(None, 1)[0] if greeting.split() else '')
+    for name in names:
+        name = '.' + name.lower().rstrip('.')
+        if name.endswith(EXO_SUFFIXES):
+            return True
+    return False
+
+
+def hint_for(code, enhanced, text, exchange_online=False):
+    for h_code, h_enhanced, pattern, hint in (EXO_HINTS if exchange_online else ()) + HINTS:
         if h_code is not None and h_code != code:
             continue
         if h_enhanced is not None and not (enhanced or '').startswith(h_enhanced):
@@ -154,42 +204,189 @@ def queue_id_of(text):
 
 
 def _decode(data):
+    """Text of a line sent or received, control characters (but tab and LF) shown as \\xNN, so
+    that a server's reply cannot write escape sequences to a terminal or the log."""
     if isinstance(data, bytes):
-        return data.decode('utf-8', 'replace')
-    return data
+        data = data.decode('utf-8', 'replace')
+    return SHOWN_CONTROL.sub(lambda m: '\\x%02x' % ord(m.group()), data) if data else data
 
 
 class _Recorder(object):
-    """Mixin for smtplib.SMTP: every line sent and received goes to ``self.transcript``."""
+    """Mixin for smtplib.SMTP: its own bounded reply reader, a deadline per step, and every line
+    sent and received in ``self.transcript`` (itself bounded).
 
-    def _setup_recorder(self, started):
+    smtplib's getreply() reads lines of up to 8 KiB with ``timeout`` for each read, and keeps a
+    multi-line reply however long it gets; here a reply has at most REPLY_LINES lines and
+    REPLY_BYTES octets, a line at most REPLY_LINE octets, and the whole step (``arm()``) must be
+    done within ``timeout`` seconds, however slowly the server sends."""
+
+    def _setup_recorder(self, started, budget, silent_hint):
         self.transcript = []
+        self.transcript_bytes = 0
+        self.transcript_cut = None  # the note that says how much was left out
+        self.left_out = 0
         self.started = started
         self.redact = None  # None: record as sent; a str: record that instead
         self.body_size = None
+        self.budget = budget
+        self.silent_hint = silent_hint
+        self.phase, self.deadline = 'connect', time.monotonic() + budget
+        self.awaiting = 'the greeting'  # what the next reply answers
+        self.inbuf = b''
+        self.reply_lines = []  # the lines of the reply being read
+        self.broken = False  # the server broke a bound: the session is not worth a QUIT
 
+    # -- deadlines ---------------------------------------------------------------------------
+    def arm(self, phase):
+        """Start a step of ``phase``: it has ``budget`` seconds from now."""
+        self.phase, self.deadline = phase, time.monotonic() + self.budget
+
+    def remaining(self, reading=True):
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            if reading:
+                raise self.too_slow()
+            self.broken = True
+            raise SmtpFailure(self.phase, 'the step was not done within %s s' % self.budget,
+                              hint='the server answers too slowly: raise timeout for a slow '
+                                   'server')
+        return left
+
+    def too_slow(self):
+        self.broken = True
+        received = len(self.inbuf) + sum(len(line) for line in self.reply_lines)
+        if not received:
+            return SmtpFailure(self.phase, 'no answer within %s s' % self.budget,
+                               hint=self.silent_hint)
+        return SmtpFailure(
+            self.phase, '%s was not complete within %s s (the step\'s deadline): the server sent '
+            '%d bytes of it in that time' % (self.awaiting, self.budget, received),
+            hint='the server sends its reply too slowly or never ends it: check that host and '
+                 'port are an SMTP server; raise timeout only for a very slow one')
+
+    def too_big(self, what):
+        self.broken = True
+        return SmtpFailure(
+            self.phase, '%s %s; an SMTP reply is a few short lines' % (self.awaiting, what),
+            hint='the server does not speak SMTP as RFC 5321 describes (or is hostile): check '
+                 'host and port; the connection was dropped')
+
+    # -- the transcript ----------------------------------------------------------------------
     def _note(self, direction, line):
-        self.transcript.append({'ms': int((time.monotonic() - self.started) * 1000),
-                                'direction': direction, 'line': line})
+        if self.transcript_cut is None and (len(self.transcript) >= TRANSCRIPT_LINES or
+                                            self.transcript_bytes + len(line) > TRANSCRIPT_BYTES):
+            self.transcript_cut = {'ms': self._ms(), 'direction': 'note'}
+            self.transcript.append(self.transcript_cut)
+        if self.transcript_cut is not None:
+            self.left_out += 1
+            self.transcript_cut['line'] = (
+                'the transcript was cut here at %d lines or %d bytes: %d later lines left out'
+                % (TRANSCRIPT_LINES, TRANSCRIPT_BYTES, self.left_out))
+            return
+        self.transcript_bytes += len(line)
+        self.transcript.append({'ms': self._ms(), 'direction': direction, 'line': line})
 
+    def _ms(self):
+        return int((time.monotonic() - self.started) * 1000)
+
+    # -- I/O ---------------------------------------------------------------------------------
     def send(self, s):
         if self.body_size is not None:
             self._note('client', '<message: %d bytes>' % self.body_size)
             self.body_size = None
+            self.awaiting = 'the reply to the message'
         else:
-            for line in _decode(s).splitlines():
-                if self.redact is not None:
-                    line = self.redact
+            text = s.decode('utf-8', 'replace') if isinstance(s, bytes) else s
+            shown = [self.redact if self.redact is not None else _decode(line)
+                     for line in text.splitlines()]
+            for line in shown:
                 self._note('client', line)
-        return super(_Recorder, self).send(s)
+            verb = shown[0].split(' ', 1)[0].upper() if shown else ''
+            if verb.isalpha():  # AUTH continuations (shown as ******** or empty) keep "AUTH"
+                self.awaiting = 'the reply to %s' % verb
+        if not self.sock:
+            raise smtplib.SMTPServerDisconnected('please run connect() first')
+        if isinstance(s, str):
+            s = s.encode(self.command_encoding)
+        try:
+            self.sock.settimeout(self.remaining(reading=False))
+            self.sock.sendall(s)  # the timeout bounds the whole sendall (Python 3.5+)
+        except (socket.timeout, TimeoutError):
+            self.broken = True
+            raise SmtpFailure(self.phase, 'the server did not take what was sent within %s s'
+                              % self.budget,
+                              hint='the server stopped reading: check that host and port are '
+                                   'an SMTP server; raise timeout only for a very slow one')
+        except OSError:
+            self.close()
+            raise smtplib.SMTPServerDisconnected('Server not connected')
+
+    def _get_socket(self, host, port, timeout):
+        """The TCP connection (every address of host in turn) within the connect deadline."""
+        error = OSError('%s has no address' % host)
+        addresses = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        for family, kind, proto, dummy, address in addresses:
+            left = self.remaining()
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.settimeout(left)
+                sock.connect(address)
+                return self._secure(sock)
+            except OSError as e:
+                sock.close()
+                error = e
+        raise error
+
+    def _secure(self, sock):
+        return sock
 
     def getreply(self):
-        code, msg = super(_Recorder, self).getreply()
-        lines = _decode(msg).split('\n') if msg else ['']
-        for i, line in enumerate(lines):
-            sep = '-' if i < len(lines) - 1 else ' '
-            self._note('server', '%s%s%s' % (code, sep, line) if code > 0 else line)
-        return code, msg
+        """(code, text) like smtplib's getreply(), within the bounds (see the class)."""
+        self.reply_lines, size = [], 0
+        code = -1
+        while True:
+            line = self._readline()
+            self.reply_lines.append(line)
+            size += len(line)
+            self._note('server', _decode(line.rstrip(b'\r\n')))
+            try:
+                code = int(line[:3])
+            except ValueError:
+                code = -1
+                break
+            if line[3:4] != b'-':
+                break
+            if len(self.reply_lines) >= REPLY_LINES:
+                raise self.too_big('went on past %d lines' % REPLY_LINES)
+            if size > REPLY_BYTES:
+                raise self.too_big('went on past %d bytes' % REPLY_BYTES)
+        text = b'\n'.join(line[4:].strip(b' \t\r\n') for line in self.reply_lines)
+        self.reply_lines = []
+        return code, text
+
+    def _readline(self):
+        while True:
+            end = self.inbuf.find(b'\n', 0, REPLY_LINE)
+            if end >= 0:
+                line, self.inbuf = self.inbuf[:end + 1], self.inbuf[end + 1:]
+                return line
+            if len(self.inbuf) >= REPLY_LINE:
+                raise self.too_big('has a line longer than %d bytes (RFC 5321 4.5.3.1.5: 512 '
+                                   'at most)' % REPLY_LINE)
+            if self.sock is None:
+                raise smtplib.SMTPServerDisconnected('please run connect() first')
+            try:
+                self.sock.settimeout(self.remaining())
+                data = self.sock.recv(4096)
+            except (socket.timeout, TimeoutError):
+                raise self.too_slow()
+            except OSError as e:
+                self.close()
+                raise smtplib.SMTPServerDisconnected('Connection unexpectedly closed: %s' % e)
+            if not data:
+                self.close()
+                raise smtplib.SMTPServerDisconnected('Connection unexpectedly closed')
+            self.inbuf += data
 
 
 class _SMTP(_Recorder, smtplib.SMTP):
@@ -197,7 +394,10 @@ class _SMTP(_Recorder, smtplib.SMTP):
 
 
 class _SMTPS(_Recorder, smtplib.SMTP_SSL):
-    pass
+
+    def _secure(self, sock):
+        sock.settimeout(self.remaining())  # the handshake as a whole, not each read
+        return self.context.wrap_socket(sock, server_hostname=self._host)
 
 
 def tls_details(sock, verified):
@@ -290,9 +490,26 @@ def build_message(params, sender, message_id):
     body = params.get('body') or (
         'Test message from the Ansible module exchangeonline.mail.smtp_test.\n'
         'Message-ID: %s\nSent: %s\n' % (message_id, email.utils.formatdate()))
-    # 7-bit on the wire (quoted-printable for non-ASCII): no need for BODY=8BITMIME.
-    msg.set_content(body, cte='7bit' if _ascii(body) else 'quoted-printable')
+    # 7-bit on the wire: no need for BODY=8BITMIME. Quoted-printable for non-ASCII text and for
+    # lines over RFC 5322's 998 octets (its lines are at most 76).
+    plain = _ascii(body) and all(len(line) <= LINE_MAX for line in body.encode().splitlines())
+    msg.set_content(body, cte='7bit' if plain else 'quoted-printable')
     return msg
+
+
+def message_bytes(msg, smtputf8):
+    """The message on the wire: CRLF, header fields folded (RFC 5322 2.2.3) or encoded (RFC 2047)
+    so that no line has more than 998 octets. Folding counts characters: with raw UTF-8 headers
+    (SMTPUTF8) a character may take four octets, so fold there at a quarter of the limit."""
+    policy = NO_FOLDING.clone(utf8=True, max_line_length=LINE_MAX // 4) if smtputf8 else \
+        NO_FOLDING
+    raw = msg.as_bytes(policy=policy)
+    longest = max(len(line) for line in raw.split(b'\r\n'))
+    if longest > LINE_MAX:  # a guard: the encodings above should never leave one
+        raise SmtpFailure('data', 'the message has a line of %d octets, over the %d of RFC 5322 '
+                          '2.1.1; nothing was sent' % (longest, LINE_MAX),
+                          hint='shorten the subject or header values without spaces')
+    return raw
 
 
 def _ascii(text):
@@ -322,6 +539,7 @@ class SmtpTest(object):
         self.reached = None
         self.smtp = None
         self.smtputf8 = False  # set by envelope() when an address needs RFC 6531
+        self.exchange_online = is_exchange_online(params.get('host'))  # and by the greeting
         self.started = time.monotonic()
         self.result = {
             'changed': False, 'phase': None, 'failed_phase': None, 'smtp_code': None,
@@ -338,6 +556,8 @@ class SmtpTest(object):
         return self.check_mode and phase == 'rcpt' or self.params.get('quit_after') == phase
 
     def timed(self, phase, step):
+        if self.smtp is not None and phase != 'delivery':
+            self.smtp.arm('starttls' if phase == 'ehlo_after_tls' else phase)
         t0 = time.monotonic()
         try:
             return step()
@@ -350,6 +570,9 @@ class SmtpTest(object):
     def expect(self, phase, reply, ok):
         code, text = reply
         text = _decode(text)
+        if code == -1:
+            raise SmtpFailure(phase, 'the server\'s answer is not an SMTP reply: %r' % text[:200],
+                              hint='check that host and port are an SMTP server')
         if code not in ok:
             raise SmtpFailure(phase, 'the server answered %s %s' % (code, text), code, text)
         return text
@@ -362,7 +585,7 @@ class SmtpTest(object):
         if cls is _SMTPS:
             kwargs['context'] = self.ctx
         smtp = cls(**kwargs)
-        smtp._setup_recorder(self.started)
+        smtp._setup_recorder(self.started, kwargs['timeout'], _silent_hint(p))
         smtp._host = p['host']  # smtplib checks the certificate against it (implicit TLS)
         self.smtp = smtp
         try:
@@ -373,6 +596,7 @@ class SmtpTest(object):
         except ssl.SSLError as e:
             raise SmtpFailure('connect', 'TLS handshake failed: %s' % e.reason,
                               hint=_tls_hint(p))
+        self.exchange_online = is_exchange_online(p['host'], _decode(text))
         self.expect('connect', (code, text), (220,))
         if p['tls'] == 'tls':
             self.result['tls'] = tls_details(smtp.sock, p.get('validate_certs', True))
@@ -396,7 +620,11 @@ class SmtpTest(object):
                                    'or use tls: tls for implicit TLS (465)')
         code, text = smtp.docmd('STARTTLS')
         self.expect('starttls', (code, text), (220,))
+        # RFC 3207 4.2: forget what was learnt before TLS (also anything the server sent after
+        # its 220, which an attacker could have put there), then EHLO again.
+        smtp.inbuf = b''
         try:
+            smtp.sock.settimeout(smtp.remaining())  # the handshake as a whole
             smtp.sock = self.ctx.wrap_socket(smtp.sock, server_hostname=self.params['host'])
         except ssl.SSLCertVerificationError as e:
             raise SmtpFailure('starttls', 'TLS certificate check failed: %s' % _cert_error(e),
@@ -404,8 +632,6 @@ class SmtpTest(object):
         except ssl.SSLError as e:
             raise SmtpFailure('starttls', 'TLS handshake failed: %s' % e.reason,
                               hint=_tls_hint(self.params))
-        # RFC 3207 4.2: forget what was learnt before TLS, then EHLO again.
-        smtp.file = None
         smtp.helo_resp = smtp.ehlo_resp = None
         smtp.esmtp_features = {}
         smtp.does_esmtp = False
@@ -419,11 +645,13 @@ class SmtpTest(object):
         if mechanism not in offered:
             raise SmtpFailure('auth', 'the server does not offer AUTH %s (it offers: %s)'
                               % (mechanism, ' '.join(offered) or 'no AUTH at all'),
-                              hint='choose auth from what the server offers; Exchange Online '
-                                   'offers AUTH only after STARTTLS')
+                              hint='choose auth from what the server offers' +
+                                   ('; Exchange Online offers AUTH only after STARTTLS'
+                                    if self.exchange_online else ''))
         user = p.get('username') or p.get('sender')
         if mechanism == 'XOAUTH2':
             token = p.get('access_token') or self.token()
+            smtp.arm('auth')  # the deadline counts from the first AUTH line, not the token
             blob = 'user=%s\x01auth=Bearer %s\x01\x01' % (user, token)
             reply = self.secret_cmd('AUTH XOAUTH2 ' + _b64(blob), 'AUTH XOAUTH2 ' + REDACTED)
             if reply[0] == 334:  # the error detail (base64 JSON); answer empty to get the code
@@ -478,6 +706,7 @@ class SmtpTest(object):
 
         def recipients():
             for rcpt in self.params['to']:
+                smtp.arm('rcpt')  # timeout for each recipient
                 code, text = smtp.rcpt(rcpt)
                 if code not in (250, 251):
                     raise SmtpFailure('rcpt', 'the server refused the recipient %s: %s %s'
@@ -493,8 +722,7 @@ class SmtpTest(object):
         domain = sender.rpartition('@')[2] or None
         message_id = email.utils.make_msgid('exo-smtp-test', domain=domain)
         self.result['message_id'] = message_id
-        policy = NO_FOLDING.clone(utf8=True) if self.smtputf8 else NO_FOLDING
-        raw = build_message(p, sender, message_id).as_bytes(policy=policy)
+        raw = message_bytes(build_message(p, sender, message_id), self.smtputf8)
         smtp.putcmd('DATA')
         self.expect('data', smtp.getreply(), (354,))
         payload = smtplib._quote_periods(raw) if hasattr(smtplib, '_quote_periods') else \
@@ -526,7 +754,7 @@ class SmtpTest(object):
                 self.steps(sender)
         except SmtpFailure as e:
             self.fail(e)
-        except (socket.timeout, TimeoutError) as e:
+        except (socket.timeout, TimeoutError) as e:  # the TCP connection
             self.fail(SmtpFailure(self.next_phase(), 'no answer within %s s (%s)'
                                   % (p.get('timeout') or 30.0, e or 'timed out'),
                                   hint=_silent_hint(p)))
@@ -576,6 +804,7 @@ class SmtpTest(object):
         self.envelope(sender)
         self.done('rcpt')
         if self.stop_after('rcpt'):
+            self.smtp.arm('quit')
             self.smtp.rset()
             return
         message_id = self.timed('data', lambda: self.data(sender))
@@ -592,18 +821,20 @@ class SmtpTest(object):
         try:
             self.timed('quit', self.smtp.quit)
             self.done('quit')
-        except (OSError, smtplib.SMTPException):
+        except (OSError, smtplib.SMTPException, SmtpFailure):
             pass  # the message was accepted already; a lost QUIT answer changes nothing
 
     def close(self):
-        if self.smtp is not None and self.smtp.sock is not None:
+        smtp = self.smtp
+        if smtp is not None and smtp.sock is not None:
             try:
-                if self.reached not in ('quit', 'delivery', 'data') and \
+                if self.reached not in ('quit', 'delivery', 'data') and not smtp.broken and \
                         self.result['failed_phase'] != 'connect':
-                    self.smtp.quit()
-            except (OSError, smtplib.SMTPException):
+                    smtp.arm('quit')
+                    smtp.quit()
+            except (OSError, smtplib.SMTPException, SmtpFailure):
                 pass
-            self.smtp.close()
+            smtp.close()
 
     def next_phase(self):
         order = ['connect', 'ehlo'] + (['starttls'] if self.params['tls'] == 'starttls' else [])
@@ -621,7 +852,7 @@ class SmtpTest(object):
         if e.code is not None:
             enhanced, text = split_reply(e.code, e.reply)
             r['smtp_code'], r['enhanced_code'], r['message'] = e.code, enhanced, text
-            r['hint'] = e.hint or hint_for(e.code, enhanced, text)
+            r['hint'] = e.hint or hint_for(e.code, enhanced, text, self.exchange_online)
         else:
             r['message'] = str(e)
             r['hint'] = e.hint
@@ -688,8 +919,14 @@ def check_input(p):
             return 'give sender (the envelope sender and From: address)'
         if not p.get('to'):
             return 'give to (at least one recipient)'
+    problem = control_characters(p)
+    if problem:
+        return problem
+    if p.get('access_token') and not B64TOKEN.fullmatch(p['access_token']):
+        return ('access_token is not an OAuth bearer token (RFC 6750: letters, digits and '
+                '-._~+/ then = padding); give the token itself, without "Bearer "')
     for address in [p.get('sender'), p.get('username')] + list(p.get('to') or []):
-        if address is not None and (not ADDRESS.match(address)):
+        if address is not None and (not ADDRESS.fullmatch(address)):
             return '%r is not an e-mail address' % address
     for address in [p.get('sender'), p.get('username')] + list(p.get('to') or []):
         if address is not None:
@@ -697,17 +934,17 @@ def check_input(p):
                 wire_address(address)
             except UnicodeError:
                 return 'the domain of %r is not a valid internationalised domain name' % address
-    for key, value in (p.get('headers') or {}).items():
-        if not HEADER_NAME.match(str(key)) or re.search(r'[\r\n]', str(value)):
-            return 'header %r is not a valid header field (name: printable ASCII without ' \
-                   'colon; value: one line)' % key
+    for key in p.get('headers') or {}:
+        if not HEADER_NAME.fullmatch(str(key)):
+            return ('header %r is not a valid header field name (printable ASCII without colon, '
+                    'at most %d characters)' % (key, HEADER_NAME_MAX))
         if str(key).lower() in OWN_HEADERS:
             return ('header %r is set by the module (the message ID it reports and looks for, '
                     'the date and the MIME structure); leave it out' % key)
     if p.get('timeout') is not None and p['timeout'] <= 0:
         return 'timeout must be more than 0 seconds'
-    if p.get('ehlo_name') is not None and not re.match(r'^[A-Za-z0-9.\-\[\]:]+$',
-                                                       p['ehlo_name']):
+    if p.get('ehlo_name') is not None and not re.fullmatch(r'[A-Za-z0-9.\-\[\]:]+',
+                                                           p['ehlo_name']):
         return 'ehlo_name %r is not a domain name or address literal' % p['ehlo_name']
     if p.get('confirm_delivery') is not None:
         if p.get('quit_after'):
@@ -718,6 +955,40 @@ def check_input(p):
         if p['confirm_delivery']['timeout'] <= 0 or p['confirm_delivery']['interval'] <= 0:
             return 'confirm_delivery timeout and interval must be positive'
     return None
+
+
+def control_characters(p):
+    """Which option holds a control character where the protocol has none, or None.
+
+    Addresses, username and ehlo_name go into SMTP commands: no control characters at all (CR
+    or LF would end the command and start another). The subject and header values are one line
+    of a header field: a tab is white space there (RFC 5322 WSP), CR, LF and the other controls
+    are not. The body may hold tabs and line breaks, nothing else."""
+    command = 'remove it: it would go into an SMTP command'
+    header = 'a header field is one line of text without control characters (tabs allowed)'
+    fields = [('sender %r' % p.get('sender'), p.get('sender'), '', command),
+              ('username %r' % p.get('username'), p.get('username'), '', command),
+              ('ehlo_name %r' % p.get('ehlo_name'), p.get('ehlo_name'), '', command)]
+    fields += [('to[%d] %r' % (i, a), a, '', command) for i, a in enumerate(p.get('to') or [])]
+    fields += [('subject', p.get('subject'), '\t', header)]
+    for key, value in (p.get('headers') or {}).items():
+        fields += [('headers: the name %r' % str(key), str(key), '', header),
+                   ('headers: the value of %r' % str(key), value, '\t', header)]
+    fields += [('body', p.get('body'), '\t\r\n\u2028\u2029',
+                'the body may hold tabs and line breaks, no other control characters')]
+    for option, value, allowed, rule in fields:
+        for position, char in enumerate(str(value) if value is not None else ''):
+            if CONTROL.match(char) and char not in allowed:
+                return '%s holds %s after %d characters: %s' % (option, _char_name(char),
+                                                                position, rule)
+    return None
+
+
+def _char_name(char):
+    names = {0: 'NUL', 9: 'TAB', 10: 'LF', 13: 'CR', 27: 'ESC', 127: 'DEL', 0x85: 'NEL',
+             0x2028: 'LINE SEPARATOR', 0x2029: 'PARAGRAPH SEPARATOR'}
+    code = ord(char)
+    return 'the control character U+%04X%s' % (code, ' (%s)' % names[code] if code in names else '')
 
 
 def _has_app(p):

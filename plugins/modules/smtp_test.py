@@ -21,6 +21,30 @@ description:
   - The certificate is checked against the system CAs, or O(ca_path), and the name in O(host).
     O(ca_path), O(validate_certs) and O(timeout) apply to the SMTP connection as well as to the
     Microsoft 365 endpoints.
+  - On the SMTP connection O(timeout) bounds each step as a whole, not each read, so a server
+    that sends its answer a byte at a time fails as surely as a silent one. A step is the TCP
+    connection with the TLS handshake (O(tls=tls)) and the greeting; the first EHLO; STARTTLS
+    with its handshake; the second EHLO; AUTH from its first line to the final answer; MAIL;
+    each RCPT; DATA with the message and the server's answer to it; QUIT. A step not done in
+    O(timeout) seconds fails its phase (the session then takes at most one O(timeout) per step,
+    plus the token and O(confirm_delivery)).
+  - "What the server sends is bounded: a reply line at most 2048 octets (RFC 5321 4.5.3.1.5 caps
+    it at 512), a reply at most 100 lines and 32768 octets. A server that goes past a bound fails
+    the phase, naming what it did, and the connection is dropped without QUIT. Control
+    characters in the server's replies are shown as C(\\xNN)."
+  - Control characters are refused before anything is sent. None at all in O(sender), O(to),
+    O(username) and O(ehlo_name) (they go into SMTP commands, where CR or LF would start another
+    command); O(subject) and the values of O(headers) are one line and may hold tabs; O(body)
+    may hold tabs and line breaks. C1 controls and the Unicode line and paragraph separators
+    count as control characters (the separators are allowed in O(body)).
+  - No line of the message on the wire is longer than the 998 octets of RFC 5322 2.1.1. The body
+    goes as 7-bit text when it is ASCII with no longer line, else as quoted-printable (lines of
+    at most 76 octets); long header fields are folded (RFC 5322 2.2.3) or encoded (RFC 2047).
+  - The hints that speak of Exchange Online (throttling, SMTP AUTH switches, Send As, tenant
+    blocks) are given only when the server is Exchange Online, by O(host) (C(smtp.office365.com),
+    C(*.outlook.com) such as C(<domain>.mail.protection.outlook.com), and the sovereign clouds'
+    C(*.office365.us) and C(*.outlook.cn)) or by the name in its greeting. Other servers get
+    hints from the reply codes alone (RFC 5321, RFC 3463).
   - With O(confirm_delivery) the recipient mailbox is polled through Microsoft Graph for the
     message's C(internetMessageId), so the test proves delivery, not only acceptance.
   - A failed test fails the task and still returns every key, so C(register) with
@@ -108,16 +132,22 @@ options:
     default: []
   subject:
     description:
-      - The subject. By default it names the message ID.
+      - The subject. By default it names the message ID. It is one line, with tabs but no
+        other control characters; a long one is folded or encoded.
     type: str
   body:
     description:
       - The plain text body. By default a short text naming the module and the message ID.
+      - It may hold tabs and line breaks, no other control characters. Lines longer than 998
+        octets (and non-ASCII text) are sent quoted-printable; the recipient sees the text as
+        given.
     type: str
   headers:
     description:
       - Extra header fields (name to value); a C(From), C(To) or C(Subject) given here replaces
         the default one.
+      - A name is printable ASCII without colon, at most 76 characters; a value is one line (tabs,
+        but no other control characters); a long one is folded or encoded.
     type: dict
     default: {}
   ehlo_name:
@@ -222,12 +252,15 @@ message:
   returned: always
   type: str
 hint:
-  description: What a known refusal means and how to fix it.
+  description: What a known refusal means and how to fix it. Hints that speak of Exchange Online
+    only when the server is Exchange Online (see the description).
   returned: always
   type: str
 transcript:
-  description: Every line, with milliseconds since the start and C(client) or C(server). AUTH
-    data is shown as C(********) and the message as its size.
+  description: Every line, with milliseconds since the start (C(ms)), C(direction) C(client) or
+    C(server), and the C(line). AUTH data is shown as C(********), the message as its size.
+    At most 1000 lines and 262144 octets of them are kept; then one last entry with
+    C(direction) C(note) says that the transcript was cut there and how many lines were left out.
   returned: always
   type: list
   elements: dict

@@ -346,6 +346,9 @@ class SubmissionHandler:
 
     async def handle_DATA(self, server, session, envelope):
         upn = session.auth_data['upn']
+        refusal = self.lab.receive(server.listener, envelope.original_content or envelope.content)
+        if refusal:
+            return refusal
         msg = email.message_from_bytes(envelope.original_content or envelope.content,
                                        policy=email.policy.default)
         header_from = email.utils.parseaddr(str(msg.get('From') or ''))[1]
@@ -391,6 +394,9 @@ class InboundHandler:
     async def handle_DATA(self, server, session, envelope):
         started = getattr(session, 'data_started', None) or time.time()
         raw = envelope.original_content or envelope.content
+        refusal = self.lab.receive(server.listener, raw)
+        if refusal:
+            return refusal
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         message_id = str(msg.get('Message-ID') or '').strip()
         if not message_id:
@@ -413,6 +419,7 @@ class SmtpServer:
         self.passwords = {}
         self.send_as = {}
         self.injections = []
+        self.received = []
         self.replies = {}
         self.controllers = []
         self.port = self.wrong_name_port = self.implicit_port = self.inbound_port = None
@@ -513,6 +520,7 @@ class SmtpServer:
     def clear_log(self):
         with self.lock:
             self.log = []
+            self.received = []
 
     def reset(self, *upns):
         """Between tests: SMTP AUTH on for the tenant and ``upns`` following it, basic auth on,
@@ -528,6 +536,16 @@ class SmtpServer:
         self.clear_log()
 
     # -- the mailbox store ---------------------------------------------------------------------
+    def receive(self, listener, raw):
+        """Keep the message as it came (``self.received``: listener and raw bytes, dot-stuffing
+        undone) and refuse one with a line over RFC 5321 4.5.3.1.6's 1000 octets (CRLF
+        included), as a strict server may (with aiosmtpd's own reply to such a line)."""
+        with self.lock:
+            self.received.append({'listener': listener, 'raw': raw})
+        if any(len(line) > 998 for line in raw.split(b'\r\n')):
+            return '500 Line too long (see RFC5321 4.5.3.1.6)'
+        return None
+
     def deliver(self, msg, message_id, mail_from, rcpt_tos):
         now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
         sender_name, sender = email.utils.parseaddr(str(msg.get('From') or mail_from))

@@ -1,9 +1,14 @@
-"""The pure parts of the SMTP layer: reply parsing, hints, queue IDs and input checks."""
+"""The pure parts of the SMTP layer: reply parsing, hints, queue IDs, input checks and the
+message on the wire."""
+
+import email
+import email.policy
 
 import pytest
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import (
-    check_input, hint_for, queue_id_of, split_reply)
+    _SMTP, build_message, check_input, hint_for, is_exchange_online, message_bytes, queue_id_of,
+    split_reply)
 
 
 @pytest.mark.parametrize('reply,queue_id', [
@@ -51,12 +56,60 @@ def test_queue_id_of_the_common_mtas(reply, queue_id):
 def test_hints_for_exchange_online_replies(code, text, words):
     enhanced, rest = split_reply(code, text)
     assert enhanced == text.split(' ')[0] and rest == text.split(' ', 1)[1]
-    assert words in hint_for(code, enhanced, text)
+    assert words in hint_for(code, enhanced, text, exchange_online=True)
+
+
+@pytest.mark.parametrize('code,text,words', [
+    (421, '4.7.0 Too many connections, try again later', 'retry later'),
+    (421, '4.7.66 Too many concurrent connections from this client.', 'retry later'),
+    (535, '5.7.8 Error: authentication failed: UGFzc3dvcmQ6', 'check username and password'),
+    (535, '5.7.3 Authentication unsuccessful', 'check username and password'),
+    (530, '5.7.0 Must issue a STARTTLS command first', 'wants AUTH before MAIL FROM'),
+    (504, '5.7.4 Unrecognized authentication type', 'choose auth from what it offers'),
+    (550, '5.1.10 Recipient address has null MX', 'null MX (RFC 7505)'),
+])
+def test_hints_for_other_servers_do_not_speak_of_exchange_online(code, text, words):
+    enhanced, dummy = split_reply(code, text)
+    hint = hint_for(code, enhanced, text, exchange_online=False)
+    assert words in hint
+    for exchange_word in ('Exchange', 'tenant', 'xoauth2', 'SMTP.SendAsApp', 'Defender'):
+        assert exchange_word not in hint
+
+
+def test_exchange_only_hints_stay_out_for_other_servers():
+    for code, text in ((550, '5.7.60 not allowed'), (550, '5.7.708 denied'),
+                       (554, '5.2.0 SendAsDenied'), (550, '5.4.1 Access denied'),
+                       (550, '5.7.30 Basic authentication is not supported')):
+        enhanced, dummy = split_reply(code, text)
+        assert hint_for(code, enhanced, text, exchange_online=True) is not None
+        assert hint_for(code, enhanced, text, exchange_online=False) is None
+
+
+@pytest.mark.parametrize('host,greeting,expected', [
+    ('smtp.office365.com', None, True),
+    ('SMTP.Office365.com.', None, True),
+    ('contoso-com.mail.protection.outlook.com', None, True),
+    ('smtp-mail.outlook.com', None, True),
+    ('smtp.office365.us', None, True),                      # GCC High and DoD
+    ('smtp.partner.outlook.cn', None, True),                # 21Vianet
+    ('contoso-com.mail.protection.partner.outlook.cn', None, True),
+    ('127.0.0.1', 'AM0PR10CA0041.outlook.office365.com Microsoft ESMTP MAIL Service ready', True),
+    ('127.0.0.1', 'BL2NAM06FT004.mail.protection.outlook.com Microsoft ESMTP MAIL Service', True),
+    # Exchange Server on premises greets the same way, with its own name: not Exchange Online.
+    ('mail.contoso.com', 'EX01.contoso.com Microsoft ESMTP MAIL Service ready at Mon', False),
+    ('mail.example.net', 'mail.example.net ESMTP Postfix', False),
+    ('notoutlook.com', None, False),
+    ('outlook.com.evil.example', 'outlook.com.evil.example ESMTP', False),
+    ('127.0.0.1', '', False),
+])
+def test_is_exchange_online_by_host_or_greeting(host, greeting, expected):
+    assert is_exchange_online(host, greeting) is expected
 
 
 def test_unknown_reply_has_no_hint():
     assert hint_for(250, None, 'OK') is None
     assert hint_for(550, '5.9.9', 'whatever') is None
+    assert hint_for(550, '5.9.9', 'whatever', exchange_online=True) is None
     assert split_reply(220, 'mx.example ESMTP') == (None, 'mx.example ESMTP')
 
 
@@ -83,8 +136,31 @@ BASE = dict(port=587, tls='starttls', auth='login', allow_plaintext_auth=False,
     ({'to': [], 'quit_after': 'ehlo'}, None),
     ({'to': ['x@y', 'bad address@y']}, 'is not an e-mail address'),
     ({'to': ['<b@contoso.com>']}, 'is not an e-mail address'),
-    ({'headers': {'X-Test': 'a\nBcc: c@d'}}, 'not a valid header'),
+    ({'headers': {'X-Test': 'a\nBcc: c@d'}}, "headers: the value of 'X-Test' holds the control "
+                                             "character U+000A (LF) after 1 characters"),
     ({'headers': {'Bad Name': 'x'}}, 'not a valid header'),
+    ({'headers': {'X-' + 'n' * 75: 'x'}}, 'at most 76 characters'),
+    ({'headers': {'X-' + 'n' * 74: 'x'}}, None),
+    ({'headers': {'X-Test\n': 'x'}}, "headers: the name 'X-Test\\n' holds"),
+    ({'headers': {'X-Tab': 'a\tb'}}, None),
+    ({'headers': {'X-Del': 'a\x7fb'}}, 'U+007F (DEL)'),
+    ({'to': ['b@contoso.com\n']}, "to[0] 'b@contoso.com\\n' holds the control character U+000A"),
+    ({'to': ['x@y', 'b\x00@contoso.com']}, 'to[1]'),
+    ({'sender': 'a\r@contoso.com'}, 'sender'),
+    ({'username': 'a@contoso.com\x01'}, 'username'),
+    ({'username': 'a@contoso.com\x85'}, 'U+0085 (NEL)'),
+    ({'ehlo_name': 'client.example\n'}, 'ehlo_name'),
+    ({'subject': 'Hello\r\nBcc: victim@example.com'}, 'subject holds the control character '
+                                                      'U+000D (CR) after 5 characters'),
+    ({'subject': 'Hello\u2028there'}, 'subject holds'),
+    ({'subject': 'tab\tok'}, None),
+    ({'body': 'lines\nand\r\ntabs\tand \u2028 are fine\n'}, None),
+    ({'body': 'no\x00NUL'}, 'body holds the control character U+0000 (NUL) after 2 characters'),
+    ({'body': 'no \x1b[31m escapes'}, 'U+001B (ESC)'),
+    ({'body': 'no form feed\x0c'}, 'body holds'),
+    ({'auth': 'xoauth2', 'access_token': 'eyJ0.eyJ1.c2ln'}, None),
+    ({'auth': 'xoauth2', 'access_token': 'eyJ0\x01auth=Bearer x'}, 'not an OAuth bearer token'),
+    ({'auth': 'xoauth2', 'access_token': 'Bearer eyJ0'}, 'without "Bearer "'),
     ({'ehlo_name': 'client.example'}, None),
     ({'ehlo_name': 'two words'}, 'ehlo_name'),
     ({'port': 0}, 'not a TCP port'),
@@ -101,3 +177,49 @@ def test_check_input(change, problem):
         assert found is None
     else:
         assert found and problem in found, found
+
+
+def test_a_refused_token_is_not_shown():
+    found = check_input(dict(BASE, auth='xoauth2', access_token='secret-token\x01x'))
+    assert 'secret-token' not in found
+
+
+LONG_WORD = 'a' * 2000
+LONG_TEXT = ' '.join(['word'] * 500)
+UMLAUTS = ' '.join(['Gr\u00fc\u00dfe'] * 400)
+
+
+@pytest.mark.parametrize('smtputf8', [False, True])
+@pytest.mark.parametrize('subject', [LONG_WORD, LONG_TEXT, UMLAUTS, '\u6f22' * 400])
+@pytest.mark.parametrize('body', [
+    'short\n' + 'L' * 2000 + '\n.a line with a dot\n\ttab\ttrailing \n',
+    '\u00fc' * 3000 + '\n',
+    'x' * 998 + '\n',
+    'y' * 999 + '\n',
+])
+def test_no_line_on_the_wire_over_998_octets_and_everything_decodes_back(smtputf8, subject, body):
+    params = dict(to=['b@contoso.com'], subject=subject, headers={'X-Long': subject}, body=body)
+    raw = message_bytes(build_message(params, 'a@contoso.com', '<id@contoso.com>'), smtputf8)
+    assert max(len(line) for line in raw.split(b'\r\n')) <= 998
+    if not smtputf8:
+        raw.decode('ascii')  # 7-bit on the wire
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert str(msg['Subject']) == subject and str(msg['X-Long']) == subject
+    assert msg.get_content().replace('\r\n', '\n') == body
+    long_line = max(len(line.encode()) for line in body.splitlines()) > 998
+    ascii_body = all(ord(c) < 128 for c in body)
+    assert msg['Content-Transfer-Encoding'] == (
+        '7bit' if ascii_body and not long_line else 'quoted-printable')
+
+
+def test_transcript_is_bounded_in_bytes_and_says_where_it_was_cut():
+    smtp = _SMTP()
+    smtp._setup_recorder(0.0, 30.0, None)
+    for i in range(400):
+        smtp._note('server', '250-%03d ' % i + 'x' * 2000)
+    kept = [t for t in smtp.transcript if t['direction'] == 'server']
+    assert sum(len(t['line']) for t in kept) <= 262144
+    assert len(kept) == 262144 // 2008
+    note = smtp.transcript[-1]
+    assert note['direction'] == 'note'
+    assert note['line'].endswith(': %d later lines left out' % (400 - len(kept)))
