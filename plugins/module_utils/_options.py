@@ -55,9 +55,10 @@ PREFERENCE = Range(0, 65535)
 TTL = Range(0, 2147483647, unit='seconds')  # RFC 2181 section 8
 
 
-def check_raw_numbers(args, argument_spec):
-    """RecordError for ``inf`` or ``nan`` given to an ``int`` option, checked on the raw task
-    arguments: some ansible-core versions (2.19) crash converting them instead of refusing."""
+def check_raw_args(args, argument_spec):
+    """RecordError for raw task arguments that some ansible-core versions crash on instead of
+    refusing them: ``inf`` or ``nan`` for an ``int`` option (2.19), and a number or boolean for
+    an option with suboptions (2.19 to 2.21)."""
     for option in sorted(argument_spec):
         spec = argument_spec[option] or {}
         value = args.get(option)
@@ -65,10 +66,15 @@ def check_raw_numbers(args, argument_spec):
             for item in (value if isinstance(value, list) else [value]):
                 if isinstance(item, float) and not math.isfinite(item):
                     raise RecordError('%s must be a whole number, got %s' % (option, item))
-        if spec.get('options') and isinstance(value, (dict, list)):
-            for element in (value if isinstance(value, list) else [value]):
-                if isinstance(element, dict):
-                    check_raw_numbers(element, spec['options'])
+        if not spec.get('options') or value is None:
+            continue
+        shape = 'a list of dicts' if spec.get('type') == 'list' else 'a dict'
+        for element in (value if isinstance(value, list) else [value]):
+            if isinstance(element, (bool, int, float)):
+                raise RecordError('%s must be %s (of %s), got %r'
+                                  % (option, shape, ', '.join(sorted(spec['options'])), value))
+            if isinstance(element, dict):
+                check_raw_args(element, spec['options'])
 
 
 def check_options(params, argument_spec, limits):

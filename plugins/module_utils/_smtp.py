@@ -460,10 +460,15 @@ def tls_context(params):
     if params.get('validate_certs', True):
         ca = params.get('ca_path')
         if ca:
-            if os.path.isdir(ca):
-                ctx.load_verify_locations(capath=ca)
-            else:
-                ctx.load_verify_locations(cafile=ca)
+            try:
+                if os.path.isdir(ca):
+                    ctx.load_verify_locations(capath=ca)
+                else:
+                    ctx.load_verify_locations(cafile=ca)
+            except (OSError, ssl.SSLError, ValueError) as e:
+                raise SmtpFailure('connect', 'cannot use ca_path %s: %s' % (ca, e),
+                                  hint='give a PEM file of the CA certificates that sign the '
+                                       'server\'s certificate, or a directory of them')
     else:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -925,15 +930,18 @@ def check_input(p):
     if p.get('access_token') and not B64TOKEN.fullmatch(p['access_token']):
         return ('access_token is not an OAuth bearer token (RFC 6750: letters, digits and '
                 '-._~+/ then = padding); give the token itself, without "Bearer "')
-    for address in [p.get('sender'), p.get('username')] + list(p.get('to') or []):
-        if address is not None and (not ADDRESS.fullmatch(address)):
-            return '%r is not an e-mail address' % address
-    for address in [p.get('sender'), p.get('username')] + list(p.get('to') or []):
-        if address is not None:
-            try:
-                wire_address(address)
-            except UnicodeError:
-                return 'the domain of %r is not a valid internationalised domain name' % address
+    addresses = [('sender', p.get('sender')), ('username', p.get('username'))]
+    addresses += [('to[%d]' % i, a) for i, a in enumerate(p.get('to') or [])]
+    for option, address in addresses:
+        if address is None:
+            continue
+        if not ADDRESS.fullmatch(address):
+            return '%s %r is not an e-mail address' % (option, address[:200])
+        try:
+            wire_address(address)
+        except UnicodeError:
+            return ('%s: the domain of %r is not a valid internationalised domain name'
+                    % (option, address[:200]))
     for key in p.get('headers') or {}:
         if not HEADER_NAME.fullmatch(str(key)):
             return ('header %r is not a valid header field name (printable ASCII without colon, '

@@ -89,17 +89,24 @@ def validate(module_name, code, args):
     then the collection's own option checks, as AnsibleModule and run_module would do them."""
     from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_work
     from ansible_collections.exchangeonline.mail.plugins.module_utils._options import (
-        check_options, check_raw_numbers)
+        check_options, check_raw_args)
 
     kwargs = code.module_kwargs()
-    problem = run_work(lambda: check_raw_numbers(dict(args), kwargs['argument_spec']))
+    problem = run_work(lambda: check_raw_args(dict(args), kwargs['argument_spec']))
     if problem:
         return None, [], problem
     validator = ArgumentSpecValidator(
         kwargs['argument_spec'], kwargs.get('mutually_exclusive'),
         kwargs.get('required_together'), kwargs.get('required_one_of'),
         kwargs.get('required_if'), kwargs.get('required_by'))
-    validation = validator.validate(dict(args))
+    try:
+        validation = validator.validate(dict(args))
+    except Exception as e:  # pylint: disable=broad-except
+        # ansible-core's own validator failed on a value it should have refused
+        return None, [], {'failed': True, 'changed': False, 'phase': 'input',
+                          'msg': 'input: ansible-core could not check the options of %s (%s: %s); '
+                                 'check the type of each option against the documentation'
+                                 % (module_name, type(e).__name__, str(e)[:200])}
     no_log_values = validation._no_log_values
     if validation.error_messages:
         errors = list(validation.errors)
