@@ -58,8 +58,8 @@ options:
     description:
       - Seconds to wait for each answer from the server; more than 0 and at most 300.
       - When the answer to an UPDATE does not come within it, the module reads the zone again
-        (three reads over about 3 seconds) to learn whether the update was applied; see
-        RV(ignore:outcome) of M(exchangeonline.mail.mail_dns).
+        (three reads over about 3 seconds) to learn whether the update was applied; see the
+        C(outcome) return value of M(exchangeonline.mail.mail_dns).
     type: float
     default: 10.0
 requirements:

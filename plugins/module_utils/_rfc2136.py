@@ -557,11 +557,11 @@ class DnsServer:
                        'integrity checks rejected a record, such as an in-zone MX or CNAME '
                        'target without address records (its log names it).'
                        % ('key %s' % key if key else 'unsigned updates', zone),
-            'NOTAUTH': ('the server is not authoritative for %s or did not accept the TSIG key %s. '
-                        'Send updates to the primary server of the zone.' % (zone, key)) if key
-            else ('the server is not authoritative for %s, or refuses unsigned updates (Knot '
-                  'DNS answers NOTAUTH to them): give key_name and key_secret or key_file.'
-                  % zone),
+            'NOTAUTH': (
+                'the server is not authoritative for %s or did not accept the TSIG key %s. Send '
+                'updates to the primary server of the zone.' % (zone, key) if key else
+                'the server is not authoritative for %s, or refuses unsigned updates (Knot DNS '
+                'answers NOTAUTH to them): give key_name and key_secret or key_file.' % zone),
             'NOTZONE': 'a record name is outside zone %s. Check zone and domain.' % zone,
             'SERVFAIL': 'the server failed to apply it; its log says why (zone frozen, dynamic '
                         'updates off, disk full).',

@@ -321,7 +321,7 @@ outcome:
   description:
     - What a read of the zone showed after a lost answer. V(applied) (the task succeeds, with a
       warning), V(not applied) (the task fails; nothing changed; run again), or V(unknown) (the
-      task fails with RV(changed=true); the zone holds neither state, or could not be read: check
+      task fails with C(changed=true); the zone holds neither state, or could not be read; check
       it, then run again or roll back from O(backup_path)).
     - A failed task still carries RV(plan), RV(before), RV(after) and RV(backup_path) then.
   returned: when the answer to the update was lost

@@ -316,8 +316,8 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._options impor
 from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
 
 
-LIMITS = dict(M365_LIMITS, port=PORT, **{'confirm_delivery.timeout': seconds(86400),
-                                          'confirm_delivery.interval': seconds(3600)})
+LIMITS = dict(M365_LIMITS, port=PORT, **{
+    'confirm_delivery.timeout': seconds(86400), 'confirm_delivery.interval': seconds(3600)})
 
 
 def module_kwargs():

@@ -48,9 +48,9 @@ TRICKY = st.sampled_from([
 SCALAR = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-2 ** 70, max_value=2 ** 70),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30), TRICKY)
+KEY = st.one_of(st.text(max_size=8), TRICKY)
 VALUE = st.recursive(SCALAR, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.one_of(st.text(max_size=8), TRICKY), inner,
-                                                max_size=3)), max_leaves=6)
+    st.lists(inner, max_size=3), st.dictionaries(KEY, inner, max_size=3)), max_leaves=6)
 
 
 def wild(spec):

@@ -19,7 +19,6 @@ request:
 import socket
 import struct
 import threading
-import time
 
 import dns.flags
 import dns.message
