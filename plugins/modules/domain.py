@@ -149,7 +149,7 @@ def module_kwargs():
 
 def work(params, check_mode, diff_mode):
     from ansible_collections.exchangeonline.mail.plugins.module_utils._domains import Domains
-    domains = Domains(params)
+    domains = Domains(params, check_mode)
     if params['state'] == 'absent':
         result = domains.absent(check_mode)
     else:

@@ -161,7 +161,7 @@ def module_kwargs():
 
 def work(params, check_mode, diff_mode):
     from ansible_collections.exchangeonline.mail.plugins.module_utils._domains import Domains
-    return Domains(params).info()
+    return Domains(params, check_mode).info()
 
 
 def main():

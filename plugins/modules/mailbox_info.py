@@ -151,7 +151,7 @@ def module_kwargs():
 
 def work(params, check_mode, diff_mode):
     from ansible_collections.exchangeonline.mail.plugins.module_utils._mailboxes import Mailboxes
-    return Mailboxes(params).info()
+    return Mailboxes(params, check_mode).info()
 
 
 def main():
