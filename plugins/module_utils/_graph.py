@@ -34,6 +34,8 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._identity impo
     HAS_M365_LIBS,
     OffEndpoint,
     RETRY_FACTOR,
+    _cut,
+    excerpt,
     origin,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
@@ -52,7 +54,6 @@ MAX_RETRIES = 10
 MAX_ITEMS = 1000000
 # ... in at most this many pages (MAX_ITEMS at Graph's default page size of 100).
 MAX_PAGES = 10000
-EXCERPT = 200        # characters of an unexpected answer shown in the message
 NAME_LIMIT = 1024    # characters of a name put into a URL path
 
 
@@ -138,22 +139,6 @@ def shape_problem(obj, fields):
         if not any(_has_type(value, k) for k in kinds if k is not NULL):
             return '%s is a JSON %s (%s)' % (name, json_type(value), _cut(json.dumps(value), 60))
     return None
-
-
-def excerpt(content):
-    """What came back, for a message: at most EXCERPT characters, control characters escaped,
-    and the size when there is more."""
-    if not isinstance(content, bytes):
-        content = json.dumps(content).encode('utf-8')
-    text = content[:EXCERPT * 4].decode('utf-8', 'replace')
-    shown = json.dumps(text[:EXCERPT], ensure_ascii=False)
-    if len(text) > EXCERPT or len(content) > EXCERPT * 4:
-        shown += '... (%d bytes in all)' % len(content)
-    return shown
-
-
-def _cut(text, limit):
-    return text if len(text) <= limit else text[:limit] + '...'
 
 
 def _json(content):
@@ -333,7 +318,8 @@ class GraphClient:
             try:
                 r = self.identity.session.request(method, url, params=params, json=json,
                                                   headers=hdrs, deadline=retry.deadline,
-                                                  timeout=retry.timeout(self.identity.timeout))
+                                                  timeout=retry.timeout(self.identity.timeout),
+                                                  json_object=False)
             except OffEndpoint as e:
                 raise GraphError(phase, 'not sent', 'UntrustedLink', str(e), method=method,
                                  url=url, service=self.service)

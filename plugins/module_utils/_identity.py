@@ -64,6 +64,7 @@ RETRY_FACTOR = 4
 # What msal's SerializableTokenCache writes: a JSON object of these sections.
 CACHE_SECTIONS = ('AccessToken', 'RefreshToken', 'IdToken', 'Account', 'AppMetadata')
 CACHE_LIMIT = 4 * 1024 * 1024
+EXCERPT = 200  # characters of an unexpected answer shown in a message
 
 AADSTS_HINTS = {
     7000215: 'the client secret is wrong. Use the secret\'s Value (not its Secret ID) from the '
@@ -174,10 +175,16 @@ class AnswerTooLarge(requests.exceptions.RequestException if HAS_M365_LIBS else 
     """An answer longer than BODY_LIMIT (reading stopped there)."""
 
 
+class NotJsonObject(requests.exceptions.RequestException if HAS_M365_LIBS else Exception):
+    """An identity endpoint answer that is not a JSON object (msal would trip over it)."""
+
+
 class VerifyingSession(requests.Session if HAS_M365_LIBS else object):
     """The requests session of every call: certificate check explicit on every request, only
     to ``origins`` (the configured endpoints), redirects never followed, answers read up to
     ``limit`` bytes and before ``deadline`` (``RETRY_FACTOR`` x ``timeout`` when not given).
+    Unless ``json_object=False`` is given (the Graph client checks its answers itself), an
+    answer must be a JSON object: msal's requests to the identity endpoint.
 
     requests lets REQUESTS_CA_BUNDLE override ``Session.verify``, but not a ``verify`` given
     per request; proxies from the environment still apply.
@@ -192,6 +199,7 @@ class VerifyingSession(requests.Session if HAS_M365_LIBS else object):
 
     def request(self, method, url, *args, **kwargs):  # pylint: disable=arguments-differ
         deadline = kwargs.pop('deadline', None)
+        json_object = kwargs.pop('json_object', True)
         if origin(url) not in self.exo_origins:
             raise OffEndpoint('%s is not on a configured endpoint' % _cut(url, 300))
         if kwargs.get('verify') in (None, True):
@@ -203,6 +211,16 @@ class VerifyingSession(requests.Session if HAS_M365_LIBS else object):
         if deadline is None:
             deadline = time.monotonic() + RETRY_FACTOR * self.exo_timeout
         self._read(response, deadline)
+        if json_object:
+            try:
+                body = json.loads(response.content)
+            except (ValueError, RecursionError):
+                body = None
+            if not isinstance(body, dict):
+                raise NotJsonObject('%s answered %s with %s, not a JSON object: %s' % (
+                    _cut(url, 300), response.status_code,
+                    response.headers.get('Content-Type') or 'no Content-Type',
+                    excerpt(response.content)))
         return response
 
     def _read(self, response, deadline):
@@ -330,12 +348,13 @@ class Identity:
                 authority='%s/%s' % (self.authority_host, self.tenant_id),
                 token_cache=self.cache, http_client=self.session,
                 instance_discovery=False)
-        except ValueError as e:
+        except requests.exceptions.RequestException as e:
+            raise self._connect_error(e)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            # msal reading an answer that is not what the identity platform documents
             raise IdentityError('cannot use authority %s/%s: %s. Check tenant_id, cloud and '
                                 'authority_host.' % (self.authority_host, self.tenant_id,
                                                      _short(e)))
-        except requests.exceptions.RequestException as e:
-            raise self._connect_error(e)
 
     def scopes(self, resource):
         return ['%s/.default' % self.resources[resource]]
@@ -351,7 +370,8 @@ class Identity:
             result = self.app.acquire_token_for_client(scopes=scopes)
         except requests.exceptions.RequestException as e:
             raise self._connect_error(e)
-        except ValueError as e:
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            # msal reading a token answer that is not what the identity platform documents
             raise IdentityError('the identity endpoint %s gave an unusable answer: %s'
                                 % (self.authority_host, _short(e)))
         if not isinstance(result, dict) or not isinstance(result.get('access_token'), str):
@@ -365,8 +385,10 @@ class Identity:
                                  '%s. Secrets go only to authority_host, graph_endpoint and '
                                  'exo_endpoint; check authority_host.'
                                  % (self.authority_host, _short(exc)), phase='connect')
-        if isinstance(exc, AnswerTooLarge):
-            return IdentityError('the identity endpoint %s gave an unusable answer: %s'
+        if isinstance(exc, (AnswerTooLarge, NotJsonObject)):
+            return IdentityError('the identity endpoint %s gave an unusable answer: %s -- '
+                                 'check authority_host: it must be the Microsoft identity '
+                                 'platform (for example https://login.microsoftonline.com)'
                                  % (self.authority_host, _short(exc)), phase='connect')
         if isinstance(exc, requests.exceptions.SSLError):
             return IdentityError('TLS check of %s failed: %s. Set ca_path to the CA that signs '
@@ -379,12 +401,13 @@ class Identity:
         codes = result.get('error_codes')
         codes = [c for c in codes if isinstance(c, int)] if isinstance(codes, list) else []
         description = str(result.get('error_description') or '').split('\r\n')[0]
-        if not result.get('error'):
-            description = 'the answer holds no access_token'
         hint = next((AADSTS_HINTS[c] for c in codes if c in AADSTS_HINTS), None)
+        if not result.get('error'):
+            description = 'the answer of %s holds no access_token' % self.authority_host
+            hint = hint or 'check authority_host: it must be the Microsoft identity platform'
         msg = 'no token for %s (app %s, tenant %s): %s: %s' % (
-            self.resources[resource], self.client_id, self.tenant_id, result.get('error'),
-            _cut(description, 600))
+            self.resources[resource], self.client_id, self.tenant_id,
+            _cut(result.get('error') or 'invalid_answer', 100), _cut(description, 600))
         if hint:
             msg += ' -- ' + hint
         if self.thumbprint and 700027 in codes:
@@ -469,6 +492,18 @@ class Identity:
 def _cut(text, limit):
     text = str(text)
     return text if len(text) <= limit else text[:limit] + '...'
+
+
+def excerpt(content):
+    """What came back, for a message: at most EXCERPT characters, control characters escaped,
+    and the size when there is more."""
+    if not isinstance(content, bytes):
+        content = json.dumps(content).encode('utf-8')
+    text = content[:EXCERPT * 4].decode('utf-8', 'replace')
+    shown = json.dumps(text[:EXCERPT], ensure_ascii=False)
+    if len(text) > EXCERPT or len(content) > EXCERPT * 4:
+        shown += '... (%d bytes in all)' % len(content)
+    return shown
 
 
 def _short(exc):

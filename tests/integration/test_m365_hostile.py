@@ -114,7 +114,38 @@ def test_redirect_is_not_followed(m365, tenant, play):
     probe_records(other, m365)
 
 
+def test_identity_endpoint_sending_the_secret_elsewhere(m365, tenant, play):
+    """The OpenID configuration names the token endpoint; one on another host gets nothing."""
+    from tests.lab.m365 import identity
+    other = m365.listener(tls=True, host='localhost')
+    config = identity.openid_configuration(m365, m365.tenant_id)
+    config['token_endpoint'] = other.url + '/%s/oauth2/v2.0/token' % m365.tenant_id
+    m365.inject('GET', r'/openid-configuration$', 200, body=config)
+    run = play([task('domain_info', dict(tenant, domain=DOMAIN))])
+    msg = run.last['result']['msg']
+    assert run.last['status'] == 'failed'
+    assert config['token_endpoint'] in msg and 'sent the token request elsewhere' in msg
+    assert other.requests == []
+    probe_records(other, m365)
+
+
 # -- item 6: success answers that are not the documented JSON ---------------------------------
+@pytest.mark.parametrize('path, fault, says', [
+    (r'/openid-configuration$', dict(body=b'<html>Sign in</html>', content_type='text/html'),
+     'answered 200 with text/html, not a JSON object: "<html>Sign in</html>"'),
+    (r'/oauth2/v2\.0/token$', dict(body=b'{"access_token": "ey', content_type='application/json'),
+     'not a JSON object: "{\\"access_token\\": \\"ey"'),
+    (r'/oauth2/v2\.0/token$', dict(body=['a', 'list']), 'not a JSON object: "[\\"a\\"'),
+    (r'/oauth2/v2\.0/token$', dict(body={'token_type': 'Bearer'}), 'holds no access_token'),
+])
+def test_identity_answer_that_is_not_the_documented_json(m365, tenant, play, path, fault, says):
+    m365.inject('*', path, 200, **fault)
+    run = play([task('domain_info', dict(tenant, domain=DOMAIN))])
+    msg = run.last['result']['msg']
+    assert run.last['status'] == 'failed'
+    assert says in msg and 'authority_host' in msg, msg
+    no_traceback(run)
+
 SHAPES = {
     'html': (dict(body=b'<!DOCTYPE html><html><body>Sign in to continue</body></html>',
                   content_type='text/html; charset=utf-8'), 'Sign in to continue'),
