@@ -56,14 +56,14 @@ options:
       - Like O(graph_endpoint) and O(exo_endpoint), an C(https://) URL with a host and no user
         name, query or fragment; anything else (C(http://), C(file://)) is refused before
         anything is sent.
-      - The client secret or assertion goes only to these three endpoints: a token endpoint
+      - The client secret or assertion goes only to these three endpoints; a token endpoint
         elsewhere (named by the endpoint's OpenID configuration) is refused.
     type: str
   graph_endpoint:
     description:
       - Override of the Microsoft Graph root, for example C(https://graph.microsoft.com).
         Tokens are still requested for the cloud's Graph resource.
-      - Bearer tokens go only to this endpoint (same scheme, host and port): an
+      - Bearer tokens go only to this endpoint (same scheme, host and port). An
         C(@odata.nextLink) elsewhere fails the task naming the link, and redirects are never
         followed.
     type: str
@@ -87,9 +87,9 @@ options:
     description:
       - File (created with mode 0600) where tokens are cached, so that a playbook run asks the
         identity endpoint once per resource instead of once per task.
-      - Only a file this collection wrote is read and replaced: a regular file (not a link)
-        owned by the user running the task, with no access for others, holding msal's token
-        cache JSON. Any other file fails the task and is left as it is.
+      - Only a file this collection wrote is read and replaced, that is a regular file (not a
+        link) owned by the user running the task, with no access for others, holding msal's
+        token cache JSON. Any other file fails the task and is left as it is.
       - In check mode the cache is read but never written.
     type: path
   timeout:

@@ -400,7 +400,7 @@ class Identity:
     def _error(self, result, resource):
         codes = result.get('error_codes')
         codes = [c for c in codes if isinstance(c, int)] if isinstance(codes, list) else []
-        description = str(result.get('error_description') or '').split('\r\n')[0]
+        description = str(result.get('error_description') or '').split('\r\n', 1)[0]
         hint = next((AADSTS_HINTS[c] for c in codes if c in AADSTS_HINTS), None)
         if not result.get('error'):
             description = 'the answer of %s holds no access_token' % self.authority_host

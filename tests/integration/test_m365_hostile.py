@@ -146,6 +146,7 @@ def test_identity_answer_that_is_not_the_documented_json(m365, tenant, play, pat
     assert says in msg and 'authority_host' in msg, msg
     no_traceback(run)
 
+
 SHAPES = {
     'html': (dict(body=b'<!DOCTYPE html><html><body>Sign in to continue</body></html>',
                   content_type='text/html; charset=utf-8'), 'Sign in to continue'),
