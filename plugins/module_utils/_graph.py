@@ -240,7 +240,8 @@ class GraphClient:
                  resource=GRAPH, base=None):
         self.identity = identity
         self.resource = resource
-        self.base = base or identity.endpoints[GRAPH] + '/v1.0'
+        self.endpoint = identity.endpoints[resource]  # the origin every link must be on
+        self.base = base or self.endpoint + '/v1.0'
         self.max_retry_time = max_retry_time or identity.retry_time
         self.concurrency = concurrency
         self.phase = phase
@@ -267,7 +268,7 @@ class GraphClient:
             raise GraphError(phase, 200, 'UntrustedLink',
                              'the answer links to %s, which is not on %s %s; not followed, so '
                              'the token went nowhere else' % (_cut(link, 300), self.option,
-                                                              self.base),
+                                                              self.endpoint),
                              method=method, url=page_url, service=self.service,
                              hint='the collection follows links only on the configured endpoint '
                                   '(same scheme, host and port); check %s' % self.option)

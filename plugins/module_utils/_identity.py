@@ -459,7 +459,7 @@ class Identity:
                                 phase='token cache')
         try:
             data = json.loads(raw.decode('utf-8'))
-        except ValueError:
+        except (ValueError, RecursionError):
             raise self._refuse('is not a token cache (not JSON)')
         if not isinstance(data, dict) or any(
                 key not in CACHE_SECTIONS or not isinstance(section, dict)
@@ -472,8 +472,7 @@ class Identity:
     def _save_cache(self):
         if not self.cache_path or self.check_mode or not self.cache.has_state_changed:
             return
-        if self._cache_stat() is not None:
-            self._read_cache()  # still ours right before it is replaced
+        self._read_cache()  # still ours (or still absent) right before it is replaced
         directory = os.path.dirname(os.path.abspath(self.cache_path))
         tmp = None
         try:
