@@ -53,20 +53,30 @@ options:
   authority_host:
     description:
       - Override of the identity host, for example C(https://login.microsoftonline.com).
+      - Like O(graph_endpoint) and O(exo_endpoint), an C(https://) URL with a host and no user
+        name, query or fragment; anything else (C(http://), C(file://)) is refused before
+        anything is sent.
+      - The client secret or assertion goes only to these three endpoints; a token endpoint
+        elsewhere (named by the endpoint's OpenID configuration) is refused.
     type: str
   graph_endpoint:
     description:
       - Override of the Microsoft Graph root, for example C(https://graph.microsoft.com).
         Tokens are still requested for the cloud's Graph resource.
+      - Bearer tokens go only to this endpoint (same scheme, host and port). An
+        C(@odata.nextLink) elsewhere fails the task naming the link, and redirects are never
+        followed.
     type: str
   exo_endpoint:
     description:
       - Override of the Exchange Online root, for example C(https://outlook.office365.com).
+      - Its tokens go only there, as for O(graph_endpoint).
     type: str
   ca_path:
     description:
-      - PEM bundle of CAs to trust for the identity, Graph and Exchange endpoints. It holds even
-        when E(REQUESTS_CA_BUNDLE) is set.
+      - PEM bundle (or directory) of CAs to trust for the identity, Graph and Exchange
+        endpoints. It holds even when E(REQUESTS_CA_BUNDLE) is set. A missing file, or one
+        without a certificate, is an error.
     type: path
   validate_certs:
     description:
@@ -77,10 +87,22 @@ options:
     description:
       - File (created with mode 0600) where tokens are cached, so that a playbook run asks the
         identity endpoint once per resource instead of once per task.
+      - Only a file this collection wrote is read and replaced, that is a regular file (not a
+        link) owned by the user running the task, with no access for others, holding msal's
+        token cache JSON. Any other file fails the task and is left as it is.
+      - In check mode the cache is read but never written.
     type: path
   timeout:
     description:
-      - Seconds to wait for each HTTP answer.
+      - Seconds to wait for each HTTP answer (connecting, and between two reads of an answer).
+      - "Bounds every request with its retries: throttling (429, 503, 504, honouring
+        C(Retry-After)), connection errors and read timeouts are retried, each delay at least
+        1 s (also for C(Retry-After: 0), a negative or an unreadable value) plus up to 25 %
+        jitter, at most 10 retries, and all of it within 4 x O(timeout) (120 s by default).
+        A C(Retry-After) longer than what is left fails at once."
+      - "Other bounds, whatever the options: an answer is read up to 32 MB; a collection up
+        to 10,000 pages and 1,000,000 objects; an answer that is not the documented JSON fails
+        the task naming the endpoint and showing (at most 200 characters of) what came back."
     type: float
     default: 30.0
 requirements:

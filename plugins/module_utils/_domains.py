@@ -14,12 +14,20 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import GraphClient, GraphError
+from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
+    NULL,
+    STR_LIST,
+    GraphClient,
+    GraphError,
+    path_segment,
+    shape_problem,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import Identity
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
     RecordError,
     name_text,
     to_name,
+    validate_hostname,
 )
 
 READ, WRITE = 'Domain.Read.All', 'Domain.ReadWrite.All'
@@ -28,6 +36,17 @@ DOMAIN_FIELDS = (('id', 'id'), ('authenticationType', 'authentication_type'),
                  ('isDefault', 'is_default'), ('isInitial', 'is_initial'),
                  ('isRoot', 'is_root'), ('isVerified', 'is_verified'),
                  ('supportedServices', 'supported_services'))
+# What the collection reads of a domain and of a domainDnsRecord (resources/domain,
+# resources/domaindnsrecord and its subtypes); anything else in an answer is an error.
+DOMAIN_SHAPE = {'id': str, 'isVerified': bool, 'supportedServices': STR_LIST,
+                'authenticationType': (str, NULL), 'isDefault': (bool, NULL),
+                'isInitial': (bool, NULL), 'isRoot': (bool, NULL)}
+RECORD_SHAPE = {'recordType': str, 'label': str, 'ttl': int, 'isOptional': (bool, NULL),
+                'supportedService': (str, NULL)}
+RECORD_VALUE_SHAPES = {'mx': {'mailExchange': str, 'preference': int}, 'txt': {'text': str},
+                       'cname': {'canonicalName': str},
+                       'srv': {'nameTarget': str, 'port': int, 'priority': int, 'weight': int}}
+MAX_TTL = 2147483647  # RFC 2181 section 8
 
 
 def domain_summary(graph_domain):
@@ -36,11 +55,39 @@ def domain_summary(graph_domain):
     return dict((snake, graph_domain.get(camel)) for camel, snake in DOMAIN_FIELDS)
 
 
+def domain_name(value):
+    """The domain option as Graph's domain id (lower-case, ASCII), or RecordError naming it."""
+    try:
+        name = validate_hostname(value, 'domain')
+    except RecordError as e:
+        raise RecordError(str(e) if str(e).startswith('domain') else 'domain: %s' % e)
+    if len(name.labels) < 3:
+        raise RecordError('domain %r is not a domain a tenant can have: give at least two '
+                          'labels, for example contoso.com' % value)
+    return name_text(name).rstrip('.')
+
+
+def record_problem(record, domain):
+    """What is wrong with one domainDnsRecord of ``domain`` (None: nothing)."""
+    problem = shape_problem(record, RECORD_SHAPE)
+    if problem:
+        return problem
+    if not 0 <= record['ttl'] <= MAX_TTL:
+        return 'ttl %d is not a DNS TTL' % record['ttl']
+    try:
+        label = to_name(record['label'])
+    except RecordError as e:
+        return 'label: %s' % e
+    if not label.is_subdomain(to_name(domain)):
+        return 'the label %r is not in the domain %s' % (record['label'], domain)
+    return shape_problem(record, RECORD_VALUE_SHAPES.get(record['recordType'].lower(), {}))
+
+
 def record_value(record):
     """The zone-file value of one Graph domainDnsRecord, or None for unavailable records."""
     rtype = (record.get('recordType') or '').lower()
     if rtype == 'mx':
-        return '%s %s' % (record.get('preference', 0), record.get('mailExchange'))
+        return '%s %s' % (record.get('preference'), record.get('mailExchange'))
     if rtype == 'txt':
         return record.get('text')
     if rtype == 'cname':
@@ -52,7 +99,8 @@ def record_value(record):
 
 
 def records_to_rrsets(records, services=None):
-    """Graph records -> [{name, type, ttl, values, services, optional}], grouped per rrset.
+    """Graph records (checked with record_problem) -> [{name, type, ttl, values, services,
+    optional}], grouped per rrset.
 
     ``services`` (e.g. ['Email']) keeps only records of those services (case-insensitive).
     """
@@ -68,43 +116,52 @@ def records_to_rrsets(records, services=None):
             continue
         name = name_text(to_name(record.get('label') or ''))
         key = (name, rdtype)
-        rr = rrsets.setdefault(key, {'name': name, 'type': rdtype,
-                                     'ttl': int(record.get('ttl') or 3600), 'values': [],
-                                     'services': [], 'optional': True})
+        rr = rrsets.setdefault(key, {'name': name, 'type': rdtype, 'ttl': record['ttl'],
+                                     'values': [], 'services': [], 'optional': True})
         if value not in rr['values']:
             rr['values'].append(value)
         if service and service not in rr['services']:
             rr['services'].append(service)
-        rr['ttl'] = min(rr['ttl'], int(record.get('ttl') or 3600))
+        rr['ttl'] = min(rr['ttl'], record['ttl'])
         rr['optional'] = rr['optional'] and bool(record.get('isOptional'))
     return [rrsets[k] for k in sorted(rrsets)]
 
 
 class Domains:
-    def __init__(self, params):
+    def __init__(self, params, check_mode=False):
         self.params = params
-        self.identity = Identity(params)
+        self.name = domain_name(params.get('domain'))
+        self.path = '/domains/' + path_segment(self.name, 'domain')
+        self.identity = Identity(params, check_mode)
         self.graph = GraphClient(self.identity)
-        self.name = name_text(to_name(params['domain'])).rstrip('.')
+
+    def domain_problem(self, body):
+        problem = shape_problem(body, DOMAIN_SHAPE)
+        if problem is None and body['id'].lower().rstrip('.') != self.name:
+            problem = 'it is the domain %r, not %s' % (body['id'], self.name)
+        return problem
 
     def get(self):
         """The Graph domain resource, or None when the tenant does not have the domain."""
         try:
-            return self.graph.get('/domains/%s' % self.name, phase='read domain', permission=READ)
+            return self.graph.get(self.path, phase='read domain', permission=READ,
+                                  check=self.domain_problem)
         except GraphError as e:
             if e.status == 404:
                 return None
             raise
 
+    def records(self, kind, phase):
+        return self.graph.get_all('%s/%s' % (self.path, kind), phase=phase, permission=READ,
+                                  check=lambda r: record_problem(r, self.name))
+
     def verification_rrsets(self):
-        records = self.graph.get_all('/domains/%s/verificationDnsRecords' % self.name,
-                                     phase='read verification records', permission=READ)
-        txt = [r for r in records if (r.get('recordType') or '').lower() == 'txt']
+        records = self.records('verificationDnsRecords', 'read verification records')
+        txt = [r for r in records if r['recordType'].lower() == 'txt']
         return records_to_rrsets(txt)
 
     def service_records(self):
-        return self.graph.get_all('/domains/%s/serviceConfigurationRecords' % self.name,
-                                  phase='read service records', permission=READ)
+        return self.records('serviceConfigurationRecords', 'read service records')
 
     # -- domain_info ------------------------------------------------------------------------
     def info(self):
@@ -144,7 +201,8 @@ class Domains:
             actions.append('add')
             if not check_mode:
                 domain = self.graph.request('POST', '/domains', json={'id': self.name},
-                                            phase='add domain', permission=WRITE)[1]
+                                            phase='add domain', permission=WRITE,
+                                            check=self.domain_problem)[1]
         result = {}
         if domain is not None and not domain.get('isVerified'):
             # what to publish, whether or not this run verifies
@@ -163,7 +221,7 @@ class Domains:
             if sorted(s.lower() for s in have) != sorted(s.lower() for s in wanted):
                 actions.append('set supported services')
                 if not check_mode:
-                    self.graph.request('PATCH', '/domains/%s' % self.name,
+                    self.graph.request('PATCH', self.path,
                                        json={'supportedServices': list(wanted)},
                                        phase='set supported services', permission=WRITE)
                     domain = self.get()
@@ -185,14 +243,15 @@ class Domains:
         delay = 5.0
         while True:
             try:
-                return self.graph.request('POST', '/domains/%s/verify' % self.name,
-                                          phase='verify domain', permission=WRITE)[1]
+                return self.graph.request('POST', self.path + '/verify',
+                                          phase='verify domain', permission=WRITE,
+                                          check=self.domain_problem)[1]
             except GraphError as e:
                 if e.status not in (400, 404) or time.monotonic() + delay > deadline:
                     if txt and e.status in (400, 404):
                         raise GraphError(e.phase, e.status, e.code, e.graph_message,
                                          e.request_id, e.date, 'POST',
-                                         '/domains/%s/verify' % self.name,
+                                         self.path + '/verify',
                                          'publish the TXT record "%s" at %s (for example with '
                                          'exchangeonline.mail.mail_dns verification_txt), '
                                          'wait until it is visible, or raise verify_timeout'
@@ -209,6 +268,6 @@ class Domains:
             raise RecordError('%s is the tenant\'s %s domain; Microsoft 365 does not remove it'
                               % (self.name, 'initial' if domain.get('isInitial') else 'default'))
         if not check_mode:
-            self.graph.request('DELETE', '/domains/%s' % self.name, phase='remove domain', permission=WRITE)
+            self.graph.request('DELETE', self.path, phase='remove domain', permission=WRITE)
         return {'changed': True, 'actions': ['remove'], 'domain': None,
                 'before': domain_summary(domain)}

@@ -27,6 +27,7 @@ class ExoAdminClient(GraphClient):
     """InvokeCommand with the Graph client's retries, token refresh and error handling."""
 
     service = 'Exchange Online'
+    option = 'exo_endpoint'
 
     def __init__(self, identity, **kwargs):
         kwargs.setdefault('phase', 'exchange')
@@ -39,27 +40,29 @@ class ExoAdminClient(GraphClient):
         details[0].message or innererror.internalexception.message, after the last '|'
         ("Ex6F9304|Microsoft.Exchange...ManagementObjectNotFoundException|The operation...")."""
         code, message, request_id, date = _error_fields(body)
-        err = (body or {}).get('error') if isinstance(body, dict) else None
+        err = body.get('error') if isinstance(body, dict) else None
         if isinstance(err, dict):
-            details = err.get('details') or []
-            inner = (err.get('innererror') or err.get('innerError') or {})
-            for text in ([d.get('message') for d in details if isinstance(d, dict)]
-                         + [(inner.get('internalexception') or {}).get('message')]):
-                if text:
-                    message = '%s: %s' % (message, text.rsplit('|', 1)[-1].strip())
+            details = err.get('details') if isinstance(err.get('details'), list) else []
+            inner = err.get('innererror') or err.get('innerError')
+            internal = inner.get('internalexception') if isinstance(inner, dict) else None
+            texts = [d.get('message') for d in details if isinstance(d, dict)]
+            texts.append(internal.get('message') if isinstance(internal, dict) else None)
+            for text in texts:
+                if text and isinstance(text, str):
+                    message = '%s: %s' % (message, text.rsplit('|', 1)[-1].strip()[:600])
                     break
         return code, message, request_id, date
 
-    def invoke(self, cmdlet, parameters=None, phase=None, page_size=PAGE_SIZE):
-        """Every object the cmdlet returns, following @odata.nextLink (the same POST again)."""
+    def invoke(self, cmdlet, parameters=None, phase=None, page_size=PAGE_SIZE, check=None):
+        """Every object the cmdlet returns, following @odata.nextLink (the same POST again, on
+        this endpoint only, within the paging bounds); ``check(object)`` says what is wrong with
+        one object (None: nothing)."""
         headers = {'X-AnchorMailbox': ANCHOR % self.identity.tenant_id,
                    'Prefer': 'odata.maxpagesize=%d' % page_size}
         body = {'CmdletInput': {'CmdletName': cmdlet, 'Parameters': parameters or {}}}
-        url = '/InvokeCommand'
-        items = []
-        while url:
-            data = self.request('POST', url, json=body, headers=headers,
-                                phase=phase or cmdlet, permission=PERMISSION)[1]
-            items.extend(data.get('value') or [])
-            url = data.get('@odata.nextLink')
-        return items
+        phase = phase or cmdlet
+
+        def fetch(url, first):
+            return self.request('POST', url, json=body, headers=headers, phase=phase,
+                                permission=PERMISSION)[1]
+        return self.collect(fetch, self.base + '/InvokeCommand', phase, 'POST', check)

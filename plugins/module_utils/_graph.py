@@ -2,30 +2,59 @@
 # Copyright (c) exchangeonline.mail contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # Private to this collection: may change without notice.
-"""Microsoft Graph client: retries with Retry-After, one token refresh on 401, paging, $batch.
+"""Microsoft Graph client: bounded retries, one token refresh on 401, paging, $batch.
 
 Throttling follows Microsoft's guidance: honour Retry-After on 429/503/504 (else exponential
-back-off with jitter), within a total time bound; $batch carries at most 20 requests and items
-answered 429 inside a 200 batch are sent again after their Retry-After.
+back-off), within a bound: every delay at least DELAY_FLOOR seconds plus up to 25 % jitter, at
+most MAX_RETRIES retries (the most the Microsoft Graph SDKs' retry handler allows), all within
+RETRY_FACTOR x ``timeout``. Connection errors and read timeouts are retried within the same
+bound. $batch carries at most 20 requests; items answered 429 inside a 200 batch are sent again.
+
+Nothing the server says is taken on trust: an ``@odata.nextLink`` is followed only on the
+configured endpoint (same scheme, host and port), never twice, for at most MAX_PAGES pages and
+MAX_ITEMS objects; a success answer must be the documented JSON; every name put into a URL path
+goes through :func:`path_segment`.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import email.utils
+import json
 import random
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from urllib.parse import quote, urljoin
+
 from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
+    AnswerTooLarge,
     GRAPH,
     HAS_M365_LIBS,
+    OffEndpoint,
+    RETRY_FACTOR,
+    _cut,
+    excerpt,
+    origin,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
 
 if HAS_M365_LIBS:
     import requests
 
 RETRY_STATUS = (429, 503, 504)
 BATCH_LIMIT = 20
+DELAY_FLOOR = 1.0    # seconds: Retry-After 0, negative or unreadable waits this long at least
+BACKOFF_CAP = 30.0   # seconds: exponential back-off (no Retry-After) grows up to this
+JITTER = 0.25        # every delay is stretched by a random 0-25 %
+MAX_RETRIES = 10
+# A collection is read up to this many objects: Microsoft Entra's default quota is 300,000
+# directory objects for a tenant with a verified domain (more on request).
+MAX_ITEMS = 1000000
+# ... in at most this many pages (MAX_ITEMS at Graph's default page size of 100).
+MAX_PAGES = 10000
+NAME_LIMIT = 1024    # characters of a name put into a URL path
 
 
 class GraphError(Exception):
@@ -57,21 +86,145 @@ HINTS = {
 }
 
 
-def _retry_after(headers, attempt):
-    value = (headers or {}).get('Retry-After') or (headers or {}).get('retry-after')
+# -- names into URLs --------------------------------------------------------------------------
+def path_segment(value, option):
+    """``value`` percent-encoded as exactly one URL path segment (RFC 3986 section 3.3: every
+    character but the unreserved ones and '@'), or RecordError naming ``option``. A name can
+    then never become path, query or fragment: ``a?$expand=x#`` and ``../../domains/x`` reach
+    the server as one segment."""
+    if not isinstance(value, str) or not value.strip():
+        raise RecordError('%s: a name must be a non-empty string, not %r' % (option, value))
+    if len(value) > NAME_LIMIT:
+        raise RecordError('%s: %r... is longer than %d characters'
+                          % (option, value[:40], NAME_LIMIT))
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+        raise RecordError('%s: %r holds a control character' % (option, value))
+    if value in ('.', '..'):
+        raise RecordError('%s: %r is not a name' % (option, value))
+    return quote(value, safe='@')
+
+
+# -- the shape of answers ---------------------------------------------------------------------
+NULL = type(None)
+STR_LIST = 'list of strings'
+_JSON_TYPES = ((bool, 'boolean'), (int, 'number'), (float, 'number'), (str, 'string'),
+               (list, 'array'), (dict, 'object'), (NULL, 'null'))
+
+
+def json_type(value):
+    return next((name for kind, name in _JSON_TYPES if isinstance(value, kind)), 'value')
+
+
+def _has_type(value, kind):
+    if kind == STR_LIST:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def shape_problem(obj, fields):
+    """None when ``obj`` is a JSON object whose ``fields`` ({name: type or tuple of types; str,
+    int, bool, list, dict, STR_LIST, NULL}) have those types, else what is wrong. A field is
+    required unless NULL is among its types."""
+    if not isinstance(obj, dict):
+        return 'a JSON %s where an object belongs' % json_type(obj)
+    for name, kinds in fields.items():
+        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+        value = obj.get(name)
+        if value is None and NULL in kinds:
+            continue
+        if value is None:
+            return 'the object has no %s' % name
+        if not any(_has_type(value, k) for k in kinds if k is not NULL):
+            return '%s is a JSON %s (%s)' % (name, json_type(value), _cut(json.dumps(value), 60))
+    return None
+
+
+def _json(content):
+    """Parsed JSON of an answer body, or ValueError."""
     try:
-        return max(0.0, float(value))
-    except (TypeError, ValueError):
-        # exponential back-off with full jitter, capped
-        return random.uniform(0, min(30.0, 0.5 * (2 ** attempt)))
+        return json.loads(content)
+    except RecursionError:
+        raise ValueError('nested too deeply')
+
+
+# -- retries ----------------------------------------------------------------------------------
+def retry_after(headers):
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP-date, RFC 9110 section
+    10.2.3), or None when there is none or it is not valid (for example negative)."""
+    if not isinstance(headers, dict) and not hasattr(headers, 'items'):
+        return None
+    value = next((v for k, v in headers.items() if str(k).lower() == 'retry-after'), None)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if re.fullmatch(r'[0-9]+', value):
+        return float(value) if len(value) <= 15 else float('inf')
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def retry_delay(asked, retry):
+    """Seconds to wait before retry number ``retry`` (1, 2, ...): what the server asked for, else
+    exponential back-off; never under DELAY_FLOOR, stretched by up to JITTER."""
+    base = asked if asked is not None else min(BACKOFF_CAP, DELAY_FLOOR * 2 ** (retry - 1))
+    return max(DELAY_FLOOR, base) * random.uniform(1.0, 1.0 + JITTER)
+
+
+class Retry:
+    """The retry bound of one request: at most MAX_RETRIES retries, all of it within
+    ``seconds`` (RETRY_FACTOR x timeout)."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.started = time.monotonic()
+        self.deadline = self.started + seconds
+        self.retries = 0
+        self.asked = None
+
+    def left(self):
+        return self.deadline - time.monotonic()
+
+    def timeout(self, timeout):
+        """The socket timeout of the next attempt: ``timeout``, cut to what is left."""
+        return max(0.1, min(timeout, self.left()))
+
+    def pause(self, asked=None):
+        """Wait before the next attempt and return True, or return False at once when the bound
+        does not allow another one (the wait would leave less than DELAY_FLOOR for it)."""
+        self.asked = asked
+        if self.retries >= MAX_RETRIES:
+            return False
+        wait = retry_delay(asked, self.retries + 1)
+        if wait + DELAY_FLOOR > self.left():
+            return False
+        self.retries += 1
+        time.sleep(wait)
+        return True
+
+    def summary(self):
+        text = 'gave up after %d attempt%s in %.1f s' % (
+            self.retries + 1, '' if self.retries == 0 else 's', time.monotonic() - self.started)
+        if self.asked is not None:
+            text += ' (the server asked to wait %s)' % ('%.0f s' % self.asked
+                                                        if self.asked < 1e15 else 'forever')
+        return text + '; the bound is %d retries within %.0f s (%d x timeout)' % (
+            MAX_RETRIES, self.seconds, RETRY_FACTOR)
 
 
 def _error_fields(body):
-    err = (body or {}).get('error') if isinstance(body, dict) else None
+    err = body.get('error') if isinstance(body, dict) else None
     if not isinstance(err, dict):
-        return 'UnknownError', str(body)[:300], None, None
-    inner = err.get('innerError') or err.get('innererror') or {}
-    return (err.get('code') or 'UnknownError', err.get('message') or '',
+        return 'UnknownError', excerpt(body), None, None
+    inner = err.get('innerError') or err.get('innererror')
+    inner = inner if isinstance(inner, dict) else {}
+    return (str(err.get('code') or 'UnknownError')[:100], _cut(str(err.get('message') or ''), 600),
             inner.get('request-id'), inner.get('date'))
 
 
@@ -79,13 +232,17 @@ class GraphClient:
     """Graph v1.0 for one identity; thread-safe for the bounded concurrency it uses itself."""
 
     service = 'Graph'
+    option = 'graph_endpoint'
+    max_pages = MAX_PAGES
+    max_items = MAX_ITEMS
 
-    def __init__(self, identity, max_retry_time=120.0, concurrency=4, phase='graph',
+    def __init__(self, identity, max_retry_time=None, concurrency=4, phase='graph',
                  resource=GRAPH, base=None):
         self.identity = identity
         self.resource = resource
-        self.base = base or identity.endpoints[GRAPH] + '/v1.0'
-        self.max_retry_time = max_retry_time
+        self.endpoint = identity.endpoints[resource]  # the origin every link must be on
+        self.base = base or self.endpoint + '/v1.0'
+        self.max_retry_time = max_retry_time or identity.retry_time
         self.concurrency = concurrency
         self.phase = phase
         self._token = None
@@ -95,60 +252,127 @@ class GraphClient:
             self._token = self.identity.token(self.resource, refresh=refresh)
         return {'Authorization': 'Bearer ' + self._token}
 
-    def _url(self, path):
-        return path if path.startswith('https://') or path.startswith('http://') \
-            else self.base + path
+    def _url(self, path, phase):
+        if origin(path) is None:
+            return self.base + path
+        return self.follow(path, self.base, phase, 'GET')
+
+    def follow(self, link, page_url, phase, method):
+        """The absolute URL of a link from an answer (``@odata.nextLink``), resolved against
+        the page it came with; GraphError unless it is on this endpoint."""
+        if not isinstance(link, str) or not link or len(link) > 8192:
+            raise self.invalid(phase, 200, method, page_url,
+                               '@odata.nextLink is not a URL', link)
+        url = urljoin(page_url, link)
+        if origin(url) != origin(self.base):
+            raise GraphError(phase, 200, 'UntrustedLink',
+                             'the answer links to %s, which is not on %s %s; not followed, so '
+                             'the token went nowhere else' % (_cut(link, 300), self.option,
+                                                              self.endpoint),
+                             method=method, url=page_url, service=self.service,
+                             hint='the collection follows links only on the configured endpoint '
+                                  '(same scheme, host and port); check %s' % self.option)
+        return url
+
+    def invalid(self, phase, status, method, url, problem, content, content_type=None):
+        """The GraphError of a success answer that is not the documented JSON."""
+        return GraphError(phase, status, 'InvalidResponse',
+                          'the answer is not the documented JSON: %s; it was%s: %s'
+                          % (problem, ' (Content-Type %s)' % _cut(content_type, 80)
+                             if content_type else '', excerpt(content)),
+                          method=method, url=url, service=self.service,
+                          hint='check %s: it must be the %s root, not a proxy or a login page'
+                               % (self.option, self.service))
+
+    def _answer(self, r, method, url, phase):
+        """The JSON object of a success answer (204: {}), else GraphError."""
+        if r.status_code == 204:
+            return {}
+        problem = None
+        try:
+            body = _json(r.content)
+        except ValueError:
+            problem = 'no body' if not r.content.strip() else 'not JSON'
+        else:
+            if not isinstance(body, dict):
+                problem = 'a JSON %s, not an object' % json_type(body)
+            elif 'value' in body and not isinstance(body['value'], list):
+                problem = 'value is a JSON %s, not an array' % json_type(body['value'])
+        if problem:
+            raise self.invalid(phase, r.status_code, method, url, problem, r.content,
+                               r.headers.get('Content-Type'))
+        return body
 
     def request(self, method, path, params=None, json=None, headers=None, ok=(200, 201, 204),
-                phase=None, permission=None):
-        """(status, body) of one request; retries throttling, refreshes the token once on 401.
-        Statuses outside ``ok`` raise GraphError; ``permission`` names the application
-        permission the call needs, for the message of a 403."""
+                phase=None, permission=None, check=None):
+        """(status, body) of one request; retries throttling and network errors within the
+        bound, refreshes the token once on 401. Statuses outside ``ok`` raise GraphError;
+        ``permission`` names the application permission the call needs, for the message of a
+        403; ``check(body)`` says what is wrong with a success body (None: nothing)."""
         phase = phase or self.phase
-        url = self._url(path)
-        deadline = time.monotonic() + self.max_retry_time
-        attempt = 0
+        url = self._url(path, phase)
+        retry = Retry(self.max_retry_time)
         refreshed = False
         while True:
-            attempt += 1
             hdrs = dict(headers or {})
             hdrs.update(self._auth())
             try:
                 r = self.identity.session.request(method, url, params=params, json=json,
-                                                  headers=hdrs)
+                                                  headers=hdrs, deadline=retry.deadline,
+                                                  timeout=retry.timeout(self.identity.timeout),
+                                                  json_object=False)
+            except OffEndpoint as e:
+                raise GraphError(phase, 'not sent', 'UntrustedLink', str(e), method=method,
+                                 url=url, service=self.service)
+            except AnswerTooLarge as e:
+                raise GraphError(phase, 'too large', 'AnswerTooLarge', str(e), method=method,
+                                 url=url, service=self.service,
+                                 hint='check %s' % self.option)
             except requests.exceptions.SSLError as e:
-                raise GraphError(phase, 'TLS', 'CertificateError', str(e)[:300], method=method,
-                                 url=url, hint='set ca_path to the CA that signs the endpoint',
-                                 service=self.service)
+                raise GraphError(phase, 'TLS', 'CertificateError', _cut(str(e), 300),
+                                 method=method, url=url, service=self.service,
+                                 hint='set ca_path to the CA that signs the endpoint')
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
-                wait = _retry_after(None, attempt)
-                if time.monotonic() + wait > deadline:
-                    raise GraphError(phase, 'no answer', 'NetworkError', str(e)[:300],
-                                     method=method, url=url,
-                                     hint='check the network path to %s' % self.base,
-                                     service=self.service)
-                time.sleep(wait)
-                continue
-            body = _json(r)
+                if retry.pause():
+                    continue
+                raise GraphError(phase, 'no answer', 'NetworkError',
+                                 '%s; %s' % (_cut(str(e), 300), retry.summary()),
+                                 method=method, url=url, service=self.service,
+                                 hint='check the network path to %s, or raise timeout'
+                                      % self.base)
             if r.status_code in ok:
+                body = self._answer(r, method, url, phase)
+                problem = check(body) if check else None
+                if problem:
+                    raise self.invalid(phase, r.status_code, method, url, problem, body)
                 return r.status_code, body
             if r.status_code == 401 and not refreshed:
                 refreshed = True
                 self._auth(refresh=True)
                 continue
-            if r.status_code in RETRY_STATUS:
-                wait = _retry_after(r.headers, attempt)
-                if time.monotonic() + wait <= deadline:
-                    time.sleep(wait)
-                    continue
-            code, message, request_id, date = self.error_fields(body)
-            hint = HINTS.get(code)
-            if r.status_code == 403 and permission:
-                hint = ('the app needs the application permission %s with admin consent; grant '
-                        'it in the app registration\'s API permissions' % permission)
-            raise GraphError(phase, r.status_code, code, message,
-                             request_id or r.headers.get('request-id'),
-                             date or r.headers.get('Date'), method, url, hint, self.service)
+            if r.status_code in RETRY_STATUS and retry.pause(retry_after(r.headers)):
+                continue
+            raise self.failure(r, method, url, phase, permission, retry)
+
+    def failure(self, r, method, url, phase, permission, retry):
+        """The GraphError of an answer outside the accepted statuses."""
+        try:
+            body = _json(r.content) if r.content else {}
+        except ValueError:
+            body = {'error': {'code': 'NonJsonResponse', 'message': excerpt(r.content)}}
+        code, message, request_id, date = self.error_fields(body)
+        hint = HINTS.get(code)
+        if r.status_code == 403 and permission:
+            hint = ('the app needs the application permission %s with admin consent; grant '
+                    'it in the app registration\'s API permissions' % permission)
+        elif 300 <= r.status_code < 400:
+            hint = ('a redirect (to %s) is never followed: the token goes only to %s; check it'
+                    % (_cut(r.headers.get('Location') or 'nowhere', 300), self.option))
+        elif r.status_code in RETRY_STATUS:
+            hint = retry.summary() + '; run again later'
+        return GraphError(phase, r.status_code, code, message,
+                          request_id or r.headers.get('request-id'),
+                          date or r.headers.get('Date'), method, url, hint, self.service)
 
     @staticmethod
     def error_fields(body):
@@ -158,16 +382,49 @@ class GraphClient:
     def get(self, path, params=None, **kwargs):
         return self.request('GET', path, params=params, **kwargs)[1]
 
-    def get_all(self, path, params=None, phase=None, permission=None):
-        """Every item of a collection, following @odata.nextLink."""
-        items = []
-        body = self.get(path, params=params, phase=phase, permission=permission)
+    def get_all(self, path, params=None, phase=None, permission=None, check=None):
+        """Every item of a collection, following @odata.nextLink; ``check(item)`` says what is
+        wrong with one item (None: nothing)."""
+        phase = phase or self.phase
+
+        def fetch(url, first):
+            return self.get(path if first else url, params=params if first else None,
+                            phase=phase, permission=permission)
+        return self.collect(fetch, self.base + path, phase, 'GET', check)
+
+    def collect(self, fetch, url, phase, method, check=None):
+        """The items of every page: ``fetch(url, first)`` is one page's body. A nextLink is
+        followed on this endpoint only, never twice, for at most max_pages pages and
+        max_items items."""
+        items, seen, first = [], set([url]), True
         while True:
-            items.extend(body.get('value') or [])
+            body = fetch(url, first)
+            value = body.get('value')
+            if not isinstance(value, list):
+                raise self.invalid(phase, 200, method, url, 'a collection answer without '
+                                   '"value": [...]', body)
+            for item in value:
+                problem = check(item) if check else None
+                if problem:
+                    raise self.invalid(phase, 200, method, url, problem, item)
+            items.extend(value)
+            if len(items) > self.max_items:
+                raise GraphError(phase, 200, 'TooManyItems', 'more than %d objects in %d pages; '
+                                 'stopped' % (self.max_items, len(seen)), method=method,
+                                 url=url, service=self.service)
             link = body.get('@odata.nextLink')
-            if not link:
+            if link is None:
                 return items
-            body = self.get(link, phase=phase, permission=permission)
+            url, first = self.follow(link, url, phase, method), False
+            if url in seen:
+                raise GraphError(phase, 200, 'RepeatedLink', 'the same @odata.nextLink came '
+                                 'twice: %s; stopped instead of looping' % _cut(link, 300),
+                                 method=method, url=url, service=self.service)
+            if len(seen) >= self.max_pages:
+                raise GraphError(phase, 200, 'TooManyPages', 'more than %d pages; stopped'
+                                 % self.max_pages, method=method, url=url,
+                                 service=self.service)
+            seen.add(url)
 
     def batch(self, requests_, phase=None):
         """{id: (status, body)} for [{'id', 'method', 'url', 'body'?}], 20 per $batch, up to
@@ -182,37 +439,47 @@ class GraphClient:
     def _batch_chunk(self, chunk, phase):
         pending = dict((str(r['id']), r) for r in chunk)
         done = {}
-        deadline = time.monotonic() + self.max_retry_time
-        attempt = 0
+        retry = Retry(self.max_retry_time)
         while pending:
-            attempt += 1
+            asked = list(pending)
             body = self.request('POST', '/$batch', json={'requests': list(pending.values())},
-                                phase=phase)[1]
+                                phase=phase, check=lambda b: batch_problem(b, asked))[1]
             waits = []
-            for item in body.get('responses') or []:
-                rid = str(item.get('id'))
-                status = int(item.get('status') or 0)
-                if status in RETRY_STATUS and rid in pending:
-                    waits.append(_retry_after(item.get('headers'), attempt))
+            for item in body['responses']:
+                rid = str(item['id'])
+                if item['status'] in RETRY_STATUS:
+                    waits.append(retry_after(item.get('headers')))
                     continue
-                done[rid] = (status, item.get('body'))
-                pending.pop(rid, None)
-            if pending:
-                wait = max(waits) if waits else _retry_after(None, attempt)
-                if time.monotonic() + wait > deadline:
-                    for rid in pending:
-                        done[rid] = (429, {'error': {'code': 'TooManyRequests', 'message':
-                                                     'still throttled after %.0f s'
-                                                     % self.max_retry_time}})
-                    break
-                time.sleep(wait)
+                done[rid] = (item['status'], item.get('body'))
+                pending.pop(rid)
+            if pending and not retry.pause(max([w for w in waits if w is not None],
+                                               default=None)):
+                for rid in pending:
+                    done[rid] = (429, {'error': {'code': 'TooManyRequests',
+                                                 'message': 'still throttled: ' +
+                                                            retry.summary()}})
+                break
         return done
 
 
-def _json(response):
-    if not response.content:
-        return {}
-    try:
-        return response.json()
-    except ValueError:
-        return {'error': {'code': 'NonJsonResponse', 'message': response.text[:300]}}
+def batch_problem(body, ids):
+    """What is wrong with a $batch answer to the requests ``ids``, or None
+    (https://learn.microsoft.com/graph/json-batching: one response per request, any order)."""
+    responses = body.get('responses')
+    if not isinstance(responses, list):
+        return 'no "responses": [...]'
+    answered = []
+    for item in responses:
+        problem = shape_problem(item, {'id': (str, int), 'status': int})
+        if problem:
+            return 'a response item: ' + problem
+        if str(item['id']) not in ids or str(item['id']) in answered:
+            return 'a response for the id %s, which was not asked or came twice' % item['id']
+        if not 100 <= item['status'] <= 599:
+            return 'the status %s of id %s is not an HTTP status' % (item['status'], item['id'])
+        answered.append(str(item['id']))
+    missing = [i for i in ids if i not in answered]
+    if missing:
+        return 'no response for the id%s %s' % ('' if len(missing) == 1 else 's',
+                                                ', '.join(missing[:20]))
+    return None

@@ -5,16 +5,24 @@
 """Microsoft 365 identity: app-only tokens with msal (client secret or certificate).
 
 One place knows the national clouds, the endpoint overrides, certificate handling, the token
-cache file and what the common AADSTS errors mean for the person running the playbook.
+cache file and what the common AADSTS errors mean for the person running the playbook. Every HTTP
+request of the collection goes through :class:`VerifyingSession`: only to the configured
+endpoints, no redirects followed, answers read up to a size bound.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
+import json
 import os
+import ssl
+import stat
 import tempfile
+import time
 import traceback
+
+from urllib.parse import urlsplit
 
 from ansible.module_utils.common.parameters import env_fallback
 
@@ -48,6 +56,17 @@ CLOUDS = {
               'https://partner.outlook.cn'),
 }
 GRAPH, EXCHANGE = 'graph', 'exchange'
+DEFAULT_PORTS = {'https': 443, 'http': 80}
+# One answer is read up to this many bytes (a Graph page of 999 users or an InvokeCommand page
+# of 1,000 mailboxes is a few MB).
+BODY_LIMIT = 32 * 1024 * 1024
+# One request, with all its retries and the reading of its answers, ends within this many times
+# ``timeout`` (120 s for the default 30 s).
+RETRY_FACTOR = 4
+# What msal's SerializableTokenCache writes: a JSON object of these sections.
+CACHE_SECTIONS = ('AccessToken', 'RefreshToken', 'IdToken', 'Account', 'AppMetadata')
+CACHE_LIMIT = 4 * 1024 * 1024
+EXCERPT = 200  # characters of an unexpected answer shown in a message
 
 AADSTS_HINTS = {
     7000215: 'the client secret is wrong. Use the secret\'s Value (not its Secret ID) from the '
@@ -109,23 +128,122 @@ class IdentityError(Exception):
         self.aadsts = aadsts
 
 
+def endpoint_url(value, option):
+    """``value`` as an https URL without a trailing slash, or IdentityError naming ``option``."""
+    text = value.strip() if isinstance(value, str) else ''
+    problem = None
+    if not text or len(text) > 2048:
+        problem = 'must be an https:// URL of at most 2048 characters'
+    elif any(ord(c) <= 32 or ord(c) == 127 for c in text):
+        problem = 'must not hold white space or control characters'
+    else:
+        parts = urlsplit(text)
+        try:
+            parts.port
+        except ValueError:
+            problem = 'has an invalid port'
+        if problem:
+            pass
+        elif parts.scheme.lower() != 'https':
+            problem = ('must be an https:// URL: tokens and secrets go there, so plain http:// '
+                       'and other schemes are refused')
+        elif not parts.hostname:
+            problem = 'names no host'
+        elif '@' in parts.netloc:
+            problem = 'must not carry a user name or password'
+        elif parts.query or parts.fragment or text.endswith(('?', '#')):
+            problem = 'must not carry a query or a fragment'
+    if problem:
+        raise IdentityError('%s %s (got %r), for example https://graph.microsoft.com'
+                            % (option, problem, _cut(value, 200)), phase='input')
+    return text.rstrip('/')
+
+
+def origin(url):
+    """(scheme, host, port) of an absolute URL, default ports filled in; None if it has none."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if not scheme or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or DEFAULT_PORTS.get(scheme)
+
+
+class OffEndpoint(requests.exceptions.RequestException if HAS_M365_LIBS else Exception):
+    """A request to a URL that is on none of the configured endpoints (never sent)."""
+
+
+class AnswerTooLarge(requests.exceptions.RequestException if HAS_M365_LIBS else Exception):
+    """An answer longer than BODY_LIMIT (reading stopped there)."""
+
+
+class NotJsonObject(requests.exceptions.RequestException if HAS_M365_LIBS else Exception):
+    """An identity endpoint answer that is not a JSON object (msal would trip over it)."""
+
+
 class VerifyingSession(requests.Session if HAS_M365_LIBS else object):
-    """A requests session whose certificate check is explicit on every request.
+    """The requests session of every call: certificate check explicit on every request, only
+    to ``origins`` (the configured endpoints), redirects never followed, answers read up to
+    ``limit`` bytes and before ``deadline`` (``RETRY_FACTOR`` x ``timeout`` when not given).
+    Unless ``json_object=False`` is given (the Graph client checks its answers itself), an
+    answer must be a JSON object: msal's requests to the identity endpoint.
 
     requests lets REQUESTS_CA_BUNDLE override ``Session.verify``, but not a ``verify`` given
     per request; proxies from the environment still apply.
     """
 
-    def __init__(self, verify=True, timeout=30.0):
+    def __init__(self, verify=True, timeout=30.0, origins=(), limit=BODY_LIMIT):
         super(VerifyingSession, self).__init__()
         self.exo_verify = verify
         self.exo_timeout = timeout
+        self.exo_origins = frozenset(origins)
+        self.exo_limit = limit
 
     def request(self, method, url, *args, **kwargs):  # pylint: disable=arguments-differ
+        deadline = kwargs.pop('deadline', None)
+        json_object = kwargs.pop('json_object', True)
+        if origin(url) not in self.exo_origins:
+            raise OffEndpoint('%s is not on a configured endpoint' % _cut(url, 300))
         if kwargs.get('verify') in (None, True):
             kwargs['verify'] = self.exo_verify
         kwargs.setdefault('timeout', self.exo_timeout)
-        return super(VerifyingSession, self).request(method, url, *args, **kwargs)
+        kwargs['allow_redirects'] = False
+        kwargs['stream'] = True
+        response = super(VerifyingSession, self).request(method, url, *args, **kwargs)
+        if deadline is None:
+            deadline = time.monotonic() + RETRY_FACTOR * self.exo_timeout
+        self._read(response, deadline)
+        if json_object:
+            try:
+                body = json.loads(response.content)
+            except (ValueError, RecursionError):
+                body = None
+            if not isinstance(body, dict):
+                raise NotJsonObject('%s answered %s with %s, not a JSON object: %s' % (
+                    _cut(url, 300), response.status_code,
+                    response.headers.get('Content-Type') or 'no Content-Type',
+                    excerpt(response.content)))
+        return response
+
+    def _read(self, response, deadline):
+        chunks, size = [], 0
+        try:
+            for chunk in response.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > self.exo_limit:
+                    raise AnswerTooLarge('the answer of %s is longer than %d bytes'
+                                         % (_cut(response.url, 300), self.exo_limit))
+                if time.monotonic() > deadline:
+                    raise requests.exceptions.ReadTimeout(
+                        'the answer of %s did not arrive in time' % _cut(response.url, 300))
+                chunks.append(chunk)
+        except Exception:
+            response.close()
+            raise
+        response._content = b''.join(chunks)  # what requests keeps after reading the body
 
 
 def load_certificate(path, password=None, send_chain=False):
@@ -169,16 +287,36 @@ def load_certificate(path, password=None, send_chain=False):
     return credential
 
 
-class Identity:
-    """App-only tokens for Graph and Exchange Online of one tenant and app."""
+def check_ca_path(path):
+    """IdentityError unless ``path`` is a directory or a file holding a PEM certificate."""
+    if os.path.isdir(path):
+        return
+    if not os.path.isfile(path):
+        raise IdentityError('ca_path %s does not exist (give a PEM file of the CAs that sign '
+                            'the endpoints, or a directory of them)' % path, phase='input')
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except (ssl.SSLError, OSError, ValueError) as e:
+        raise IdentityError('ca_path %s holds no usable PEM CA certificate: %s'
+                            % (path, _short(e)), phase='input')
 
-    def __init__(self, params):
+
+class Identity:
+    """App-only tokens for Graph and Exchange Online of one tenant and app.
+
+    ``check_mode``: the token cache is read but never written."""
+
+    def __init__(self, params, check_mode=False):
         self.params = params
+        self.check_mode = check_mode
         cloud = CLOUDS[params.get('cloud') or 'public']
-        self.authority_host = (params.get('authority_host') or cloud[0]).rstrip('/')
+        self.authority_host = endpoint_url(params.get('authority_host') or cloud[0],
+                                           'authority_host')
         self.resources = {GRAPH: cloud[1], EXCHANGE: cloud[2]}
-        self.endpoints = {GRAPH: (params.get('graph_endpoint') or cloud[1]).rstrip('/'),
-                          EXCHANGE: (params.get('exo_endpoint') or cloud[2]).rstrip('/')}
+        self.endpoints = {GRAPH: endpoint_url(params.get('graph_endpoint') or cloud[1],
+                                              'graph_endpoint'),
+                          EXCHANGE: endpoint_url(params.get('exo_endpoint') or cloud[2],
+                                                 'exo_endpoint')}
         self.tenant_id = params.get('tenant_id')
         self.client_id = params.get('client_id')
         if not self.tenant_id or not self.client_id:
@@ -186,8 +324,12 @@ class Identity:
                                 'AZURE_CLIENT_ID)', phase='input')
         verify = params.get('validate_certs', True)
         if verify and params.get('ca_path'):
+            check_ca_path(params['ca_path'])
             verify = params['ca_path']
-        self.session = VerifyingSession(verify, params.get('timeout') or 30.0)
+        self.timeout = params.get('timeout') or 30.0
+        self.retry_time = RETRY_FACTOR * self.timeout
+        origins = [origin(u) for u in [self.authority_host] + list(self.endpoints.values())]
+        self.session = VerifyingSession(verify, self.timeout, origins)
         self.thumbprint = None
         if params.get('client_certificate_path'):
             credential = load_certificate(params['client_certificate_path'],
@@ -201,23 +343,23 @@ class Identity:
                                 'AZURE_CLIENT_SECRET)', phase='input')
         self.cache_path = params.get('token_cache_path')
         self.cache = msal.SerializableTokenCache()
-        if self.cache_path and os.path.exists(self.cache_path):
-            try:
-                with open(self.cache_path) as f:
-                    self.cache.deserialize(f.read())
-            except (IOError, OSError, ValueError):
-                self.cache = msal.SerializableTokenCache()  # unreadable cache: start afresh
+        if self.cache_path:
+            text = self._read_cache()
+            if text is not None:
+                self.cache.deserialize(text)
         try:
             self.app = msal.ConfidentialClientApplication(
                 self.client_id, client_credential=credential,
                 authority='%s/%s' % (self.authority_host, self.tenant_id),
                 token_cache=self.cache, http_client=self.session,
                 instance_discovery=False)
-        except ValueError as e:
-            raise IdentityError('cannot use authority %s/%s: %s. Check tenant_id, cloud and '
-                                'authority_host.' % (self.authority_host, self.tenant_id, e))
         except requests.exceptions.RequestException as e:
             raise self._connect_error(e)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            # msal reading an answer that is not what the identity platform documents
+            raise IdentityError('cannot use authority %s/%s: %s. Check tenant_id, cloud and '
+                                'authority_host.' % (self.authority_host, self.tenant_id,
+                                                     _short(e)))
 
     def scopes(self, resource):
         return ['%s/.default' % self.resources[resource]]
@@ -233,15 +375,26 @@ class Identity:
             result = self.app.acquire_token_for_client(scopes=scopes)
         except requests.exceptions.RequestException as e:
             raise self._connect_error(e)
-        except ValueError as e:
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            # msal reading a token answer that is not what the identity platform documents
             raise IdentityError('the identity endpoint %s gave an unusable answer: %s'
-                                % (self.authority_host, e))
-        if 'access_token' not in result:
-            raise self._error(result, resource)
+                                % (self.authority_host, _short(e)))
+        if not isinstance(result, dict) or not isinstance(result.get('access_token'), str):
+            raise self._error(result if isinstance(result, dict) else {}, resource)
         self._save_cache()
         return result['access_token']
 
     def _connect_error(self, exc):
+        if isinstance(exc, OffEndpoint):
+            return IdentityError('the identity endpoint %s sent the token request elsewhere: '
+                                 '%s. Secrets go only to authority_host, graph_endpoint and '
+                                 'exo_endpoint; check authority_host.'
+                                 % (self.authority_host, _short(exc)), phase='connect')
+        if isinstance(exc, (AnswerTooLarge, NotJsonObject)):
+            return IdentityError('the identity endpoint %s gave an unusable answer: %s -- '
+                                 'check authority_host: it must be the Microsoft identity '
+                                 'platform (for example https://login.microsoftonline.com)'
+                                 % (self.authority_host, _short(exc)), phase='connect')
         if isinstance(exc, requests.exceptions.SSLError):
             return IdentityError('TLS check of %s failed: %s. Set ca_path to the CA that signs '
                                  'it (validate_certs: false only for tests).'
@@ -250,12 +403,16 @@ class Identity:
                              % (self.authority_host, _short(exc)), phase='connect')
 
     def _error(self, result, resource):
-        codes = result.get('error_codes') or []
-        description = (result.get('error_description') or '').split('\r\n')[0]
+        codes = result.get('error_codes')
+        codes = [c for c in codes if isinstance(c, int)] if isinstance(codes, list) else []
+        description = str(result.get('error_description') or '').split('\r\n', 1)[0]
         hint = next((AADSTS_HINTS[c] for c in codes if c in AADSTS_HINTS), None)
+        if not result.get('error'):
+            description = 'the answer of %s holds no access_token' % self.authority_host
+            hint = hint or 'check authority_host: it must be the Microsoft identity platform'
         msg = 'no token for %s (app %s, tenant %s): %s: %s' % (
-            self.resources[resource], self.client_id, self.tenant_id, result.get('error'),
-            description)
+            self.resources[resource], self.client_id, self.tenant_id,
+            _cut(result.get('error') or 'invalid_answer', 100), _cut(description, 600))
         if hint:
             msg += ' -- ' + hint
         if self.thumbprint and 700027 in codes:
@@ -264,10 +421,65 @@ class Identity:
             msg += ' (correlation id %s)' % result['correlation_id']
         return IdentityError(msg, aadsts=codes[0] if codes else None)
 
+    # -- the token cache file --------------------------------------------------------------
+    def _refuse(self, why):
+        return IdentityError('token_cache_path %s %s; it is left as it is. Point '
+                             'token_cache_path at a new file (the collection creates it with '
+                             'mode 0600), or remove this one.' % (self.cache_path, why),
+                             phase='token cache')
+
+    def _cache_stat(self):
+        """The file's stat, None when there is none; refuses a file the collection did not
+        write: not a regular file, another owner, readable or writable by others."""
+        try:
+            st = os.lstat(self.cache_path)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise IdentityError('cannot read token_cache_path %s: %s' % (self.cache_path, e),
+                                phase='token cache')
+        if not stat.S_ISREG(st.st_mode):
+            raise self._refuse('is not a regular file (a directory, a symbolic link or a '
+                               'device)')
+        if hasattr(os, 'geteuid') and st.st_uid != os.geteuid():
+            raise self._refuse('belongs to another user (uid %d)' % st.st_uid)
+        if st.st_mode & 0o077:
+            raise self._refuse('can be read or written by other users (mode %04o), which a '
+                               'token cache of this collection never is'
+                               % stat.S_IMODE(st.st_mode))
+        if st.st_size > CACHE_LIMIT:
+            raise self._refuse('is larger than %d bytes' % CACHE_LIMIT)
+        return st
+
+    def _read_cache(self):
+        """The cache file's text when it is a token cache this collection wrote, None when
+        there is no file; anything else is refused (never overwritten)."""
+        if self._cache_stat() is None:
+            return None
+        try:
+            with open(self.cache_path, 'rb') as f:
+                raw = f.read(CACHE_LIMIT + 1)
+        except (IOError, OSError) as e:
+            raise IdentityError('cannot read token_cache_path %s: %s' % (self.cache_path, e),
+                                phase='token cache')
+        try:
+            data = json.loads(raw.decode('utf-8'))
+        except (ValueError, RecursionError):
+            raise self._refuse('is not a token cache (not JSON)')
+        if not isinstance(data, dict) or any(
+                key not in CACHE_SECTIONS or not isinstance(section, dict)
+                or not all(isinstance(entry, dict) for entry in section.values())
+                for key, section in data.items()):
+            raise self._refuse('is not a token cache (JSON, but not the shape of msal\'s '
+                               'token cache: an object of %s)' % ', '.join(CACHE_SECTIONS))
+        return raw.decode('utf-8')
+
     def _save_cache(self):
-        if not self.cache_path or not self.cache.has_state_changed:
+        if not self.cache_path or self.check_mode or not self.cache.has_state_changed:
             return
+        self._read_cache()  # still ours (or still absent) right before it is replaced
         directory = os.path.dirname(os.path.abspath(self.cache_path))
+        tmp = None
         try:
             fd, tmp = tempfile.mkstemp(prefix='.token-cache-', dir=directory)
             with os.fdopen(fd, 'w') as f:
@@ -275,10 +487,28 @@ class Identity:
             os.chmod(tmp, 0o600)
             os.rename(tmp, self.cache_path)
         except (IOError, OSError) as e:
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
             raise IdentityError('cannot write token_cache_path %s: %s'
                                 % (self.cache_path, e), phase='token cache')
 
 
+def _cut(text, limit):
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
+def excerpt(content):
+    """What came back, for a message: at most EXCERPT characters, control characters escaped,
+    and the size when there is more."""
+    if not isinstance(content, bytes):
+        content = json.dumps(content).encode('utf-8')
+    text = content[:EXCERPT * 4].decode('utf-8', 'replace')
+    shown = json.dumps(text[:EXCERPT], ensure_ascii=False)
+    if len(text) > EXCERPT or len(content) > EXCERPT * 4:
+        shown += '... (%d bytes in all)' % len(content)
+    return shown
+
+
 def _short(exc):
-    text = str(exc)
-    return text if len(text) < 300 else text[:300] + '...'
+    return _cut(exc, 300)

@@ -19,7 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._exo_admin import ExoAdminClient
-from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import GraphClient, GraphError
+from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
+    NULL,
+    STR_LIST,
+    GraphClient,
+    GraphError,
+    path_segment,
+    shape_problem,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import Identity
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
 
@@ -32,6 +39,45 @@ PARALLEL = 4
 MAILBOX_PLANS = ('EXCHANGE_S_STANDARD', 'EXCHANGE_S_ENTERPRISE', 'EXCHANGE_S_DESKLESS',
                  'EXCHANGE_S_ESSENTIALS', 'EXCHANGE_S_STANDARD_GOV', 'EXCHANGE_S_ENTERPRISE_GOV',
                  'EXCHANGE_S_STANDARD_MIDMARKET')
+# What the collection reads of a Graph user (resources/user), a licenseDetails entry
+# (resources/licensedetails) and the cmdlet objects; anything else in an answer is an error.
+USER_SHAPE = {'id': str, 'userPrincipalName': str, 'mail': (str, NULL),
+              'proxyAddresses': (STR_LIST, NULL)}
+LICENSE_SHAPE = {'skuPartNumber': str, 'servicePlans': (list, NULL)}
+PLAN_SHAPE = {'servicePlanName': (str, NULL), 'provisioningStatus': (str, NULL)}
+CAS_SHAPE = {'PopEnabled': bool, 'ImapEnabled': bool,
+             'SmtpClientAuthenticationDisabled': (bool, NULL),
+             'ExternalDirectoryObjectId': (str, NULL), 'UserPrincipalName': (str, NULL),
+             'PrimarySmtpAddress': (str, NULL)}
+TRANSPORT_SHAPE = {'SmtpClientAuthenticationDisabled': bool}
+
+
+def user_problem(user):
+    return shape_problem(user, USER_SHAPE)
+
+
+def users_problem(body):
+    return shape_problem(body, {'value': list}) or next(
+        (p for p in map(user_problem, body['value']) if p), None)
+
+
+def license_problem(sku):
+    return shape_problem(sku, LICENSE_SHAPE) or next(
+        (p for p in (shape_problem(plan, PLAN_SHAPE) for plan in sku.get('servicePlans') or [])
+         if p), None)
+
+
+def licenses_problem(body):
+    return shape_problem(body, {'value': list}) or next(
+        (p for p in map(license_problem, body['value']) if p), None)
+
+
+def cas_problem(cas):
+    return shape_problem(cas, CAS_SHAPE)
+
+
+def transport_problem(config):
+    return shape_problem(config, TRANSPORT_SHAPE)
 
 
 def smtp_addresses(values):
@@ -77,9 +123,9 @@ def exchange_licensed(license_details):
 
 
 class Mailboxes:
-    def __init__(self, params):
+    def __init__(self, params, check_mode=False):
         self.params = params
-        self.identity = Identity(params)
+        self.identity = Identity(params, check_mode)
         self.graph = GraphClient(self.identity)
         self.exo = ExoAdminClient(self.identity)
         self.include = set(params.get('include') or PARTS)
@@ -93,23 +139,24 @@ class Mailboxes:
         """[(asked, graph user or None)] in the order asked (all: the tenant's order)."""
         if self.params.get('all'):
             users = self.graph.get_all('/users', params={'$select': USER_SELECT, '$top': '999'},
-                                       phase='list users', permission='User.Read.All')
-            return [(u.get('userPrincipalName'), u) for u in users]
+                                       phase='list users', permission='User.Read.All',
+                                       check=user_problem)
+            return [(u['userPrincipalName'], u) for u in users]
         asked = list(dict.fromkeys(self.params.get('mailboxes') or []))
-        found = self.graph.batch([{'id': str(i), 'method': 'GET', 'url': '/users/%s?$select=%s'
-                                   % (name, USER_SELECT)} for i, name in enumerate(asked)],
-                                 phase='read users')
+        found = self.batch_checked([{'id': str(i), 'method': 'GET', 'url': '/users/%s?$select=%s'
+                                     % (path_segment(name, 'mailboxes'), USER_SELECT)}
+                                    for i, name in enumerate(asked)], 'read users', user_problem)
         missing = [i for i in range(len(asked)) if found[str(i)][0] == 404]
         if missing:  # not a UPN: maybe a mail address or a proxy address
-            by_address = self.graph.batch([{
+            by_address = self.batch_checked([{
                 'id': str(i), 'method': 'GET',
                 'url': '/users?$select=%s&$filter=%s' % (USER_SELECT, quote(
                     "mail eq '%s' or proxyAddresses/any(p:p eq 'smtp:%s')"
                     % (_q(asked[i]), _q(asked[i])), safe=''))}
-                for i in missing], phase='find users by address')
+                for i in missing], 'find users by address', users_problem)
             for i in missing:
                 status, body = by_address[str(i)]
-                hits = (body or {}).get('value') or [] if status == 200 else []
+                hits = body['value'] if status == 200 else []
                 found[str(i)] = (200, hits[0]) if hits else (404, None)
         out = []
         for i, name in enumerate(asked):
@@ -123,11 +170,23 @@ class Mailboxes:
         return out
 
     # -- parts ------------------------------------------------------------------------------
+    def batch_checked(self, items, phase, check):
+        """graph.batch, with each 200 body checked by ``check`` (GraphError naming the item)."""
+        results = self.graph.batch(items, phase=phase)
+        for item in items:
+            status, body = results[item['id']]
+            problem = check(body) if status == 200 else None
+            if problem:
+                raise self.graph.invalid(phase, status, item['method'], '%s/$batch (%s)'
+                                         % (self.graph.base, item['url']), problem, body)
+        return results
+
     def licences(self, users):
         ids = [u['id'] for u in users]
-        got = self.graph.batch([{'id': str(i), 'method': 'GET',
-                                 'url': '/users/%s/licenseDetails' % uid}
-                                for i, uid in enumerate(ids)], phase='read licences')
+        got = self.batch_checked([{'id': str(i), 'method': 'GET',
+                                   'url': '/users/%s/licenseDetails' % path_segment(uid, 'id')}
+                                  for i, uid in enumerate(ids)], 'read licences',
+                                 licenses_problem)
         out = {}
         for i, uid in enumerate(ids):
             status, body = got[str(i)]
@@ -139,11 +198,11 @@ class Mailboxes:
     def exchange_objects(self, cmdlet, users):
         """{graph user id: object} for the users that have an Exchange Online mailbox."""
         if self.params.get('all') or len(users) > PAGE_THRESHOLD:
-            objects = self.exo.invoke(cmdlet, {'ResultSize': 'Unlimited'})
+            objects = self.exo.invoke(cmdlet, {'ResultSize': 'Unlimited'}, check=cas_problem)
         else:
             def one(user):
                 try:
-                    return self.exo.invoke(cmdlet, {'Identity': user['id']})
+                    return self.exo.invoke(cmdlet, {'Identity': user['id']}, check=cas_problem)
                 except GraphError as e:
                     if e.status == 404 or 'couldn\'t be found' in (e.graph_message or ''):
                         return []
@@ -151,7 +210,7 @@ class Mailboxes:
             with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
                 objects = [o for found in pool.map(one, users) for o in found]
         by_id = dict((u['id'], u) for u in users)
-        by_upn = dict((u.get('userPrincipalName', '').lower(), u) for u in users)
+        by_upn = dict((u['userPrincipalName'].lower(), u) for u in users)
         out = {}
         for obj in objects:
             user = by_id.get(obj.get('ExternalDirectoryObjectId')) or \
@@ -162,8 +221,8 @@ class Mailboxes:
         return out
 
     def tenant_smtp_auth_disabled(self):
-        config = self.exo.invoke('Get-TransportConfig')
-        return bool(config and config[0].get('SmtpClientAuthenticationDisabled'))
+        config = self.exo.invoke('Get-TransportConfig', check=transport_problem)
+        return bool(config and config[0]['SmtpClientAuthenticationDisabled'])
 
     # -- the result -------------------------------------------------------------------------
     def info(self):
@@ -212,13 +271,11 @@ def _q(text):
 
 
 def _batch_error(phase, status, body, permission):
-    err = (body or {}).get('error') or {}
+    code, message, request_id, dummy = GraphClient.error_fields(body)
     hint = None
     if status == 403:
         hint = 'the app needs the application permission %s with admin consent' % permission
-    return GraphError(phase, status, err.get('code') or 'Error', err.get('message') or '',
-                      (err.get('innerError') or {}).get('request-id'), None, 'GET', '$batch',
-                      hint)
+    return GraphError(phase, status, code, message, request_id, None, 'GET', '$batch', hint)
 
 
 SMTP_AUTH_VALUES = {'enabled': False, 'disabled': True, 'inherit': None}  # -> ...Disabled
@@ -236,7 +293,7 @@ class ProtocolChange:
         self.params = params
         self.check_mode = check_mode
         self.diff_mode = diff_mode
-        self.identity = Identity(params)
+        self.identity = Identity(params, check_mode)
         self.exo = ExoAdminClient(self.identity)
         self.wanted = dict((k, params.get(k)) for k in ('pop', 'imap', 'smtp_auth')
                            if params.get(k) is not None)
@@ -244,7 +301,8 @@ class ProtocolChange:
     def read(self, names):
         """{name: CAS object or None}; the tenant paged once for long lists."""
         if len(names) > PAGE_THRESHOLD:
-            objects = self.exo.invoke('Get-CASMailbox', {'ResultSize': 'Unlimited'})
+            objects = self.exo.invoke('Get-CASMailbox', {'ResultSize': 'Unlimited'},
+                                      check=cas_problem)
             index = {}
             for obj in objects:
                 for key in ('PrimarySmtpAddress', 'UserPrincipalName', 'Identity', 'Name',
@@ -255,7 +313,7 @@ class ProtocolChange:
 
         def one(name):
             try:
-                found = self.exo.invoke('Get-CASMailbox', {'Identity': name})
+                found = self.exo.invoke('Get-CASMailbox', {'Identity': name}, check=cas_problem)
             except GraphError as e:
                 if e.status == 404 or 'couldn\'t be found' in str(e):
                     return None
@@ -308,8 +366,8 @@ class ProtocolChange:
         result = {'mailboxes': entries}
         tenant_changed = False
         if self.params.get('tenant_smtp_auth'):
-            disabled_now = bool((self.exo.invoke('Get-TransportConfig') or [{}])[0].get(
-                'SmtpClientAuthenticationDisabled'))
+            config = self.exo.invoke('Get-TransportConfig', check=transport_problem)
+            disabled_now = bool(config and config[0]['SmtpClientAuthenticationDisabled'])
             want_disabled = self.params['tenant_smtp_auth'] == 'disabled'
             tenant_changed = disabled_now != want_disabled
             if tenant_changed and not self.check_mode:

@@ -868,7 +868,7 @@ class SmtpTest(object):
     # -- delivery ---------------------------------------------------------------------------
     def confirm(self, message_id):
         from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
-            GraphClient, GraphError)
+            GraphClient, GraphError, path_segment)
         from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
             IdentityError)
         spec = self.params['confirm_delivery']
@@ -879,7 +879,8 @@ class SmtpTest(object):
         try:
             graph = GraphClient(self.identity(), phase='delivery')
             while True:
-                found = graph.get('/users/%s/messages' % mailbox, params={
+                found = graph.get('/users/%s/messages' % path_segment(
+                    mailbox, 'confirm_delivery.mailbox'), params={
                     '$filter': "internetMessageId eq '%s'" % message_id.replace("'", "''"),
                     '$select': 'id,internetMessageId,receivedDateTime,subject',
                     '$top': '1'}, permission='Mail.ReadBasic.All').get('value') or []

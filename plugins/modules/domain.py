@@ -16,6 +16,8 @@ description:
     catches up), and sets its supported services (V(Email) for Exchange Online).
   - The verification TXT value is returned, so a playbook can publish it with
     M(exchangeonline.mail.mail_dns) between two calls of this module.
+  - An answer that is not Graph's documented domain resource fails the task naming the
+    endpoint; nothing is changed on the strength of it.
   - "Needs the application permission C(Domain.ReadWrite.All)."
 author:
   - exchangeonline.mail developers (!UNKNOWN)
@@ -35,6 +37,8 @@ options:
   domain:
     description:
       - The domain, for example V(contoso.com). Unicode names are accepted.
+      - It must be a DNS host name of at least two labels (letters, digits and hyphens per
+        label); anything else is refused before Graph is asked.
     type: str
     required: true
   state:
@@ -154,7 +158,7 @@ def module_kwargs():
 
 def work(params, check_mode, diff_mode):
     from ansible_collections.exchangeonline.mail.plugins.module_utils._domains import Domains
-    domains = Domains(params)
+    domains = Domains(params, check_mode)
     if params['state'] == 'absent':
         result = domains.absent(check_mode)
     else:

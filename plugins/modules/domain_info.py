@@ -16,6 +16,9 @@ description:
     M(exchangeonline.mail.mail_dns) takes as they are in its O(exchangeonline.mail.mail_dns#module:records)
     option, and the verification TXT record.
   - Always prefer these values over computed ones; newer tenants get C(*.mx.microsoft) MX hosts.
+  - Every answer is checked against Graph's documented shape (the domain resource, each
+    record's type, label inside the domain, TTL and value fields); anything else fails the task
+    naming the endpoint, so a proxy page or a broken answer never reads as RV(exists=true).
   - "Needs the application permission C(Domain.Read.All)."
 author:
   - exchangeonline.mail developers (!UNKNOWN)
@@ -34,6 +37,8 @@ options:
   domain:
     description:
       - The domain, for example V(contoso.com). Unicode names are accepted.
+      - It must be a DNS host name of at least two labels (letters, digits and hyphens per
+        label); anything else is refused before Graph is asked.
     type: str
     required: true
   services:
@@ -165,7 +170,7 @@ def module_kwargs():
 
 def work(params, check_mode, diff_mode):
     from ansible_collections.exchangeonline.mail.plugins.module_utils._domains import Domains
-    return Domains(params).info()
+    return Domains(params, check_mode).info()
 
 
 def main():

@@ -39,6 +39,9 @@ options:
     description:
       - User principal names or e-mail addresses (primary or proxy). Mutually exclusive with
         O(all).
+      - Each name reaches Graph as one percent-encoded URL path segment, never as path or
+        query (a name like C(a@contoso.com?$expand=manager) is just a user that does not
+        exist). A name holding control characters, or V(.) or V(..), is refused.
     type: list
     elements: str
   all:
@@ -155,7 +158,7 @@ def module_kwargs():
 
 def work(params, check_mode, diff_mode):
     from ansible_collections.exchangeonline.mail.plugins.module_utils._mailboxes import Mailboxes
-    return Mailboxes(params).info()
+    return Mailboxes(params, check_mode).info()
 
 
 def main():

@@ -355,7 +355,8 @@ def module_kwargs():
 def work(params, check_mode, diff_mode):
     from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import Identity
     from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import SmtpTest
-    return SmtpTest(params, check_mode, Identity).run()
+    return SmtpTest(params, check_mode,
+                    lambda p: Identity(p, check_mode=check_mode)).run()
 
 
 def main():

@@ -93,3 +93,32 @@ def test_encrypted_certificate_key(m365, tmp_path):
     assert GraphClient(identity).get('/users')['value'] is not None
     params['client_certificate_send_chain'] = True  # x5c: subject name / issuer auth (PS256)
     assert GraphClient(Identity(params)).get('/users')['value'] is not None
+
+
+def test_paging_stops_at_the_page_and_object_bounds(m365):
+    """The bounds are 10,000 pages and 1,000,000 objects; lowered here to see them hold."""
+    m365.generate_users(250, domain=m365.tenant_domain)
+    graph = client(m365, m365.add_app(secret='s6', roles=USERS))
+    graph.max_pages = 2
+    with pytest.raises(GraphError) as err:
+        graph.get_all('/users', params={'$top': '100'})
+    assert err.value.code == 'TooManyPages' and 'more than 2 pages; stopped' in str(err.value)
+    assert len([r for r in m365.requests if r['path'] == '/v1.0/users']) == 2
+    graph.max_pages, graph.max_items = 100, 150
+    with pytest.raises(GraphError) as err:
+        graph.get_all('/users', params={'$top': '100'})
+    assert err.value.code == 'TooManyItems' and 'more than 150 objects' in str(err.value)
+
+
+def test_exchange_paging_refuses_a_repeated_link(m365):
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._exo_admin import (
+        ExoAdminClient)
+    m365.generate_users(20, domain=m365.tenant_domain)
+    app = m365.add_app(secret='s7', roles=('Exchange.ManageAsApp',))
+    exo = ExoAdminClient(Identity(dict(m365_args(m365, app), timeout=10.0)))
+    m365.inject('POST', r'/InvokeCommand$', next_link='repeat', count=10)
+    with pytest.raises(GraphError) as err:
+        exo.invoke('Get-CASMailbox', {'ResultSize': 'Unlimited'})
+    assert err.value.code == 'RepeatedLink' and 'InvokeCommand' in str(err.value)
+    # the link is the URL just POSTed to: not even a second request
+    assert len([r for r in m365.requests if r.get('cmdlet') == 'Get-CASMailbox']) == 1

@@ -121,6 +121,10 @@ def _mailbox_settings(upn):
     }
 
 
+class Hung(Exception):
+    """Raised by M365Emulator.hang_on: the request gets no answer."""
+
+
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -152,6 +156,66 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
 
 
+class _ListenerHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+
+    def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+        pass
+
+    def _serve(self):
+        length = int(self.headers.get('Content-Length') or 0)
+        if length:
+            self.rfile.read(length)
+        listener = self.server.emu  # the Listener
+        with listener.lock:
+            listener.requests.append({'time': time.time(), 'method': self.command,
+                                      'path': self.path,
+                                      'authorization': self.headers.get('Authorization')})
+        payload = json.dumps({'value': []}).encode()  # an empty last page: taken, if followed
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
+
+
+class Listener:
+    """Another HTTP(S) server on 127.0.0.1 that logs every request (see M365Emulator.listener):
+    ``url``, ``requests`` ([{time, method, path, authorization}])."""
+
+    def __init__(self, emu, tls, host):
+        self.emu = emu
+        self.tls = tls
+        self.host = host
+        self.lock = threading.Lock()
+        self.requests = []
+        self._server = None
+        self.url = None
+
+    def start(self):
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.emu.server_cert.configure_cert(context)
+            self._server = _Server(('127.0.0.1', 0), _ListenerHandler, self, context)
+        else:
+            self._server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _ListenerHandler)
+            self._server.daemon_threads = True
+            self._server.emu = self
+        self.url = '%s://%s:%d' % ('https' if self.tls else 'http', self.host,
+                                   self._server.server_address[1])
+        threading.Thread(target=self._server.serve_forever, kwargs={'poll_interval': 0.1},
+                         daemon=True, name='m365-listener').start()
+        return self
+
+    def stop(self):
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
 class M365Emulator:
     """See the module docstring; the public surface is the contract in tests/lab/m365."""
 
@@ -171,6 +235,8 @@ class M365Emulator:
         self.domains = {}
         self.users = []
         self._faults = []
+        self._listeners = []
+        self._stopping = threading.Event()
         self._tokens = {}  # jti -> exp (expire_tokens lowers it)
         self._server = None
         self._thread = None
@@ -205,6 +271,7 @@ class M365Emulator:
 
     # -- life cycle ----------------------------------------------------------------------------
     def start(self):
+        self._stopping.clear()
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         self.server_cert.configure_cert(context)
@@ -224,6 +291,10 @@ class M365Emulator:
         return self.smtp
 
     def stop(self):
+        self._stopping.set()  # hanging answers end
+        for other in self._listeners:
+            other.stop()
+        self._listeners = []
         if self.smtp is not None:
             self.smtp.stop()
             self.smtp = None
@@ -505,14 +576,32 @@ class M365Emulator:
         with self.lock:
             self.requests = []
 
-    def inject(self, method, path_regex, status, count=1, retry_after=None, body=None):
+    def inject(self, method, path_regex, status=None, count=1, retry_after=None, body=None,
+               content_type=None, headers=None, hang=None, next_link=None):
         """The next ``count`` requests with ``method`` (None or '*': any) whose path (no query)
-        matches ``path_regex`` (re.search) get ``status``; inside $batch the inner request's
-        path (/v1.0/...) is matched and only that item fails."""
+        matches ``path_regex`` (re.search) get a fault; inside $batch the inner request's path
+        (/v1.0/...) is matched and only that item fails. Faults:
+
+        - ``status`` (with ``retry_after``: the Retry-After header as given, e.g. 0 or -5): the
+          answer has this status and Graph's (or EXO's, AAD's) error body, or ``body`` (bytes
+          as they are, anything else as JSON) with ``content_type`` and ``headers`` (e.g. a
+          Location); status 200 with a body that is not the documented JSON is a broken or
+          hostile server.
+        - ``hang`` (seconds): the request is read and logged (status ``'hung'``), nothing is
+          answered for that long (or until ``stop()``), then the connection is closed.
+        - ``next_link``: the request is answered as usual and a JSON answer gets this
+          ``@odata.nextLink`` (``'repeat'``: the URL of the request itself).
+        """
+        if status is None and hang is None and next_link is None:
+            raise ValueError('give status, hang or next_link')
         with self.lock:
             self._faults.append({'method': (method or '*').upper(),
-                                 'regex': re.compile(path_regex), 'status': int(status),
-                                 'count': int(count), 'retry_after': retry_after, 'body': body})
+                                 'regex': re.compile(path_regex),
+                                 'status': None if status is None else int(status),
+                                 'count': int(count), 'retry_after': retry_after, 'body': body,
+                                 'content_type': content_type, 'headers': dict(headers or {}),
+                                 'hang': hang,
+                                 'next_link': next_link})
 
     def take_fault(self, method, path):
         with self.lock:
@@ -524,6 +613,42 @@ class M365Emulator:
                         self._faults.remove(fault)
                     return fault
         return None
+
+    def hang_on(self, fault, entry):
+        """For a ``hang`` fault: log the request, wait, then raise Hung (no answer)."""
+        if fault is None or fault['hang'] is None:
+            return
+        if entry is not None:  # None inside $batch: the whole batch hangs
+            entry['status'] = 'hung'
+            with self.lock:
+                self.requests.append(entry)
+        self._stopping.wait(fault['hang'])
+        raise Hung()
+
+    def answer_fault(self, fault, entry, answer, fault_response, url):
+        """The answer under ``fault`` (None: ``answer()``): hang, a rewritten nextLink
+        (``answer()`` with @odata.nextLink set), or ``fault_response(fault)``."""
+        if fault is None:
+            return answer()
+        self.hang_on(fault, entry)
+        if fault['next_link'] is None:
+            return fault_response(fault)
+        resp = answer()
+        if resp.status < 300 and isinstance(resp.body, dict):
+            resp.body['@odata.nextLink'] = url if fault['next_link'] == 'repeat' \
+                else fault['next_link']
+        return resp
+
+    def listener(self, tls=True, host='localhost'):
+        """Start another HTTP(S) listener on 127.0.0.1 (stopped with the emulator): the place
+        an injected ``next_link`` can point to. ``host`` is the name in its ``url``
+        (``localhost`` is another host than the emulator's 127.0.0.1); with ``tls`` it has
+        the emulator's certificate (127.0.0.1, ::1, localhost), so a client that trusts the
+        lab CA would talk to it. Every request is logged in ``.requests`` with its
+        Authorization header."""
+        other = Listener(self, tls, host).start()
+        self._listeners.append(other)
+        return other
 
     # -- HTTP ----------------------------------------------------------------------------------
     def handle(self, handler):
@@ -541,6 +666,9 @@ class M365Emulator:
         client_request_id = handler.headers.get('client-request-id') or request_id
         try:
             resp = self._route(handler, path, query, raw, entry, request_id, client_request_id)
+        except Hung:
+            handler.close_connection = True  # logged by hang_on; never answered
+            return
         except Exception as e:  # a bug here must still answer, in Graph's shape
             resp = graph_error(500, 'UnknownError', 'Emulator error: %r' % e, request_id,
                                client_request_id)
@@ -554,9 +682,9 @@ class M365Emulator:
             resp.headers.setdefault('Strict-Transport-Security', 'max-age=31536000')
             resp.headers.setdefault('Cache-Control', 'no-cache')
             if resp.body is not None:
-                resp.headers['Content-Type'] = ('application/json;odata.metadata=minimal;'
-                                                'odata.streaming=true;IEEE754Compatible=false;'
-                                                'charset=utf-8')
+                resp.headers.setdefault('Content-Type', 'application/json;odata.metadata='
+                                        'minimal;odata.streaming=true;IEEE754Compatible=false;'
+                                        'charset=utf-8')
         elif entry['resource'] == 'exo':
             # Headers of the captured InvokeCommand answer (see exo.py).
             resp.headers.setdefault('request-id', request_id)
@@ -566,11 +694,11 @@ class M365Emulator:
             resp.headers.setdefault('Strict-Transport-Security',
                                     'max-age=31536000; includeSubDomains')
             if resp.body is not None:
-                resp.headers['Content-Type'] = ('application/json;odata.metadata=minimal;'
-                                                'odata.streaming=true;IEEE754Compatible=false;'
-                                                'charset=utf-8')
+                resp.headers.setdefault('Content-Type', 'application/json;odata.metadata='
+                                        'minimal;odata.streaming=true;IEEE754Compatible=false;'
+                                        'charset=utf-8')
         elif resp.body is not None:
-            resp.headers['Content-Type'] = 'application/json; charset=utf-8'
+            resp.headers.setdefault('Content-Type', 'application/json; charset=utf-8')
         entry['status'] = resp.status
         entry['batch_items'] = getattr(resp, 'batch_items', None)
         with self.lock:
@@ -604,55 +732,31 @@ class M365Emulator:
             form = dict(urllib.parse.parse_qsl(raw.decode('utf-8', 'replace')))
             if entry['resource'] == 'token':
                 entry['client_id'] = form.get('client_id')
-            fault = self.take_fault(handler.command, path)
-            if fault is not None:
-                headers = {}
-                if fault['retry_after'] is not None:
-                    headers['Retry-After'] = str(fault['retry_after'])
-                if fault['body'] is not None:
-                    return Response(fault['status'], fault['body'], headers)
-                return aad_error(fault['status'], 'temporarily_unavailable', 50196,
-                                 'The server is temporarily unavailable (injected fault).',
-                                 headers=headers)
-            tenant = self._tenant(m.group(1))
-            if tenant is None:
-                return aad_error(400, 'invalid_tenant' if entry['resource'] == 'openid'
-                                 else 'invalid_request', 90002,
-                                 "Tenant '%s' not found. Check to make sure you have the correct "
-                                 "tenant ID and are signing into the correct cloud. Check with "
-                                 "your subscription administrator, this may happen if there are "
-                                 "no active subscriptions for the tenant." % m.group(1))
-            if entry['resource'] == 'openid':
-                if m.group(2).startswith('discovery'):
-                    return Response(200, identity.jwks(self))
-                return Response(200, identity.openid_configuration(self, tenant))
-            if handler.command != 'POST':
-                return aad_error(405, 'invalid_request', 900561,
-                                 'The endpoint only accepts POST requests.')
-            return identity.token_request(self, tenant, form, handler.headers, entry)
+            return self.answer_fault(self.take_fault(handler.command, path), entry,
+                                     lambda: self._identity(handler, m, form, entry),
+                                     self._identity_fault, self.url + handler.path)
         if path.startswith('/v1.0/') or path == '/v1.0':
             entry['resource'] = 'graph'
             claims, problem = self.check_token(handler.headers.get('Authorization'),
                                                (self.url,) + identity.GRAPH_RESOURCES)
             entry['client_id'] = claims.get('appid')
-            fault = self.take_fault(handler.command, path)
-            body = None
-            if problem is None and fault is None:
-                try:
-                    body = parse_json(raw)
-                except ValueError:
-                    return graph_error(400, 'BadRequest', 'Unable to read JSON request payload.',
-                                       request_id, client_request_id)
-            req = GraphRequest(handler.command, path[5:], query, body, handler.headers,
+            req = GraphRequest(handler.command, path[5:], query, None, handler.headers,
                                claims, request_id, client_request_id)
-            if fault is not None:
-                return self.graph.fault_response(req, fault)
-            if problem is not None:
-                return req.error(401, 'InvalidAuthenticationToken', problem, {
-                    'WWW-Authenticate': 'Bearer realm="", authorization_uri="%s/common/oauth2/'
-                                        'authorize", client_id="00000003-0000-0000-c000-'
-                                        '000000000000"' % self.url})
-            return self.graph.dispatch(req)
+
+            def answer():
+                if problem is not None:
+                    return req.error(401, 'InvalidAuthenticationToken', problem, {
+                        'WWW-Authenticate': 'Bearer realm="", authorization_uri="%s/common/'
+                                            'oauth2/authorize", client_id="00000003-0000-0000-'
+                                            'c000-000000000000"' % self.url})
+                try:
+                    req.body = parse_json(raw)
+                except ValueError:
+                    return req.error(400, 'BadRequest', 'Unable to read JSON request payload.')
+                return self.graph.dispatch(req)
+            return self.answer_fault(self.take_fault(handler.command, path), entry, answer,
+                                     lambda fault: self.graph.fault_response(req, fault),
+                                     self.url + handler.path)
         m = re.fullmatch(r'/adminapi/beta/([^/]+)/InvokeCommand', path, flags=re.IGNORECASE)
         if m:
             entry['resource'] = 'exo'
@@ -660,6 +764,37 @@ class M365Emulator:
         entry['resource'] = 'other'
         return graph_error(404, 'NotFound', 'No such endpoint on the lab emulator: %s' % path,
                            request_id, client_request_id)
+
+    def _identity_fault(self, fault):
+        headers = dict(fault['headers'])
+        if fault['retry_after'] is not None:
+            headers['Retry-After'] = str(fault['retry_after'])
+        if fault['content_type']:
+            headers['Content-Type'] = fault['content_type']
+        if fault['body'] is not None:
+            return Response(fault['status'], fault['body'], headers)
+        return aad_error(fault['status'], 'temporarily_unavailable', 50196,
+                         'The server is temporarily unavailable (injected fault).',
+                         headers=headers)
+
+    def _identity(self, handler, m, form, entry):
+        """The OpenID configuration, the keys or the token endpoint (identity.py)."""
+        tenant = self._tenant(m.group(1))
+        if tenant is None:
+            return aad_error(400, 'invalid_tenant' if entry['resource'] == 'openid'
+                             else 'invalid_request', 90002,
+                             "Tenant '%s' not found. Check to make sure you have the correct "
+                             "tenant ID and are signing into the correct cloud. Check with "
+                             "your subscription administrator, this may happen if there are "
+                             "no active subscriptions for the tenant." % m.group(1))
+        if entry['resource'] == 'openid':
+            if m.group(2).startswith('discovery'):
+                return Response(200, identity.jwks(self))
+            return Response(200, identity.openid_configuration(self, tenant))
+        if handler.command != 'POST':
+            return aad_error(405, 'invalid_request', 900561,
+                             'The endpoint only accepts POST requests.')
+        return identity.token_request(self, tenant, form, handler.headers, entry)
 
     def _invoke_command(self, handler, tenant_segment, query, raw, entry):
         """POST /adminapi/beta/{tenant}/InvokeCommand (exo.py has the shapes and sources).
@@ -684,8 +819,11 @@ class M365Emulator:
                                            (self.url,) + identity.EXO_RESOURCES)
         entry['client_id'] = claims.get('appid')
         fault = self.take_fault(handler.command, urllib.parse.urlsplit(handler.path).path)
-        if fault is not None:
-            return self.exo.fault_response(fault)
+        return self.answer_fault(fault, entry, lambda: self._invoke_answer(
+            handler, tenant_segment, query, body, entry, claims, problem),
+            self.exo.fault_response, self.url + handler.path)
+
+    def _invoke_answer(self, handler, tenant_segment, query, body, entry, claims, problem):
         if problem is not None:
             # EXO's 401: WWW-Authenticate naming Exchange Online's app id; body in the Outlook
             # REST shape (InvalidAudienceForResource for a token of another resource).

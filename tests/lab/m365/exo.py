@@ -420,9 +420,11 @@ class ExoApi:
 
     @staticmethod
     def fault_response(fault):
-        headers = {}
+        headers = dict(fault['headers'])
         if fault['retry_after'] is not None:
             headers['Retry-After'] = str(fault['retry_after'])
+        if fault['content_type']:
+            headers['Content-Type'] = fault['content_type']
         if fault['body'] is not None:
             return Response(fault['status'], fault['body'], headers)
         code, message = GRAPH_FAULTS.get(fault['status'], ('UnknownError', 'Injected fault.'))

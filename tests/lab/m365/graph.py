@@ -486,9 +486,13 @@ class GraphApi:
             status_by_id[rid] = resp.status
             headers = {'Content-Type': 'application/json'} if resp.body is not None else {}
             headers.update({k: v for k, v in resp.headers.items()
-                            if k.lower() in ('retry-after', 'location')})
+                            if k.lower() in ('retry-after', 'location', 'content-type')})
             out = {'id': rid, 'status': resp.status, 'headers': headers}
-            if resp.body is not None:
+            if isinstance(resp.body, bytes):
+                # A body that is not JSON travels base64-encoded in the JSON batch answer (as
+                # Graph does for file content; see the emulator README).
+                out['body'] = base64.b64encode(resp.body).decode('ascii')
+            elif resp.body is not None:
                 out['body'] = resp.body
             responses.append(out)
             log_items.append({'id': rid, 'method': item['method'].upper(), 'url': item['url'],
@@ -509,18 +513,20 @@ class GraphApi:
         inner = GraphRequest(item['method'].upper(), path, query, item.get('body'),
                              dict(item.get('headers') or {}), req.claims, req.request_id,
                              req.client_request_id)
-        fault = self.emu.take_fault(inner.method, '/v1.0' + path)
-        if fault is not None:
-            return self.fault_response(inner, fault)
         if inner.path.lower() == '/$batch':
             return req.error(400, 'BadRequest', 'Nested batch requests are not supported.')
-        return self.dispatch(inner)
+        return self.emu.answer_fault(self.emu.take_fault(inner.method, '/v1.0' + path), None,
+                                     lambda: self.dispatch(inner),
+                                     lambda fault: self.fault_response(inner, fault),
+                                     self.root + '/' + url.lstrip('/'))
 
     @staticmethod
     def fault_response(req, fault):
-        headers = {}
+        headers = dict(fault['headers'])
         if fault['retry_after'] is not None:
             headers['Retry-After'] = str(fault['retry_after'])
+        if fault['content_type']:
+            headers['Content-Type'] = fault['content_type']
         if fault['body'] is not None:
             return Response(fault['status'], fault['body'], headers)
         code, message = GRAPH_FAULTS.get(fault['status'], ('UnknownError', 'Injected fault.'))
