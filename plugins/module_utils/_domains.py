@@ -134,6 +134,7 @@ class Domains:
         self.path = '/domains/' + path_segment(self.name, 'domain')
         self.identity = Identity(params, check_mode)
         self.graph = GraphClient(self.identity)
+        self.warnings = []
 
     def domain_problem(self, body):
         problem = shape_problem(body, DOMAIN_SHAPE)
@@ -200,9 +201,7 @@ class Domains:
         if domain is None:
             actions.append('add')
             if not check_mode:
-                domain = self.graph.request('POST', '/domains', json={'id': self.name},
-                                            phase='add domain', permission=WRITE,
-                                            check=self.domain_problem)[1]
+                domain = self.add()
         result = {}
         if domain is not None and not domain.get('isVerified'):
             # what to publish, whether or not this run verifies
@@ -234,7 +233,27 @@ class Domains:
             if wanted is not None:
                 after['supported_services'] = list(wanted)
         result.update(changed=bool(actions), actions=actions, domain=after, before=before)
+        if self.warnings:
+            result['warnings'] = self.warnings
         return result
+
+    def add(self):
+        """POST the domain; a lost answer is settled by reading it back."""
+        try:
+            return self.graph.request('POST', '/domains', json={'id': self.name},
+                                      phase='add domain', permission=WRITE,
+                                      check=self.domain_problem, idempotent=False)[1]
+        except GraphError as e:
+            if e.code != 'OutcomeUnknown':
+                raise
+            domain = self.get()
+            if domain is None:
+                raise GraphError('add domain', e.status, e.code, '%s; reading it back shows the '
+                                 'tenant has no domain %s, so it was not added: run again'
+                                 % (e.graph_message, self.name), method='POST', url='/domains')
+            self.warnings.append('the answer to adding %s was lost; reading it back shows it '
+                                 'was added' % self.name)
+            return domain
 
     def verify(self, txt):
         """POST verify, retried until verify_timeout while the TXT is not visible yet."""

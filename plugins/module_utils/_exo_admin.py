@@ -63,6 +63,11 @@ class ExoAdminClient(GraphClient):
         phase = phase or cmdlet
 
         def fetch(url, first):
-            return self.request('POST', url, json=body, headers=headers, phase=phase,
-                                permission=PERMISSION)[1]
+            answer = self.request('POST', url, json=body, headers=headers, phase=phase,
+                                  permission=PERMISSION)[1]
+            if 'value' not in answer and not cmdlet.lower().startswith('get-'):
+                # a cmdlet that returns nothing: how the endpoint says so is not documented
+                # (the lab answers "value": []), so an object without "value" is taken as none
+                answer = dict(answer, value=[])
+            return answer
         return self.collect(fetch, self.base + '/InvokeCommand', phase, 'POST', check)

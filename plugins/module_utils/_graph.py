@@ -304,11 +304,15 @@ class GraphClient:
         return body
 
     def request(self, method, path, params=None, json=None, headers=None, ok=(200, 201, 204),
-                phase=None, permission=None, check=None):
+                phase=None, permission=None, check=None, idempotent=True):
         """(status, body) of one request; retries throttling and network errors within the
         bound, refreshes the token once on 401. Statuses outside ``ok`` raise GraphError;
         ``permission`` names the application permission the call needs, for the message of a
-        403; ``check(body)`` says what is wrong with a success body (None: nothing)."""
+        403; ``check(body)`` says what is wrong with a success body (None: nothing).
+
+        A request that is not ``idempotent`` (it creates something) is sent again only when it
+        cannot have arrived (no connection was made); once it may have arrived, a lost answer
+        is GraphError code ``OutcomeUnknown``, for the caller to settle by reading."""
         phase = phase or self.phase
         url = self._url(path, phase)
         retry = Retry(self.max_retry_time)
@@ -333,6 +337,11 @@ class GraphClient:
                                  method=method, url=url, service=self.service,
                                  hint='set ca_path to the CA that signs the endpoint')
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
+                if not idempotent and not _not_sent(e):
+                    raise GraphError(phase, 'no answer', 'OutcomeUnknown',
+                                     'the request was sent, but no answer came (%s); it may '
+                                     'have been carried out' % _cut(str(e), 300),
+                                     method=method, url=url, service=self.service)
                 if retry.pause():
                     continue
                 raise GraphError(phase, 'no answer', 'NetworkError',
@@ -460,6 +469,15 @@ class GraphClient:
                                                             retry.summary()}})
                 break
         return done
+
+
+def _not_sent(exc):
+    """True when a requests exception says no connection was made, so nothing was sent."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], 'reason', None) if exc.args else None
+    return type(reason).__name__ in ('NewConnectionError', 'ConnectTimeoutError') or \
+        isinstance(reason, ConnectionRefusedError)
 
 
 def batch_problem(body, ids):

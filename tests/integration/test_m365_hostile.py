@@ -366,6 +366,20 @@ def test_connection_errors_are_retried_within_the_bound(m365, tenant, play):
     assert run.seconds < 30
 
 
+def test_lost_answer_to_adding_a_domain_is_settled_by_reading_it_back(m365, tenant, play):
+    """POST /domains creates something: it is never sent twice. Its answer is lost (the
+    connection closes after the domain was added); the module reads the domain back."""
+    m365.inject('POST', r'/v1\.0/domains$', lose_answer=True)
+    run = play([task('domain', dict(tenant, domain='fabrikam.test', verify=False))])
+    result = run.last['result']
+    assert run.last['status'] == 'ok', result.get('msg')
+    assert result['changed'] is True and result['actions'] == ['add']
+    assert 'reading it back shows it was added' in run.stdout + run.stderr
+    posts = [r for r in m365.requests if r['method'] == 'POST' and r['path'] == '/v1.0/domains']
+    assert [r['status'] for r in posts] == ['lost']  # one POST, no retry
+    assert 'fabrikam.test' in m365.domains
+
+
 # -- item 9: names into URLs -------------------------------------------------------------------
 def graph_urls(m365):
     """Every Graph request path and $batch item url the emulator saw."""

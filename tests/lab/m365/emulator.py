@@ -577,7 +577,7 @@ class M365Emulator:
             self.requests = []
 
     def inject(self, method, path_regex, status=None, count=1, retry_after=None, body=None,
-               content_type=None, headers=None, hang=None, next_link=None):
+               content_type=None, headers=None, hang=None, next_link=None, lose_answer=False):
         """The next ``count`` requests with ``method`` (None or '*': any) whose path (no query)
         matches ``path_regex`` (re.search) get a fault; inside $batch the inner request's path
         (/v1.0/...) is matched and only that item fails. Faults:
@@ -591,16 +591,18 @@ class M365Emulator:
           answered for that long (or until ``stop()``), then the connection is closed.
         - ``next_link``: the request is answered as usual and a JSON answer gets this
           ``@odata.nextLink`` (``'repeat'``: the URL of the request itself).
+        - ``lose_answer``: the request is carried out, then the connection is closed without
+          the answer (logged with status ``'lost'``): an answer lost on the way back.
         """
-        if status is None and hang is None and next_link is None:
-            raise ValueError('give status, hang or next_link')
+        if status is None and hang is None and next_link is None and not lose_answer:
+            raise ValueError('give status, hang, next_link or lose_answer')
         with self.lock:
             self._faults.append({'method': (method or '*').upper(),
                                  'regex': re.compile(path_regex),
                                  'status': None if status is None else int(status),
                                  'count': int(count), 'retry_after': retry_after, 'body': body,
                                  'content_type': content_type, 'headers': dict(headers or {}),
-                                 'hang': hang,
+                                 'hang': hang, 'lose_answer': bool(lose_answer),
                                  'next_link': next_link})
 
     def take_fault(self, method, path):
@@ -630,6 +632,13 @@ class M365Emulator:
         (``answer()`` with @odata.nextLink set), or ``fault_response(fault)``."""
         if fault is None:
             return answer()
+        if fault.get('lose_answer'):
+            answer()  # carried out; the answer never leaves
+            if entry is not None:
+                entry['status'] = 'lost'
+                with self.lock:
+                    self.requests.append(entry)
+            raise Hung()
         self.hang_on(fault, entry)
         if fault['next_link'] is None:
             return fault_response(fault)
