@@ -57,8 +57,8 @@ TTL = Range(0, 2147483647, unit='seconds')  # RFC 2181 section 8
 
 def check_raw_args(args, argument_spec):
     """RecordError for raw task arguments that some ansible-core versions crash on instead of
-    refusing them: ``inf`` or ``nan`` for an ``int`` option (2.19), and a number or boolean for
-    an option with suboptions (2.19 to 2.21)."""
+    refusing them: ``inf`` or ``nan`` for an ``int`` option (2.19), and anything but a dict (or
+    its text form) for an option with suboptions (2.19 to 2.21)."""
     for option in sorted(argument_spec):
         spec = argument_spec[option] or {}
         value = args.get(option)
@@ -68,9 +68,12 @@ def check_raw_args(args, argument_spec):
                     raise RecordError('%s must be a whole number, got %s' % (option, item))
         if not spec.get('options') or value is None:
             continue
-        shape = 'a list of dicts' if spec.get('type') == 'list' else 'a dict'
-        for element in (value if isinstance(value, list) else [value]):
-            if isinstance(element, (bool, int, float)):
+        listed = spec.get('type') == 'list'
+        shape = 'a list of dicts' if listed else 'a dict'
+        elements = value if listed and isinstance(value, list) else [value]
+        for element in elements:
+            # a dict, or the JSON / key=value text Ansible turns into one
+            if not isinstance(element, (dict, str)):
                 raise RecordError('%s must be %s (of %s), got %r'
                                   % (option, shape, ', '.join(sorted(spec['options'])), value))
             if isinstance(element, dict):

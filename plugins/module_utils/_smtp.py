@@ -945,10 +945,10 @@ def check_input(p):
                     % (option, address[:200]))
     for key in p.get('headers') or {}:
         if not HEADER_NAME.fullmatch(str(key)):
-            return ('header %r is not a valid header field name (printable ASCII without colon, '
+            return ('headers: %r is not a valid header field name (printable ASCII without colon, '
                     'at most %d characters)' % (key, HEADER_NAME_MAX))
         if str(key).lower() in OWN_HEADERS:
-            return ('header %r is set by the module (the message ID it reports and looks for, '
+            return ('headers: %r is set by the module (the message ID it reports and looks for, '
                     'the date and the MIME structure); leave it out' % key)
     if p.get('timeout') is not None and p['timeout'] <= 0:
         return 'timeout must be more than 0 seconds'

@@ -279,7 +279,7 @@ def test_delivery_check_without_mail_read_names_the_permission(emu, play):
     ({'quit_after': 'rcpt', 'confirm_delivery': {}}, 'confirm_delivery needs a message sent'),
     ({'port': 70000}, 'port 70000 is not a TCP port'),
     ({'timeout': -1}, 'timeout must be more than 0 seconds'),
-    ({'headers': {'Message-ID': '<mine@example.com>'}}, "header 'Message-ID' is set by the module"),
+    ({'headers': {'Message-ID': '<mine@example.com>'}}, "headers: 'Message-ID' is set by the module"),
     ({'to': ['a@bücher..example']}, 'not a valid internationalised domain name'),
 ])
 def test_bad_input_is_refused_before_connecting(emu, app, play, extra, text):
