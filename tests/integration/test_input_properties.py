@@ -82,8 +82,7 @@ def lab(tmp_path_factory):
     backup = str(workdir / 'backup.json')
     out = {'bind': bind, 'emu': emu, 'app': app, 'backup': backup, 'dir': str(workdir)}
     # the zone as after a partial migration, so that the base calls succeed and change nothing
-    code = importlib.import_module('ansible_collections.exchangeonline.mail.plugins.modules.'
-                                   'mail_dns')
+    code = module_code('mail_dns')
     applied = run_here(code, validate('mail_dns', code, base_args(out, 'mail_dns'))[0], False,
                        False)
     assert applied.get('changed') is True, applied
@@ -129,8 +128,7 @@ def base_args(lab, module):
 # -- one call, as ansible-playbook makes it -------------------------------------------------------
 def call(module, args):
     fqcn = 'exchangeonline.mail.%s' % module
-    code = importlib.import_module('ansible_collections.exchangeonline.mail.plugins.modules.'
-                                   + module)
+    code = module_code(module)
     params, dummy, problem = validate(fqcn, code, args)
     if problem is not None:
         return problem
@@ -187,16 +185,25 @@ MODULES = ['mail_dns', 'mail_dns_check', 'domain', 'domain_info', 'mailbox_info'
            'mailbox_protocols', 'smtp_test']
 
 
+def module_code(module):
+    return importlib.import_module('ansible_collections.exchangeonline.mail.plugins.modules.'
+                                   + module)
+
+
+def examples(count):
+    """Hypothesis settings: ``count`` examples, no deadline (the calls talk to servers), no
+    database (nothing written into the collection copy)."""
+    return settings(max_examples=count, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
 @pytest.mark.parametrize('module', MODULES)
 def test_any_value_of_any_option(lab, module):
-    code = importlib.import_module('ansible_collections.exchangeonline.mail.plugins.modules.'
-                                   + module)
-    spec = code.module_kwargs()['argument_spec']
+    spec = module_code(module).module_kwargs()['argument_spec']
     base = base_args(lab, module)
     assert call(module, base).get('failed') is not True, call(module, base)  # the base works
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @examples(EXAMPLES)
     @given(st.sampled_from(sorted(spec)).flatmap(
         lambda option: st.tuples(st.just(option), wild(spec[option]))))
     def one(case):
@@ -212,13 +219,10 @@ def test_any_value_of_any_option(lab, module):
 @pytest.mark.parametrize('module', MODULES)
 def test_any_two_options_at_once(lab, module):
     """Two odd values together: the first failure still names one of them."""
-    code = importlib.import_module('ansible_collections.exchangeonline.mail.plugins.modules.'
-                                   + module)
-    spec = code.module_kwargs()['argument_spec']
+    spec = module_code(module).module_kwargs()['argument_spec']
     base = base_args(lab, module)
 
-    @settings(max_examples=max(EXAMPLES // 3, 10), deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @examples(max(EXAMPLES // 3, 10))
     @given(st.lists(st.sampled_from(sorted(spec)), min_size=2, max_size=2, unique=True).flatmap(
         lambda pair: st.tuples(st.just(pair), wild(spec[pair[0]]), wild(spec[pair[1]]))))
     def two(case):
