@@ -94,7 +94,9 @@ options:
     type: path
   timeout:
     description:
-      - Seconds to wait for each HTTP answer (connecting, and between two reads of an answer).
+      - Seconds to wait for each HTTP answer (connecting, and between two reads of an answer);
+        more than 0 and at most 600. M(exchangeonline.mail.smtp_test) also gives each SMTP step
+        this long.
       - "Bounds every request with its retries: throttling (429, 503, 504, honouring
         C(Retry-After)), connection errors and read timeouts are retried, each delay at least
         1 s (also for C(Retry-After: 0), a negative or an unreadable value) plus up to 25 %

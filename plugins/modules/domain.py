@@ -57,7 +57,7 @@ options:
   verify_timeout:
     description:
       - Seconds to keep retrying verification while the TXT record is not visible to Microsoft
-        yet (back-off from 5 to 60 s). V(0) tries once.
+        yet (back-off from 5 to 60 s), from 0 to 86400. V(0) tries once.
     type: float
     default: 0
   supported_services:

@@ -77,7 +77,8 @@ options:
     default: smtp.office365.com
   port:
     description:
-      - The TCP port. 587 for submission with STARTTLS, 465 with O(tls=tls), 25 for MX hosts.
+      - The TCP port (1 to 65535). 587 for submission with STARTTLS, 465 with O(tls=tls), 25
+        for MX hosts.
     type: int
     default: 587
   tls:
@@ -174,12 +175,12 @@ options:
         type: str
       timeout:
         description:
-          - Seconds to wait for the message.
+          - Seconds to wait for the message, more than 0 and at most 86400.
         type: float
         default: 120
       interval:
         description:
-          - Seconds between two looks.
+          - Seconds between two looks, more than 0 and at most 3600.
         type: float
         default: 2
 notes:
