@@ -236,3 +236,23 @@ def test_any_two_options_at_once(lab, module):
             assert names_option(msg, first) or names_option(msg, second), (first, second, msg)
 
     two()
+
+
+@pytest.mark.parametrize('module, option, value', [
+    ('domain', 'verify_timeout', 'nan'), ('domain', 'timeout', 'inf'),
+    ('domain_info', 'timeout', 0), ('mailbox_info', 'timeout', 'nan'),
+    ('smtp_test', 'port', 70000), ('smtp_test', 'timeout', 'inf'),
+    ('smtp_test', 'confirm_delivery', {'interval': 'nan'}),
+    ('mail_dns', 'ttl', -1), ('mail_dns_check', 'wait_timeout', 'nan'),
+])
+def test_numbers_out_of_range_through_ansible_playbook(lab, play, module, option, value):
+    """The cases the issue named, as a user meets them: a clear message at once, naming the
+    option, on both execution paths."""
+    args = dict(base_args(lab, module), **{option: value})
+    run = play([{'exchangeonline.mail.%s' % module: args, 'register': 'out',
+                 'ignore_errors': True}], timeout=120)
+    result = run.last['result']
+    assert run.last['status'] == 'failed'
+    assert result['msg'].startswith('input: %s' % option), result['msg']
+    assert 'Traceback' not in run.stdout + run.stderr
+    assert run.seconds < 60
