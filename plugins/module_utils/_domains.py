@@ -57,10 +57,7 @@ def domain_summary(graph_domain):
 
 def domain_name(value):
     """The domain option as Graph's domain id (lower-case, ASCII), or RecordError naming it."""
-    try:
-        name = validate_hostname(value, 'domain')
-    except RecordError as e:
-        raise RecordError(str(e) if str(e).startswith('domain') else 'domain: %s' % e)
+    name = validate_hostname(value, 'domain')  # its messages name the option
     if len(name.labels) < 3:
         raise RecordError('domain %r is not a domain a tenant can have: give at least two '
                           'labels, for example contoso.com' % value)

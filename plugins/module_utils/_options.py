@@ -14,6 +14,7 @@ any work starts (and before the module process is started at all, by the action 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import decimal
 import math
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
@@ -64,7 +65,7 @@ def check_raw_args(args, argument_spec):
         value = args.get(option)
         if spec.get('type') == 'int' or spec.get('elements') == 'int':
             for item in (value if isinstance(value, list) else [value]):
-                if isinstance(item, float) and not math.isfinite(item):
+                if _infinite(item):
                     raise RecordError('%s must be a whole number, got %s' % (option, item))
         if not spec.get('options') or value is None:
             continue
@@ -78,6 +79,18 @@ def check_raw_args(args, argument_spec):
                                   % (option, shape, ', '.join(sorted(spec['options'])), value))
             if isinstance(element, dict):
                 check_raw_args(element, spec['options'])
+
+
+def _infinite(value):
+    """True for inf/nan, also as text ('INF', '-Infinity'), as ansible-core reads numbers."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, str):
+        try:
+            return not decimal.Decimal(value.strip()).is_finite()
+        except (decimal.InvalidOperation, ValueError):
+            return False
+    return False
 
 
 def check_options(params, argument_spec, limits):

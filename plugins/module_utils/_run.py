@@ -54,11 +54,21 @@ def checked_work(work, params, check_mode, diff_mode, argument_spec, limits):
     return run
 
 
-def run_module(module, work, limits):
+def shaped_input_failure(result, input_failure, params):
+    """``result``, reshaped by the module's ``input_failure(result, params)`` when it is a
+    failure of the option checks and the module has such a function."""
+    if input_failure is not None and result.get('failed') and result.get('phase') == 'input':
+        return input_failure(result, params)
+    return result
+
+
+def run_module(module, work, limits, input_failure=None):
     """Run ``work(params, check_mode, diff_mode)`` inside an AnsibleModule and exit with its
-    result; ``limits`` are the module's numeric ranges (see _options.check_options)."""
-    result = run_work(checked_work(work, module.params, module.check_mode, module._diff,
-                                   module.argument_spec, limits))
+    result; ``limits`` are the module's numeric ranges (see _options.check_options);
+    ``input_failure`` gives a failure of those checks the module's result shape."""
+    result = shaped_input_failure(
+        run_work(checked_work(work, module.params, module.check_mode, module._diff,
+                              module.argument_spec, limits)), input_failure, module.params)
     for warning in result.pop('warnings', []):
         module.warn(warning)
     if result.pop('failed', False):

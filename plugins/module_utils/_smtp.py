@@ -533,6 +533,29 @@ def wire_address(address):
     return '%s@%s' % (local, domain.encode('idna').decode('ascii'))
 
 
+def blank_result(params):
+    """Every key of a test-send's result, as before anything happened."""
+    return {
+        'changed': False, 'phase': None, 'failed_phase': None, 'smtp_code': None,
+        'enhanced_code': None, 'message': None, 'hint': None, 'transcript': [],
+        'tls': None, 'capabilities': {'before_tls': [], 'after_tls': []},
+        'message_id': None, 'queue_id': None, 'server_message_id': None,
+        'delivered': None, 'delivery_ms': None, 'timings_ms': {},
+        'host': params.get('host'), 'port': params.get('port'),
+        'auth_mechanism': None,
+    }
+
+
+def input_failure(result, params):
+    """A failure of the shared option checks (before any SMTP) with every key a failed test
+    carries, so that register + failed_phase works for it too."""
+    out = blank_result(params or {})
+    out.update(result)
+    out['failed_phase'] = 'input'
+    out['message'] = str(result.get('msg') or '').split(': ', 1)[-1]
+    return out
+
+
 class SmtpTest(object):
     """One test-send; ``run()`` returns the module result (never raises for SMTP problems)."""
 
@@ -546,15 +569,8 @@ class SmtpTest(object):
         self.smtputf8 = False  # set by envelope() when an address needs RFC 6531
         self.exchange_online = is_exchange_online(params.get('host'))  # and by the greeting
         self.started = time.monotonic()
-        self.result = {
-            'changed': False, 'phase': None, 'failed_phase': None, 'smtp_code': None,
-            'enhanced_code': None, 'message': None, 'hint': None, 'transcript': [],
-            'tls': None, 'capabilities': {'before_tls': [], 'after_tls': []},
-            'message_id': None, 'queue_id': None, 'server_message_id': None,
-            'delivered': None, 'delivery_ms': None, 'timings_ms': self.timings,
-            'host': params.get('host'), 'port': params.get('port'),
-            'auth_mechanism': None,
-        }
+        self.result = blank_result(params)
+        self.result['timings_ms'] = self.timings
 
     # -- steps -----------------------------------------------------------------------------------
     def stop_after(self, phase):

@@ -353,6 +353,13 @@ def module_kwargs():
                 mutually_exclusive=[('client_secret', 'client_certificate_path')])
 
 
+def input_failure(result, params):
+    """The result of options the shared checks refused, with every key of a failed test."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import (
+        input_failure as smtp_input_failure)
+    return smtp_input_failure(result, params)
+
+
 def work(params, check_mode, diff_mode):
     from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import Identity
     from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import SmtpTest
@@ -365,7 +372,7 @@ def main():
     if not HAS_M365_LIBS:
         module.fail_json(msg=missing_required_lib('msal and requests'),
                          exception=M365_IMPORT_ERROR)
-    run_module(module, work, LIMITS)
+    run_module(module, work, LIMITS, input_failure)
 
 
 if __name__ == '__main__':

@@ -57,6 +57,8 @@ class InProcessAction(ActionBase):
             getattr(code, 'HAS_M365_LIBS', True) is not False  # else the module process says so
 
     def run(self, tmp=None, task_vars=None):
+        from ansible_collections.exchangeonline.mail.plugins.module_utils._run import (
+            shaped_input_failure)
         result = super(InProcessAction, self).run(tmp, task_vars)
         del tmp
         code = self._module_code()
@@ -67,6 +69,9 @@ class InProcessAction(ActionBase):
             return result
         params, no_log_values, problem = validate(self.MODULE, code, self._task.args)
         if problem is not None:
+            problem = shaped_input_failure(dict(problem, phase='input'),
+                                           getattr(code, 'input_failure', None),
+                                           params or self._task.args)
             # Refused here for both paths: a NUL in an option would make the module process
             # fail in its syslog call before any check of ours could name the option.
             result.update(problem)
@@ -127,6 +132,8 @@ def validate(module_name, code, args):
 def run_here(code, params, check_mode, diff_mode):
     """The module's result dict, computed in this process."""
     from ansible_collections.exchangeonline.mail.plugins.module_utils._run import (
-        checked_work, run_work)
-    return run_work(checked_work(code.work, params, check_mode, diff_mode,
-                                 code.module_kwargs()['argument_spec'], code.LIMITS))
+        checked_work, run_work, shaped_input_failure)
+    return shaped_input_failure(
+        run_work(checked_work(code.work, params, check_mode, diff_mode,
+                              code.module_kwargs()['argument_spec'], code.LIMITS)),
+        getattr(code, 'input_failure', None), params)

@@ -411,10 +411,10 @@ def test_mailbox_names_reach_graph_as_one_segment(m365, tenant, play):
 NAMES = [
     ('mailbox_info', dict(mailboxes=['..']), "mailboxes: '..' is not a name"),
     ('mailbox_info', dict(mailboxes=['a\x07b@contoso.test']), 'holds a control character'),
-    ('domain_info', dict(domain='contoso.test/../x'), "domain: 'contoso.test/../x' is not"),
+    ('domain_info', dict(domain='contoso.test/../x'), "domain 'contoso.test/../x' is not"),
     ('domain_info', dict(domain='contoso.test?$select=id'), "domain 'contoso.test?$select=id'"),
     ('domain_info', dict(domain='localhost'), 'at least two labels'),
-    ('domain', dict(domain='../../users'), "domain: '../../users' is not"),
+    ('domain', dict(domain='../../users'), "domain '../../users' is not"),
 ]
 
 

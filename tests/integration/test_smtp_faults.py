@@ -238,7 +238,8 @@ def test_no_secret_in_verbose_output_when_the_server_breaks_after_auth(hostile, 
 
 def test_control_characters_are_refused_before_any_connection(hostile, play):
     server = hostile(at='never')
-    cases = [('body', {'body': 'hello\x00world'}, 'body holds the control character U+0000'),
+    cases = [('body', {'body': 'hello\x00world'}, 'body contains a NUL character'),
+             ('bell', {'body': 'hello\x07world'}, 'body holds the control character U+0007'),
              ('subject', {'subject': 'hi\x1b[2J'}, 'subject holds the control character U+001B'),
              ('header', {'headers': {'X-Id': 'a\r\nBcc: victim@example.com'}},
               "headers: the value of 'X-Id' holds the control character U+000D"),
