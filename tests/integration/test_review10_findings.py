@@ -432,8 +432,8 @@ def test_truncated_graph_answer_is_a_clear_failure_not_a_bug(m365, tenant, play)
     ChunkedEncodingError'."""
     broken = _BrokenHttps(m365.ca, 'short')
     try:
-        run = play([task('domain_info', dict(tenant, domain=ZONE, graph_endpoint=broken.url,
-                                              timeout=3))])
+        args = dict(tenant, domain=ZONE, graph_endpoint=broken.url, timeout=3)
+        run = play([task('domain_info', args)])
     finally:
         broken.stop()
     result = run.last['result']
@@ -451,8 +451,8 @@ def test_trickled_headers_end_within_the_documented_bound(m365, tenant, play, en
     broken = _BrokenHttps(m365.ca, 'trickle', interval=0.5, max_seconds=30)
     try:
         started = time.monotonic()
-        run = play([task('domain_info', dict(tenant, domain=ZONE, timeout=2,
-                                              **{endpoint: broken.url}))], timeout=120)
+        args = dict(tenant, domain=ZONE, timeout=2, **{endpoint: broken.url})
+        run = play([task('domain_info', args)], timeout=120)
         seconds = time.monotonic() - started
     finally:
         broken.stop()
