@@ -304,7 +304,7 @@ class GraphClient:
         return body
 
     def request(self, method, path, params=None, json=None, headers=None, ok=(200, 201, 204),
-                phase=None, permission=None, check=None, idempotent=True):
+                phase=None, permission=None, check=None, idempotent=True, retry=None):
         """(status, body) of one request; retries throttling and network errors within the
         bound, refreshes the token once on 401. Statuses outside ``ok`` raise GraphError;
         ``permission`` names the application permission the call needs, for the message of a
@@ -312,10 +312,11 @@ class GraphClient:
 
         A request that is not ``idempotent`` (it creates something) is sent again only when it
         cannot have arrived (no connection was made); once it may have arrived, a lost answer
-        is GraphError code ``OutcomeUnknown``, for the caller to settle by reading."""
+        is GraphError code ``OutcomeUnknown``, for the caller to settle by reading. ``retry``:
+        the bound to share with the caller's own retries (a new one by default)."""
         phase = phase or self.phase
         url = self._url(path, phase)
-        retry = Retry(self.max_retry_time)
+        retry = retry or Retry(self.max_retry_time)
         refreshed = False
         while True:
             hdrs = dict(headers or {})
@@ -336,7 +337,12 @@ class GraphClient:
                 raise GraphError(phase, 'TLS', 'CertificateError', _cut(str(e), 300),
                                  method=method, url=url, service=self.service,
                                  hint='set ca_path to the CA that signs the endpoint')
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
+            except requests.exceptions.ContentDecodingError as e:
+                raise self.invalid(phase, 'broken', method, url, 'the answer cannot be decoded '
+                                   '(%s)' % _cut(str(e), 200), b'')
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                    requests.exceptions.ChunkedEncodingError) as e:
+                # ChunkedEncodingError: the answer broke off (IncompleteRead), as a network error
                 if not idempotent and not _not_sent(e):
                     raise GraphError(phase, 'no answer', 'OutcomeUnknown',
                                      'the request was sent, but no answer came (%s); it may '
@@ -452,7 +458,8 @@ class GraphClient:
         while pending:
             asked = list(pending)
             body = self.request('POST', '/$batch', json={'requests': list(pending.values())},
-                                phase=phase, check=lambda b: batch_problem(b, asked))[1]
+                                phase=phase, check=lambda b: batch_problem(b, asked),
+                                retry=retry)[1]  # one bound for the batch and its items
             waits = []
             for item in body['responses']:
                 rid = str(item['id'])

@@ -16,9 +16,11 @@ __metaclass__ = type
 import hashlib
 import json
 import os
+import re
 import ssl
 import stat
 import tempfile
+import threading
 import time
 import traceback
 
@@ -31,6 +33,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._options impor
 try:
     import msal
     import requests
+    from urllib3.util import parse_url
     HAS_M365_LIBS = True
     M365_IMPORT_ERROR = None
 except ImportError:
@@ -56,6 +59,9 @@ CLOUDS = {
               'https://partner.outlook.cn'),
 }
 GRAPH, EXCHANGE = 'graph', 'exchange'
+GUID = re.compile(r'[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}')
+TENANT_DOMAIN = re.compile(r'(?=.{4,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+'
+                           r'[A-Za-z]{2,63}')
 DEFAULT_PORTS = {'https': 443, 'http': 80}
 # One answer is read up to this many bytes (a Graph page of 999 users or an InvokeCommand page
 # of 1,000 mailboxes is a few MB).
@@ -160,7 +166,11 @@ def endpoint_url(value, option):
 
 
 def origin(url):
-    """(scheme, host, port) of an absolute URL, default ports filled in; None if it has none."""
+    """(scheme, host, port) of an absolute URL, default ports filled in; None if it has none,
+    or if urllib.parse and urllib3 (which requests connects with) would read it differently:
+    ``https://other:1\\@endpoint/`` is the endpoint to one and ``other`` to the other."""
+    if not isinstance(url, str) or '\\' in url or any(ord(c) <= 32 or ord(c) == 127 for c in url):
+        return None
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -169,7 +179,16 @@ def origin(url):
     scheme = parts.scheme.lower()
     if not scheme or not parts.hostname:
         return None
-    return scheme, parts.hostname.lower(), port or DEFAULT_PORTS.get(scheme)
+    found = scheme, parts.hostname.lower(), port or DEFAULT_PORTS.get(scheme)
+    try:
+        wire = parse_url(url)
+    except Exception:  # pylint: disable=broad-except
+        return None  # urllib3 cannot read it: it will not be sent
+    if ((wire.scheme or '').lower(), (wire.host or '').lower().strip('[]'),
+            wire.port or DEFAULT_PORTS.get((wire.scheme or '').lower())) != \
+            (found[0], found[1].strip('[]'), found[2]):
+        return None
+    return found
 
 
 class OffEndpoint(requests.exceptions.RequestException if HAS_M365_LIBS else Exception):
@@ -212,10 +231,10 @@ class VerifyingSession(requests.Session if HAS_M365_LIBS else object):
         kwargs.setdefault('timeout', self.exo_timeout)
         kwargs['allow_redirects'] = False
         kwargs['stream'] = True
-        response = super(VerifyingSession, self).request(method, url, *args, **kwargs)
         if deadline is None:
             deadline = time.monotonic() + RETRY_FACTOR * self.exo_timeout
-        self._read(response, deadline)
+        response = self._within(deadline, url, lambda: requests.Session.request(
+            self, method, url, *args, **kwargs))
         if json_object:
             try:
                 body = json.loads(response.content)
@@ -227,6 +246,32 @@ class VerifyingSession(requests.Session if HAS_M365_LIBS else object):
                     response.headers.get('Content-Type') or 'no Content-Type',
                     excerpt(response.content)))
         return response
+
+    def _within(self, deadline, url, send):
+        """``send()``'s response, read whole, before ``deadline``. A socket timeout bounds each
+        read, not the answer: a server that trickles its headers or body a byte at a time
+        would hold the request for ever. So the request runs in a daemon thread that is given
+        up (and its answer closed) at the deadline; it ends with the process at the latest."""
+        outcome = {}
+
+        def run():
+            try:
+                outcome['response'] = send()
+                self._read(outcome['response'], deadline)
+            except BaseException as e:  # pylint: disable=broad-except
+                outcome['error'] = e
+        worker = threading.Thread(target=run, name='exo-http', daemon=True)
+        worker.start()
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if worker.is_alive():
+            if outcome.get('response') is not None:
+                outcome['response'].close()
+            raise requests.exceptions.ReadTimeout(
+                'no complete answer from %s before the deadline (the answer trickled in, or '
+                'did not come)' % _cut(url, 300))
+        if 'error' in outcome:
+            raise outcome['error']
+        return outcome['response']
 
     def _read(self, response, deadline):
         chunks, size = [], 0
@@ -322,6 +367,16 @@ class Identity:
         if not self.tenant_id or not self.client_id:
             raise IdentityError('tenant_id and client_id are required (or set AZURE_TENANT_ID and '
                                 'AZURE_CLIENT_ID)', phase='input')
+        # Both go into URLs (the authority, InvokeCommand's path and anchor): a GUID, or for the
+        # tenant also a domain name, nothing that could become another path or a query.
+        if not (GUID.fullmatch(self.tenant_id) or TENANT_DOMAIN.fullmatch(self.tenant_id)):
+            raise IdentityError('tenant_id %r is neither a tenant GUID nor a domain name of the '
+                                'tenant (for example contoso.onmicrosoft.com)'
+                                % _cut(self.tenant_id, 100), phase='input')
+        if not GUID.fullmatch(self.client_id):
+            raise IdentityError('client_id %r is not an application (client) ID, a GUID such as '
+                                '00000000-0000-0000-0000-000000000000'
+                                % _cut(self.client_id, 100), phase='input')
         verify = params.get('validate_certs', True)
         if verify and params.get('ca_path'):
             check_ca_path(params['ca_path'])

@@ -15,15 +15,18 @@ __metaclass__ = type
 import datetime
 import json
 import os
+import stat
 import tempfile
 import time
 
 try:
     import dns.exception
+    import dns.rdatatype
 except ImportError:
     pass  # the module reports the missing dnspython before this is used
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import (
+    PROTECTED_TYPES,
     Change,
     Plan,
     Spec,
@@ -31,6 +34,8 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns impo
     plan_changes,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
+    DNSSEC_TYPES,
+    MANAGED_TYPES,
     RRset,
     RecordError,
     name_text,
@@ -73,18 +78,13 @@ def load_backup(path, must_exist=True):
     """The backup in ``path`` (checked entry by entry), or None when it does not exist and
     ``must_exist`` is false. Anything that is not a backup this module wrote is refused, so it
     is never overwritten either."""
-    if not path or not os.path.exists(path):
+    if not path or not os.path.lexists(path):
         if must_exist:
             raise DnsError('rollback', 'backup_path %s does not exist: there is nothing to roll '
                            'back to. Give the backup_path of the run to undo.' % path)
         return None
     try:
-        if os.path.isdir(path):
-            raise ValueError('it is a directory')
-        if os.path.getsize(path) > BACKUP_MAX_BYTES:
-            raise ValueError('it is larger than %d MiB' % (BACKUP_MAX_BYTES // 1048576))
-        with open(path, 'rb') as f:
-            data = json.loads(f.read().decode('utf-8'))
+        data = json.loads(_read_regular(path).decode('utf-8'))
         _check_backup(data)
     except (IOError, OSError, ValueError, KeyError, TypeError, RecordError,
             dns.exception.DNSException) as e:
@@ -94,18 +94,65 @@ def load_backup(path, must_exist=True):
     return data
 
 
+def _read_regular(path):
+    """The bytes of the regular file ``path``, at most BACKUP_MAX_BYTES; ValueError for a
+    directory, FIFO, device or anything larger (opened without blocking, checked on the open
+    file, so a FIFO swapped in after a check cannot hang the run)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_NOCTTY', 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError('it is not a regular file')
+        chunks, size = [], 0
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b''.join(chunks)
+            size += len(chunk)
+            if size > BACKUP_MAX_BYTES:
+                raise ValueError('it is larger than %d MiB' % (BACKUP_MAX_BYTES // 1048576))
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
 def _check_backup(data):
-    """ValueError unless ``data`` has the shape write_backup gives it."""
+    """ValueError unless ``data`` has the shape write_backup gives it: rrsets at the names
+    mail_dns manages for its domain, inside its zone, each once: MX, TXT and CNAME at the domain;
+    at autodiscover, _dmarc and DKIM selectors also what a CNAME replaced (never SOA, NS, DS or
+    DNSSEC data). A crafted file cannot make rollback touch the SOA,
+    NS or any other record."""
     if not isinstance(data, dict):
         raise ValueError('not a JSON object')
     if data.get('format') != BACKUP_FORMAT or not isinstance(data.get('entries'), list) or \
-            not isinstance(data.get('zone'), str):
+            not isinstance(data.get('zone'), str) or not isinstance(data.get('domain'), str):
         raise ValueError('not a mail_dns backup (format %r)' % (data.get('format'),))
-    to_name(data['zone'], what='zone of the backup')
+    zone = to_name(data['zone'], what='zone of the backup')
+    domain = to_name(data['domain'], what='domain of the backup')
+    if not domain.is_subdomain(zone):
+        raise ValueError('its domain %s is not inside its zone %s' % (data['domain'], data['zone']))
+    managed = set(name_text(n) for n in
+                  (domain, to_name('autodiscover', domain), to_name('_dmarc', domain)))
+    seen = set()
     for index, entry in enumerate(data['entries']):
         if not isinstance(entry, dict) or not isinstance(entry.get('name'), str) or \
                 not isinstance(entry.get('type'), str):
             raise ValueError('entry %d is not {name, type, before, after}' % index)
+        key = (entry['name'], entry['type'])
+        name = name_text(to_name(entry['name'], what='entry %d' % index))
+        selector = name.endswith('._domainkey.' + name_text(domain)) and \
+            name.count('.') == name_text(domain).count('.') + 2
+        if dns.rdatatype.to_text(dns.rdatatype.from_text(entry['type'])) != entry['type']:
+            raise ValueError('entry %d has the type %r' % (index, entry['type'][:20]))
+        if name == name_text(domain):
+            allowed = entry['type'] in MANAGED_TYPES
+        else:   # a CNAME's name: replace may have moved any data from there into the backup
+            allowed = entry['type'] not in PROTECTED_TYPES + DNSSEC_TYPES
+        if not allowed or name != entry['name'] or \
+                (name not in managed and not selector) or key in seen:
+            raise ValueError('entry %d (%s %s) is not a record mail_dns manages for %s, or '
+                             'comes twice' % (index, entry['name'], entry['type'],
+                                              data['domain']))
+        seen.add(key)
         for side in ('before', 'after'):
             rr = entry.get(side)
             if rr is None:
@@ -124,9 +171,8 @@ def write_backup(path, data):
     """Write atomically with mode 0600 (the file names every record the run touched). Returns a
     function that puts back what the file held before (for an update the server refused)."""
     try:
-        with open(path, 'rb') as f:
-            old = f.read()
-    except (IOError, OSError):
+        old = _read_regular(path)
+    except (IOError, OSError, ValueError):
         old = None
 
     def undo():
@@ -259,7 +305,8 @@ class Run:
             self.warnings.append('the update was applied, but asking the server for the new '
                                  'records failed: %s' % e)
         wrong = [c for c in plan.changes if served is not None
-                 and not _same(served.get(c.key), c.after)]
+                 and not _same(served.get(c.key), c.after)
+                 and not _synthesised(server, zone, c, served.get(c.key))]
         if wrong:
             where = self.params.get('backup_path')
             raise DnsError('verify', '%s accepted the update of zone %s, but does not serve what '
@@ -331,7 +378,7 @@ class Run:
 
     def present_or_absent(self):
         p = dict(self.params)
-        for option, value in options_from_records(p.get('records')).items():
+        for option, value in options_from_records(p.get('records'), p.get('domain')).items():
             if p.get(option) is None:
                 p[option] = value
         spec = Spec(
@@ -436,6 +483,18 @@ class Run:
         if self.warnings:
             result['warnings'] = self.warnings
         return result
+
+
+def _synthesised(server, zone, change, found):
+    """True when an rrset that should be gone is only what a wildcard answers for the name
+    (RFC 4592: a name that does not exist gets the wildcard's data)."""
+    if change.after is not None or found is None:
+        return False
+    try:
+        wildcard = server.wildcard_rrsets(change.key[0], zone, 'verify').get(change.key[1])
+    except DnsError:
+        return False
+    return wildcard is not None and wildcard.values == found.values
 
 
 def delegation_between(snapshot, domain, zone):

@@ -17,6 +17,8 @@ __metaclass__ = type
 import decimal
 import math
 
+from ansible.module_utils.common.validation import check_type_dict
+
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
 
 
@@ -51,6 +53,10 @@ def seconds(high, above=True):
     return Range(0, high, above=above, unit='seconds')
 
 
+# A pause between two polls: at least 0.1 s, so that no option turns a wait into a busy loop.
+PAUSE = Range(0.1, 3600, unit='seconds')
+
+
 PORT = Range(1, 65535)
 PREFERENCE = Range(0, 65535)
 TTL = Range(0, 2147483647, unit='seconds')  # RFC 2181 section 8
@@ -77,6 +83,11 @@ def check_raw_args(args, argument_spec):
             if not isinstance(element, (dict, str)):
                 raise RecordError('%s must be %s (of %s), got %r'
                                   % (option, shape, ', '.join(sorted(spec['options'])), value))
+            if isinstance(element, str):  # JSON or key=value, as Ansible will read it
+                try:
+                    element = check_type_dict(element)
+                except (TypeError, ValueError):
+                    continue  # the argument spec names it
             if isinstance(element, dict):
                 check_raw_args(element, spec['options'])
 

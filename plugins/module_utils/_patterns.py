@@ -12,6 +12,8 @@ UPDATE message.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import re
+
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
     DNSSEC_TYPES,
     RRset,
@@ -38,6 +40,8 @@ EXO_MX_SUFFIXES = (
     '.mail.protection.office365.us.',
     '.mail.protection.partner.outlook.cn.',
 )
+DKIM_SELECTOR = re.compile(r'[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?'
+                           r'(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*')
 # Types at a name that a CNAME may not replace even with on_conflict=replace.
 PROTECTED_TYPES = ('SOA', 'NS', 'DS')
 
@@ -196,7 +200,7 @@ class Spec:
                  legacy_mx=None, primary='legacy', spf='merge', spf_include=EXO_SPF_INCLUDE,
                  spf_all=None, autodiscover_target=EXO_AUTODISCOVER, dkim=None,
                  verification_txt=None, dmarc=None, ttl=None, on_conflict='fail'):
-        self.domain = name_text(to_name(domain, what='domain'))
+        self.domain = name_text(validate_hostname(domain, 'domain'))
         if pattern not in PATTERNS:
             raise RecordError('unknown pattern %r: choose one of %s' % (pattern, ', '.join(PATTERNS)))
         self.pattern = pattern
@@ -240,6 +244,10 @@ class Spec:
             if not isinstance(selector, str) or not isinstance(target, str):
                 raise RecordError('dkim maps selector names to CNAME targets (strings), got '
                                   '%r: %r' % (selector, target))
+            if not DKIM_SELECTOR.fullmatch(selector):
+                raise RecordError('dkim selector %r is not a selector (RFC 6376 3.1: letters, '
+                                  'digits and hyphens in dot-separated labels, such as '
+                                  'selector1)' % selector[:80])
             # validates the selector
             label = to_name(selector + '._domainkey.' + self.domain, what='dkim selector')
             self.dkim[name_text(label)] = name_text(validate_hostname(target, 'dkim target'))
@@ -518,21 +526,28 @@ def apply_plan(current, plan):
     return out
 
 
-def options_from_records(records):
+def options_from_records(records, domain=None):
     """mail_dns options from expected rrsets ({name, type, ttl, values}, as domain_info returns):
     MX host, SPF include, autodiscover target, DKIM targets and verification TXT. Every entry is
-    checked as an rrset first, so a malformed one is named, not half used."""
-    out = {}
+    checked as an rrset first, so a malformed one is named, not half used; with ``domain``,
+    every name must be the domain or below it. Two entries that give one option two values
+    are refused: which one is meant cannot be guessed."""
+    out, given = {}, {}
     if records is not None and not isinstance(records, list):
         raise RecordError('records must be a list of {name, type, ttl, values}, got %r'
                           % (records,))
+    apex = to_name(domain, what='domain') if domain else None
     for index, rr in enumerate(records or []):
         what = 'records[%d]' % index
         if not isinstance(rr, dict) or not isinstance(rr.get('type'), str) or \
                 not isinstance(rr.get('name'), str):
             raise RecordError('%s needs name and type (strings) and values, got %r' % (what, rr))
         rdtype = rr['type'].upper()
-        name = name_text(to_name(rr['name'], what='%s.name' % what))
+        owner = to_name(rr['name'], what='%s.name' % what)
+        if apex is not None and not owner.is_subdomain(apex):
+            raise RecordError('%s.name %s is not %s or a name below it: these are records of '
+                              'another domain' % (what, name_text(owner), name_text(apex)))
+        name = name_text(owner)
         values = rr.get('values')
         if isinstance(values, str):
             values = [values]
@@ -549,16 +564,28 @@ def options_from_records(records):
         if rdtype not in ('MX', 'TXT', 'CNAME'):
             continue  # SRV and others: not part of a mail migration
         for value in rrset_from_values(name, rdtype, int(ttl), values, what).sorted_values():
+            option = None
             if rdtype == 'MX':
-                out.setdefault('mx_host', parse_mx(value)[1])
+                option, value = 'mx_host', parse_mx(value)[1]
             elif rdtype == 'TXT' and is_spf(value):
                 incs = [_include_target(t) for t in value.split()[1:] if _include_target(t)]
                 if incs:
-                    out.setdefault('spf_include', incs[0])
+                    option, value = 'spf_include', incs[0]
             elif rdtype == 'TXT' and value.startswith('MS='):
-                out.setdefault('verification_txt', value)
+                option = 'verification_txt'
             elif rdtype == 'CNAME' and name.startswith('autodiscover.'):
-                out.setdefault('autodiscover_target', value)
+                option = 'autodiscover_target'
             elif rdtype == 'CNAME' and '._domainkey.' in name:
-                out.setdefault('dkim', {})[name.split('._domainkey.')[0]] = value
+                option = 'dkim ' + name.split('._domainkey.')[0]
+            if option is None:
+                continue
+            if option in given and given[option][1] != value:
+                raise RecordError('%s and %s give %s two values (%s, %s): keep one, or give the '
+                                  'option itself' % (given[option][0], what, option,
+                                                     given[option][1], value))
+            given[option] = (what, value)
+            if option.startswith('dkim '):
+                out.setdefault('dkim', {})[option[5:]] = value
+            else:
+                out[option] = value
     return out

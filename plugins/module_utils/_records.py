@@ -29,6 +29,7 @@ except ImportError:
 # Types this collection writes; anything else is read and kept, never written.
 MANAGED_TYPES = ('MX', 'TXT', 'CNAME')
 TXT_CHUNK = 255
+TXT_MAX = 2048  # octets of one TXT value the collection writes (RFC 7208 3.4: SPF under 512)
 # Maintained by a zone's signer: never planned or compared. They may stand next to a CNAME
 # (RFC 2181 10.1, RFC 4035 2.5).
 DNSSEC_TYPES = ('RRSIG', 'NSEC', 'NSEC3', 'NSEC3PARAM', 'DNSKEY', 'CDS', 'CDNSKEY', 'TYPE65534')
@@ -141,6 +142,10 @@ def check_txt_input(value, what):
         raise RecordError('%s %r contains a control character' % (what, _short(value)))
     if not value.strip():
         raise RecordError('%s must not be empty' % what)
+    if len(value.encode('utf-8', 'surrogateescape')) > TXT_MAX:
+        raise RecordError('%s is %d octets long; a record this collection writes is at most %d '
+                          '(no SPF, DMARC or verification record is that long)'
+                          % (what, len(value.encode('utf-8', 'surrogateescape')), TXT_MAX))
     return value
 
 

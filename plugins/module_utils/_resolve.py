@@ -358,7 +358,7 @@ def poll(attempt, wait_timeout, interval=1.0, max_interval=10.0, clock=time.mono
 def expectation_from_params(p):
     """The Expectation from module parameters (explicit options win over ``records``)."""
     p = dict(p)
-    for option, value in options_from_records(p.get('records')).items():
+    for option, value in options_from_records(p.get('records'), p.get('domain')).items():
         if p.get(option) is None:
             p[option] = value
     spec = Spec(p['domain'], pattern=p.get('pattern') or 'full', mx_host=p.get('mx_host'),

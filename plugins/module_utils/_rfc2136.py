@@ -101,6 +101,12 @@ def _lost_reply(server, exc):
         what = 'the server closed the connection without an answer'
     elif isinstance(exc, ConnectionResetError):
         what = 'the connection was reset'
+    elif isinstance(exc, dns.message.Truncated):
+        what = 'the answer was truncated (TC flag) and so says nothing'
+    elif isinstance(exc, dns.tsig.PeerError):
+        what = ('the answer was a TSIG error (%s), which is not signed and so cannot be '
+                'trusted' % {dns.tsig.PeerBadKey: 'BADKEY', dns.tsig.PeerBadSignature: 'BADSIG',
+                             dns.tsig.PeerBadTime: 'BADTIME'}.get(type(exc), exc))
     elif isinstance(exc, (dns.tsig.BadSignature, dns.tsig.BadTime, dns.tsig.BadAlgorithm)):
         what = 'the answer failed TSIG verification (%s)' % exc
     elif isinstance(exc, dns.exception.DNSException):
@@ -335,11 +341,14 @@ class DnsServer:
                 if self.protocol == 'tcp':
                     return dns.query.tcp(message, self.address, port=self.port,
                                          timeout=self.timeout, sock=sock)
+                # a truncated answer says nothing (it may be a forgery, or cut by the path):
+                # settled by reading the zone, like a lost one
                 return dns.query.udp(message, self.address, port=self.port,
-                                     timeout=self.timeout, sock=sock)
+                                     timeout=self.timeout, sock=sock, raise_on_truncation=True)
             except dns.tsig.PeerError as e:
-                # a TSIG error in the answer: the server refused the message unprocessed
-                raise self._explain('apply', e)
+                # A TSIG error answer is not signed (RFC 8945 5.3.2): anyone on the path could
+                # have sent it, so it proves nothing about what the server did with the update.
+                raise UpdateOutcomeUnknown('apply', _lost_reply(self, e))
             except ConnectionRefusedError as e:
                 if self.protocol == 'udp':  # ICMP port unreachable: the datagram was not taken
                     raise self._explain('apply', e)
@@ -462,21 +471,53 @@ class DnsServer:
     def _read_queries(self, zone, names):
         rrsets = {}
         for name in sorted(set(names)):
-            for rdtype in ('ANY', 'MX', 'TXT', 'CNAME', 'A', 'AAAA'):
-                r = self.query(name, rdtype)
-                rcode = dns.rcode.to_text(r.rcode())
-                if rcode == 'NXDOMAIN':
-                    break
-                if rcode != 'NOERROR':
-                    raise DnsError('read', '%s answered %s to the %s query for %s'
-                                   % (self.where, rcode, rdtype, name), rcode=rcode)
-                for rrset in r.answer:
-                    if name_text(rrset.name) != name or \
-                            dns.rdatatype.to_text(rrset.rdtype) in DNSSEC_TYPES:
-                        continue
-                    rr = RRset.from_rdataset(name, rrset)
-                    rrsets[rr.key] = rr
+            found = self._rrsets_at(name, 'read')
+            # A name that does not exist answers with the data of the wildcard that covers it
+            # (RFC 4592): that data is not at the name, and the update must not treat it so.
+            # A name with data of its own is never synthesised, so only when everything found
+            # equals the wildcard's data is it left out.
+            wildcard = self.wildcard_rrsets(name, zone)
+            if found and wildcard and all(
+                    wildcard.get(key[1]) is not None and wildcard[key[1]].values == rr.values
+                    for key, rr in found.items()):
+                continue
+            rrsets.update(found)
         return Snapshot(zone, self.serial(zone), rrsets, 'query')
+
+    def _rrsets_at(self, name, phase):
+        """{(name, type): RRset} of what the server answers at ``name`` for the types mail_dns
+        looks at (ANY first; a server may answer ANY with one rrset only, RFC 8482)."""
+        rrsets = {}
+        for rdtype in ('ANY', 'MX', 'TXT', 'CNAME', 'A', 'AAAA'):
+            r = self.query(name, rdtype, phase=phase)
+            rcode = dns.rcode.to_text(r.rcode())
+            if rcode == 'NXDOMAIN':
+                break
+            if rcode != 'NOERROR':
+                raise DnsError(phase, '%s answered %s to the %s query for %s'
+                               % (self.where, rcode, rdtype, name), rcode=rcode)
+            for rrset in r.answer:
+                if name_text(rrset.name) != name or \
+                        dns.rdatatype.to_text(rrset.rdtype) in DNSSEC_TYPES:
+                    continue
+                rr = RRset.from_rdataset(name, rrset)
+                rrsets[rr.key] = rr
+        return rrsets
+
+    def wildcard_rrsets(self, name, zone, phase='read'):
+        """{type: RRset} of the closest wildcard above ``name`` in ``zone`` that has data (the
+        one a query for a name that does not exist would be answered from), or {}."""
+        cache = self.__dict__.setdefault('_wildcards', {})
+        apex = to_name(zone)
+        owner = to_name(name)
+        while owner != apex and owner.is_subdomain(apex):
+            owner = owner.parent()
+            star = name_text(dns.name.Name((b'*',) + owner.labels))
+            if star not in cache:
+                cache[star] = dict((k[1], rr) for k, rr in self._rrsets_at(star, phase).items())
+            if cache[star]:
+                return cache[star]
+        return {}
 
     def served(self, keys):
         """{(name, type): RRset or None}: what the server serves for each key now, each asked

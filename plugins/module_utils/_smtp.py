@@ -227,6 +227,7 @@ class _Recorder(object):
         self.left_out = 0
         self.started = started
         self.redact = None  # None: record as sent; a str: record that instead
+        self.secrets = []  # what AUTH sent (and its parts): hidden in replies that quote it
         self.body_size = None
         self.budget = budget
         self.silent_hint = silent_hint
@@ -345,7 +346,7 @@ class _Recorder(object):
         self.reply_lines, size = [], 0
         code = -1
         while True:
-            line = self._readline()
+            line = self._hide(self._readline())
             self.reply_lines.append(line)
             size += len(line)
             self._note('server', _decode(line.rstrip(b'\r\n')))
@@ -363,6 +364,12 @@ class _Recorder(object):
         text = b'\n'.join(line[4:].strip(b' \t\r\n') for line in self.reply_lines)
         self.reply_lines = []
         return code, text
+
+    def _hide(self, line):
+        """``line`` with every secret AUTH sent replaced: a server may quote what it got."""
+        for secret in self.secrets:
+            line = line.replace(secret, REDACTED.encode('ascii'))
+        return line
 
     def _readline(self):
         while True:
@@ -670,8 +677,11 @@ class SmtpTest(object):
                                    ('; Exchange Online offers AUTH only after STARTTLS'
                                     if self.exchange_online else ''))
         user = p.get('username') or p.get('sender')
+        if p.get('password'):
+            smtp.secrets.append(p['password'].encode('utf-8'))
         if mechanism == 'XOAUTH2':
             token = p.get('access_token') or self.token()
+            smtp.secrets.append(token.encode('ascii', 'replace'))  # one acquired here too
             smtp.arm('auth')  # the deadline counts from the first AUTH line, not the token
             blob = 'user=%s\x01auth=Bearer %s\x01\x01' % (user, token)
             reply = self.secret_cmd('AUTH XOAUTH2 ' + _b64(blob), 'AUTH XOAUTH2 ' + REDACTED)
@@ -689,6 +699,9 @@ class SmtpTest(object):
         self.expect('auth', reply, (235,))
 
     def secret_cmd(self, line, shown):
+        secret = line.rsplit(' ', 1)[-1]
+        if len(secret) >= 4:
+            self.smtp.secrets.append(secret.encode('ascii', 'replace'))
         self.smtp.redact = shown
         try:
             self.smtp.putcmd(line)

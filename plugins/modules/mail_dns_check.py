@@ -161,13 +161,14 @@ options:
     default: 0
   interval:
     description:
-      - Seconds before the second round, more than 0 and at most 3600; the pause doubles after
-        each round up to O(max_interval). Every pause varies by up to 10 % (jitter).
+      - Seconds before the second round, from 0.1 to 3600; the pause doubles after each round
+        up to O(max_interval). Every pause varies by up to 10 % (jitter).
     type: float
     default: 1.0
   max_interval:
     description:
-      - The longest pause between two rounds, in seconds; at least O(interval) and at most 3600.
+      - The longest pause between two rounds, in seconds; at least O(interval) (and 0.1) and at
+        most 3600.
     type: float
     default: 10.0
 notes:
@@ -338,7 +339,11 @@ phase:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.exchangeonline.mail.plugins.module_utils._options import PREFERENCE, seconds
+from ansible_collections.exchangeonline.mail.plugins.module_utils._options import (
+    PAUSE,
+    PREFERENCE,
+    seconds,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
 from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import (
     DNS_LIMITS,
@@ -353,7 +358,7 @@ CHECK_CHOICES = ['mx', 'autodiscover', 'spf', 'dmarc', 'dkim', 'verification']
 
 
 LIMITS = dict(DNS_LIMITS, mx_preference=PREFERENCE, wait_timeout=seconds(86400, above=False),
-              interval=seconds(3600), max_interval=seconds(3600))
+              interval=PAUSE, max_interval=PAUSE)
 
 
 def module_kwargs():

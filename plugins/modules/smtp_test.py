@@ -180,7 +180,7 @@ options:
         default: 120
       interval:
         description:
-          - Seconds between two looks, more than 0 and at most 3600.
+          - Seconds between two looks, from 0.1 to 3600.
         type: float
         default: 2
 notes:
@@ -313,12 +313,12 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._identity impo
     M365_LIMITS,
     m365_argument_spec,
 )
-from ansible_collections.exchangeonline.mail.plugins.module_utils._options import PORT, seconds
+from ansible_collections.exchangeonline.mail.plugins.module_utils._options import PAUSE, PORT, seconds
 from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
 
 
 LIMITS = dict(M365_LIMITS, port=PORT, **{
-    'confirm_delivery.timeout': seconds(86400), 'confirm_delivery.interval': seconds(3600)})
+    'confirm_delivery.timeout': seconds(86400), 'confirm_delivery.interval': PAUSE})
 
 
 def module_kwargs():

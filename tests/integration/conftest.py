@@ -74,6 +74,17 @@ def m365(tmp_path, bind):
     emulator.stop()
 
 
+# The application permissions of an app that may run every m365 module.
+APP_ROLES = ('Domain.ReadWrite.All', 'User.Read.All', 'Exchange.ManageAsApp')
+
+
+def task(module, args, name=None):
+    """A play task calling exchangeonline.mail.<module>, its result registered as ``out`` and
+    its failure not ending the play."""
+    return {'name': name or module, 'exchangeonline.mail.%s' % module: args,
+            'register': 'out', 'ignore_errors': True}
+
+
 def m365_args(emulator, app, **extra):
     """The M365 connection options of the collection's modules for an emulator app."""
     args = dict(tenant_id=emulator.tenant_id, client_id=app['client_id'],

@@ -195,7 +195,8 @@ def _backup_file(tmp_path, content, name):
 
 @pytest.mark.parametrize('case', [
     'server', 'key_name', 'key_file', 'mx_empty', 'records_ttl', 'backup_list', 'backup_strings',
-    'backup_nul', 'port', 'timeout_inf', 'timeout_nan', 'dkim_selector'])
+    'backup_nul', 'port', 'timeout_inf', 'timeout_nan', 'dkim_selector', 'dkim_control',
+    'records_other_domain', 'records_two_mx', 'dmarc_too_long', 'legacy_mx_inf_text'])
 def test_bad_input_is_a_message_not_an_exception(bind, play, tmp_path, case):
     base = dict(domain=ZONE, pattern='full')
     args, expect = {
@@ -211,13 +212,26 @@ def test_bad_input_is_a_message_not_an_exception(bind, play, tmp_path, case):
         'backup_list': (dict(state='rollback', backup_path=_backup_file(tmp_path, [1, 2], 'l.json')),
                         'not a JSON object'),
         'backup_strings': (dict(state='rollback', backup_path=_backup_file(
-            tmp_path, {'format': 1, 'zone': APEX, 'entries': ['x', 'y']}, 's.json')),
+            tmp_path, {'format': 1, 'zone': APEX, 'domain': APEX, 'entries': ['x', 'y']},
+            's.json')),
             'entry 0 is not'),
         'backup_nul': (dict(base, backup_path=str(tmp_path) + '/a\x00b'), 'backup_path'),
         'port': (dict(base, port=70000), 'port must be from 1 to 65535'),
         'timeout_inf': (dict(base, timeout='inf'), 'timeout must be a finite number'),
         'timeout_nan': (dict(base, timeout='nan'), 'timeout must be a finite number'),
         'dkim_selector': (dict(base, dkim={'bad selector': 'x.example.'}), 'dkim selector'),
+        'dkim_control': (dict(base, dkim={'\x01': 'x.example.'}), 'dkim selector'),
+        'records_other_domain': (dict(base, records=[{'name': 'other.example', 'type': 'MX',
+                                                      'values': ['0 a.example.']}]),
+                                 'records[0].name other.example. is not contoso.test.'),
+        'records_two_mx': (dict(base, records=[
+            {'name': ZONE, 'type': 'MX', 'values': ['0 a.example.']},
+            {'name': ZONE, 'type': 'MX', 'values': ['0 b.example.']}]),
+            'records[0] and records[1] give mx_host two values'),
+        'dmarc_too_long': (dict(base, dmarc='v=DMARC1; p=none; ' + 'x' * 70000),
+                           'dmarc is 70018 octets long'),
+        'legacy_mx_inf_text': (dict(base, pattern='partial', legacy_mx=[
+            '{"host": "mx.example.", "preference": "inf"}']), 'preference must be a whole number'),
     }[case]
     zone_before = bind.axfr(ZONE)
     task = dns_args(bind, **args)
@@ -236,7 +250,7 @@ def test_bad_input_is_a_message_not_an_exception(bind, play, tmp_path, case):
 
 @pytest.mark.parametrize('option, value', [
     ('wait_timeout', 'nan'), ('interval', 'nan'), ('max_interval', 'inf'), ('timeout', 'inf'),
-    ('port', 0)])
+    ('port', 0), ('interval', 1e-9)])
 def test_mail_dns_check_numbers(bind, play, option, value):
     args = dns_args(bind, domain=ZONE, pattern='full', **{option: value})
     run = play([{'exchangeonline.mail.mail_dns_check': args, 'register': 'out',

@@ -13,18 +13,12 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.integration.conftest import m365_args
+from tests.integration.conftest import APP_ROLES, m365_args, task
 from tests.lab.m365.client import session_for
 
 DOMAIN = 'contoso.test'
-ROLES = ('Domain.ReadWrite.All', 'User.Read.All', 'Exchange.ManageAsApp')
 SECRET = 'hostile-lab-secret-4711'
 MAX_ATTEMPTS = 11  # the request and MAX_RETRIES (10) retries
-
-
-def task(module, args, name=None):
-    return {'name': name or module, 'exchangeonline.mail.%s' % module: args,
-            'register': 'out', 'ignore_errors': True}
 
 
 @pytest.fixture
@@ -33,7 +27,7 @@ def tenant(m365):
     m365.add_domain(DOMAIN, verified=True, services=['Email'])
     for upn in ('licensed@contoso.test', 'other@contoso.test'):
         m365.add_user(upn, licensed=True, mailbox=True)
-    return m365_args(m365, m365.add_app(secret=SECRET, roles=ROLES))
+    return m365_args(m365, m365.add_app(secret=SECRET, roles=APP_ROLES))
 
 
 def no_traceback(run):

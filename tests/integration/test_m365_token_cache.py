@@ -8,22 +8,16 @@ import stat
 
 import pytest
 
-from tests.integration.conftest import m365_args
+from tests.integration.conftest import APP_ROLES, m365_args, task
 
 DOMAIN = 'contoso.test'
-ROLES = ('Domain.ReadWrite.All', 'User.Read.All', 'Exchange.ManageAsApp')
-
-
-def task(module, args, name=None):
-    return {'name': name or module, 'exchangeonline.mail.%s' % module: args,
-            'register': 'out', 'ignore_errors': True}
 
 
 @pytest.fixture
 def args(m365):
     m365.add_domain(DOMAIN, verified=True, services=['Email'])
     m365.add_user('licensed@contoso.test', licensed=True, mailbox=True)
-    return m365_args(m365, m365.add_app(secret='token-cache-secret', roles=ROLES))
+    return m365_args(m365, m365.add_app(secret='token-cache-secret', roles=APP_ROLES))
 
 
 def snapshot(path):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.integration.conftest import IDN_ZONE, ZONE, dns_args
+from tests.integration.conftest import IDN_ZONE, ZONE, dns_args, task
 from tests.lab.bind import free_port
 
 APEX = ZONE + '.'
@@ -23,11 +23,6 @@ DKIM = {
 VERIFICATION = 'MS=ms12345678'
 DMARC = 'v=DMARC1; p=quarantine; rua=mailto:dmarc@contoso.test'
 ALL_CHECKS = ['mx', 'autodiscover', 'spf', 'dmarc', 'dkim', 'verification']
-
-
-def task(module, args, name=None):
-    return {'name': name or module, 'exchangeonline.mail.' + module: args, 'register': 'out',
-            'ignore_errors': True}
 
 
 def check(bind, **args):

@@ -37,7 +37,7 @@ def _read_exact(sock, size):
     return data
 
 
-def _read_frame(sock):
+def read_frame(sock):
     (size,) = struct.unpack('!H', _read_exact(sock, 2))
     return _read_exact(sock, size)
 
@@ -119,7 +119,7 @@ class DnsRelay:
         try:
             while not self._stop.is_set():
                 try:
-                    query = _read_frame(client)
+                    query = read_frame(client)
                 except (EOFError, OSError):
                     return
                 opcode = _opcode(query)
@@ -131,7 +131,7 @@ class DnsRelay:
                     self._relay_transfer(upstream, client)
                     self.log.append(('tcp', 'AXFR', 'forwarded'))
                     continue
-                answer = _read_frame(upstream)
+                answer = read_frame(upstream)
                 if opcode == 'UPDATE' and self.update_reply == 'drop':
                     self.log.append(('tcp', opcode, 'dropped'))
                     return  # applied upstream; the client hears nothing
@@ -163,7 +163,7 @@ class DnsRelay:
         soa_seen = 0
         try:
             while soa_seen < 2:
-                frame = _read_frame(upstream)
+                frame = read_frame(upstream)
                 client.sendall(struct.pack('!H', len(frame)) + frame)
                 msg = dns.message.from_wire(frame, keyring=False, one_rr_per_rrset=True)
                 soa_seen += sum(1 for rr in msg.answer if rr.rdtype == 6)

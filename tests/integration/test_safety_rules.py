@@ -1,6 +1,7 @@
-"""Review of issue 10: cases where the collection still breaks the safety rules of SPEC section 7.
+"""The safety rules of SPEC section 7 against what an attacker on the path or a broken server
+does: the cases a review of issue 10 found still open (each failed on the code then).
 
-Each test fails on the code as merged and names the rule it shows broken. They drive the
+Each test names the rule it holds the collection to. They drive the
 collection through real ansible-playbook (the ``play`` fixture) against the lab's BIND 9, Knot
 DNS and Microsoft 365 emulator, plus a few small hostile servers defined here (a TLS server that
 breaks HTTP, a DNS relay that forges a TSIG error answer, an SMTP server that quotes what it
@@ -22,27 +23,21 @@ import dns.rcode
 import dns.tsigkeyring
 import pytest
 
-from tests.integration.conftest import ZONE, m365_args
+from tests.integration.conftest import APP_ROLES, ZONE, m365_args, task
 from tests.integration.test_mail_dns import mail_dns
 from tests.lab.bind import BindServer, zone_template
-from tests.lab.dns_relay import DnsRelay
+from tests.lab.dns_relay import DnsRelay, read_frame
 from tests.lab.knot import KnotServer
 from tests.lab.m365 import identity as lab_identity
 
 SECRET = 'review10-lab-secret-6d2f'
-ROLES = ('Domain.ReadWrite.All', 'User.Read.All', 'Exchange.ManageAsApp')
-
-
-def task(module, args, name=None):
-    return {'name': name or module, 'exchangeonline.mail.%s' % module: args,
-            'register': 'out', 'ignore_errors': True}
 
 
 @pytest.fixture
 def tenant(m365):
     m365.add_domain(ZONE, verified=True, services=['Email'])
     m365.add_user('licensed@contoso.test', licensed=True, mailbox=True)
-    return m365_args(m365, m365.add_app(secret=SECRET, roles=ROLES))
+    return m365_args(m365, m365.add_app(secret=SECRET, roles=APP_ROLES))
 
 
 # -- rule 3: a token or secret goes only to the configured endpoint ---------------------------
@@ -68,58 +63,78 @@ def test_backslash_next_link_sends_no_token_to_another_host(m365, tenant, play, 
     assert 'UntrustedLink' in run.last['result']['msg']
 
 
-class _Catcher:
-    """A TLS listener for ``localhost`` (lab CA) that keeps the raw bytes of each request and
-    answers 400; at most ``connections`` connections, each read for at most 5 s."""
+class _Listener:
+    """A TCP listener on 127.0.0.1 that hands at most ``connections`` connections to
+    ``handle(conn)`` (each in a thread of its own when ``threaded``) until stop()."""
+    connections = 10
+    threaded = False
 
-    def __init__(self, ca, connections=4):
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ca.issue_cert('localhost').configure_cert(self.context)
+    def __init__(self):
         self.sock = socket.socket()
         self.sock.bind(('127.0.0.1', 0))
-        self.sock.listen(4)
+        self.sock.listen(8)
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
-        self.received = []
-        self.left = connections
+        self.accepted = 0
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
 
     def _loop(self):
-        while self.left > 0 and not self.stopping.is_set():
+        while self.accepted < self.connections and not self.stopping.is_set():
             try:
                 conn, dummy = self.sock.accept()
             except socket.timeout:
                 continue
             except OSError:
                 return
-            self.left -= 1
-            data = b''
-            try:
-                conn = self.context.wrap_socket(conn, server_side=True)
-                conn.settimeout(1)
-                deadline = time.monotonic() + 5
-                while time.monotonic() < deadline and len(data) < 65536:
-                    try:
-                        chunk = conn.recv(65536)
-                    except socket.timeout:
-                        break
-                    if not chunk:
-                        break
-                    data += chunk
-                conn.sendall(b'HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n'
-                             b'Content-Length: 2\r\nConnection: close\r\n\r\n{}')
-            except (OSError, ssl.SSLError):
-                pass
-            finally:
-                self.received.append(data)
-                conn.close()
+            self.accepted += 1
+            if self.threaded:
+                threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+            else:
+                self.handle(conn)
+
+    def handle(self, conn):
+        raise NotImplementedError
 
     def stop(self):
         self.stopping.set()
         self.sock.close()
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=15)
+
+
+class _Catcher(_Listener):
+    """A TLS listener for ``localhost`` (lab CA) that keeps the raw bytes of each request and
+    answers 400; at most ``connections`` connections, each read for at most 5 s."""
+
+    def __init__(self, ca, connections=4):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ca.issue_cert('localhost').configure_cert(self.context)
+        self.received = []
+        self.connections = connections
+        super().__init__()
+
+    def handle(self, conn):
+        data = b''
+        try:
+            conn = self.context.wrap_socket(conn, server_side=True)
+            conn.settimeout(1)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and len(data) < 65536:
+                try:
+                    chunk = conn.recv(65536)
+                except socket.timeout:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            conn.sendall(b'HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n'
+                         b'Content-Length: 2\r\nConnection: close\r\n\r\n{}')
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            self.received.append(data)
+            conn.close()
 
 
 def test_backslash_token_endpoint_sends_no_secret_to_another_host(m365, tenant, play):
@@ -140,81 +155,46 @@ def test_backslash_token_endpoint_sends_no_secret_to_another_host(m365, tenant, 
 
 
 # -- rule 1: an outcome that is not known is never taken as "not applied" ----------------------
-class _TsigErrorForger:
+class _TsigErrorForger(_Listener):
     """A TCP DNS relay in front of ``upstream``: an UPDATE is forwarded (so the server applies
     it), and the client gets a forged NOTAUTH with TSIG error BADSIG instead of the answer, as
     anyone on the path can send: RFC 8945 error answers carry no MAC that the client checks.
     Other messages (queries, transfers) pass. Bounded: at most 50 connections, 10 s each."""
 
+    connections = 50
+    threaded = True
+
     def __init__(self, upstream, key_name):
         self.upstream = upstream
         self.key_name = key_name
         self.forged = 0
-        self.sock = socket.socket()
-        self.sock.bind(('127.0.0.1', 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    @staticmethod
-    def _frame(sock):
-        head = b''
-        while len(head) < 2:
-            chunk = sock.recv(2 - len(head))
-            if not chunk:
-                raise EOFError
-            head += chunk
-        (size,) = struct.unpack('!H', head)
-        data = b''
-        while len(data) < size:
-            chunk = sock.recv(size - len(data))
-            if not chunk:
-                raise EOFError
-            data += chunk
-        return data
-
-    def _loop(self):
-        for dummy in range(50):
-            conn = None
-            while conn is None and not self.stopping.is_set():
-                try:
-                    conn, dummy_addr = self.sock.accept()
-                except socket.timeout:
-                    continue
-                except OSError:
-                    return
-            if conn is None:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, client):
-        client.settimeout(10)
+    def handle(self, conn):
+        conn.settimeout(10)
         up = socket.create_connection(('127.0.0.1', self.upstream), timeout=10)
         try:
             for dummy in range(200):
-                query = self._frame(client)
+                query = read_frame(conn)
                 up.sendall(struct.pack('!H', len(query)) + query)
                 if (struct.unpack('!H', query[2:4])[0] >> 11) & 0xF == dns.opcode.UPDATE:
-                    self._frame(up)  # the real answer (NOERROR): dropped
+                    read_frame(up)  # the real answer (NOERROR): dropped
                     fake = dns.message.make_response(dns.message.from_wire(query, keyring=False))
                     fake.set_rcode(dns.rcode.NOTAUTH)
                     wrong = dns.tsigkeyring.from_text(
                         {self.key_name: base64.b64encode(os.urandom(32)).decode()})
                     fake.use_tsig(wrong, keyname=self.key_name, tsig_error=dns.rcode.BADSIG)
                     wire = fake.to_wire()
-                    client.sendall(struct.pack('!H', len(wire)) + wire)
+                    conn.sendall(struct.pack('!H', len(wire)) + wire)
                     self.forged += 1
                     continue
                 up.settimeout(1)
                 for dummy_frame in range(100000):  # one answer, or every message of an AXFR
                     try:
-                        answer = self._frame(up)
+                        answer = read_frame(up)
                     except socket.timeout:
                         break
-                    client.sendall(struct.pack('!H', len(answer)) + answer)
+                    conn.sendall(struct.pack('!H', len(answer)) + answer)
                     msg = dns.message.from_wire(answer, keyring=False)
                     if not msg.question or msg.question[0].rdtype != 252:
                         break
@@ -223,12 +203,7 @@ class _TsigErrorForger:
             pass
         finally:
             up.close()
-            client.close()
-
-    def stop(self):
-        self.stopping.set()
-        self.sock.close()
-        self.thread.join(timeout=10)
+            conn.close()
 
 
 def test_unauthenticated_tsig_error_answer_does_not_destroy_the_backup(bind, play, tmp_path):
@@ -268,8 +243,8 @@ def test_truncated_udp_answer_to_an_update_is_not_an_acceptance(bind, play, tmp_
 # -- mail_dns: backups and rollback ---------------------------------------------------------
 def test_rollback_of_a_crafted_backup_leaves_soa_and_apex_ns_alone(bind, play, tmp_path):
     """'Never touch SOA or apex NS' (SPEC 3.1), and load_backup refuses 'anything that is not a
-    backup this module wrote': a module-written backup holds MX, TXT and CNAME rrsets only. A
-    crafted one makes rollback rewrite the SOA (MNAME and serial), add an apex NS and create an
+    backup this module wrote' (this one does not even name its ``domain``). A crafted one
+    made rollback rewrite the SOA (MNAME and serial), add an apex NS and create an
     A record at a new name."""
     path = str(tmp_path / 'crafted.json')
     soa = bind.rrset(ZONE, 'SOA')[1][0]
@@ -292,6 +267,37 @@ def test_rollback_of_a_crafted_backup_leaves_soa_and_apex_ns_alone(bind, play, t
     assert bind.rrset('login.' + ZONE, 'A') is None
     assert run.last['status'] == 'failed'
     assert 'backup' in run.last['result']['msg']
+
+
+@pytest.mark.parametrize('name,rdtype,rdata', [
+    ('', 'SOA', 'evil.example. hostmaster.evil.example. 2099010101 3600 900 1209600 300'),
+    ('', 'NS', 'ns.evil.example.'),
+    ('', 'A', '203.0.113.66'),
+    ('autodiscover.', 'NS', 'ns.evil.example.'),
+    ('autodiscover.', 'DS', '12345 13 2 ' + '0' * 64),
+    ('login.', 'A', '203.0.113.66'),
+    ('_dmarc.login.', 'TXT', '"v=DMARC1; p=none"'),
+])
+def test_a_backup_naming_its_domain_still_holds_only_what_mail_dns_touches(
+        bind, play, tmp_path, name, rdtype, rdata):
+    """Each entry alone, in a backup that is otherwise well formed (it names its domain): only MX,
+    TXT and CNAME at the domain and what a CNAME replaced at the names mail_dns manages; never
+    SOA, NS or DS, never another name. Rollback fails naming the entry and sends no UPDATE."""
+    path = str(tmp_path / 'crafted.json')
+    owner = name + ZONE + '.'
+    rr = {'name': owner, 'type': rdtype, 'ttl': 60, 'rdata': [rdata]}
+    with open(path, 'w') as f:
+        json.dump({'format': 1, 'zone': ZONE + '.', 'domain': ZONE + '.', 'server': '',
+                   'entries': [{'name': owner, 'type': rdtype, 'before': rr, 'after': None}]}, f)
+    zone = bind.axfr(ZONE)
+    updates = bind.update_messages()
+    run = play([mail_dns(bind, state='rollback', backup_path=path)])
+    assert run.last['status'] == 'failed'
+    assert run.last['result']['phase'] == 'backup'
+    assert 'entry 0 (%s %s) is not a record mail_dns manages' % (owner, rdtype) \
+        in run.last['result']['msg']
+    assert bind.axfr(ZONE) == zone
+    assert bind.update_messages() == updates
 
 
 def test_backup_path_that_is_a_fifo_fails_instead_of_hanging(tmp_path):
@@ -363,7 +369,7 @@ def test_wildcard_cname_does_not_fail_the_check_after_absent(tmp_path, play):
 
 
 # -- rule 4: everything read from the network is bounded ----------------------------------------
-class _BrokenHttps:
+class _BrokenHttps(_Listener):
     """A TLS server (lab CA, 127.0.0.1) that breaks HTTP in one ``way``:
 
     'trickle'  the status line, then one header byte every ``interval`` seconds
@@ -371,59 +377,39 @@ class _BrokenHttps:
 
     Every connection ends after ``max_seconds``; at most 20 connections are served."""
 
+    connections = 20
+    threaded = True
+
     def __init__(self, ca, way, interval=0.5, max_seconds=30):
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ca.issue_cert('127.0.0.1').configure_cert(self.context)
         self.way, self.interval, self.max_seconds = way, interval, max_seconds
-        self.sock = socket.socket()
-        self.sock.bind(('127.0.0.1', 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.url = 'https://127.0.0.1:%d' % self.sock.getsockname()[1]
-        self.connections = 0
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
+        super().__init__()
+        self.url = 'https://127.0.0.1:%d' % self.port
 
-    def _loop(self):
-        while self.connections < 20 and not self.stopping.is_set():
-            try:
-                conn, dummy = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, raw):
+    def handle(self, conn):
         started = time.monotonic()
         try:
-            raw.settimeout(5)
-            conn = self.context.wrap_socket(raw, server_side=True)
+            conn.settimeout(5)
+            tls = self.context.wrap_socket(conn, server_side=True)
             request = b''
             while b'\r\n\r\n' not in request and len(request) < 65536:
-                chunk = conn.recv(4096)
+                chunk = tls.recv(4096)
                 if not chunk:
                     return
                 request += chunk
             if self.way == 'short':
-                conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n'
-                             b'Content-Length: 100\r\n\r\n{"id": "contoso.test", ')
+                tls.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n'
+                            b'Content-Length: 100\r\n\r\n{"id": "contoso.test", ')
                 return
-            conn.sendall(b'HTTP/1.1 200 OK\r\nX-Slow: ')
+            tls.sendall(b'HTTP/1.1 200 OK\r\nX-Slow: ')
             while time.monotonic() - started < self.max_seconds and not self.stopping.is_set():
-                conn.sendall(b'a')
+                tls.sendall(b'a')
                 self.stopping.wait(self.interval)
         except (OSError, ssl.SSLError):
             pass
         finally:
-            raw.close()
-
-    def stop(self):
-        self.stopping.set()
-        self.sock.close()
-        self.thread.join(timeout=10)
+            conn.close()
 
 
 def test_truncated_graph_answer_is_a_clear_failure_not_a_bug(m365, tenant, play):
@@ -461,36 +447,12 @@ def test_trickled_headers_end_within_the_documented_bound(m365, tenant, play, en
 
 
 # -- smtp_test: secrets in the output -----------------------------------------------------------
-class _QuotingSmtp:
+class _QuotingSmtp(_Listener):
     """Plain ESMTP on 127.0.0.1 that answers the last line of an AUTH exchange with a 535 that
     quotes it (as servers do that say 'unrecognized command: <line>'). At most 10 sessions of
     at most 50 lines, 5 s per read."""
 
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(('127.0.0.1', 0))
-        self.sock.listen(4)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def _loop(self):
-        for dummy in range(10):
-            conn = None
-            while conn is None and not self.stopping.is_set():
-                try:
-                    conn, dummy_addr = self.sock.accept()
-                except socket.timeout:
-                    continue
-                except OSError:
-                    return
-            if conn is None:
-                return
-            self._serve(conn)
-
-    def _serve(self, conn):
+    def handle(self, conn):
         conn.settimeout(5)
         reader = conn.makefile('rb')
 
@@ -528,11 +490,6 @@ class _QuotingSmtp:
             pass
         finally:
             conn.close()
-
-    def stop(self):
-        self.stopping.set()
-        self.sock.close()
-        self.thread.join(timeout=15)
 
 
 SMTP_USER = 'adele@contoso.test'
