@@ -11,10 +11,10 @@ module: check_variables
 short_description: Check a host's variables against what the collection's playbooks and roles take
 version_added: 0.1.0
 description:
-  - The first task of every playbook of the collection. It fails, before anything changes, when
+  - "The first task of every playbook of the collection. It fails, before anything changes, when
     one of the host's variables (inventory, group and extra variables) is a typo or has a wrong
     value, and names the closest known name, for example
-    C(exo_patern: unknown variable; did you mean exo_pattern?).
+    C(exo_patern: unknown variable; did you mean exo_pattern?)."
   - "Every C(exo_*) variable must be one of the playbooks' variables, which are listed with
     their sources in C(playbooks/vars/exo_variables.yml) (and described in the README). A value
     is checked against the type, choices and number range of the module or role option it is
@@ -30,8 +30,8 @@ description:
     example C(dns_migration_primry)): users have variables of their own with such names
     (C(domain_controller)). List such a name in C(exo_ignore_variables) to keep it."
   - A role variable that the running playbook sets itself from an C(exo_*) variable (for
-    example C(dns_migration_primary), which migrate sets from C(exo_primary)) gets a warning: the
-    value in the inventory is not used.
+    example C(dns_migration_primary), which migrate sets from C(exo_primary)) gets a warning, as
+    the value in the inventory is not used.
   - Runs on the controller and talks to no server.
 author:
   - exchangeonline.mail developers
@@ -53,6 +53,12 @@ options:
         V(smtp_test), V(enable_pop)). Its required variables must be set, and the role
         variables it sets itself are found from its include_role tasks.
     type: str
+  required:
+    description:
+      - Fail when a variable the playbook requires is not set (C(exo_pattern) for migrate).
+        V(false) for hosts that are not domains, such as migrate's old servers.
+    type: bool
+    default: true
 notes:
   - The check reads only names and the values of the C(exo_*) variables, and reports no value
     of an option that is secret.
@@ -90,7 +96,7 @@ defaults:
   description:
     - For each dict variable whose keys are a role's variables (C(exo_protocols),
       C(exo_smtp_test)), a dict with every key and the role's default (null where it has none).
-      Combine the user's dict over it, so that every key exists: in Jinja2, C(d['pop']) of a
+      Combine the user's dict over it, so that every key exists. In Jinja2, C(d['pop']) of a
       dict without the key C(pop) is the dict's C(pop) method, not an undefined value.
   returned: always
   type: dict

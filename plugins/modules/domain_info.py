@@ -57,10 +57,10 @@ options:
   token_permissions:
     description:
       - The resources whose app-only tokens to list the application permissions of, in
-        RV(permissions): V(graph) (Microsoft Graph, the token this module uses anyway) and
-        V(exchange) (Office 365 Exchange Online, which holds C(Exchange.ManageAsApp) and
-        C(SMTP.SendAsApp); its token is acquired for this, and nothing is sent to Exchange
-        Online).
+        RV(permissions). V(graph) is Microsoft Graph, the token this module uses anyway;
+        V(exchange) is Office 365 Exchange Online, which holds C(Exchange.ManageAsApp) and
+        C(SMTP.SendAsApp). Its token is acquired for this, and nothing is sent to Exchange
+        Online.
       - For a preflight, to say which permission an app lacks before a run changes anything.
     type: list
     elements: str

@@ -68,7 +68,7 @@ options:
         domain the server does not serve fail here) and reads the names V(present) reads, as
         V(present) reads them (signed zone transfer or signed queries; a delegation to another
         zone fails). Then, outside check mode, it sends an UPDATE whose only content is a
-        prerequisite (the zone's SOA exists, RFC 2136 section 2.4.1) and no update: it changes
+        prerequisite (the zone's SOA exists, RFC 2136 section 2.4.1) and no update. It changes
         nothing, and a NOERROR answer proves that the server takes updates of the zone from the
         key (RV(update_proven)). A per-name policy (BIND C(update-policy), Knot DNS
         C(update-owner)) is checked per record, and this message has none, so it is proven only

@@ -44,6 +44,8 @@ TYPE_WORDS = {'bool': 'true or false', 'int': 'a whole number', 'float': 'a numb
               'raw': 'a value'}
 EXO_REFERENCE = re.compile(r'\b(exo_[a-z0-9_]+)')
 NAME_REFERENCE = re.compile(r'\b([a-z_][a-z0-9_]*)')
+# Quoted text in a template ('exo_pattern' in selectattr('exo_pattern', ...)) names no variable.
+QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
 def _yaml(path):
@@ -223,6 +225,7 @@ class Known:
 
     def _exo_names(self, text, play_vars, seen):
         """The exo_* variables a template refers to, also through the play's own vars."""
+        text = QUOTED.sub('', text)
         names = set(EXO_REFERENCE.findall(text)) & set(self.variables)
         for name in set(NAME_REFERENCE.findall(text)) & set(play_vars):
             if name not in seen:
@@ -237,10 +240,11 @@ class Check:
     ``names``: every variable name the host has (inventory, extra vars, facts); ``value(name)``:
     the templated value of one of them, asked for the known exo_* variables only."""
 
-    def __init__(self, known, host, playbook, names, value):
+    def __init__(self, known, host, playbook, names, value, required=True):
         self.known = known
         self.host = host
         self.playbook = playbook
+        self.required = required
         self.names = set(names)
         self.value = value
         self.problems = []
@@ -257,7 +261,8 @@ class Check:
             elif self.known.role_of(name):
                 self.role_variable(name, settings)
         for name, entry in sorted(self.known.variables.items()):
-            if self.playbook in (entry.get('required_in') or ()) and name not in self.names:
+            if self.required and self.playbook in (entry.get('required_in') or ()) \
+                    and name not in self.names:
                 spec = self.known.source(name)[0]
                 self.problems.append('Set %s%s for %s' % (
                     name, ' (%s)' % either(spec['choices']) if spec.get('choices') else '',
@@ -335,7 +340,9 @@ class Check:
 
 
 def value_problem(label, value, spec, limits, host):
-    """What is wrong with ``value`` for ``spec`` (None: nothing)."""
+    """What is wrong with ``value`` for ``spec`` (None: nothing; a null value is not set)."""
+    if value is None:
+        return None
     choices = spec.get('choices')
     if choices and spec.get('type') != 'list' and not isinstance(value, (dict, list)) \
             and value not in choices:
@@ -358,8 +365,8 @@ def value_problem(label, value, spec, limits, host):
     return None
 
 
-def check_host(host, playbook, names, value, known=None):
+def check_host(host, playbook, names, value, known=None, required=True):
     """(problems, warnings, defaults) of one host (see Check)."""
     known = known or Known()
-    check = Check(known, host, playbook, names, value).run()
+    check = Check(known, host, playbook, names, value, required).run()
     return check.problems, check.warnings, known.defaults()
