@@ -89,8 +89,7 @@ def _tasks(node):
         yield item
         for key in ('tasks', 'pre_tasks', 'post_tasks', 'handlers', 'block', 'rescue', 'always'):
             if isinstance(item.get(key), list):
-                for task in _tasks(item[key]):
-                    yield task
+                yield from _tasks(item[key])
 
 
 class Known:
@@ -321,13 +320,13 @@ class Check:
                     '%s is set for %s, but the playbook %s sets it itself%s, so this value is '
                     'not used' % (name, self.host, self.playbook, self.made_from(settings[name])))
             return
-        best, ratio = closest(name, known, ROLE_CUTOFF)
+        best = closest(name, known, ROLE_CUTOFF)[0]
         if best is None:
             return  # a variable of the user's own that starts like the role's
         hint = ''
         if best in settings:
-            hint = ' (the playbook %s sets %s itself%s)' % (self.playbook, best,
-                                                          self.made_from(settings[best]))
+            hint = ' (the playbook %s sets %s itself%s)' % (
+                self.playbook, best, self.made_from(settings[best]))
         self.problems.append(
             '%s: unknown variable of the role exchangeonline.mail.%s; did you mean %s?%s If it '
             'is a variable of your own, add it to exo_ignore_variables.' % (name, role, best, hint))
