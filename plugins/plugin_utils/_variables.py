@@ -48,9 +48,13 @@ NAME_REFERENCE = re.compile(r'\b([a-z_][a-z0-9_]*)')
 QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
+# libyaml's loader where PyYAML has it: the check reads about twenty YAML files per host.
+LOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
+
+
 def _yaml(path):
     with open(path, encoding='utf-8') as f:
-        return yaml.safe_load(f)
+        return yaml.load(f, Loader=LOADER)  # nosec: a safe loader
 
 
 def closest(name, known, cutoff):
@@ -100,7 +104,9 @@ class Known:
         self.variables = _yaml(os.path.join(root, 'playbooks', 'vars', 'exo_variables.yml'))[
             'playbook_variables']
         self.roles = {}     # role: {entry point: {option: spec}}
-        self.outputs = {}   # role: names its tasks register or set
+        self._outputs = {}  # role: names its tasks register or set (read when asked)
+        self._fragments = {}
+        self._settings_of = {}
         roles_dir = os.path.join(root, 'roles')
         for role in sorted(os.listdir(roles_dir)):
             specs = os.path.join(roles_dir, role, 'meta', 'argument_specs.yml')
@@ -109,7 +115,6 @@ class Known:
             entries = (_yaml(specs) or {}).get('argument_specs') or {}
             self.roles[role] = dict((entry, spec.get('options') or {})
                                     for entry, spec in entries.items())
-            self.outputs[role] = self._role_outputs(os.path.join(roles_dir, role, 'tasks'))
 
     @staticmethod
     def _role_outputs(tasks_dir):
@@ -128,7 +133,10 @@ class Known:
     # -- the roles ---------------------------------------------------------------------------
     def role_names(self, role):
         """Every variable of ``role``: its options (all entry points) and its outputs."""
-        names = set(self.outputs.get(role, ()))
+        if role not in self._outputs:
+            self._outputs[role] = self._role_outputs(os.path.join(self.root, 'roles', role,
+                                                                  'tasks'))
+        names = set(self._outputs[role])
         for options in self.roles[role].values():
             names.update(options)
         return names
@@ -146,10 +154,12 @@ class Known:
         code = importlib.import_module('%s.plugins.modules.%s' % (COLLECTION, name))
         return code.module_kwargs()['argument_spec'], getattr(code, 'LIMITS', {})
 
-    @staticmethod
-    def fragment_options(name):
-        code = importlib.import_module('%s.plugins.doc_fragments.%s' % (COLLECTION, name))
-        return yaml.safe_load(code.ModuleDocFragment.DOCUMENTATION).get('options') or {}
+    def fragment_options(self, name):
+        if name not in self._fragments:
+            code = importlib.import_module('%s.plugins.doc_fragments.%s' % (COLLECTION, name))
+            self._fragments[name] = yaml.load(code.ModuleDocFragment.DOCUMENTATION,
+                                              Loader=LOADER).get('options') or {}  # nosec
+        return self._fragments[name]
 
     def source(self, name):
         """(the spec a value of the playbook variable ``name`` is checked against, the number
@@ -200,9 +210,10 @@ class Known:
     def settings(self, playbook):
         """{role variable: [the exo_* variables it is made from]} for every role variable that
         ``playbook`` (and the playbooks it imports) gives its roles."""
-        out = {}
-        self._settings(playbook, out, set())
-        return out
+        if playbook not in self._settings_of:
+            self._settings_of[playbook] = {}
+            self._settings(playbook, self._settings_of[playbook], set())
+        return self._settings_of[playbook]
 
     def _settings(self, playbook, out, seen):
         path = os.path.join(self.root, 'playbooks', playbook + '.yml')
@@ -253,12 +264,11 @@ class Check:
         ignore = set()
         if 'exo_ignore_variables' in self.names:
             ignore = set(self.value('exo_ignore_variables') or ())
-        settings = self.known.settings(self.playbook) if self.playbook else {}
         for name in sorted(self.names - ignore):
             if name.startswith(PREFIX):
                 self.exo_variable(name)
             elif self.known.role_of(name):
-                self.role_variable(name, settings)
+                self.role_variable(name)
         for name, entry in sorted(self.known.variables.items()):
             if self.required and self.playbook in (entry.get('required_in') or ()) \
                     and name not in self.names:
@@ -311,7 +321,8 @@ class Check:
                 if problem:
                     self.problems.append(problem)
 
-    def role_variable(self, name, settings):
+    def role_variable(self, name):
+        settings = self.known.settings(self.playbook) if self.playbook else {}
         role = self.known.role_of(name)
         known = self.known.role_names(role)
         if name in known:

@@ -273,7 +273,7 @@ def test_typos_stop_migrate_before_anything_is_asked_naming_the_closest_name(lab
         'adatum.test': {'exo_pattern': 'full', 'domain_controller': 'dc1.adatum.test',
                         'smtp_test_window': 'night'},
     })
-    run = lab.run('migrate', inventory, forks=5)
+    run = lab.run('migrate', inventory, forks=5, verbosity=3)
     assert_untouched(lab, run, zones)
     messages = variable_messages(run)
     assert sorted(messages) == ['contoso.test', 'fabrikam.test', 'northwind.test',
@@ -295,6 +295,36 @@ def test_typos_stop_migrate_before_anything_is_asked_naming_the_closest_name(lab
         'The variables of tailspin.test have 1 problem, so nothing was changed: (1) '
         'exo_protocols has an unknown key smtp-auth; did you mean smtp_auth?')
     assert lab.bind.key_secret not in run.stdout + run.stderr
+    assert SECRET not in run.stdout + run.stderr
+
+
+def test_an_old_servers_typo_stops_migrate_too(lab):
+    """The old Postfix servers of legacy_forward are checked in the same way (their role's
+    variables), before anything changes for any domain."""
+    zones = before(lab)
+    path = os.path.join(lab.workdir, 'legacy-inventory.yml')
+    with open(path, 'w') as f:
+        f.write(json.dumps({'all': {'children': {
+            'mail_domains': {'hosts': {'northwind.test': {'exo_pattern': 'legacy_forward'}},
+                             'vars': {'exo_dns': lab.bind.module_args(),
+                                      'exo_m365': m365_args(lab.m365, lab.app)}},
+            'exo_legacy_servers': {'hosts': {'mail-old.northwind.test': {
+                'ansible_connection': 'local',
+                'legacy_forwarding_postfix_config_dri': '/etc/postfix'}}}}}}))
+    run = lab.run('migrate', path)
+    assert run.rc != 0
+    messages = dict((r['host'], r['result']['msg']) for r in run.results
+                    if r['status'] == 'failed')
+    assert messages == {'mail-old.northwind.test': (
+        'The variables of mail-old.northwind.test have 1 problem, so nothing was changed: (1) '
+        'legacy_forwarding_postfix_config_dri: unknown variable of the role '
+        'exchangeonline.mail.legacy_forwarding; did you mean '
+        'legacy_forwarding_postfix_config_dir? If it is a variable of your own, add it to '
+        'exo_ignore_variables.')}
+    assert lab.bind.axfr('northwind.test') == zones[0]['northwind.test']
+    assert lab.bind.update_messages() == 0
+    assert 'northwind.test' not in lab.m365.domains
+    assert not [r for r in run.results if r['task'].startswith('exchangeonline.mail.')]
 
 
 def test_wrong_values_stop_migrate_and_known_role_variables_it_sets_are_warned_about(lab):
