@@ -11,6 +11,7 @@ Microsoft 365 emulator over HTTPS with its SMTP server, real ansible-playbook):
 
 import json
 import os
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -29,21 +30,26 @@ ROLES = ('Domain.ReadWrite.All', 'User.Read.All', 'Exchange.ManageAsApp', 'SMTP.
 CHECK_VARIABLES = 'Check this host\'s variables (names, dict keys, values)'
 
 
-@pytest.fixture
-def lab(tmp_path):
+def start_lab(tmp_path, domains):
     template = zone_template('contoso.test.zone')
-    bind = BindServer(dict((d, template.replace('contoso.test', d)) for d in DOMAINS),
+    bind = BindServer(dict((d, template.replace('contoso.test', d)) for d in domains),
                       workdir=str(tmp_path / 'bind'))
     bind.start()
     m365 = M365Emulator(workdir=str(tmp_path / 'm365'), dns_server=('127.0.0.1', bind.port))
     m365.start()
+    workdir = tmp_path / 'run'
+    workdir.mkdir()
+    return Lab(bind, m365, m365.add_app(secret=SECRET, roles=ROLES), str(workdir))
+
+
+@pytest.fixture
+def lab(tmp_path):
+    lab = start_lab(tmp_path, DOMAINS)
     try:
-        workdir = tmp_path / 'run'
-        workdir.mkdir()
-        yield Lab(bind, m365, m365.add_app(secret=SECRET, roles=ROLES), str(workdir))
+        yield lab
     finally:
-        m365.stop()
-        bind.stop()
+        lab.m365.stop()
+        lab.bind.stop()
 
 
 def variable_messages(run):
@@ -123,9 +129,14 @@ def test_every_partial_exo_protocols_migrates_and_checks_green(lab):
     assert 'Every check passed for 5 domain(s)' in run.stdout
 
 
-def test_every_partial_exo_smtp_test_sends(lab):
-    """smtp_test.yml with exo_smtp_test holding the sender (and, in the lab, host and port) and
-    each other key alone: every host sends, and each key reaches the role."""
+# The sender (and, in the lab, host and port) with each other key of exo_smtp_test alone.
+SMTP_VARIANTS = ('base', 'to', 'tls', 'min-tls', 'auth', 'username', 'subject', 'no-delivery',
+                 'delivery-mailbox', 'delivery-timeout', 'access-token', 'password')
+
+
+def smtp_variants(lab):
+    """(the lab's submission server, {variant: exo_smtp_test}); alice and bob may use SMTP
+    AUTH, alice also with a password."""
     m365 = lab.m365
     smtp = m365.start_smtp()
     for upn in ('alice@contoso.test', 'bob@contoso.test'):
@@ -144,8 +155,16 @@ def test_every_partial_exo_smtp_test_sends(lab):
         'access-token': {'access_token': token},
         'password': {'auth': 'login', 'password': 'alice-lab-password-9'},
     }
-    inventory = lab.inventory(dict(('send-' + name, {'exo_smtp_test': dict(base, **extra)})
-                                   for name, extra in variants.items()))
+    assert tuple(variants) == SMTP_VARIANTS
+    return smtp, dict((name, dict(base, **extra)) for name, extra in variants.items())
+
+
+def test_every_partial_exo_smtp_test_sends(lab):
+    """smtp_test.yml with exo_smtp_test holding the sender (and, in the lab, host and port) and
+    each other key alone: every host sends, and each key reaches the role."""
+    smtp, variants = smtp_variants(lab)
+    inventory = lab.inventory(dict(('send-' + name, {'exo_smtp_test': exo_smtp_test})
+                                   for name, exo_smtp_test in variants.items()))
     run = lab.run('smtp_test', inventory, forks=6)
     assert run.rc == 0, output(run)
     reports = dict((r['host'], r['result']['msg']) for r in run.results
@@ -162,6 +181,65 @@ def test_every_partial_exo_smtp_test_sends(lab):
     assert mechanisms.count('LOGIN') == 1 and mechanisms.count('XOAUTH2') == len(variants) - 1
     assert any(b'Subject: partial dict' in m['raw'] for m in smtp.received)
     assert SECRET not in run.stdout + run.stderr
+    assert 'alice-lab-password-9' not in run.stdout + run.stderr
+
+
+# The partial exo_smtp_test whose key migrate's preflight reads itself (the others only reach
+# smtp_test.yml, which migrate and check import as it is: the test above).
+PREFLIGHT_VARIANTS = ('to', 'tls', 'min-tls', 'auth', 'no-delivery', 'delivery-mailbox',
+                      'access-token', 'password')
+
+
+@pytest.fixture
+def send_lab(tmp_path):
+    """The lab with one zone for each partial exo_smtp_test that the preflight reads."""
+    lab = start_lab(tmp_path, [name + '.test' for name in PREFLIGHT_VARIANTS])
+    try:
+        yield lab
+    finally:
+        lab.m365.stop()
+        lab.bind.stop()
+
+
+def test_migrate_then_check_with_each_partial_exo_smtp_test_the_preflight_reads(send_lab):
+    """Each partial exo_smtp_test that the preflight reads, as the test-send of a migration (one
+    domain each, DNS only), then check with exo_check_smtp: both green, every test-send a
+    passing JUnit case."""
+    lab = send_lab
+    smtp, variants = smtp_variants(lab)
+    variants = dict((name, variants[name]) for name in PREFLIGHT_VARIANTS)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    read = set()
+    for path in ('migrate.yml', os.path.join('templates', 'migrate-preflight.json.j2')):
+        with open(os.path.join(root, 'playbooks', path), encoding='utf-8') as f:
+            read |= set(re.findall(r"migrate_smtp\['([a-z_]+)'\]", f.read()))
+    assert len(read) > 5 and read <= set(k for v in variants.values() for k in v)
+    inventory = lab.inventory(dict((name + '.test', {
+        'exo_pattern': 'full', 'exo_use_tenant': False, 'exo_check_smtp': True,
+        'exo_smtp_test': exo_smtp_test}) for name, exo_smtp_test in variants.items()))
+    run = lab.run('migrate', inventory, forks=6)
+    assert run.rc == 0, output(run)
+    sent = dict((r['host'], r['result']['msg']) for r in run.results
+                if r['task'] == 'exchangeonline.mail.smtp_test : Report the test-send')
+    assert sorted(sent) == sorted(name + '.test' for name in PREFLIGHT_VARIANTS)
+    assert sent['no-delivery.test'].startswith('alice@contoso.test -> alice@contoso.test: '
+                                               'accepted, queue id')
+    assert sent['to.test'].startswith('alice@contoso.test -> bob@contoso.test: delivered in ')
+    for name in PREFLIGHT_VARIANTS:
+        assert lab.bind.rrset(name + '.test', 'MX')[1] == [
+            '0 %s-test.mail.protection.outlook.com.' % name], name
+    assert 'alice-lab-password-9' not in run.stdout + run.stderr
+
+    run = lab.run('check', inventory, forks=6)
+    assert run.rc == 0, output(run)
+    root, cases = junit_failures(lab)
+    assert root.get('failures') == '0' and root.get('errors') == '0'
+    for name in PREFLIGHT_VARIANTS:
+        case = cases[(name + '.test.smtp', 'test-send')]
+        assert case.find('failure') is None, name
+    assert 'Every check passed for %d domain(s)' % len(PREFLIGHT_VARIANTS) in run.stdout
+    mechanisms = [e['mechanism'] for e in smtp.log if e['verb'] == 'AUTH']
+    assert mechanisms.count('LOGIN') == 2 and mechanisms.count('XOAUTH2') == 2 * 7
     assert 'alice-lab-password-9' not in run.stdout + run.stderr
 
 

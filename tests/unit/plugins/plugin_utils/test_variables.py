@@ -120,6 +120,95 @@ def test_the_defaults_of_the_dict_variables_have_every_key_of_the_role(known):
     assert set(defaults) == {'exo_protocols', 'exo_smtp_test'}
 
 
+# -- a user's keys are never read as attributes -----------------------------------------------------
+# Jinja looks ``d.pop`` up as an attribute first and ``d['pop']`` falls back to one when the key is
+# missing: with exo_protocols {smtp_auth: enabled}, exo_protocols['pop'] was the dict's pop method.
+DICT_METHODS = frozenset(n for n in dir(dict) if not n.startswith('_'))
+CONDITIONALS = ('when', 'that', 'failed_when', 'changed_when', 'until')
+
+
+def _strings(node, key=None):
+    """(key, template text) of every string of a YAML document; bare conditionals in {{ }}."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _strings(v, k)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _strings(v, key)
+    elif isinstance(node, str):
+        if key in CONDITIONALS and '{{' not in node:
+            yield key, '{{ %s }}' % node
+        elif '{{' in node or '{%' in node:
+            yield key, node
+
+
+def templates_of_the_collection(root=ROOT):
+    """{path: [template text]} of every playbook, role task/defaults/vars file and .j2 file."""
+    out = {}
+    for top, dirs, files in os.walk(os.path.join(root, 'playbooks')):
+        for name in files:
+            out[os.path.join(top, name)] = None
+    roles = os.path.join(root, 'roles')
+    for role in os.listdir(roles):
+        for part in ('tasks', 'defaults', 'vars', 'handlers', 'templates'):
+            for top, dirs, files in os.walk(os.path.join(roles, role, part)):
+                for name in files:
+                    out[os.path.join(top, name)] = None
+    for path in list(out):
+        with open(path, encoding='utf-8') as f:
+            text = f.read()
+        if path.endswith('.j2'):
+            out[path] = [text]
+        elif path.endswith(('.yml', '.yaml')):
+            out[path] = [t for k, t in _strings(yaml.safe_load(text))]
+        else:
+            del out[path]
+    return out
+
+
+def attribute_reads(text, user_dicts):
+    """The reads in a template that can return a dict's own attribute: ``x.<dict method>``, and
+    any ``.key`` or ``['key']`` on a dict the user gives (read it over the defaults instead)."""
+    from jinja2 import Environment, nodes
+    env = Environment(extensions=['jinja2.ext.do', 'jinja2.ext.loopcontrols'])
+    found = []
+    for node in env.parse(text).find_all((nodes.Getattr, nodes.Getitem)):
+        target = node.node
+        if isinstance(node, nodes.Getattr) and node.attr in DICT_METHODS \
+                and not isinstance(target, nodes.Dict):
+            found.append('.%s' % node.attr)
+        elif isinstance(target, nodes.Name) and target.name in user_dicts:
+            found.append('%s[...]' % target.name if isinstance(node, nodes.Getitem)
+                         else '%s.%s' % (target.name, node.attr))
+    return found
+
+
+def user_dicts(known):
+    """The dict variables a user sets: the playbooks' and the roles' options of type dict."""
+    names = set(n for n in known.variables if known.source(n)[0].get('type') == 'dict')
+    for entries in known.roles.values():
+        for options in entries.values():
+            names.update(n for n, spec in options.items() if spec.get('type') == 'dict')
+    return names
+
+
+def test_no_playbook_or_role_reads_a_users_key_as_an_attribute(known):
+    dicts = user_dicts(known)
+    assert {'exo_protocols', 'exo_smtp_test', 'exo_dkim', 'exo_dns', 'exo_m365',
+            'dns_migration_dkim', 'smtp_test_m365'} <= dicts
+    files = templates_of_the_collection()
+    assert len([p for p in files if '/roles/' in p]) >= 10 and len(files) > 20
+    found = dict((os.path.relpath(path, ROOT), reads) for path, reads in (
+        (path, [r for t in texts for r in attribute_reads(t, dicts)])
+        for path, texts in files.items()) if reads)
+    assert found == {}
+    # What used to be in migrate.yml and check.yml is found.
+    assert attribute_reads("{{ exo_protocols['pop'] | default(none) }}", dicts) == [
+        'exo_protocols[...]']
+    assert attribute_reads('{{ m.protocols.pop }}', dicts) == ['.pop']
+    assert attribute_reads("{{ {'a': 1}.get(x, 2) }} {{ r.records }}", dicts) == []
+
+
 # -- the check ------------------------------------------------------------------------------------
 def test_an_unknown_exo_name_is_named_with_the_closest_one(known):
     problems, warnings = check(known, exo_patern='full')
