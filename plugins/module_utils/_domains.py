@@ -22,7 +22,10 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import 
     path_segment,
     shape_problem,
 )
-from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import Identity
+from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
+    Identity,
+    token_roles,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
     RecordError,
     name_text,
@@ -167,7 +170,9 @@ class Domains:
         domain = self.get()
         result = {'changed': False, 'exists': domain is not None,
                   'domain': domain_summary(domain), 'records': [],
-                  'verification_records': [], 'warnings': []}
+                  'verification_records': [], 'warnings': [],
+                  'permissions': dict((resource, token_roles(self.identity.token(resource)))
+                                      for resource in p.get('token_permissions') or [])}
         if domain is None:
             result['warnings'].append('the tenant does not have the domain %s; add it with '
                                       'exchangeonline.mail.domain' % self.name)

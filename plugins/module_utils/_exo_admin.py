@@ -53,6 +53,19 @@ class ExoAdminClient(GraphClient):
                     break
         return code, message, request_id, date
 
+    @staticmethod
+    def service_hint(status, code, message):
+        """Exchange Online answers 401 "User is not allowed to call <cmdlet>" to an app that has
+        Exchange.ManageAsApp but no Exchange role that holds the cmdlet (RBAC)."""
+        if status == 401 and 'not allowed to call' in (message or ''):
+            return ('the app\'s service principal has no Exchange Online role that holds this '
+                    'cmdlet: register it in Exchange (New-ServicePrincipal) and add it to a role '
+                    'group with the roles the cmdlets need (View-Only Recipients and View-Only '
+                    'Configuration to read, Mail Recipients for Set-CASMailbox, Organization '
+                    'Transport Settings for Set-TransportConfig), or give it the Exchange '
+                    'Administrator role')
+        return None
+
     def invoke(self, cmdlet, parameters=None, phase=None, page_size=PAGE_SIZE, check=None):
         """Every object the cmdlet returns, following @odata.nextLink (the same POST again, on
         this endpoint only, within the paging bounds); ``check(object)`` says what is wrong with

@@ -385,6 +385,7 @@ class GraphClient:
                     % (_cut(r.headers.get('Location') or 'nowhere', 300), self.option))
         elif r.status_code in RETRY_STATUS:
             hint = retry.summary() + '; run again later'
+        hint = self.service_hint(r.status_code, code, message) or hint
         return GraphError(phase, r.status_code, code, message,
                           request_id or r.headers.get('request-id'),
                           date or r.headers.get('Date'), method, url, hint, self.service)
@@ -393,6 +394,12 @@ class GraphClient:
     def error_fields(body):
         """(code, message, request id, date) from an error body; subclasses read theirs."""
         return _error_fields(body)
+
+    @staticmethod
+    def service_hint(status, code, message):
+        """What to do about a refusal that only this service words so (None: the general
+        hint)."""
+        return None
 
     def get(self, path, params=None, **kwargs):
         return self.request('GET', path, params=params, **kwargs)[1]

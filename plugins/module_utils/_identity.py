@@ -13,6 +13,8 @@ endpoints, no redirects followed, answers read up to a size bound.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import base64
+import binascii
 import hashlib
 import json
 import os
@@ -546,6 +548,27 @@ class Identity:
                 os.unlink(tmp)
             raise IdentityError('cannot write token_cache_path %s: %s'
                                 % (self.cache_path, e), phase='token cache')
+
+
+def token_roles(token):
+    """The application permissions in the ``roles`` claim of an app-only access token (a JWT),
+    sorted; [] when it has no such claim; None when the token is not a JWT whose payload can be
+    read (Microsoft may issue tokens that are opaque to clients). The signature is not checked:
+    this names what a token lacks in a preflight message, it never allows anything, and the
+    service decides for itself."""
+    parts = token.split('.') if isinstance(token, str) else []
+    if len(parts) != 3 or len(parts[1]) > 65536:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + '=' * (-len(parts[1]) % 4)))
+    except (ValueError, TypeError, binascii.Error, UnicodeError, RecursionError):
+        return None
+    if not isinstance(claims, dict):
+        return None
+    roles = claims.get('roles', [])
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        return None
+    return sorted(roles)
 
 
 def _cut(text, limit):

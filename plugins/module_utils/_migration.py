@@ -376,13 +376,14 @@ class Run:
                           reread or 'a read of the zone failed', keep),
                        fields=dict(result, changed=True))
 
-    def present_or_absent(self):
+    def spec(self, state):
+        """The planner's input from the options (and the records given in ``records``)."""
         p = dict(self.params)
         for option, value in options_from_records(p.get('records'), p.get('domain')).items():
             if p.get(option) is None:
                 p[option] = value
-        spec = Spec(
-            p['domain'], pattern=p.get('pattern') or 'full', state=p['state'], mx_host=p.get('mx_host'),
+        return Spec(
+            p['domain'], pattern=p.get('pattern') or 'full', state=state, mx_host=p.get('mx_host'),
             mx_preference=p.get('mx_preference'), legacy_mx=p.get('legacy_mx'),
             primary=p.get('primary') or 'legacy', spf=p.get('spf') or 'merge',
             spf_include=p.get('spf_include') or 'spf.protection.outlook.com',
@@ -390,17 +391,16 @@ class Run:
             autodiscover_target=p.get('autodiscover_target') or 'autodiscover.outlook.com',
             dkim=p.get('dkim'), verification_txt=p.get('verification_txt'), dmarc=p.get('dmarc'),
             ttl=p.get('ttl'), on_conflict=p.get('on_conflict') or 'fail')
+
+    def present_or_absent(self):
+        p = self.params
+        spec = self.spec(p['state'])
         server, zone = self.connect(spec.domain)
         names = spec.names()
 
         def make_plan():
             snapshot = server.read(zone, names)
-            cut = delegation_between(snapshot, spec.domain, zone)
-            if cut:
-                raise RecordError('%s is delegated to another zone (NS records at %s in %s): '
-                                  'records written here would never be served. Point server at '
-                                  'the primary of %s.' % (spec.domain, cut, zone, cut),
-                                  phase='plan')
+            check_delegation(snapshot, spec.domain, zone, 'plan')
             return snapshot, plan_changes(spec, snapshot.at(names))
 
         backup_path = p.get('backup_path')
@@ -475,9 +475,34 @@ class Run:
         result['backup_path'] = p['backup_path']
         return result
 
+    def preflight(self):
+        """state: preflight. Prove what a run needs and change nothing: the zone found and read
+        with the key (the names that state present reads), no delegation on the way to the
+        domain, and, outside check mode, an UPDATE that carries only a prerequisite (the zone's
+        SOA exists): the server takes updates of the zone from the key."""
+        spec = self.spec('present')
+        server, zone = self.connect(spec.domain)
+        snapshot = server.read(zone, spec.names())
+        check_delegation(snapshot, spec.domain, zone, 'read')
+        self.warnings.extend(snapshot.warnings)
+        result = {'changed': False, 'zone': zone, 'domain': spec.domain, 'mx_host': spec.mx_host,
+                  'plan': [], 'before': [], 'after': [], 'serial_before': snapshot.serial,
+                  'serial_after': snapshot.serial, 'read_method': snapshot.method,
+                  'update_proven': False}
+        if self.check_mode:
+            self.warnings.append('check mode sends no UPDATE, so the right of %s to update %s '
+                                 'is not proven (the zone was read with it)'
+                                 % (_key_text(server), zone))
+        else:
+            server.prove_update(zone)
+            result['update_proven'] = True
+        return result
+
     def run(self):
         if self.params['state'] == 'rollback':
             result = self.rollback()
+        elif self.params['state'] == 'preflight':
+            result = self.preflight()
         else:
             result = self.present_or_absent()
         if self.warnings:
@@ -495,6 +520,21 @@ def _synthesised(server, zone, change, found):
     except DnsError:
         return False
     return wildcard is not None and wildcard.values == found.values
+
+
+def _key_text(server):
+    if server.keyname is None:
+        return 'unsigned updates'
+    return 'the key %s' % server.keyname.to_text(omit_final_dot=True)
+
+
+def check_delegation(snapshot, domain, zone, phase):
+    """RecordError when ``domain`` is delegated away from ``zone`` (see delegation_between)."""
+    cut = delegation_between(snapshot, domain, zone)
+    if cut:
+        raise RecordError('%s is delegated to another zone (NS records at %s in %s): records '
+                          'written here would never be served. Point server at the primary of '
+                          '%s.' % (domain, cut, zone, cut), phase=phase)
 
 
 def delegation_between(snapshot, domain, zone):

@@ -317,7 +317,7 @@ class DnsServer:
                            'TCP port %d to the server.' % (self.where, why, self.port),
                            rcode=err.rcode)
 
-    def send_update(self, message):
+    def send_update(self, message, phase='apply'):
         """The server's answer to an UPDATE message.
 
         Until the message is on its way, failures are DnsError (nothing was sent, so nothing
@@ -331,11 +331,11 @@ class DnsServer:
             try:
                 sock.connect((self.address, self.port))
             except (socket.timeout, TimeoutError):
-                raise DnsError('apply', 'no connection to %s within %.1f s, so the update was '
+                raise DnsError(phase, 'no connection to %s within %.1f s, so the update was '
                                'not sent. Check server, port and firewalls, or raise timeout.'
                                % (self.where, self.timeout))
             except OSError as e:
-                raise self._explain('apply', e)
+                raise self._explain(phase, e)
             sock.setblocking(False)
             try:
                 if self.protocol == 'tcp':
@@ -346,15 +346,18 @@ class DnsServer:
                 return dns.query.udp(message, self.address, port=self.port,
                                      timeout=self.timeout, sock=sock, raise_on_truncation=True)
             except dns.tsig.PeerError as e:
+                if phase == 'preflight':
+                    # an UPDATE that changes nothing: the error names what is wrong with the key
+                    raise self._explain(phase, e)
                 # A TSIG error answer is not signed (RFC 8945 5.3.2): anyone on the path could
                 # have sent it, so it proves nothing about what the server did with the update.
-                raise UpdateOutcomeUnknown('apply', _lost_reply(self, e))
+                raise UpdateOutcomeUnknown(phase, _lost_reply(self, e))
             except ConnectionRefusedError as e:
                 if self.protocol == 'udp':  # ICMP port unreachable: the datagram was not taken
-                    raise self._explain('apply', e)
-                raise UpdateOutcomeUnknown('apply', _lost_reply(self, e))
+                    raise self._explain(phase, e)
+                raise UpdateOutcomeUnknown(phase, _lost_reply(self, e))
             except Exception as e:
-                raise UpdateOutcomeUnknown('apply', _lost_reply(self, e))
+                raise UpdateOutcomeUnknown(phase, _lost_reply(self, e))
         finally:
             sock.close()
 
@@ -591,13 +594,24 @@ class DnsServer:
             raise ConcurrentChange('apply', 'zone %s changed after it was read (%s): a '
                                    'prerequisite of the update no longer holds'
                                    % (zone, rcode), rcode=rcode)
+        raise DnsError('apply', '%s answered %s to the update of zone %s: %s Nothing was changed.'
+                       % (self.where, rcode, zone, self._refusal(rcode, zone)), rcode=rcode)
+
+    def _refusal(self, rcode, zone, probe=False):
+        """What an UPDATE refused with ``rcode`` means, and what to do (``probe``: the update
+        that carries only a prerequisite, so no record can be what was refused)."""
         key = self.keyname.to_text(omit_final_dot=True) if self.keyname else None
+        who = 'key %s' % key if key else 'unsigned updates'
         hints = {
-            'REFUSED': 'the server does not allow %s to update %s (check allow-update / '
-                       'update-policy on the server, and key_name/key_secret here), or its '
-                       'integrity checks rejected a record, such as an in-zone MX or CNAME '
-                       'target without address records (its log names it).'
-                       % ('key %s' % key if key else 'unsigned updates', zone),
+            'REFUSED': (
+                'the server does not take updates of %s from %s: allow them on the server '
+                '(BIND: allow-update or update-policy; Knot DNS: an acl with action: update) '
+                'and check key_name, key_secret and key_algorithm here.' % (zone, who) if probe
+                else
+                'the server does not allow %s to update %s (check allow-update / '
+                'update-policy on the server, and key_name/key_secret here), or its '
+                'integrity checks rejected a record, such as an in-zone MX or CNAME '
+                'target without address records (its log names it).' % (who, zone)),
             'NOTAUTH': (
                 'the server is not authoritative for %s or did not accept the TSIG key %s. Send '
                 'updates to the primary server of the zone.' % (zone, key) if key else
@@ -610,5 +624,29 @@ class DnsServer:
                        'server type and version.',
             'NOTIMP': 'the server does not implement dynamic updates (RFC 2136).',
         }
-        raise DnsError('apply', '%s answered %s to the update of zone %s: %s Nothing was changed.'
-                       % (self.where, rcode, zone, hints.get(rcode, '')), rcode=rcode)
+        if probe and rcode in PREREQ_FAILED:
+            return 'the server says the zone has no SOA at %s: it does not serve the zone.' % zone
+        return hints.get(rcode, '')
+
+    def prove_update(self, zone):
+        """Send an UPDATE that changes nothing: its only content is the prerequisite "the zone's
+        SOA exists" (RFC 2136 section 2.4.1) and its update section is empty. A server that takes
+        updates of the zone from this key answers NOERROR. It proves the right to update the
+        zone, not a per-name policy (BIND update-policy, Knot DNS update-owner): those are
+        checked per record, and this message has none. DnsError (phase preflight) otherwise."""
+        u = dns.update.UpdateMessage(zone, keyring=self.keyring, keyname=self.keyname,
+                                     keyalgorithm=self.algorithm or dns.tsig.default_algorithm)
+        u.present(dns.name.from_text(zone), 'SOA')
+        try:
+            r = self.send_update(u, phase='preflight')
+        except UpdateOutcomeUnknown as e:
+            raise DnsError('preflight', '%s, for an UPDATE that changes nothing (its only '
+                           'prerequisite: the SOA of %s exists), so whether the server takes '
+                           'updates is not proven. Nothing was changed; check the server, then '
+                           'run again.' % (str(e).split(': ', 1)[-1], zone))
+        rcode = dns.rcode.to_text(r.rcode())
+        if rcode != 'NOERROR':
+            raise DnsError('preflight', '%s answered %s to an UPDATE of zone %s that changes '
+                           'nothing (its only prerequisite: the SOA exists): %s Nothing was '
+                           'changed.' % (self.where, rcode, zone,
+                                         self._refusal(rcode, zone, probe=True)), rcode=rcode)

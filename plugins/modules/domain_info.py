@@ -20,6 +20,7 @@ description:
     record's type, label inside the domain, TTL and value fields); anything else fails the task
     naming the endpoint, so a proxy page or a broken answer never reads as RV(exists=true).
   - "Needs the application permission C(Domain.Read.All)."
+  - RV(permissions) lists the application permissions in each token's C(roles) claim.
 author:
   - exchangeonline.mail developers (!UNKNOWN)
 extends_documentation_fragment:
@@ -53,6 +54,18 @@ options:
       - Also return the verification records of an already verified domain.
     type: bool
     default: false
+  token_permissions:
+    description:
+      - The resources whose app-only tokens to list the application permissions of, in
+        RV(permissions). V(graph) is Microsoft Graph, the token this module uses anyway;
+        V(exchange) is Office 365 Exchange Online, which holds C(Exchange.ManageAsApp) and
+        C(SMTP.SendAsApp). Its token is acquired for this, and nothing is sent to Exchange
+        Online.
+      - For a preflight, to say which permission an app lacks before a run changes anything.
+    type: list
+    elements: str
+    choices: [graph, exchange]
+    default: [graph]
 seealso:
   - module: exchangeonline.mail.domain
   - module: exchangeonline.mail.mail_dns
@@ -131,6 +144,16 @@ verification_txt:
   description: The verification value, C(MS=ms########).
   returned: when verification records were read
   type: str
+permissions:
+  description:
+    - For each resource of O(token_permissions), the application permissions (app roles) in the
+      C(roles) claim of its app-only token, sorted; an empty list when the token has none, null
+      when the token is not a JWT whose claims can be read.
+    - Read from the token without checking its signature, to name what an app lacks in a
+      message; Microsoft Graph and Exchange Online decide for themselves on every call.
+  returned: always
+  type: dict
+  sample: {graph: [Domain.ReadWrite.All, User.Read.All], exchange: [Exchange.ManageAsApp]}
 graph_records:
   description: The service configuration records exactly as Graph returned them.
   returned: when the domain exists
@@ -163,6 +186,8 @@ def module_kwargs():
         domain=dict(type='str', required=True),
         services=dict(type='list', elements='str', default=['Email']),
         include_verification=dict(type='bool', default=False),
+        token_permissions=dict(type='list', elements='str', choices=['graph', 'exchange'],
+                               default=['graph']),
     )
     return dict(argument_spec=argument_spec, supports_check_mode=True,
                 mutually_exclusive=[('client_secret', 'client_certificate_path')])

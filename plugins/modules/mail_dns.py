@@ -23,6 +23,7 @@ description:
     old server keeps receiving and forwards to each account's routing address."
   - O(state=rollback) restores exactly the rrsets saved in O(backup_path), refusing when they were
     changed since (unless O(force=true)). O(state=absent) removes what Exchange Online added.
+  - O(state=preflight) proves the access a run needs and changes nothing; see O(state).
   - Never touches SOA or apex NS, never puts a CNAME next to other data, keeps every other TXT
     value and every other SPF mechanism.
 author:
@@ -34,7 +35,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Reads the zone and returns the plan; sends no UPDATE message at all.
+    details: Reads the zone and returns the plan; sends no UPDATE message at all (also not the
+      one of O(state=preflight)).
   diff_mode:
     support: full
     details: Shows the touched rrsets before and after as zone-file lines.
@@ -60,9 +62,23 @@ options:
       - V(present) applies the pattern, V(absent) removes what Exchange Online added (its MX, the
         autodiscover CNAME, its SPF include, the DKIM CNAMEs and the given verification TXT and
         DMARC record), V(rollback) restores the backup in O(backup_path).
+      - V(preflight) changes nothing and proves what V(present) needs, before a run changes
+        anything anywhere (the collection's migrate playbook does this for every domain first).
+        It finds the zone of O(domain) (a wrong TSIG secret, a key the server does not know and a
+        domain the server does not serve fail here) and reads the names V(present) reads, as
+        V(present) reads them (signed zone transfer or signed queries; a delegation to another
+        zone fails). Then, outside check mode, it sends an UPDATE whose only content is a
+        prerequisite (the zone's SOA exists, RFC 2136 section 2.4.1) and no update. It changes
+        nothing, and a NOERROR answer proves that the server takes updates of the zone from the
+        key (RV(update_proven)). A per-name policy (BIND C(update-policy), Knot DNS
+        C(update-owner)) is checked per record, and this message has none, so it is proven only
+        by the real update. In check mode no UPDATE is sent, RV(update_proven) is V(false) and a
+        warning says so.
+      - Only O(domain), O(zone), the connection options and the options that name records
+        (O(dkim)) matter to V(preflight); O(pattern) is not required.
     type: str
     default: present
-    choices: [present, absent, rollback]
+    choices: [present, absent, rollback, preflight]
   records:
     description:
       - The records Exchange Online expects, as rrsets C({name, type, ttl, values}); the
@@ -211,6 +227,13 @@ EXAMPLES = r'''
     records: "{{ domain_info_result.records }}"
     backup_path: /var/backups/mail_dns/contoso.com.json
 
+- name: Before changing anything anywhere, prove that the key may read and update the zone
+  exchangeonline.mail.mail_dns:
+    server: 192.0.2.53
+    key_file: /etc/bind/keys/exo-migration.key
+    domain: contoso.com
+    state: preflight
+
 - name: Undo it exactly
   exchangeonline.mail.mail_dns:
     server: 192.0.2.53
@@ -331,9 +354,16 @@ backup_path:
   description: The backup file.
   returned: when O(backup_path) is set
   type: str
+update_proven:
+  description:
+    - With O(state=preflight), V(true) when the server answered NOERROR to the UPDATE that
+      changes nothing; V(false) in check mode (nothing is sent).
+  returned: when O(state=preflight)
+  type: bool
 phase:
   description: On failure, where it failed (V(input), V(key), V(connect), V(find zone), V(read),
-    V(plan), V(backup), V(apply), V(rollback)).
+    V(plan), V(backup), V(apply), V(rollback), V(preflight) for the refused UPDATE of
+    O(state=preflight)).
   returned: on failure
   type: str
 '''
@@ -362,7 +392,8 @@ def module_kwargs():
     argument_spec.update(
         domain=dict(type='str'),
         pattern=dict(type='str', choices=['full', 'partial', 'legacy_forward', 'none']),
-        state=dict(type='str', default='present', choices=['present', 'absent', 'rollback']),
+        state=dict(type='str', default='present',
+                   choices=['present', 'absent', 'rollback', 'preflight']),
         records=dict(type='list', elements='dict'),
         mx_host=dict(type='str'),
         mx_preference=dict(type='int'),
@@ -391,6 +422,7 @@ def module_kwargs():
         required_if=[
             ('state', 'present', ('domain', 'pattern')),
             ('state', 'absent', ('domain',)),
+            ('state', 'preflight', ('domain',)),
             ('state', 'rollback', ('backup_path',)),
         ],
     )

@@ -44,7 +44,7 @@ from cryptography.x509.oid import NameOID
 
 from . import identity
 from .common import Response, aad_error, graph_error, new_id, stable_id
-from .exo import ExoApi, anchor_ok, error_body, transport_defaults
+from .exo import ODATA_ERROR, ExoApi, anchor_ok, error_body, transport_defaults
 from .graph import GraphApi, GraphRequest, parse_json
 
 TENANT_DOMAIN = 'contosolab.onmicrosoft.com'
@@ -314,9 +314,11 @@ class M365Emulator:
     # -- apps and tokens -----------------------------------------------------------------------
     def add_app(self, client_id=None, secret=None, certificate_pem=None,
                 roles=('Domain.ReadWrite.All',), display_name='exo-lab-app',
-                secret_expired=False):
+                secret_expired=False, exchange_cmdlets=None):
         """Register an app (service principal, admin-consented ``roles``). ``certificate_pem``:
-        one PEM or a list of PEMs registered as its key credentials."""
+        one PEM or a list of PEMs registered as its key credentials. ``exchange_cmdlets``: the
+        cmdlets its Exchange Online roles hold (RBAC); None: every cmdlet (an Exchange
+        administrator), () : none (the service principal has no Exchange role)."""
         client_id = client_id or str(uuid.uuid4())
         secret = secret or base64.urlsafe_b64encode(os.urandom(30)).decode()
         pems = certificate_pem or []
@@ -328,7 +330,9 @@ class M365Emulator:
             certs.append({'x5t': x5t, 'x5t#S256': x5t256, 'cert': cert})
         app = {'client_id': client_id, 'secret': secret, 'certificates': certs,
                'roles': list(roles or ()), 'display_name': display_name,
-               'object_id': stable_id('sp', client_id), 'secret_expired': secret_expired}
+               'object_id': stable_id('sp', client_id), 'secret_expired': secret_expired,
+               'exchange_cmdlets': None if exchange_cmdlets is None
+               else set(c.lower() for c in exchange_cmdlets)}
         with self.lock:
             self.apps[client_id.lower()] = app
         return {'client_id': client_id, 'secret': secret, 'roles': list(app['roles'])}
@@ -880,6 +884,16 @@ class M365Emulator:
                            "request." % anchor}})
         if body is ValueError:
             return error_body(400, 'BadRequest', 'Invalid JSON in the request body.')
+        app = self.app(claims.get('appid')) or {}
+        cmdlet = entry.get('cmdlet')
+        if app.get('exchange_cmdlets') is not None and isinstance(cmdlet, str) \
+                and cmdlet.lower() not in app['exchange_cmdlets']:
+            # RBAC: Exchange.ManageAsApp, but no Exchange role that holds the cmdlet (the body of
+            # MicrosoftDocs/office-docs-powershell#7970 and #8058).
+            message = 'User is not allowed to call %s' % cmdlet
+            return Response(401, {'error': {'code': 'Unauthorized', 'message': message,
+                                            'innererror': {'message': message,
+                                                           'type': ODATA_ERROR}}})
         return self.exo.invoke(tenant_segment, body, handler.headers, query, entry)
 
 

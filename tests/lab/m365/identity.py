@@ -7,7 +7,9 @@ Audience decision: the token's ``aud`` is the resource named in the scope, as as
 ``https://outlook.office365.com`` (the GUID forms of Graph and Exchange Online are accepted too
 and kept as given, as AAD does). Graph on the emulator accepts ``<emu.url>``, Graph's URI and its
 GUID; a token for Exchange Online gets 401 from Graph (invalid audience). Tokens are v1.0 shaped
-like the app-only tokens AAD issues for these resources, and carry every role granted to the app.
+like the app-only tokens AAD issues for these resources, and carry the roles granted to the app on
+the API they are for (``roles_for``: Exchange Online's own permissions such as SMTP.SendAsApp in an
+Exchange Online token, the others in a Graph token, every role in one for ``<emu.url>``).
 """
 
 import base64
@@ -281,6 +283,26 @@ def access_token_claims(emu, app, audience, acr, lifetime):
         'ver': '1.0',
         'jti': new_id(),
     }
-    if app['roles']:
-        claims['roles'] = list(app['roles'])
+    roles = roles_for(app['roles'], audience)
+    if roles:
+        claims['roles'] = roles
     return claims
+
+
+# The application permissions of the Office 365 Exchange Online API; the other roles the lab
+# grants are Microsoft Graph's. A token's roles claim holds the permissions granted on the API it
+# is for (access-token-claims-reference: "roles ... the set of permissions exposed by your
+# application that the requesting application ... has been given"), so a Graph token never lists
+# SMTP.SendAsApp and an Exchange Online token never lists Domain.ReadWrite.All.
+EXO_ROLES = ('Exchange.ManageAsApp', 'Exchange.ManageAsAppV2', 'SMTP.SendAsApp',
+             'full_access_as_app', 'POP.AccessAsApp', 'IMAP.AccessAsApp')
+
+
+def roles_for(roles, audience):
+    """The granted ``roles`` a token for ``audience`` carries (the emulator's own URL stands for
+    both APIs, so it carries them all)."""
+    if audience in EXO_RESOURCES:
+        return [r for r in roles if r in EXO_ROLES]
+    if audience in GRAPH_RESOURCES:
+        return [r for r in roles if r not in EXO_ROLES]
+    return list(roles)
