@@ -210,8 +210,8 @@ def test_every_yaml_block_is_marked():
             if block.kind == 'inventory':
                 assert block.name and 'all' in data, '%s: no # <file name> line' % where
             if block.kind in ('commands', 'playbook'):
-                assert block.args[0] in inventories, '%s: no inventory %s' % (where,
-                                                                           block.args[0])
+                assert block.args[0] in inventories, (
+                    '%s: no inventory %s in this README' % (where, block.args[0]))
             if block.kind == 'ci':
                 assert block.args[0] in CI_RUNNERS, where
             seen[block.id] = seen.get(block.id, 0) + 1

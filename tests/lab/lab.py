@@ -141,8 +141,8 @@ class Lab:
         """What runs where, for people."""
         return '\n'.join([
             'The lab:',
-            '  BIND 9            127.0.0.1 port %d, TSIG key %s' % (self.bind.port,
-                                                                   self.bind.key_name),
+            '  BIND 9            127.0.0.1 port %d, TSIG key %s'
+            % (self.bind.port, self.bind.key_name),
             '  Microsoft 365     %s (tenant %s), SMTP submission 127.0.0.1:%d'
             % (self.emu.url, self.emu.tenant_domain, self.emu.smtp.port),
             '  old mail server   Postfix on 127.0.0.1:%d (config %s)'
