@@ -109,9 +109,9 @@ def howto(state):
         "Run the collection's playbooks against it, as a user would (each line as it is; the "
         'first sets the environment the others need):', '']
         + ['  ' + line for line in state['commands']]
-        + ['', 'The inventory has one host per lab domain and the old Postfix (%s) in '
-           'exo_legacy_servers; the' % state['legacy_host'],
-           "lab's secrets are in %s (mode 0600). Backups go to %s, reports to %s."
+        + ['', 'The inventory has one host per lab domain, and the old Postfix as %s in '
+           'exo_legacy_servers.' % state['legacy_host'],
+           "The lab's secrets are in %s (mode 0600); backups go to %s, reports to %s."
            % (state['secrets'], os.path.join(state['directory'], 'backups'),
               os.path.join(state['directory'], 'report')),
            'make lab-stop stops the lab.', '', 'inventory: %s' % state['inventory']])
@@ -153,7 +153,7 @@ def serve(directory, collections_path):
         print(howto(state), flush=True)
         while not stop.wait(1):
             pass
-        print('SIGTERM: stopping the lab', flush=True)
+        print('Stopping the lab (make lab-stop, or a signal)', flush=True)
     finally:
         lab.stop()
         shutil.rmtree(os.path.join(directory, SERVERS), ignore_errors=True)
