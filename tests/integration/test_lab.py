@@ -109,6 +109,7 @@ def test_make_lab_runs_the_printed_commands_and_lab_stop_ends_it(tmp_path, bind)
     lab_dir, build_dir = str(tmp_path / 'lab'), str(tmp_path / 'build')
     assert not processes_naming(lab_dir)
     proc, lab_seconds = make('lab', lab_dir, build_dir)
+    seen = {}  # pid -> start time of every process of the lab seen running
     try:
         text = proc.stdout
         assert proc.returncode == 0, output(proc)
@@ -139,6 +140,7 @@ def test_make_lab_runs_the_printed_commands_and_lab_stop_ends_it(tmp_path, bind)
         assert processes_naming(lab_dir) == {daemon, named}
         postfix = processes_naming(postfix_dir)  # MAIL_CONFIG=<its config_dir>
         assert master in postfix and len(postfix) > 1, postfix
+        seen.update((pid, start_time(pid)) for pid in {daemon, named} | postfix)
         assert all(answers(port) for port in ports.values()), ports
 
         # The printed commands, as a user runs them.
@@ -171,12 +173,15 @@ def test_make_lab_runs_the_printed_commands_and_lab_stop_ends_it(tmp_path, bind)
         assert 'the lab runs already' in again.stdout
         assert 'inventory: %s' % inventory in again.stdout.splitlines()
         assert processes_naming(lab_dir) == {daemon, named}
-        assert master in processes_naming(postfix_dir)
+        postfix = processes_naming(postfix_dir)
+        assert master in postfix
+        seen.update((pid, start_time(pid)) for pid in postfix)
     finally:
         stopped, dummy = make('lab-stop', lab_dir, build_dir)
     assert stopped.returncode == 0, output(stopped)
     assert 'stopped the lab in %s' % lab_dir in stopped.stdout
     assert 'Its ports are closed' in stopped.stdout
+    assert seen and not [pid for pid, started in seen.items() if start_time(pid) == started]
     assert not processes_naming(lab_dir, postfix_dir)
     assert not [port for port in ports.values() if answers(port)]
     assert not dns_answers_udp(ports['dns'])
