@@ -5,12 +5,15 @@
 #   tests/run.sh demo    a migration on the local lab with the collection's playbooks (see
 #                        tests/lab/demo.py; --pattern full|partial|legacy_forward)
 #   tests/run.sh bench   benchmarks (prints ratios; not a pass/fail test)
+#   tests/run.sh lab     the lab in the background (tests/lab/background.py): an inventory for it
+#                        and the commands to run the playbooks against it; lab-stop stops it
 # Matrix: ansible-core 2.19 on Python 3.11 and 2.21 on Python 3.12 (each where that Python exists).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-venvs="$root/.venv"
+venvs="${EXO_VENV_DIR:-$root/.venv}"
 build="${EXO_BUILD_DIR:-$root/build/collections}"
 coll="$build/ansible_collections/exchangeonline/mail"
+labdir="${EXO_LAB_DIR:-$root/lab}"
 
 # find_python 3.12: a working interpreter of that version (PATH, then pyenv's versions).
 find_python() {
@@ -46,13 +49,22 @@ setup() {
     rm -rf "$coll"
     mkdir -p "$coll"
     (cd "$root" && tar --exclude=./build --exclude=./.venv --exclude=./.git --exclude=./demo-output \
-        --exclude='*/__pycache__' --exclude=./tests/output -cf - .) | tar -xf - -C "$coll"
+        --exclude=./lab --exclude='*/__pycache__' --exclude=./tests/output -cf - .) | tar -xf - -C "$coll"
     # The copy sits inside this (git-ignored) checkout; ansible-test lists files through git, so
     # give the copy a repository of its own or it sees no files at all.
     git -C "$coll" init -q
 }
 
 newest_python() { read -r ver _ <<< "${matrix[-1]}"; echo "$venvs/py$ver/bin/python"; }
+
+# lab_control status|stop|start ...: tests/lab/background.py from this checkout, with the system
+# Python (it needs only the standard library, so make lab-stop works without the virtualenvs).
+lab_control() {
+    local action=$1 py
+    shift
+    read -r _ py _ <<< "${matrix[0]}"
+    (cd "$root" && PYTHONDONTWRITEBYTECODE=1 "$py" -m tests.lab.background "$action" "$@" "$labdir")
+}
 
 pytest_run() {
     local python=$1; shift
@@ -99,10 +111,14 @@ case "${1:-test}" in
     unit) setup; unit ;;
     integration) setup; integration ;;
     demo) setup; (cd "$coll" && PYTHONPATH="$build" "$(newest_python)" -m tests.lab.demo \
-                  --output "$root/demo-output" "${@:2}") ;;
+                  --output "$root/demo-output" --lab-dir "$labdir" "${@:2}") ;;
+    # A lab that runs already keeps its build copy: start then says that it runs.
+    lab) lab_control status >/dev/null || setup
+         lab_control start --python "$(newest_python)" --collections "$build" ;;
+    lab-stop) lab_control stop ;;
     bench) setup; (cd "$coll" && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_mail_dns "${@:2}" \
                    && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_token_cache \
                    && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_mailboxes \
                    && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_legacy_forwarding) ;;
-    *) echo "usage: $0 test|demo|bench|setup|sanity|lint|unit|integration" >&2; exit 2 ;;
+    *) echo "usage: $0 test|demo|lab|lab-stop|bench|setup|sanity|lint|unit|integration" >&2; exit 2 ;;
 esac

@@ -46,5 +46,11 @@ def test_demo_legacy_forward_end_to_end(tmp_path):
     suites = ET.parse(str(report)).getroot()
     assert suites.get('failures') == '0' and int(suites.get('tests')) > 5
     assert (output / 'report' / 'exo-check.md').exists()
+    # It ends with what to do next: make lab, the commands to run against it, make lab-stop.
+    tail = proc.stdout[proc.stdout.index('Next, to run the playbooks yourself'):]
+    assert '  make lab ' in tail and '  make lab-stop ' in tail
+    for name in ('migrate', 'check', 'smtp_test', 'rollback'):
+        assert 'ansible-playbook exchangeonline.mail.%s -i %s' % (
+            name, os.path.join(COLLECTION, 'lab', 'inventory.yml')) in tail
     # the lab it started is gone again (processes of another demo running meanwhile aside)
     assert lab_processes() <= before
