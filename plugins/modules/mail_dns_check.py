@@ -22,15 +22,15 @@ description:
   - With O(wait_timeout), it asks again with a capped back-off until every server passes every
     check or the time is up, so it can follow M(exchangeonline.mail.mail_dns) and wait for the
     secondaries. Such a wait prints nothing until it ends.
-  - To see each round, repeat the task instead (C(until) with C(retries) and C(delay), O(wait_timeout)
-    V(0)): every round that fails then prints one line, before Ansible's C(FAILED - RETRYING)
-    line, that names the servers still behind and what they serve (RV(summary)). The roles and
-    playbooks of this collection wait that way.
+  - To see each round, repeat the task instead, with C(until), C(retries) and C(delay) and
+    O(wait_timeout=0). Every round that fails then prints one line, before Ansible's
+    C(FAILED - RETRYING) line, that names the servers still behind and what they serve
+    (RV(summary)). The roles and playbooks of this collection wait that way.
   - Read-only. It fails the task when a check still fails at the end, and the failure carries
     the same C(checks) and C(servers) as a success, so C(register) with C(ignore_errors) or
     C(failed_when) can act on them.
 author:
-  - exchangeonline.mail developers (!UNKNOWN)
+  - exchangeonline.mail maintainers (@exchangeonline)
 extends_documentation_fragment:
   - exchangeonline.mail.dns
   - exchangeonline.mail.attributes
