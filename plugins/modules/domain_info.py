@@ -21,7 +21,7 @@ description:
     naming the endpoint, so a proxy page or a broken answer never reads as RV(exists=true).
   - "Needs the application permission C(Domain.Read.All)."
 author:
-  - exchangeonline.mail developers (!UNKNOWN)
+  - exchangeonline.mail maintainers (@exchangeonline)
 extends_documentation_fragment:
   - exchangeonline.mail.m365
   - exchangeonline.mail.attributes

@@ -154,6 +154,8 @@ def test_dns_migration_with_role_dicts_over_the_callers_defaults(bind, m365, tmp
     assert [(c['action'], c['type']) for c in shown['changes']] == [
         ('create', 'CNAME'), ('update', 'MX'), ('update', 'TXT')]
     assert '+contoso.test. 3600 IN MX 20 contoso-test.mail.protection.outlook.com.' in run.stdout
+    # The plan task (check mode, no backup_path) does not warn about a backup the apply writes.
+    assert 'no backup_path was given' not in run.stdout + run.stderr
     verified = role_task(run, 'dns_migration',
                          'Wait until every authoritative name server serves the records')['result']
     assert verified['ok'] is True
