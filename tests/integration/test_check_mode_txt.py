@@ -5,7 +5,8 @@ publishes, with the tenant's value. A domain not in the tenant yet: its value do
 before the real run adds the domain, and the plan says so. Nothing changes in either case.
 """
 
-from tests.integration.test_playbooks import lab, output  # noqa: F401 (lab is a fixture)
+# lab is a pytest fixture: used by name, not read as a value here
+from tests.integration.test_playbooks import lab, output  # noqa: F401  pylint: disable=unused-import
 
 
 def test_migrate_check_diff_shows_the_verification_txt_or_says_why_not(lab):
