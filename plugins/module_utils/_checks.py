@@ -61,14 +61,16 @@ class Observed:
 
 
 class Outcome:
-    """The verdict of one check on one server."""
+    """The verdict of one check on one server; ``answered`` is false when the server gave no
+    usable answer (``message`` then says why)."""
 
-    __slots__ = ('status', 'found', 'message', 'extra')
+    __slots__ = ('status', 'found', 'message', 'extra', 'answered')
 
-    def __init__(self, status, found, message, **extra):
+    def __init__(self, status, found, message, answered=True, **extra):
         self.status = status
         self.found = found
         self.message = message
+        self.answered = answered
         self.extra = extra
 
     def to_dict(self):
@@ -499,7 +501,7 @@ class Expectation:
         observed = [answers[q] for q in self.questions_of(check)]
         for obs in observed:
             if obs.error:
-                return Outcome(SKIP if obs.unchecked else FAIL, None, obs.error)
+                return Outcome(SKIP if obs.unchecked else FAIL, None, obs.error, answered=False)
         if check == 'mx':
             return check_mx(observed[0].values, self.mx_host, self.pattern, self.primary,
                             self.mx_preference)
@@ -527,18 +529,29 @@ def summarise(outcomes):
     return SKIP
 
 
-def evaluate(expect, observed, lookup):
-    """Every selected check on every server.
+def judge_all(expect, observed, lookup):
+    """{check: {server label: Outcome}} for every selected check on every server.
 
     ``observed``: {server label: {(name, type): Observed}} in the order to report the servers.
-    Returns a list of {name, status, message, expected, servers: {label: outcome dict}}.
     """
+    return dict((check, dict((label, expect.judge(check, answers, lookup))
+                             for label, answers in observed.items()))
+                for check in expect.checks)
+
+
+def evaluate(expect, observed, lookup):
+    """Every selected check on every server (see :func:`judge_all`), as the list the module
+    returns: [{name, status, message, expected, servers: {label: outcome dict}}]."""
+    return report(expect, judge_all(expect, observed, lookup))
+
+
+def report(expect, judged):
+    """The ``checks`` return value from :func:`judge_all`'s verdicts."""
     results = []
     for check in CHECKS:
-        if check not in expect.checks:
+        if check not in judged:
             continue
-        outcomes = dict((label, expect.judge(check, answers, lookup))
-                        for label, answers in observed.items())
+        outcomes = judged[check]
         status = summarise(outcomes)
         groups = []
         for label, outcome in outcomes.items():
@@ -558,6 +571,71 @@ def evaluate(expect, observed, lookup):
                         'expected': expect.expected(check),
                         'servers': dict((label, o.to_dict()) for label, o in outcomes.items())})
     return results
+
+
+# -- what the servers that fail serve, in one line ---------------------------------------------
+SHOWN_VALUE = 100  # characters of one served value in the one-line summary
+
+
+def _short(value):
+    value = str(value)
+    return value if len(value) <= SHOWN_VALUE else value[:SHOWN_VALUE - 3] + '...'
+
+
+def served_text(check, outcome):
+    """What one server serves for ``check``, in a few words: ``MX 10 mail.contoso.com.``,
+    ``no autodiscover CNAME``, ``SPF "v=spf1 ... -all"``; why it gave no answer, when so."""
+    found = outcome.found
+    if not outcome.answered:
+        return _short(outcome.message)
+    if check == 'mx':
+        return 'MX %s' % ', '.join(found) if found else 'no MX'
+    if check == 'autodiscover':
+        return 'autodiscover CNAME %s' % _short(found) if found else 'no autodiscover CNAME'
+    if check in ('spf', 'dmarc'):
+        kind = check.upper()
+        return '%s %s' % (kind, ' | '.join('"%s"' % _short(v) for v in found)) if found \
+            else 'no %s record' % kind
+    if check == 'dkim':
+        return 'DKIM %s' % ', '.join('%s %s' % (selector, 'CNAME ' + target if target
+                                                else 'missing')
+                                     for selector, target in sorted(found.items()))
+    return 'TXT %s' % ', '.join(found) if found else 'no MS= TXT'
+
+
+def behind(judged):
+    """{server label: [what it serves, per failing check]} for each server that fails a check,
+    in the order of the servers; a server that gave one reason for all its failures (no
+    answer) gets that reason once."""
+    lagging = {}
+    for check in CHECKS:
+        for label, outcome in judged.get(check, {}).items():
+            if outcome.status == FAIL:
+                text = served_text(check, outcome)
+                if text not in lagging.setdefault(label, []):
+                    lagging[label].append(text)
+    labels = list(next(iter(judged.values()), {}))
+    return dict((label, lagging[label]) for label in labels if label in lagging)
+
+
+def summary_line(judged):
+    """One line for a round of waiting: how many servers fail, and what each of them serves."""
+    total = len(next(iter(judged.values()), {}))
+    lagging = behind(judged)
+    if not lagging:
+        return '%d of %d server%s serve%s the expected records' % (
+            total, total, '' if total == 1 else 's', 's' if total == 1 else '')
+    return '%d of %d server%s behind: %s' % (
+        len(lagging), total, '' if total == 1 else 's',
+        '; '.join('%s serves %s' % (label, ', '.join(texts)) if _answered(judged, label)
+                  else '%s: %s' % (label, ', '.join(texts))
+                  for label, texts in lagging.items()))
+
+
+def _answered(judged, label):
+    """False when the server gave no usable answer to any question of a failing check."""
+    return any(outcomes[label].answered for outcomes in judged.values()
+               if label in outcomes and outcomes[label].status == FAIL)
 
 
 def failure_message(domain, checks, rounds, elapsed, wait_timeout):
@@ -586,12 +664,12 @@ def failure_message(domain, checks, rounds, elapsed, wait_timeout):
         hints.append('if the records were just changed, the secondaries may still be catching up '
                      '(NOTIFY/IXFR, SOA refresh): raise wait_timeout')
     else:
-        hints.append('if the records were just changed, set wait_timeout so the check waits for '
-                     'every server')
+        hints.append('if the records were just changed, let the check wait for every server: '
+                     'set wait_timeout, or repeat the task with until and retries')
     hints.append('publish missing or wrong records with exchangeonline.mail.mail_dns')
-    return '%s: %d check(s) failed after %d round(s) in %.1f s. %s Hint: %s.' % (
-        domain, len(parts), rounds, elapsed, ' '.join(_sentence(p) for p in parts),
-        '; '.join(hints))
+    waited = ' after %d round(s) in %.1f s' % (rounds, elapsed) if wait_timeout else ''
+    return '%s: %d check(s) failed%s. %s Hint: %s.' % (
+        domain, len(parts), waited, ' '.join(_sentence(p) for p in parts), '; '.join(hints))
 
 
 def _sentence(text):

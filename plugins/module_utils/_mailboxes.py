@@ -384,11 +384,29 @@ class ProtocolChange:
             result['diff'] = {'before': _diff_lines(entries, 'before', result.get('tenant')),
                               'after': _diff_lines(entries, 'after', result.get('tenant'))}
         if failed:
-            result['failed'] = True
-            result['msg'] = ('%d of %d mailboxes failed; the others are %s: %s' % (
-                len(failed), len(entries), 'as planned' if self.check_mode else 'applied',
-                '; '.join('%s: %s' % (e['mailbox'], e['msg']) for e in failed)))
+            # where single mailboxes failed: not found when read, or refused when set
+            result.update(failed=True, msg=failure_message(entries, failed, self.check_mode),
+                          phase='Set-CASMailbox' if any('before' in e for e in failed)
+                          else 'Get-CASMailbox')
         return result
+
+
+def failure_message(entries, failed, check_mode):
+    """What failed, worded for one mailbox, for all of them and for some (then what became of
+    the others, or would in check mode), then each failure."""
+    details = '; '.join('%s: %s' % (e['mailbox'], e['msg']) for e in failed)
+    if len(entries) == 1:
+        return '%s failed: %s' % (failed[0]['mailbox'], failed[0]['msg'])
+    others = len(entries) - len(failed)
+    if not others:
+        return 'all %d mailboxes failed: %s' % (len(entries), details)
+    changed = sum(1 for e in entries if e['changed'])
+    if check_mode:
+        state = 'would be set as asked (%d would change)' % changed
+    else:
+        state = '%s set as asked (%d changed now)' % ('is' if others == 1 else 'are', changed)
+    return '%d of %d mailboxes failed; the other %s %s: %s' % (
+        len(failed), len(entries), 'one' if others == 1 else others, state, details)
 
 
 def _diff_lines(entries, side, tenant):

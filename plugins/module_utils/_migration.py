@@ -414,7 +414,8 @@ class Run:
                 '%s:%d' % (p['server'], p['port']), spec.domain))
 
         result = self.execute(server, zone, make_plan, backup if backup_path else None)
-        if result['changed'] and not backup_path:
+        if result['changed'] and not backup_path and not self.check_mode:
+            # not in check mode: a plan writes nothing, and its apply may well give a backup_path
             self.warnings.append('no backup_path was given, so state: rollback cannot undo this '
                                  'change; the prior records are in the before return value')
         result['domain'] = spec.domain

@@ -27,8 +27,11 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._checks import
     Expectation,
     FAIL,
     Observed,
-    evaluate,
+    behind,
     failure_message,
+    judge_all,
+    report,
+    summary_line,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import (
     EXO_AUTODISCOVER,
@@ -432,16 +435,18 @@ class CheckRun:
             observed = {}
             for t in targets:
                 observed[t.label] = dict((q, next(answers)) for q in questions)
-            checks = evaluate(expect, observed, resolver.txt_lookup(lookup_targets))
-            return all(c['status'] != FAIL for c in checks), checks
+            judged = judge_all(expect, observed, resolver.txt_lookup(lookup_targets))
+            checks = report(expect, judged)
+            return all(c['status'] != FAIL for c in checks), (checks, judged)
 
         wait_timeout = p.get('wait_timeout') or 0
-        checks, rounds, elapsed = poll(attempt, wait_timeout, p.get('interval', 1.0),
-                                       p.get('max_interval', 10.0))
+        (checks, judged), rounds, elapsed = poll(attempt, wait_timeout, p.get('interval', 1.0),
+                                                 p.get('max_interval', 10.0))
         ok = all(c['status'] != FAIL for c in checks)
         result = {'changed': False, 'ok': ok, 'domain': expect.domain, 'checks': checks,
                   'servers': [t.to_dict() for t in targets], 'rounds': rounds,
-                  'elapsed': round(elapsed, 3)}
+                  'elapsed': round(elapsed, 3), 'behind': behind(judged),
+                  'summary': summary_line(judged)}
         if self.zone:
             result['zone'] = self.zone
         if not ok:

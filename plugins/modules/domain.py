@@ -20,7 +20,7 @@ description:
     endpoint; nothing is changed on the strength of it.
   - "Needs the application permission C(Domain.ReadWrite.All)."
 author:
-  - exchangeonline.mail developers (!UNKNOWN)
+  - exchangeonline.mail maintainers (@exchangeonline)
 extends_documentation_fragment:
   - exchangeonline.mail.m365
   - exchangeonline.mail.attributes
@@ -81,13 +81,12 @@ EXAMPLES = r'''
     verify: false
   register: added
 
-- name: Publish the verification TXT
+- name: Publish only the verification TXT (pattern none changes nothing else)
   exchangeonline.mail.mail_dns:
     server: ns1.contoso.com
     key_file: /etc/bind/keys/exo.key
     domain: contoso.com
-    pattern: legacy_forward
-    spf: keep
+    pattern: none
     verification_txt: "{{ added.verification_txt }}"
 
 - name: Verify and enable Exchange Online for it

@@ -22,7 +22,7 @@ description:
   - "Needs the application permission C(Domain.Read.All)."
   - RV(permissions) lists the application permissions in each token's C(roles) claim.
 author:
-  - exchangeonline.mail developers (!UNKNOWN)
+  - exchangeonline.mail maintainers (@exchangeonline)
 extends_documentation_fragment:
   - exchangeonline.mail.m365
   - exchangeonline.mail.attributes

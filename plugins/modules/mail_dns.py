@@ -27,7 +27,7 @@ description:
   - Never touches SOA or apex NS, never puts a CNAME next to other data, keeps every other TXT
     value and every other SPF mechanism.
 author:
-  - exchangeonline.mail developers (!UNKNOWN)
+  - exchangeonline.mail maintainers (@exchangeonline)
 extends_documentation_fragment:
   - exchangeonline.mail.dns
   - exchangeonline.mail.attributes
@@ -178,6 +178,8 @@ options:
         rrset, so one rollback undoes a series of runs. Required for O(state=rollback).
       - An existing file that is not a backup this module wrote is refused, never overwritten.
       - The backup is kept when the update's outcome is not known (see RV(outcome)).
+      - A run that changes the zone without it warns that C(state=rollback) cannot undo the
+        change; check mode writes nothing and does not warn.
     type: path
   force:
     description:

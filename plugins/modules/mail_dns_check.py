@@ -21,12 +21,16 @@ description:
     C(verification) (the C(MS=) TXT)."
   - With O(wait_timeout), it asks again with a capped back-off until every server passes every
     check or the time is up, so it can follow M(exchangeonline.mail.mail_dns) and wait for the
-    secondaries.
+    secondaries. Such a wait prints nothing until it ends.
+  - To see each round, repeat the task instead, with C(until), C(retries) and C(delay) and
+    O(wait_timeout=0). Every round that fails then prints one line, before Ansible's
+    C(FAILED - RETRYING) line, that names the servers still behind and what they serve
+    (RV(summary)). The roles and playbooks of this collection wait that way.
   - Read-only. It fails the task when a check still fails at the end, and the failure carries
     the same C(checks) and C(servers) as a success, so C(register) with C(ignore_errors) or
     C(failed_when) can act on them.
 author:
-  - exchangeonline.mail developers (!UNKNOWN)
+  - exchangeonline.mail maintainers (@exchangeonline)
 extends_documentation_fragment:
   - exchangeonline.mail.dns
   - exchangeonline.mail.attributes
@@ -203,6 +207,16 @@ EXAMPLES = r'''
     pattern: full
     wait_timeout: 300
 
+- name: Wait up to ten minutes in rounds of 10 s, each failed round naming the servers behind
+  exchangeonline.mail.mail_dns_check:
+    server: ns1.contoso.com
+    domain: contoso.com
+    pattern: full
+  register: served
+  until: served is succeeded or served.phase | default('') != 'check'
+  retries: 60
+  delay: 10
+
 - name: Check the tenant's own values on given servers and a public resolver
   exchangeonline.mail.mail_dns_check:
     domain: contoso.com
@@ -320,6 +334,22 @@ domain:
   returned: always
   type: str
   sample: contoso.com.
+behind:
+  description: Per server that fails a check (in the order of RV(servers)), what it serves for
+    each failing check in a few words (V(MX 10 mail.contoso.com.), V(no autodiscover CNAME),
+    C(SPF "v=spf1 ... -all")), or once why it gave no answer. Empty when every check passes.
+  returned: always
+  type: dict
+  sample:
+    ns2.contoso.com: ["MX 10 mail.contoso.com.", "no autodiscover CNAME"]
+summary:
+  description: One line for a round of waiting, from RV(behind) (values longer than 100
+    characters are cut). Printed before Ansible's C(FAILED - RETRYING) line when the task
+    repeats with C(until) or C(retries).
+  returned: always
+  type: str
+  sample: "1 of 2 servers behind: ns2.contoso.com serves MX 10 mail.contoso.com., no autodiscover
+    CNAME"
 rounds:
   description: How many times the servers were asked.
   returned: always

@@ -22,7 +22,7 @@ description:
   - "Needs the application permissions C(User.Read.All) (Graph) and C(Exchange.ManageAsApp) with an
     Exchange administrator role (Exchange Online) for O(include=mailbox) and O(include=protocols)."
 author:
-  - exchangeonline.mail developers (!UNKNOWN)
+  - exchangeonline.mail maintainers (@exchangeonline)
 extends_documentation_fragment:
   - exchangeonline.mail.m365
   - exchangeonline.mail.attributes

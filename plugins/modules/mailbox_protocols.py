@@ -18,7 +18,7 @@ description:
   - "Needs the application permission C(Exchange.ManageAsApp) and an Exchange administrator role
     for the app."
 author:
-  - exchangeonline.mail developers (!UNKNOWN)
+  - exchangeonline.mail maintainers (@exchangeonline)
 extends_documentation_fragment:
   - exchangeonline.mail.m365
   - exchangeonline.mail.attributes
@@ -108,8 +108,11 @@ changed_count:
   returned: always
   type: int
 phase:
-  description: On failure before any mailbox was handled, where it failed.
-  returned: on such failures
+  description: On failure, where it failed. Before any mailbox was handled, the step that failed
+    (C(token), C(Get-CASMailbox), ...); when single mailboxes failed (see RV(mailboxes)),
+    V(Get-CASMailbox) when each of them was not found, V(Set-CASMailbox) when setting one was
+    refused.
+  returned: on failure
   type: str
 '''
 

@@ -54,7 +54,7 @@ description:
     access to the mailbox (C(New-ServicePrincipal), C(Add-MailboxPermission));
     O(confirm_delivery) needs C(Mail.ReadBasic.All) (or C(Mail.Read))."
 author:
-  - exchangeonline.mail developers (!UNKNOWN)
+  - exchangeonline.mail maintainers (@exchangeonline)
 extends_documentation_fragment:
   - exchangeonline.mail.m365
   - exchangeonline.mail.attributes

@@ -63,9 +63,7 @@ class InProcessAction(ActionBase):
         del tmp
         code = self._module_code()
         if code is None:
-            result.update(self._execute_module(module_name=self.MODULE,
-                                               module_args=self._task.args,
-                                               task_vars=task_vars))
+            result.update(self._run_module_process(task_vars))
             return result
         params, no_log_values, problem = validate(self.MODULE, code, self._task.args)
         if problem is not None:
@@ -77,16 +75,30 @@ class InProcessAction(ActionBase):
             result.update(problem)
             return remove_values(result, no_log_values)
         if not self._runs_here(code):
-            result.update(self._execute_module(module_name=self.MODULE,
-                                               module_args=self._task.args,
-                                               task_vars=task_vars))
+            result.update(self._run_module_process(task_vars))
+            self.show_progress(result, task_vars)
             return result
         outcome = run_here(code, params, bool(self._play_context.check_mode),
                            bool(self._play_context.diff))
         for warning in outcome.pop('warnings', []):
             display.warning(remove_values(warning, no_log_values))
         result.update(outcome)
-        return remove_values(result, no_log_values)
+        result = remove_values(result, no_log_values)
+        self.show_progress(result, task_vars)
+        return result
+
+    def _run_module_process(self, task_vars):
+        # A copy: _execute_module adds Ansible's internal _ansible_* keys to the dict it gets,
+        # and the task's own args are used again by the next try of an until/retries loop.
+        return self._execute_module(module_name=self.MODULE, module_args=dict(self._task.args),
+                                    task_vars=task_vars)
+
+    def retried(self):
+        """True when this task repeats until a condition holds (until, or retries)."""
+        return bool(self._task.until) or bool(getattr(self._task, 'retries', None))
+
+    def show_progress(self, result, task_vars):
+        """Called with the result of each call, on both paths; subclasses may print a line."""
 
 
 def validate(module_name, code, args):

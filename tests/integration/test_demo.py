@@ -45,7 +45,14 @@ def test_demo_legacy_forward_end_to_end(tmp_path):
     report = output / 'report' / 'exo-check.xml'
     suites = ET.parse(str(report)).getroot()
     assert suites.get('failures') == '0' and int(suites.get('tests')) > 5
-    assert (output / 'report' / 'exo-check.md').exists()
+    # The whole Markdown report is printed, down to the last section, and no warning of the
+    # lab's SMTP server (aiosmtpd) or of the plan step is in the way.
+    markdown = (output / 'report' / 'exo-check.md').read_text()
+    assert markdown.strip() in proc.stdout
+    assert '### Mailboxes' in markdown and '### SMTP test-send' in markdown
+    assert '| alice@northwind.test | yes |' in proc.stdout
+    assert 'Session.login_data is deprecated' not in text
+    assert 'no backup_path was given' not in text
     # It ends with what to do next: make lab, the commands to run against it, make lab-stop.
     tail = proc.stdout[proc.stdout.index('Next, to run the playbooks yourself'):]
     assert '  make lab ' in tail and '  make lab-stop ' in tail

@@ -67,10 +67,17 @@ def test_finds_the_ns_and_reports_what_is_missing_before_the_migration(server, p
     assert 'include:spf.protection.outlook.com is missing' in checks['spf']['message']
     assert checks['dmarc']['status'] == 'warn'
     # The message names the checks, the server, what was found and what to do.
-    assert r['msg'].startswith('contoso.test.: 3 check(s) failed after 1 round(s)')
+    assert r['msg'].startswith('contoso.test.: 3 check(s) failed. mx failed on ')
     assert 'mx failed on ns1.contoso.test: found 10 mail.contoso.test.' in r['msg']
     assert 'autodiscover failed on ns1.contoso.test: no CNAME' in r['msg']
+    assert 'set wait_timeout, or repeat the task with until and retries' in r['msg']
     assert 'exchangeonline.mail.mail_dns' in r['msg']
+    # In one line, for a wait in rounds: the server that fails and what it serves.
+    legacy_spf = 'v=spf1 ip4:192.0.2.0/24 include:_spf.mailhost.test ~all'
+    assert r['behind'] == {'ns1.contoso.test': [
+        'MX 10 mail.contoso.test.', 'no autodiscover CNAME', 'SPF "%s"' % legacy_spf]}
+    assert r['summary'] == ('1 of 1 server behind: ns1.contoso.test serves MX 10 '
+                            'mail.contoso.test., no autodiscover CNAME, SPF "%s"' % legacy_spf)
     # Read-only: nothing but queries reached the server.
     assert server.updates_seen() == []
 
@@ -86,6 +93,7 @@ def test_every_check_passes_after_mail_dns(server, play, pattern, primary):
     r = result['result']
     assert result['status'] == 'ok', r.get('msg')
     assert r['ok'] is True and r['changed'] is False and r['rounds'] == 1
+    assert r['behind'] == {} and r['summary'] == '1 of 1 server serves the expected records'
     assert [(c['name'], c['status']) for c in r['checks']] == [(n, 'pass') for n in ALL_CHECKS]
     spf = checks_of(r)['spf']['servers']['ns1.contoso.test']
     # include:_spf.mailhost.test and include:spf.protection.outlook.com do not resolve in the lab
@@ -172,6 +180,8 @@ def test_an_unreachable_nameserver_fails_with_a_clear_message(bind, play, protoc
         assert c['servers'][good]['status'] in ('pass', 'warn')
     assert ('mx failed on %s: %s' % (bad, refused)) in r['msg']
     assert 'check nameservers, port and firewalls' in r['msg']
+    # the one-line summary gives the reason once, not per check
+    assert r['summary'] == '1 of 2 servers behind: %s: %s' % (bad, refused)
 
 
 def test_resolvers_and_named_nameservers(bind, play):

@@ -64,13 +64,44 @@ def test_partial_failure_reports_each_mailbox(m365, play):
                                                 'b@contoso.test'], imap=False)])
     result = run.last['result']
     assert run.last['status'] == 'failed'
-    assert '1 of 3 mailboxes failed; the others are applied' in result['msg']
-    assert 'nobox@contoso.test: no Exchange Online mailbox' in result['msg']
+    assert result['msg'] == ('1 of 3 mailboxes failed; the other 2 are set as asked (2 changed '
+                             'now): nobox@contoso.test: no Exchange Online mailbox '
+                             'nobox@contoso.test')
     entries = dict((e['mailbox'], e) for e in result['mailboxes'])
     assert entries['a@contoso.test']['changed'] and entries['b@contoso.test']['changed']
     assert entries['nobox@contoso.test']['failed']
     assert m365.cas_mailbox('a@contoso.test')['ImapEnabled'] is False
     assert m365.cas_mailbox('b@contoso.test')['ImapEnabled'] is False
+
+
+def test_failure_messages_fit_one_all_and_check_mode(m365, play):
+    """The message says what failed and what became of the others, in words that fit the
+    count: one mailbox, every mailbox, some of them (and what check mode would do)."""
+    m365.add_user('a@contoso.test', licensed=True, mailbox=True)
+    m365.cas_mailbox('a@contoso.test')['ImapEnabled'] = True
+    for upn in ('nobox@contoso.test', 'gone@contoso.test'):
+        m365.add_user(upn, licensed=False, mailbox=False)
+    app = m365.add_app(secret=SECRET, roles=ROLES)
+    run = play([
+        protocols(m365, app, 'one of one', mailboxes=['nobox@contoso.test'], imap=False),
+        protocols(m365, app, 'two of two', mailboxes=['nobox@contoso.test', 'gone@contoso.test'],
+                  imap=False),
+        dict(protocols(m365, app, 'one of two in check mode',
+                       mailboxes=['a@contoso.test', 'nobox@contoso.test'], imap=False),
+             check_mode=True),
+    ])
+    messages = dict((r['task'], r['result']['msg']) for r in run.results)
+    assert [r['result']['phase'] for r in run.results] == ['Get-CASMailbox'] * 3
+    assert messages['one of one'] == ('nobox@contoso.test failed: no Exchange Online mailbox '
+                                      'nobox@contoso.test')
+    assert messages['two of two'] == (
+        'all 2 mailboxes failed: nobox@contoso.test: no Exchange Online mailbox '
+        'nobox@contoso.test; gone@contoso.test: no Exchange Online mailbox gone@contoso.test')
+    assert messages['one of two in check mode'] == (
+        '1 of 2 mailboxes failed; the other one would be set as asked (1 would change): '
+        'nobox@contoso.test: no Exchange Online mailbox nobox@contoso.test')
+    assert m365.cas_mailbox('a@contoso.test')['ImapEnabled'] is True
+    assert sets(m365) == []
 
 
 def test_enable_pop_example_playbook(m365, play, tmp_path):

@@ -1,6 +1,7 @@
 """The collection as users get it: ansible-galaxy collection build, install the tarball into a
 fresh path, and run the playbooks by FQCN from there against the lab's BIND."""
 
+import json
 import os
 import subprocess
 import sys
@@ -38,6 +39,15 @@ def test_tarball_leaves_out_the_lab_installs_and_runs_migrate_and_check(tmp_path
     assert not top & {'tests', '.ci', 'Makefile', 'build', '.venv', 'demo-output', '.git'}
     assert 'plugins/modules/smtp_test.py' in names
     assert 'roles/legacy_forwarding/meta/argument_specs.yml' in names
+    # Where users find the project, its documentation and its issue tracker (Galaxy shows them).
+    with tarfile.open(tarball) as tar:
+        info = json.load(tar.extractfile('MANIFEST.json'))['collection_info']
+    assert info['repository'] == 'https://github.com/exchangeonline/mail'
+    assert info['documentation'] == 'https://github.com/exchangeonline/mail/blob/main/README.md'
+    assert info['issues'] == 'https://github.com/exchangeonline/mail/issues'
+    assert info['homepage'] == 'https://github.com/exchangeonline/mail'
+    assert info['authors'] == ['exchangeonline.mail maintainers (https://github.com/exchangeonline)']
+    assert 'example.invalid' not in json.dumps(info)
 
     installed = tmp_path / 'installed'
     # Only the installed copy: not the tree under test on PYTHONPATH (sys.path is scanned).

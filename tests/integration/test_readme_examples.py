@@ -116,21 +116,9 @@ def playbook_vars(lab):
 COMMANDS = {'--ask-vault-pass': '--vault-password-file vault-password',
             'python -m pip install': 'python -m pip install --dry-run --no-index'}
 
-# Examples that fail for a known reason, until it is fixed (strict: once an example passes, its
-# line here must go). Item 1 is fixed on branch i11-plays: with it, the CI jobs pass and the
-# commands still fail, at their first line (CHECK_MODE; measured on i11-lab merged with i11-plays).
-ITEM_1 = ('issue 11 item 1: exo_protocols: {smtp_auth: enabled} (a partial dict) crashes migrate '
-          "after the DNS cut-over (exo_protocols['pop'] reads the dict's pop method), and check "
-          'reports a false "POP3 is on, expected off"')
-CHECK_MODE = ('migrate --check on a tenant whose SMTP AUTH is off (the default) fails at the '
-              "test-send's AUTH (535 5.7.139), because check mode does not turn on the SMTP AUTH "
-              'that exo_protocols asks for (not an item of issue 11 yet)')
-KNOWN_FAILURES = {
-    'README.md: commands inventory.yml': CHECK_MODE + '; and ' + ITEM_1,
-    'README.ja.md: commands inventory.yml': CHECK_MODE + '; and ' + ITEM_1,
-    'README.md: ci github': ITEM_1,
-    'README.md: ci gitlab': ITEM_1,
-}
+# Examples that fail for a known reason, until it is fixed, as 'README.md: <marker>': reason
+# (a strict xfail: once an example passes, its line here must go).
+KNOWN_FAILURES = {}
 
 
 # -- the README's blocks --------------------------------------------------------------------------

@@ -113,7 +113,7 @@ def main():
               % (report, report))
         if os.path.exists(os.path.join(report, 'exo-check.md')):
             with open(os.path.join(report, 'exo-check.md')) as f:
-                print('\n' + ''.join(f.readlines()[:25]))
+                print('\n' + f.read())
         print('Backups (for exchangeonline.mail.rollback): %s' % os.path.join(output, 'backups'))
         print('Inventory: %s' % inv)
         print('Demo took %.1f s' % (time.monotonic() - started))

@@ -9,6 +9,7 @@ import pytest
 from ansible_collections.exchangeonline.mail.plugins.module_utils._checks import (
     Expectation,
     Observed,
+    behind,
     check_cname,
     check_dkim,
     check_dmarc,
@@ -19,8 +20,10 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._checks import
     dmarc_problems,
     evaluate,
     failure_message,
+    judge_all,
     normalise_dmarc,
     spf_terms,
+    summary_line,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import Spec
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
@@ -302,11 +305,51 @@ def test_evaluate_per_server_and_failure_message():
     assert by_name['dmarc']['servers']['ns1']['status'] == 'warn'
     msg = failure_message(D, checks, 3, 10.04, 10)
     assert msg.startswith('contoso.com.: 4 check(s) failed after 3 round(s) in 10.0 s. ')
+    once = failure_message(D, checks, 1, 0.01, 0)
+    assert once.startswith('contoso.com.: 4 check(s) failed. mx failed on ns2: ')
+    assert 'set wait_timeout, or repeat the task with until and retries' in once
     assert 'mx failed on ns2: found 10 mail.contoso.com.; the Exchange Online MX' in msg
     assert 'ns3: no answer from 192.0.2.2' in msg
     assert 'check nameservers, port and firewalls' in msg and 'raise wait_timeout' in msg
     ok = evaluate(expect, {'ns1': good}, no_dns)
     assert [c['status'] for c in ok] == ['pass', 'pass', 'pass', 'warn']
+
+
+def test_behind_and_summary_name_what_each_failing_server_serves():
+    """The one line a round of waiting prints: per server that fails, what it serves for each
+    failing check; a server that did not answer, why, once."""
+    spec = Spec(D, dkim={'selector1': 't1.example', 'selector2': 't2.example'},
+                verification_txt='MS=ms1', dmarc='v=DMARC1; p=reject')
+    expect = Expectation(spec, 'full')
+    good = answers(['0 ' + EXO], ['v=spf1 include:%s -all' % INC, 'MS=ms1'],
+                   dmarc=['v=DMARC1; p=reject'])
+    good.update({('selector1._domainkey.' + D, 'CNAME'): Observed(['t1.example.']),
+                 ('selector2._domainkey.' + D, 'CNAME'): Observed(['t2.example.'])})
+    stale = dict(good)
+    stale.update({(D, 'MX'): Observed([LEGACY]), (D, 'TXT'): Observed(['MS=ms0', 'x' * 300]),
+                  ('autodiscover.' + D, 'CNAME'): Observed([]),
+                  ('_dmarc.' + D, 'TXT'): Observed(['v=DMARC1; p=none']),
+                  ('selector2._domainkey.' + D, 'CNAME'): Observed([])})
+    down = dict((q, Observed(error='no answer from 192.0.2.2 port 53 within 1.0 s (2 tries)'))
+                for q in good)
+    judged = judge_all(expect, {'ns1': good, 'ns2': stale, 'ns3': down}, no_dns)
+    assert behind(judged) == {
+        'ns2': ['MX 10 mail.contoso.com.', 'no autodiscover CNAME', 'no SPF record',
+                'DMARC "v=DMARC1; p=none"', 'DKIM selector1 CNAME t1.example., selector2 missing',
+                'TXT MS=ms0'],
+        'ns3': ['no answer from 192.0.2.2 port 53 within 1.0 s (2 tries)']}
+    assert summary_line(judged) == (
+        '2 of 3 servers behind: ns2 serves MX 10 mail.contoso.com., no autodiscover CNAME, no '
+        'SPF record, DMARC "v=DMARC1; p=none", DKIM selector1 CNAME t1.example., selector2 '
+        'missing, TXT MS=ms0; ns3: no answer from 192.0.2.2 port 53 within 1.0 s (2 tries)')
+    # A long value is cut; every check passing is said so.
+    long_spf = 'v=spf1 ' + ' '.join('ip4:192.0.2.%d' % i for i in range(40)) + ' -all'
+    judged = judge_all(Expectation(Spec(D), 'full', ['spf']),
+                       {'ns1': {(D, 'TXT'): Observed([long_spf])}}, no_dns)
+    shown, = behind(judged)['ns1']
+    assert len(shown) == len('SPF ""') + 100 and shown.endswith('..."')
+    assert summary_line(judge_all(expect, {'ns1': good}, no_dns)) == \
+        '1 of 1 server serves the expected records'
 
 
 def test_unchecked_servers_are_skipped_not_failed():
