@@ -37,6 +37,9 @@ class ActionModule(ActionBase):
         if warnings:
             result['warnings'] = warnings
         if problems:
+            # the defaults are for the tasks that follow, which do not run: not in the way of
+            # the message
+            del result['defaults'], result['ansible_facts']
             result.update(failed=True, problems=problems, msg=(
                 'The variables of %s have %d problem%s, so nothing was changed: %s' % (
                     host, len(problems), '' if len(problems) == 1 else 's',

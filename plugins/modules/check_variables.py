@@ -81,7 +81,7 @@ EXAMPLES = r'''
 RETURN = r'''
 ansible_facts:
   description: Facts the playbooks read.
-  returned: always
+  returned: success
   type: dict
   contains:
     exchangeonline_mail_defaults:
@@ -98,7 +98,7 @@ defaults:
       C(exo_smtp_test)), a dict with every key and the role's default (null where it has none).
       Combine the user's dict over it, so that every key exists. In Jinja2, C(d['pop']) of a
       dict without the key C(pop) is the dict's C(pop) method, not an undefined value.
-  returned: always
+  returned: success
   type: dict
   sample:
     exo_protocols: {imap: null, pop: null, smtp_auth: null, tenant_smtp_auth: null}

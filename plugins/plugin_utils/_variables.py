@@ -21,6 +21,8 @@ import importlib
 import os
 import re
 
+from collections.abc import Mapping
+
 import yaml
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -65,6 +67,14 @@ def closest(name, known, cutoff):
         if score > ratio:
             best, ratio = candidate, score
     return (best, ratio) if ratio >= cutoff else (None, 0.0)
+
+
+def _type_name(value):
+    for kind, types in (('bool', bool), ('int', int), ('float', float), ('str', str),
+                        ('list', (list, tuple))):
+        if isinstance(value, types):
+            return kind
+    return type(value).__name__
 
 
 def _cut(text, limit):
@@ -131,15 +141,19 @@ class Known:
         return names
 
     # -- the roles ---------------------------------------------------------------------------
+    def role_options(self, role):
+        """The options of ``role`` (all entry points)."""
+        names = set()
+        for options in self.roles[role].values():
+            names.update(options)
+        return names
+
     def role_names(self, role):
         """Every variable of ``role``: its options (all entry points) and its outputs."""
         if role not in self._outputs:
             self._outputs[role] = self._role_outputs(os.path.join(self.root, 'roles', role,
                                                                   'tasks'))
-        names = set(self._outputs[role])
-        for options in self.roles[role].values():
-            names.update(options)
-        return names
+        return set(self._outputs[role]) | self.role_options(role)
 
     def role_of(self, name):
         """The role whose prefix (``<role>_``) ``name`` has, or None."""
@@ -281,9 +295,11 @@ class Check:
     def exo_variable(self, name):
         if name not in self.known.variables:
             best = closest(name, self.known.variables, SUGGEST_CUTOFF)[0]
-            self.problems.append('%s: unknown variable; %s' % (
-                name, 'did you mean %s?' % best if best else 'the exo_* variables of the '
-                'playbooks are listed in playbooks/vars/exo_variables.yml (and README.md)'))
+            self.problems.append('%s: unknown variable; %s If it is a variable of your own, '
+                                 'add it to exo_ignore_variables.' % (
+                                     name, 'did you mean %s?' % best if best else
+                                     'the exo_* variables of the playbooks are listed in '
+                                     'playbooks/vars/exo_variables.yml (and README.md).'))
             return
         try:
             value = self.value(name)
@@ -293,6 +309,13 @@ class Check:
         if value is None:
             return
         spec, limits = self.known.source(name)
+        if spec.get('type') == 'dict' and not isinstance(value, Mapping):
+            # Not even as text: a dict written as a string ("{key_secret: ...}", JSON, k=v)
+            # holds secrets, and Ansible's own conversion of it would skip the key check.
+            self.problems.append('%s must be a dict (a YAML mapping), got %s (not shown: it may '
+                                 'hold secrets); write it as a mapping, without quotes'
+                                 % (name, TYPE_WORDS.get(_type_name(value), _type_name(value))))
+            return
         problem = value_problem(name, value, spec, limits, self.host)
         if problem:
             self.problems.append(problem)
@@ -331,7 +354,12 @@ class Check:
                     '%s is set for %s, but the playbook %s sets it itself%s, so this value is '
                     'not used' % (name, self.host, self.playbook, self.made_from(settings[name])))
             return
-        best = closest(name, known, ROLE_CUTOFF)[0]
+        # Only what follows the prefix is compared (the shared "domain_" alone would make
+        # domain_fqdn look like domain_dns), and only with options (no one sets an output).
+        prefix = role + '_'
+        options = dict((option[len(prefix):], option) for option in self.known.role_options(role)
+                       if option.startswith(prefix))
+        best = options.get(closest(name[len(prefix):], options, ROLE_CUTOFF)[0])
         if best is None:
             return  # a variable of the user's own that starts like the role's
         hint = ''

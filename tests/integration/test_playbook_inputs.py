@@ -53,9 +53,11 @@ def lab(tmp_path):
 
 
 def variable_messages(run):
-    """{host: message} of the failed variable checks."""
-    return dict((r['host'], r['result']['msg']) for r in run.results
-                if r['task'] == CHECK_VARIABLES and r['status'] == 'failed')
+    """{host: message} of the failed variable checks (whose results carry no defaults, which
+    would print before the message)."""
+    failed = [r for r in run.results if r['task'] == CHECK_VARIABLES and r['status'] == 'failed']
+    assert not [r for r in failed if 'defaults' in r['result'] or 'ansible_facts' in r['result']]
+    return dict((r['host'], r['result']['msg']) for r in failed)
 
 
 def junit_failures(lab, report_dir='exo-report'):
@@ -358,7 +360,8 @@ def test_typos_stop_migrate_before_anything_is_asked_naming_the_closest_name(lab
                                 'tailspin.test']
     assert messages['contoso.test'] == (
         'The variables of contoso.test have 2 problems, so nothing was changed: (1) exo_patern: '
-        'unknown variable; did you mean exo_pattern? (2) Set exo_pattern (full, partial or '
+        'unknown variable; did you mean exo_pattern? If it is a variable of your own, add it to '
+        'exo_ignore_variables. (2) Set exo_pattern (full, partial or '
         'legacy_forward) for contoso.test.')
     assert messages['fabrikam.test'] == (
         'The variables of fabrikam.test have 1 problem, so nothing was changed: (1) '
@@ -440,7 +443,8 @@ def test_every_playbook_checks_its_variables_first(lab):
     check = lab.run('check', inventory, forks=2)
     assert_untouched(lab, check, zones)
     messages = variable_messages(check)
-    assert ('(1) exo_backup_dri: unknown variable; did you mean exo_backup_dir? (2) '
+    assert ('(1) exo_backup_dri: unknown variable; did you mean exo_backup_dir? If it is a '
+            'variable of your own, add it to exo_ignore_variables. (2) '
             'exo_protocols has an unknown key popp; did you mean pop?') in messages['contoso.test']
     assert ('(1) Set exo_smtp_test.sender for fabrikam.test. (2) exo_smtp_test has an unknown '
             'key sendr; did you mean sender?') in messages['fabrikam.test']

@@ -212,12 +212,14 @@ def test_no_playbook_or_role_reads_a_users_key_as_an_attribute(known):
 # -- the check ------------------------------------------------------------------------------------
 def test_an_unknown_exo_name_is_named_with_the_closest_one(known):
     problems, warnings = check(known, exo_patern='full')
-    assert problems == ['exo_patern: unknown variable; did you mean exo_pattern?',
+    assert problems == ['exo_patern: unknown variable; did you mean exo_pattern? If it is a '
+                        'variable of your own, add it to exo_ignore_variables.',
                         'Set exo_pattern (full, partial or legacy_forward) for contoso.test']
     assert warnings == []
     problems, dummy = check(known, 'check', exo_zzzz=1)
     assert problems == ['exo_zzzz: unknown variable; the exo_* variables of the playbooks are '
-                        'listed in playbooks/vars/exo_variables.yml (and README.md)']
+                        'listed in playbooks/vars/exo_variables.yml (and README.md). If it is a '
+                        'variable of your own, add it to exo_ignore_variables.']
 
 
 def test_role_prefixed_names_are_typos_only_when_close(known):
@@ -232,6 +234,29 @@ def test_role_prefixed_names_are_typos_only_when_close(known):
     assert check(known, exo_pattern='full', domain_nam='x',
                  exo_ignore_variables=['domain_nam'])[0] == []
     assert closest('domain_controller', known.role_names('domain'), 0.8) == (None, 0.0)
+
+
+def test_names_of_a_shared_inventory_that_only_share_a_roles_prefix_are_no_typos(known):
+    """What follows the prefix is compared, with the role's options only: an AD inventory's
+    domain_fqdn is not a typo of domain_dns, domain_realm not one of the output domain_result."""
+    names = dict((name, 'x') for name in (
+        'domain_fqdn', 'domain_admin', 'domain_mode', 'domain_dns_servers', 'domain_realm',
+        'smtp_test_from', 'dns_migration_zone'))
+    assert check(known, exo_pattern='full', **names) == ([], [])
+    problems, dummy = check(known, exo_pattern='full', domain_nam='x', smtp_test_sendr='x')
+    assert [p.split(';')[1].split('?')[0] for p in problems] == [
+        ' did you mean domain_name', ' did you mean smtp_test_sender']
+
+
+@pytest.mark.parametrize('text', [
+    '{key_secret: s3cr3t-tsig-value, server: 127.0.0.1}',
+    'key_secret=s3cr3t-tsig-value server=127.0.0.1',
+    '{"key_secret": "s3cr3t-tsig-value", "server": "127.0.0.1"}',
+])
+def test_a_dict_variable_written_as_text_is_refused_without_showing_it(known, text):
+    problems, dummy = check(known, exo_pattern='full', exo_dns=text)
+    assert problems == ['exo_dns must be a dict (a YAML mapping), got text (not shown: it may '
+                        'hold secrets); write it as a mapping, without quotes']
 
 
 def test_a_known_role_variable_the_playbook_sets_itself_is_a_warning(known):

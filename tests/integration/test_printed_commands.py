@@ -91,3 +91,36 @@ def test_check_mode_keeps_the_test_send_when_only_another_mailboxs_pop_changes(l
     assert report == ('alice@contoso.test -> alice@contoso.test: the server accepted the '
                       'recipients; check mode sends no message'), report
     assert m365.cas_mailbox('bob@contoso.test')['PopEnabled'] is True
+
+
+def test_check_mode_leaves_out_a_test_send_that_needs_the_senders_smtp_auth_first(lab):
+    """The run turns SMTP AUTH on for the sender, whose SMTP AUTH is off: in check mode the
+    test-send's AUTH would fail (535 5.7.139) only because the change is not made, so it is left
+    out, naming that need and nothing else; the real run sets it and delivers the message."""
+    m365 = lab.m365
+    smtp = m365.start_smtp()
+    m365.add_domain(ZONE, verified=True, services=('Email',))
+    m365.add_user('alice@contoso.test')
+    m365.add_user('bob@contoso.test')
+    m365.cas_mailbox('alice@contoso.test')['SmtpClientAuthenticationDisabled'] = True
+    inventory = lab.inventory({ZONE: {
+        'exo_pattern': 'full', 'exo_mailboxes': ['Alice@contoso.test', 'bob@contoso.test'],
+        'exo_protocols': {'smtp_auth': 'enabled', 'pop': False},
+        'exo_smtp_test': {'sender': 'alice@contoso.test', 'to': ['alice@contoso.test'],
+                          'host': '127.0.0.1', 'port': smtp.port, 'delivery_timeout': 20}}})
+    run = lab.run('migrate', inventory, check=True)
+    assert run.rc == 0, output(run)
+    left_out = [r['result'].get('msg') for r in run.results
+                if r['task'] == LEFT_OUT and r['status'] != 'skipped']
+    assert left_out == [
+        'Check mode: the test-send of contoso.test is left out, because it needs what this run '
+        'changes first (SMTP AUTH of alice@contoso.test set). The preflight reached the '
+        'submission server with TLS; the real run sends the message after those changes.']
+    assert not [r for r in run.results if r['task'] == SEND_REPORT and r['status'] != 'skipped']
+    assert m365.cas_mailbox('alice@contoso.test')['SmtpClientAuthenticationDisabled'] is True
+
+    run = lab.run('migrate', inventory)
+    assert run.rc == 0, output(run)
+    assert m365.cas_mailbox('alice@contoso.test')['SmtpClientAuthenticationDisabled'] is False
+    report = run.task(SEND_REPORT)['result']['msg']
+    assert report.startswith('alice@contoso.test -> alice@contoso.test: delivered in '), report
