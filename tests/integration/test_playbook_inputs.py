@@ -19,9 +19,7 @@ import pytest
 from tests.integration.conftest import m365_args
 from tests.integration.test_playbooks import Lab, output
 from tests.lab.ansible_runner import run_playbook
-from tests.lab.bind import BindServer, zone_template
 from tests.lab.m365.client import app_token
-from tests.lab.m365.emulator import M365Emulator
 
 DOMAINS = ('contoso.test', 'fabrikam.test', 'northwind.test', 'tailspin.test', 'adatum.test')
 SECRET = 'inputs-lab-secret-5521'
@@ -31,15 +29,7 @@ CHECK_VARIABLES = 'Check this host\'s variables (names, dict keys, values)'
 
 
 def start_lab(tmp_path, domains):
-    template = zone_template('contoso.test.zone')
-    bind = BindServer(dict((d, template.replace('contoso.test', d)) for d in domains),
-                      workdir=str(tmp_path / 'bind'))
-    bind.start()
-    m365 = M365Emulator(workdir=str(tmp_path / 'm365'), dns_server=('127.0.0.1', bind.port))
-    m365.start()
-    workdir = tmp_path / 'run'
-    workdir.mkdir()
-    return Lab(bind, m365, m365.add_app(secret=SECRET, roles=ROLES), str(workdir))
+    return Lab.start(tmp_path, domains, roles=ROLES, secret=SECRET)
 
 
 @pytest.fixture
@@ -48,8 +38,7 @@ def lab(tmp_path):
     try:
         yield lab
     finally:
-        lab.m365.stop()
-        lab.bind.stop()
+        lab.stop()
 
 
 def variable_messages(run):
@@ -199,8 +188,7 @@ def send_lab(tmp_path):
     try:
         yield lab
     finally:
-        lab.m365.stop()
-        lab.bind.stop()
+        lab.stop()
 
 
 def test_migrate_then_check_with_each_partial_exo_smtp_test_the_preflight_reads(send_lab):

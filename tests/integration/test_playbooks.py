@@ -46,25 +46,34 @@ class Lab:
         return run_playbook(playbook='exchangeonline.mail.' + name, inventory=inventory,
                             workdir=self.workdir, **kwargs)
 
+    @classmethod
+    def start(cls, tmp_path, domains, roles=ROLES, secret=SECRET, bind_class=BindServer):
+        """BIND with a legacy zone per domain, the emulator verifying against it, an app with
+        ``roles``; stop() ends both."""
+        template = zone_template('contoso.test.zone')
+        bind = bind_class(dict((d, template.replace('contoso.test', d)) for d in domains),
+                          workdir=str(tmp_path / 'bind'))
+        bind.start()
+        m365 = M365Emulator(workdir=str(tmp_path / 'm365'), dns_server=('127.0.0.1', bind.port))
+        m365.start()
+        workdir = tmp_path / 'run'
+        workdir.mkdir()
+        return cls(bind, m365, m365.add_app(secret=secret, roles=roles), str(workdir))
+
+    def stop(self):
+        self.m365.stop()
+        self.bind.stop()
+
 
 @pytest.fixture
 def lab(tmp_path):
     """BIND with three legacy zones, the emulator verifying against it, an app with the roles
     the playbooks need."""
-    template = zone_template('contoso.test.zone')
-    zones = dict((d, template.replace('contoso.test', d)) for d in PATTERNS)
-    bind = BindServer(zones, workdir=str(tmp_path / 'bind'))
-    bind.start()
-    m365 = M365Emulator(workdir=str(tmp_path / 'm365'), dns_server=('127.0.0.1', bind.port))
-    m365.start()
+    lab = Lab.start(tmp_path, PATTERNS)
     try:
-        app = m365.add_app(secret=SECRET, roles=ROLES)
-        workdir = tmp_path / 'run'
-        workdir.mkdir()
-        yield Lab(bind, m365, app, str(workdir))
+        yield lab
     finally:
-        m365.stop()
-        bind.stop()
+        lab.stop()
 
 
 def served(bind, domain):

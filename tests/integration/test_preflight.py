@@ -12,9 +12,8 @@ import os
 import pytest
 
 from tests.integration.test_playbooks import SECRET, Lab, output
-from tests.lab.bind import BindServer, zone_template
+from tests.lab.bind import BindServer
 from tests.lab.m365.client import app_token, session_for
-from tests.lab.m365.emulator import M365Emulator
 
 DOMAINS = ('contoso.test', 'fabrikam.test', 'northwind.test')
 ROLES = ('Domain.ReadWrite.All', 'User.Read.All', 'Exchange.ManageAsApp', 'SMTP.SendAsApp',
@@ -39,15 +38,7 @@ class UpdatelessBind(BindServer):
 
 
 def start_lab(tmp_path, bind_class=BindServer):
-    template = zone_template('contoso.test.zone')
-    bind = bind_class(dict((d, template.replace('contoso.test', d)) for d in DOMAINS),
-                      workdir=str(tmp_path / 'bind'))
-    bind.start()
-    m365 = M365Emulator(workdir=str(tmp_path / 'm365'), dns_server=('127.0.0.1', bind.port))
-    m365.start()
-    workdir = tmp_path / 'run'
-    workdir.mkdir()
-    return Lab(bind, m365, m365.add_app(secret=SECRET, roles=ROLES), str(workdir))
+    return Lab.start(tmp_path, DOMAINS, roles=ROLES, secret=SECRET, bind_class=bind_class)
 
 
 @pytest.fixture
@@ -56,8 +47,7 @@ def lab(tmp_path):
     try:
         yield lab
     finally:
-        lab.m365.stop()
-        lab.bind.stop()
+        lab.stop()
 
 
 def tenant_domains(m365):
@@ -175,8 +165,7 @@ def test_a_key_that_may_not_update_fails_the_preflight_and_check_mode_says_not_p
                'contoso.test. is not proven' in run.stdout + run.stderr
         assert len(lab.bind.updates_seen()) == seen
     finally:
-        lab.m365.stop()
-        lab.bind.stop()
+        lab.stop()
 
 
 # -- Microsoft 365 ----------------------------------------------------------------------------

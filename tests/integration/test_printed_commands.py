@@ -63,6 +63,23 @@ def test_the_printed_rollback_command_works_with_a_space_in_the_backup_directory
     assert bind.axfr(ZONE) == zone_before
 
 
+def sending_lab(lab, alice_smtp_auth_disabled, mailboxes, protocols):
+    """contoso.test in the tenant with Email, alice (the sender, her SMTP AUTH as given) and bob;
+    the inventory of a full migration that sets ``protocols`` for ``mailboxes`` and test-sends
+    from alice to herself through the lab's submission server."""
+    m365 = lab.m365
+    smtp = m365.start_smtp()
+    m365.add_domain(ZONE, verified=True, services=('Email',))
+    m365.add_user('alice@contoso.test')
+    m365.add_user('bob@contoso.test')
+    m365.cas_mailbox('alice@contoso.test')['SmtpClientAuthenticationDisabled'] = \
+        alice_smtp_auth_disabled
+    return lab.inventory({ZONE: {
+        'exo_pattern': 'full', 'exo_mailboxes': mailboxes, 'exo_protocols': protocols,
+        'exo_smtp_test': {'sender': 'alice@contoso.test', 'to': ['alice@contoso.test'],
+                          'host': '127.0.0.1', 'port': smtp.port, 'delivery_timeout': 20}}})
+
+
 def test_check_mode_keeps_the_test_send_when_only_another_mailboxs_pop_changes(lab):
     """The domain is in the tenant with Email, the sender alice has SMTP AUTH on, and the run
     turns POP3 off for bob only. The test-send of alice needs nothing of this run, so check
@@ -71,17 +88,9 @@ def test_check_mode_keeps_the_test_send_when_only_another_mailboxs_pop_changes(l
     mailbox in exo_mailboxes (and all of their names, however many) is taken for a need of the
     sender's."""
     m365 = lab.m365
-    smtp = m365.start_smtp()
-    m365.add_domain(ZONE, verified=True, services=('Email',))
-    m365.add_user('alice@contoso.test')
-    m365.add_user('bob@contoso.test')
-    m365.cas_mailbox('alice@contoso.test')['SmtpClientAuthenticationDisabled'] = False
+    inventory = sending_lab(lab, alice_smtp_auth_disabled=False, mailboxes=['bob@contoso.test'],
+                            protocols={'pop': False})
     m365.cas_mailbox('bob@contoso.test')['PopEnabled'] = True
-    inventory = lab.inventory({ZONE: {
-        'exo_pattern': 'full', 'exo_mailboxes': ['bob@contoso.test'],
-        'exo_protocols': {'pop': False},
-        'exo_smtp_test': {'sender': 'alice@contoso.test', 'to': ['alice@contoso.test'],
-                          'host': '127.0.0.1', 'port': smtp.port, 'delivery_timeout': 20}}})
     run = lab.run('migrate', inventory, check=True)
     assert run.rc == 0, output(run)
     left_out = [r['result'].get('msg') for r in run.results
@@ -98,16 +107,9 @@ def test_check_mode_leaves_out_a_test_send_that_needs_the_senders_smtp_auth_firs
     test-send's AUTH would fail (535 5.7.139) only because the change is not made, so it is left
     out, naming that need and nothing else; the real run sets it and delivers the message."""
     m365 = lab.m365
-    smtp = m365.start_smtp()
-    m365.add_domain(ZONE, verified=True, services=('Email',))
-    m365.add_user('alice@contoso.test')
-    m365.add_user('bob@contoso.test')
-    m365.cas_mailbox('alice@contoso.test')['SmtpClientAuthenticationDisabled'] = True
-    inventory = lab.inventory({ZONE: {
-        'exo_pattern': 'full', 'exo_mailboxes': ['Alice@contoso.test', 'bob@contoso.test'],
-        'exo_protocols': {'smtp_auth': 'enabled', 'pop': False},
-        'exo_smtp_test': {'sender': 'alice@contoso.test', 'to': ['alice@contoso.test'],
-                          'host': '127.0.0.1', 'port': smtp.port, 'delivery_timeout': 20}}})
+    inventory = sending_lab(lab, alice_smtp_auth_disabled=True,
+                            mailboxes=['Alice@contoso.test', 'bob@contoso.test'],
+                            protocols={'smtp_auth': 'enabled', 'pop': False})
     run = lab.run('migrate', inventory, check=True)
     assert run.rc == 0, output(run)
     left_out = [r['result'].get('msg') for r in run.results
