@@ -155,7 +155,11 @@ def ansible_playbook(workdir, playbook, inventory, *args):
     os.makedirs(workdir, exist_ok=True)
     cmd = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), playbook,
            '-i', inventory] + list(args)
-    return LiveRun(cmd, workdir, environment(workdir))
+    # What a terminal shows: there Python's stdout is line-buffered. Through a pipe it is not,
+    # and Ansible does not flush, so its stdout lines (FAILED - RETRYING) would come late next to
+    # the stderr lines of the wait (which servers are behind). This machine sets
+    # PYTHONUNBUFFERED in its environment, a fresh one does not: set here, for both.
+    return LiveRun(cmd, workdir, environment(workdir, {'PYTHONUNBUFFERED': '1'}))
 
 
 def retrying(task):
