@@ -34,7 +34,7 @@ description:
     the value in the inventory is not used.
   - Runs on the controller and talks to no server.
 author:
-  - exchangeonline.mail developers (!UNKNOWN)
+  - exchangeonline.mail maintainers (@exchangeonline)
 extends_documentation_fragment:
   - exchangeonline.mail.attributes
 attributes:

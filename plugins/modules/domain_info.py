@@ -186,8 +186,9 @@ def module_kwargs():
         domain=dict(type='str', required=True),
         services=dict(type='list', elements='str', default=['Email']),
         include_verification=dict(type='bool', default=False),
+        # names of APIs, not a secret
         token_permissions=dict(type='list', elements='str', choices=['graph', 'exchange'],
-                               default=['graph']),
+                               default=['graph'], no_log=False),
     )
     return dict(argument_spec=argument_spec, supports_check_mode=True,
                 mutually_exclusive=[('client_secret', 'client_certificate_path')])

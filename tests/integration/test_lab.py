@@ -9,7 +9,6 @@ run (EXO_VENV_DIR), its own build copy and lab directory (EXO_BUILD_DIR, EXO_LAB
 import json
 import os
 import re
-import socket
 import stat
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import dns.query
 import dns.rdatatype
 
 from tests.lab.ansible_runner import collection_root
-from tests.lab.background import start_time
+from tests.lab.background import port_open, start_time
 
 COLLECTION = os.path.join(collection_root(), 'exchangeonline', 'mail')
 VENVS = os.path.dirname(os.path.dirname(os.path.dirname(sys.executable)))  # .../.venv
@@ -75,14 +74,6 @@ def processes_naming(*paths):
         if any(p.encode() in text for p in paths) and start_time(int(pid)) is not None:
             found.add(int(pid))
     return found
-
-
-def answers(port):
-    try:
-        with socket.create_connection(('127.0.0.1', port), timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 def dns_answers_udp(port):
@@ -141,7 +132,7 @@ def test_make_lab_runs_the_printed_commands_and_lab_stop_ends_it(tmp_path, bind)
         postfix = processes_naming(postfix_dir)  # MAIL_CONFIG=<its config_dir>
         assert master in postfix and len(postfix) > 1, postfix
         seen.update((pid, start_time(pid)) for pid in {daemon, named} | postfix)
-        assert all(answers(port) for port in ports.values()), ports
+        assert all(port_open(port) for port in ports.values()), ports
 
         # The printed commands, as a user runs them.
         export, commands = printed_commands(text)
@@ -183,7 +174,7 @@ def test_make_lab_runs_the_printed_commands_and_lab_stop_ends_it(tmp_path, bind)
     assert 'Its ports are closed' in stopped.stdout
     assert seen and not [pid for pid, started in seen.items() if start_time(pid) == started]
     assert not processes_naming(lab_dir, postfix_dir)
-    assert not [port for port in ports.values() if answers(port)]
+    assert not [port for port in ports.values() if port_open(port)]
     assert not dns_answers_udp(ports['dns'])
     assert not os.path.exists(postfix_dir)
     # Nothing else was stopped: another BIND of this test still serves.
