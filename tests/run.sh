@@ -7,7 +7,10 @@
 #   tests/run.sh bench   benchmarks (prints ratios; not a pass/fail test)
 #   tests/run.sh lab     the lab in the background (tests/lab/background.py): an inventory for it
 #                        and the commands to run the playbooks against it; lab-stop stops it
-# Matrix: ansible-core 2.19 on Python 3.11 and 2.21 on Python 3.12 (each where that Python exists).
+# Matrix: ansible-core 2.19 on Python 3.11 and 2.21 on Python 3.12 (each where that Python exists),
+# and a "floor" virtualenv with the oldest versions the collection claims: ansible-core of
+# meta/runtime.yml's requires_ansible and the lowest version each requirement file allows
+# (tests/bootstrap-venv.sh --floor). The integration runs of the matrix go side by side.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venvs="${EXO_VENV_DIR:-$root/.venv}"
@@ -39,6 +42,14 @@ if [ ${#matrix[@]} -eq 0 ]; then
     exit 1
 fi
 
+# The floor: the oldest ansible-core the collection claims runs on Python 3.10 to 3.12 only.
+floor_core=$(sed -n "s/^requires_ansible: *'>=\([0-9.]*\)'.*/\1/p" "$root/meta/runtime.yml")
+floor_python="" floor_ver=""
+for entry in "${matrix[@]}"; do
+    read -r ver py _ <<< "$entry"
+    case $ver in 3.10|3.11|3.12) floor_python=$py floor_ver=$ver; break ;; esac
+done
+
 setup() {
     "$root/tests/bootstrap-system.sh"
     for entry in "${matrix[@]}"; do
@@ -53,6 +64,13 @@ setup() {
     # The copy sits inside this (git-ignored) checkout; ansible-test lists files through git, so
     # give the copy a repository of its own or it sees no files at all.
     git -C "$coll" init -q
+}
+
+# setup_floor: the floor virtualenv (only the tests use it).
+setup_floor() {
+    if [ -n "$floor_python" ]; then
+        "$root/tests/bootstrap-venv.sh" --floor "$floor_python" "$venvs/floor" "==$floor_core"
+    fi
 }
 
 newest_python() { read -r ver _ <<< "${matrix[-1]}"; echo "$venvs/py$ver/bin/python"; }
@@ -72,11 +90,55 @@ pytest_run() {
         "$python" -m pytest -p no:cacheprovider -q -rfEs "$@")
 }
 
+# side_by_side TAG COMMAND... [-- TAG COMMAND...]...: the commands at the same time (each with a
+# HOME and pytest base directory of its own, its output lines prefixed with its tag); fails when
+# one of them fails, after all have ended. Two CPUs do two ansible-playbook runs at once.
+side_by_side() {
+    local pids=() tags=() tag rc=0 i
+    while [ $# -gt 0 ]; do
+        tag=$1; shift
+        local cmd=()
+        while [ $# -gt 0 ] && [ "$1" != "--" ]; do cmd+=("$1"); shift; done
+        [ $# -gt 0 ] && shift
+        (
+            base="$coll/tests/output/$tag"
+            rm -rf "$base"; mkdir -p "$base/home"
+            export HOME="$base/home"
+            tmp=$(mktemp -d "/tmp/exo-pytest-$tag.XXXXXX")
+            set +e
+            "${cmd[@]}" --basetemp="$tmp" 2>&1 | sed -u "s/^/[$tag] /"
+            status=${PIPESTATUS[0]}
+            rm -rf "$tmp"
+            exit "$status"
+        ) &
+        pids+=($!); tags+=("$tag")
+    done
+    for i in "${!pids[@]}"; do
+        if wait "${pids[$i]}"; then
+            echo "== ${tags[$i]}: passed"
+        else
+            echo "== ${tags[$i]}: FAILED"; rc=1
+        fi
+    done
+    return $rc
+}
+
+# side_pytest INPROCESS PYTHON ARGS...: pytest in the collection copy with that execution path,
+# for side_by_side (which sets HOME).
+side_pytest() {
+    local inprocess=$1 python=$2; shift 2
+    (cd "$coll" && PYTHONPATH="$build" EXO_MAIL_INPROCESS=$inprocess \
+        "$python" -m pytest -p no:cacheprovider -q -rfEs "$@")
+}
+
 sanity() {
     for entry in "${matrix[@]}"; do
         read -r ver _ <<< "$entry"
         "$root/tests/sanity.sh" "$venvs/py$ver" "$ver" "$coll"
     done
+    if [ -n "$floor_python" ]; then
+        "$root/tests/sanity.sh" "$venvs/floor" "$floor_ver" "$coll"
+    fi
 }
 
 lint() {
@@ -89,27 +151,45 @@ unit() {
         echo "== unit tests: Python $ver"
         pytest_run "$venvs/py$ver/bin/python" tests/unit
     done
+    if [ -n "$floor_python" ]; then
+        echo "== unit tests: floor versions ($("$venvs/floor/bin/python" -m pip freeze 2>/dev/null \
+            | grep -iE '^(ansible-core|dnspython|msal|requests)==' | tr '\n' ' '))"
+        pytest_run "$venvs/floor/bin/python" tests/unit
+    fi
 }
+
+# What the floor virtualenv runs besides the unit tests: the paths where msal, requests and
+# dnspython are called (identity and token cache, Graph and Exchange paging, DNS updates).
+floor_integration=(tests/integration/test_m365_token_cache.py tests/integration/test_graph_client.py
+                   tests/integration/test_mailbox_info.py tests/integration/test_mailbox_protocols.py
+                   tests/integration/test_domain.py tests/integration/test_smtp_test.py
+                   tests/integration/test_mail_dns.py)
 
 integration() {
     # Both execution paths get the whole suite: the module process (first Python of the
     # matrix) and the in-process path of the action plugins for connection: local (the last).
-    local inprocess=0
+    # The floor virtualenv runs its part through the module process.
+    local inprocess=0 jobs=()
     for entry in "${matrix[@]}"; do
         read -r ver _ <<< "$entry"
         [ "$entry" = "${matrix[-1]}" ] && inprocess=1
         echo "== integration tests (real BIND 9, ansible-playbook): Python $ver, EXO_MAIL_INPROCESS=$inprocess"
-        EXO_MAIL_INPROCESS=$inprocess pytest_run "$venvs/py$ver/bin/python" tests/integration
+        jobs+=("py$ver" side_pytest "$inprocess" "$venvs/py$ver/bin/python" tests/integration --)
     done
+    if [ -n "$floor_python" ]; then
+        echo "== integration tests: floor versions, EXO_MAIL_INPROCESS=0 (${floor_integration[*]##*/})"
+        jobs+=(floor side_pytest 0 "$venvs/floor/bin/python" "${floor_integration[@]}" --)
+    fi
+    side_by_side "${jobs[@]}"
 }
 
 case "${1:-test}" in
     setup) setup ;;
-    test) setup; sanity; lint; unit; integration ;;
-    sanity) setup; sanity ;;
+    test) setup; setup_floor; sanity; lint; unit; integration ;;
+    sanity) setup; setup_floor; sanity ;;
     lint) setup; lint ;;
-    unit) setup; unit ;;
-    integration) setup; integration ;;
+    unit) setup; setup_floor; unit ;;
+    integration) setup; setup_floor; integration ;;
     demo) setup; (cd "$coll" && PYTHONPATH="$build" "$(newest_python)" -m tests.lab.demo \
                   --output "$root/demo-output" --lab-dir "$labdir" "${@:2}") ;;
     # A lab that runs already keeps its build copy: start then says that it runs.

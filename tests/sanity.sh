@@ -6,7 +6,7 @@
 set -euo pipefail
 venv=$1 py=$2 coll=$3
 here=$(cd "$(dirname "$0")" && pwd)
-home="$(dirname "$venv")/ansible-test-home-$py"
+home="$(dirname "$venv")/ansible-test-home-$(basename "$venv")"
 mkdir -p "$home/.ansible/test/cache"
 pipver=$("$venv/bin/python" -c "import types, ansible_test._internal.python_requirements as r; print(r.get_venv_packages(types.SimpleNamespace(version='$py'))['pip'])")
 cp "$here/get_pip_standin.py" "$home/.ansible/test/cache/get_pip_${pipver//./_}.py"

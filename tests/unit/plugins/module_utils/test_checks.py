@@ -4,6 +4,9 @@ The last section covers the two pure helpers of ``_resolve``: server parsing and
 (with a fake clock).
 """
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import pytest
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._checks import (

@@ -1,6 +1,9 @@
 """The pure parts of the Microsoft 365 clients: path segments, Retry-After, the retry bound,
 answer shapes, endpoint options (issue 10, items 2, 6, 7, 8 and 9)."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import math
 
 import pytest

@@ -1,5 +1,8 @@
 """The planner, without a network: examples and properties (plan -> apply -> re-plan is empty)."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st

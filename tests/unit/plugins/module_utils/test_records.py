@@ -1,5 +1,8 @@
 """Value normalisation: names, TXT splitting and joining, MX, backups."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import dns.message
 import dns.rdata
 import dns.rdataclass

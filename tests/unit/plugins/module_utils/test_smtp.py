@@ -1,6 +1,9 @@
 """The pure parts of the SMTP layer: reply parsing, hints, queue IDs, input checks and the
 message on the wire."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import email
 import email.policy
 
