@@ -150,7 +150,7 @@ def m365_argument_spec():
         authority_host=dict(type='str'),
         graph_endpoint=dict(type='str'),
         exo_endpoint=dict(type='str'),
-        exo_token_resource=dict(type='str'),
+        exo_token_resource=dict(type='str', no_log=False),  # a URL naming an audience, no secret
         ca_path=dict(type='path'),
         validate_certs=dict(type='bool', default=True),
         token_cache_path=dict(type='path'),
