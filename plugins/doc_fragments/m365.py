@@ -30,6 +30,10 @@ options:
     description:
       - PEM file holding the app's certificate and its RSA private key (certificate credentials
         are preferred over secrets). The thumbprint is computed.
+      - With msal 1.35 or later the client assertion is signed PS256 and names the certificate
+        by its SHA-256 thumbprint (C(x5t#S256)), as Microsoft's certificate credentials page
+        asks; msal then also sends the certificate (C(x5c)). Older msal signs RS256 with the
+        SHA-1 thumbprint (C(x5t)), which Entra ID still accepts.
       - Falls back to E(AZURE_CLIENT_CERTIFICATE_PATH).
     type: path
   client_certificate_password:
@@ -41,12 +45,20 @@ options:
     description:
       - Send the certificate chain (C(x5c)) with each token request, for subject name and
         issuer authentication.
+      - msal sends a chain only with the SHA-1 thumbprint, so this signs RS256 with C(x5t) on
+        every msal version.
     type: bool
     default: false
   cloud:
     description:
-      - The Microsoft cloud. V(public) (worldwide), V(usgov) (GCC High), V(usgov_dod) (DoD) or
-        V(china) (operated by 21Vianet). Chooses the identity, Graph and Exchange Online hosts.
+      - The Microsoft cloud. V(public) (worldwide, also GCC), V(usgov) (GCC High), V(usgov_dod)
+        (DoD) or V(china) (operated by 21Vianet). Chooses the identity, Graph and Exchange Online
+        hosts and the Exchange Online token resource; the README's "Clouds and endpoints" table
+        lists them with their sources.
+      - "V(usgov_dod): Exchange Online at C(https://outlook-dod.office365.us)."
+      - "V(china): Exchange Online at C(https://partner.outlook.cn), which no Microsoft source
+        settles (the Admin API page names C(https://outlook.office365.cn)); set O(exo_endpoint)
+        and O(exo_token_resource) for the other host."
     type: str
     default: public
     choices: [china, public, usgov, usgov_dod]
@@ -70,7 +82,17 @@ options:
   exo_endpoint:
     description:
       - Override of the Exchange Online root, for example C(https://outlook.office365.com).
+        Tokens are still requested for the cloud's Exchange Online resource unless
+        O(exo_token_resource) is set.
       - Its tokens go only there, as for O(graph_endpoint).
+    type: str
+  exo_token_resource:
+    description:
+      - Override of the resource that Exchange Online tokens are requested for (the scope is
+        C(<resource>/.default)), for example C(https://outlook.office365.com). By default the
+        cloud's Exchange Online host (see O(cloud)).
+      - An C(https://) URL like O(exo_endpoint); nothing is sent to it, it names the token's
+        audience.
     type: str
   ca_path:
     description:

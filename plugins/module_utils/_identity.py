@@ -49,16 +49,49 @@ try:
 except ImportError:
     HAS_CRYPTOGRAPHY = False
 
-# authority host, Graph, Exchange Online, per cloud (Microsoft's national cloud endpoint tables).
+# Per value of the ``cloud`` option: the identity host (authority), the Microsoft Graph root, the
+# Exchange Online root (``/adminapi/beta/<tenant>/InvokeCommand`` hangs below it) and the resource
+# Exchange Online tokens are asked for (scope ``<resource>/.default``; Graph's resource is its
+# root). README.md, "Clouds and endpoints", holds the same table; a unit test keeps them equal.
+# Sources, abbreviated:
+#   [national]  learn.microsoft.com/entra/identity-platform/authentication-national-cloud
+#   [graph]     learn.microsoft.com/graph/deployments
+#   [adminapi]  learn.microsoft.com/exchange/reference/admin-api-get-started ("base URL" table)
+#   [scuba]     cisagov/ScubaGear Providers/ProviderHelpers/EXORestHelper.psm1 (scope per cloud)
+#   [css]       microsoft/CSS-Exchange Shared/AzureFunctions/Get-CloudServiceEndpoint.ps1
+#   [connect]   MicrosoftDocs/office-docs-powershell Connect-ExchangeOnline.md (ConnectionUri)
+# GCC (moderate) tenants use 'public' ([adminapi]: "Microsoft 365 or Microsoft 365 GCC").
 CLOUDS = {
-    'public': ('https://login.microsoftonline.com', 'https://graph.microsoft.com',
-               'https://outlook.office365.com'),
-    'usgov': ('https://login.microsoftonline.us', 'https://graph.microsoft.us',
-              'https://outlook.office365.us'),
-    'usgov_dod': ('https://login.microsoftonline.us', 'https://dod-graph.microsoft.us',
-                  'https://webmail.apps.mil'),
-    'china': ('https://login.chinacloudapi.cn', 'https://microsoftgraph.chinacloudapi.cn',
-              'https://partner.outlook.cn'),
+    'public': {
+        'authority': 'https://login.microsoftonline.com',  # [national]
+        'graph': 'https://graph.microsoft.com',  # [graph]
+        'exchange': 'https://outlook.office365.com',  # [adminapi], [scuba], [css]
+        'exchange_resource': 'https://outlook.office365.com',  # [scuba], [css]
+    },
+    'usgov': {  # GCC High
+        'authority': 'https://login.microsoftonline.us',  # [national], [graph]
+        'graph': 'https://graph.microsoft.us',  # [graph]
+        'exchange': 'https://outlook.office365.us',  # [adminapi], [scuba] gcchigh, [css] L4
+        'exchange_resource': 'https://outlook.office365.us',  # [scuba], [css]
+    },
+    'usgov_dod': {
+        'authority': 'https://login.microsoftonline.us',  # [national], [graph]
+        'graph': 'https://dod-graph.microsoft.us',  # [graph]
+        # Not webmail.apps.mil: that is DoD's Remote PowerShell host ([connect]), no REST API.
+        'exchange': 'https://outlook-dod.office365.us',  # [adminapi], [scuba] dod, [css] L5
+        'exchange_resource': 'https://outlook-dod.office365.us',  # [scuba], [css]
+    },
+    'china': {  # operated by 21Vianet
+        # [graph]; [national] names login.partner.microsoftonline.cn, which serves it as well.
+        'authority': 'https://login.chinacloudapi.cn',
+        'graph': 'https://microsoftgraph.chinacloudapi.cn',  # [graph]
+        # No source settles it: [adminapi] says https://outlook.office365.cn (for its v2.0
+        # preview API); [css] (ChinaCloud), [connect] (O365China, the module that uses this
+        # /adminapi/beta endpoint) and the older 21Vianet API pages say partner.outlook.cn.
+        # exo_endpoint and exo_token_resource override both.
+        'exchange': 'https://partner.outlook.cn',
+        'exchange_resource': 'https://partner.outlook.cn',
+    },
 }
 GRAPH, EXCHANGE = 'graph', 'exchange'
 GUID = re.compile(r'[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}')
@@ -117,6 +150,7 @@ def m365_argument_spec():
         authority_host=dict(type='str'),
         graph_endpoint=dict(type='str'),
         exo_endpoint=dict(type='str'),
+        exo_token_resource=dict(type='str', no_log=False),  # a URL naming an audience, no secret
         ca_path=dict(type='path'),
         validate_certs=dict(type='bool', default=True),
         token_cache_path=dict(type='path'),
@@ -293,8 +327,16 @@ class VerifyingSession(requests.Session if HAS_M365_LIBS else object):
         response._content = b''.join(chunks)  # what requests keeps after reading the body
 
 
+# The first msal that signs PS256 / x5t#S256 from a PEM certificate and key (see signs_ps256).
+MSAL_PS256 = (1, 35)
+
+
 def load_certificate(path, password=None, send_chain=False):
-    """msal's client_credential dict from a PEM file holding the certificate and its key."""
+    """(msal's client_credential dict, SHA-1 thumbprint) from a PEM file holding the certificate
+    and its key (and, for ``send_chain``, its chain). The credential holds the certificate
+    without a thumbprint where msal signs PS256 with it, else the SHA-1 thumbprint. The chain
+    goes with the SHA-1 form on every msal: msal's PS256 path sends only the first certificate
+    as x5c."""
     if not HAS_CRYPTOGRAPHY:
         raise IdentityError('client_certificate_path needs the cryptography package (msal '
                             'normally brings it)', phase='input')
@@ -321,17 +363,42 @@ def load_certificate(path, password=None, send_chain=False):
             certs = [x509.load_pem_x509_certificate(pem)]
         except ValueError as e:
             raise IdentityError('no certificate in %s: %s' % (path, e), phase='input')
-    der = certs[0].public_bytes(serialization.Encoding.DER)
+    # SHA-1 in upper-case hex: what the app registration shows, and what msal's thumbprint takes
+    thumbprint = hashlib.sha1(certs[0].public_bytes(serialization.Encoding.DER)).hexdigest()
+    thumbprint = thumbprint.upper()
     credential = {
         'private_key': key.private_bytes(serialization.Encoding.PEM,
                                          serialization.PrivateFormat.PKCS8,
                                          serialization.NoEncryption()).decode('ascii'),
-        'thumbprint': hashlib.sha1(der).hexdigest().upper(),
     }
-    if send_chain:  # subject name / issuer authentication: send x5c
+    if send_chain:  # subject name / issuer authentication: the whole chain in x5c
+        credential['thumbprint'] = thumbprint
         credential['public_certificate'] = b''.join(
             c.public_bytes(serialization.Encoding.PEM) for c in certs).decode('ascii')
-    return credential
+    elif signs_ps256():
+        credential['public_certificate'] = certs[0].public_bytes(
+            serialization.Encoding.PEM).decode('ascii')
+    else:
+        credential['thumbprint'] = thumbprint
+    return credential, thumbprint
+
+
+def signs_ps256():
+    """Whether the installed msal signs a client assertion PS256 with the SHA-256 thumbprint
+    (``x5t#S256``), as Microsoft's certificate-credentials page asks: msal 1.35 and later do so
+    when given the certificate without a thumbprint (msal PR #835; they also send the certificate
+    as ``x5c``). A given thumbprint is taken as SHA-1 and signed RS256 with ``x5t``, which msal
+    marks deprecated but Entra still accepts; older msal can only do that with a PEM key."""
+    found = re.match(r'(\d+)\.(\d+)', getattr(msal, '__version__', ''))
+    return bool(found) and (int(found.group(1)), int(found.group(2))) >= MSAL_PS256
+
+
+def cached_tokens(cache, scopes):
+    """The access tokens for ``scopes`` in msal's ``cache``, as a list. msal 1.29 added
+    ``TokenCache.search`` and deprecated ``find`` (a DeprecationWarning); 1.24 to 1.28 have only
+    ``find``, with the same arguments."""
+    search = getattr(cache, 'search', None) or cache.find
+    return list(search(msal.TokenCache.CredentialType.ACCESS_TOKEN, target=scopes))
 
 
 def check_ca_path(path):
@@ -357,12 +424,15 @@ class Identity:
         self.params = params
         self.check_mode = check_mode
         cloud = CLOUDS[params.get('cloud') or 'public']
-        self.authority_host = endpoint_url(params.get('authority_host') or cloud[0],
+        self.authority_host = endpoint_url(params.get('authority_host') or cloud['authority'],
                                            'authority_host')
-        self.resources = {GRAPH: cloud[1], EXCHANGE: cloud[2]}
-        self.endpoints = {GRAPH: endpoint_url(params.get('graph_endpoint') or cloud[1],
+        self.resources = {GRAPH: cloud['graph'],
+                          EXCHANGE: endpoint_url(params.get('exo_token_resource')
+                                                 or cloud['exchange_resource'],
+                                                 'exo_token_resource')}
+        self.endpoints = {GRAPH: endpoint_url(params.get('graph_endpoint') or cloud['graph'],
                                               'graph_endpoint'),
-                          EXCHANGE: endpoint_url(params.get('exo_endpoint') or cloud[2],
+                          EXCHANGE: endpoint_url(params.get('exo_endpoint') or cloud['exchange'],
                                                  'exo_endpoint')}
         self.tenant_id = params.get('tenant_id')
         self.client_id = params.get('client_id')
@@ -389,10 +459,9 @@ class Identity:
         self.session = VerifyingSession(verify, self.timeout, origins)
         self.thumbprint = None
         if params.get('client_certificate_path'):
-            credential = load_certificate(params['client_certificate_path'],
-                                          params.get('client_certificate_password'),
-                                          params.get('client_certificate_send_chain'))
-            self.thumbprint = credential['thumbprint']
+            credential, self.thumbprint = load_certificate(
+                params['client_certificate_path'], params.get('client_certificate_password'),
+                params.get('client_certificate_send_chain'))
         elif params.get('client_secret'):
             credential = params['client_secret']
         else:
@@ -425,8 +494,7 @@ class Identity:
         """An access token for ``resource``; ``refresh`` drops the cached one first."""
         scopes = self.scopes(resource)
         if refresh:
-            for item in list(self.cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN,
-                                               target=scopes)):
+            for item in cached_tokens(self.cache, scopes):
                 self.cache.remove_at(item)
         try:
             result = self.app.acquire_token_for_client(scopes=scopes)

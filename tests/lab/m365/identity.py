@@ -144,6 +144,7 @@ def token_request(emu, tenant_id, form, headers, log):
         except (ValueError, UnicodeDecodeError):
             return aad_error(401, 'invalid_client', 7000215, 'Invalid client secret provided.')
     log['client_id'] = client_id
+    log['scope'] = form.get('scope')
     if form.get('grant_type') != 'client_credentials':
         return aad_error(400, 'unsupported_grant_type', 70003,
                          'The app requested an unsupported grant type \'%s\'.'
@@ -174,7 +175,7 @@ def token_request(emu, tenant_id, form, headers, log):
                              % client_id)
         acr = '1'
     elif form.get('client_assertion'):
-        failure = check_assertion(emu, app, tenant_id, form)
+        failure = check_assertion(emu, app, tenant_id, form, log)
         if failure is not None:
             return failure
         acr = '2'
@@ -191,9 +192,11 @@ def token_request(emu, tenant_id, form, headers, log):
                     {'Cache-Control': 'no-store, no-cache', 'Pragma': 'no-cache'})
 
 
-def check_assertion(emu, app, tenant_id, form):
+def check_assertion(emu, app, tenant_id, form, log):
     """Validate a client assertion JWT (RS256/PS256, x5t or x5t#S256 header) against the
-    certificates registered for the app; None when it is good, else the AAD error."""
+    certificates registered for the app; None when it is good, else the AAD error. The log
+    entry gets ``assertion``: the header's ``alg``, ``x5t`` and ``x5t#S256`` (None when absent)
+    and ``x5c``, the number of certificates sent (0 when none)."""
     client_id = app['client_id']
     if form.get('client_assertion_type') != ASSERTION_TYPE:
         return aad_error(400, 'invalid_request', 50027,
@@ -204,6 +207,10 @@ def check_assertion(emu, app, tenant_id, form):
         header = jwt.get_unverified_header(assertion)
     except jwt.PyJWTError:
         return aad_error(400, 'invalid_request', 50027, 'JWT token is invalid or malformed.')
+    x5c = header.get('x5c')
+    log['assertion'] = {'alg': header.get('alg'), 'x5t': header.get('x5t'),
+                        'x5t#S256': header.get('x5t#S256'),
+                        'x5c': len(x5c) if isinstance(x5c, list) else 0}
     x5t = (header.get('x5t') or '').rstrip('=')
     x5t256 = (header.get('x5t#S256') or '').rstrip('=')
     cert = None
