@@ -235,6 +235,8 @@ class GraphClient:
     option = 'graph_endpoint'
     max_pages = MAX_PAGES
     max_items = MAX_ITEMS
+    retry_status = RETRY_STATUS
+    max_paging_time = None  # seconds all pages of one collection may take (None: no bound)
 
     def __init__(self, identity, max_retry_time=None, concurrency=4, phase='graph',
                  resource=GRAPH, base=None):
@@ -361,11 +363,11 @@ class GraphClient:
                 if problem:
                     raise self.invalid(phase, r.status_code, method, url, problem, body)
                 return r.status_code, body
-            if r.status_code == 401 and not refreshed:
+            if r.status_code == 401 and not refreshed and self.token_refused(r):
                 refreshed = True
                 self._auth(refresh=True)
                 continue
-            if r.status_code in RETRY_STATUS and retry.pause(retry_after(r.headers)):
+            if self.retryable(r) and retry.pause(retry_after(r.headers)):
                 continue
             raise self.failure(r, method, url, phase, permission, retry)
 
@@ -383,12 +385,26 @@ class GraphClient:
         elif 300 <= r.status_code < 400:
             hint = ('a redirect (to %s) is never followed: the token goes only to %s; check it'
                     % (_cut(r.headers.get('Location') or 'nowhere', 300), self.option))
-        elif r.status_code in RETRY_STATUS:
-            hint = retry.summary() + '; run again later'
+        elif self.retryable(r):
+            hint = self.retry_hint(r, retry)
         hint = self.service_hint(r.status_code, code, message) or hint
         return GraphError(phase, r.status_code, code, message,
                           request_id or r.headers.get('request-id'),
                           date or r.headers.get('Date'), method, url, hint, self.service)
+
+    def retryable(self, r):
+        """True when an answer outside the accepted statuses is worth sending again."""
+        return r.status_code in self.retry_status
+
+    @staticmethod
+    def retry_hint(r, retry):
+        """The hint of a retryable answer that lasted beyond the retry bound."""
+        return retry.summary() + '; run again later'
+
+    @staticmethod
+    def token_refused(r):
+        """True when a 401 refuses the token (so one refresh may help)."""
+        return True
 
     @staticmethod
     def error_fields(body):
@@ -419,6 +435,7 @@ class GraphClient:
         followed on this endpoint only, never twice, for at most max_pages pages and
         max_items items."""
         items, seen, first = [], set([url]), True
+        started = time.monotonic()
         while True:
             body = fetch(url, first)
             value = body.get('value')
@@ -446,6 +463,15 @@ class GraphClient:
                 raise GraphError(phase, 200, 'TooManyPages', 'more than %d pages; stopped'
                                  % self.max_pages, method=method, url=url,
                                  service=self.service)
+            spent = time.monotonic() - started
+            if self.max_paging_time is not None and spent > self.max_paging_time:
+                raise GraphError(phase, 200, 'PagingTimeout', '%d pages (%d objects) took %.0f '
+                                 's, more than the paging bound of %.0f s; stopped'
+                                 % (len(seen), len(items), spent, self.max_paging_time),
+                                 method=method, url=url, service=self.service,
+                                 hint='the %s paging cursor expires; run again when the service '
+                                      'answers faster, or ask for fewer objects'
+                                 % self.service)
             seen.add(url)
 
     def batch(self, requests_, phase=None):
