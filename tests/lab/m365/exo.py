@@ -211,6 +211,10 @@ def to_bool(name, value, nullable=False):
 class ExoApi:
     def __init__(self, emu):
         self.emu = emu
+        # Whether Get-CASMailbox objects carry ExternalDirectoryObjectId: every non-minimum
+        # Get-EXOCasMailbox property set has it, but no public capture of Get-CASMailbox through
+        # InvokeCommand shows it; False models the other plausible answer.
+        self.cas_directory_id = True
         self.cmdlets = {
             'get-casmailbox': ('Get-CASMailbox', self.get_cas_mailbox),
             'set-casmailbox': ('Set-CASMailbox', self.set_cas_mailbox),
@@ -274,6 +278,8 @@ class ExoApi:
                     'ImapUseProtocolDefaults': True, 'ServerLegacyDN': None,
                     'ActiveSyncMailboxPolicy': 'Default',
                     'OwaMailboxPolicy': 'OwaMailboxPolicy-Default'})
+        if not self.cas_directory_id:
+            del obj['ExternalDirectoryObjectId']
         return annotate(obj)
 
     def mailbox_object(self, user):
