@@ -10,7 +10,8 @@ most MAX_RETRIES retries (the most the Microsoft Graph SDKs' retry handler allow
 RETRY_FACTOR x ``timeout``. Connection errors and read timeouts are retried within the same
 bound. Subclasses name what else they retry (``retry_status``, ``retryable``), which 401 a token
 refresh may cure (``token_refused``) and how long all pages of one collection may take
-(``max_paging_time``). $batch carries at most 20 requests; items answered 429 inside a 200 batch are sent again.
+(``max_paging_time``). $batch carries at most 20 requests; items answered 429 inside a 200
+batch are sent again.
 
 Nothing the server says is taken on trust: an ``@odata.nextLink`` is followed only on the
 configured endpoint (same scheme, host and port), never twice, for at most MAX_PAGES pages and

@@ -11,6 +11,7 @@ from tests.lab.m365.emulator import M365Emulator
 
 EXO_SCOPE = ['https://outlook.office365.com/.default']
 GRAPH_SCOPE = ['https://graph.microsoft.com/.default']
+ODATA_ERROR = 'Microsoft.Exchange.Admin.OData.Core.ODataServiceException'
 ANCHOR = 'APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@%s'
 
 
@@ -286,4 +287,4 @@ def test_exchange_role_of_the_service_principal(emu, role, allowed, refused):
         message = 'User is not allowed to call %s' % cmdlet
         assert r.status_code == 401 and 'WWW-Authenticate' not in r.headers
         assert r.json() == {'error': {'code': 'Unauthorized', 'message': message, 'innererror': {
-            'message': message, 'type': 'Microsoft.Exchange.Admin.OData.Core.ODataServiceException'}}}
+            'message': message, 'type': ODATA_ERROR}}}
