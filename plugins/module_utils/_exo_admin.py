@@ -93,12 +93,12 @@ class ExoAdminClient(GraphClient):
         Exchange.ManageAsApp but no Exchange role that holds the cmdlet (RBAC)."""
         found = NOT_ALLOWED.search(message or '') if status == 401 else None
         if found:
+            cmdlet = found.group(1)
             return ('the app\'s service principal has no Exchange Online role that holds this '
                     'cmdlet (%s): assign the app the Microsoft Entra role %s, or add its '
                     'service principal to an Exchange role group that holds the cmdlet (%s, '
-                    'step 5); a new token is of no use here' % (found.group(1),
-                                                                 role_for(found.group(1)),
-                                                                 ROLES_DOC))
+                    'step 5); a new token is of no use here'
+                    % (cmdlet, role_for(cmdlet), ROLES_DOC))
         return None
 
     @staticmethod

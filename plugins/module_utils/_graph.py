@@ -466,11 +466,11 @@ class GraphClient:
                 raise GraphError(phase, 200, 'TooManyPages', 'more than %d pages; stopped'
                                  % self.max_pages, method=method, url=url,
                                  service=self.service)
-            spent = time.monotonic() - started
-            if self.max_paging_time is not None and spent > self.max_paging_time:
+            spent, bound = time.monotonic() - started, self.max_paging_time
+            if bound is not None and spent > bound:
                 raise GraphError(phase, 200, 'PagingTimeout', '%d pages (%d objects) took %.0f '
                                  's, more than the paging bound of %.0f s; stopped'
-                                 % (len(seen), len(items), spent, self.max_paging_time),
+                                 % (len(seen), len(items), spent, float(bound)),
                                  method=method, url=url, service=self.service,
                                  hint='the %s paging cursor expires; run again when the service '
                                       'answers faster, or ask for fewer objects'
