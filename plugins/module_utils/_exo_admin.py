@@ -7,20 +7,52 @@
 Graph has no protocol switches (POP, IMAP, SMTP AUTH), so these cmdlets go through the endpoint
 the ExchangeOnlineManagement module uses. It is undocumented: everything that knows its shape
 lives in this file, so it can be swapped for another transport.
+
+What the public clients of the endpoint do and this client does too (CIPP-API New-ExoRequest,
+GreyCorbel ExoHelper, CISA ScubaGear): the URL and the ``X-AnchorMailbox`` carry the tenant GUID
+(the token's ``tid`` claim), whatever form ``tenant_id`` was given in, on the first request and
+on every follow-up page (with a domain, follow-up pages fail "Expired or Invalid pagination
+request", Microsoft Q&A 1023619); 408, 429, 500, 503, 504 and any answer saying "maximum number
+of concurrent requests per tenant" are retried within the Graph client's bound; all pages of one
+cmdlet are read within PAGING_TIME (the paging cursor lives 30 minutes, "Default Expiry time is
+00:30:00"). A 401 "User is not allowed to call <cmdlet>" is Exchange's RBAC refusal
+(MicrosoftDocs/office-docs-powershell#7970), not a token problem: no token refresh for it.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import re
+
 from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
     GraphClient,
     _error_fields,
 )
-from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import EXCHANGE
+from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
+    EXCHANGE,
+    token_tenant,
+)
 
 ANCHOR = 'APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@%s'
 PERMISSION = 'Exchange.ManageAsApp (plus an Exchange administrator role for the app)'
 PAGE_SIZE = 1000
+RETRY_STATUS = (408, 429, 500, 503, 504)
+CONCURRENT = 'maximum number of concurrent requests per tenant'
+PAGING_TIME = 1800.0  # seconds for all pages of one cmdlet: the paging cursor's 30 minutes
+ROLES_DOC = 'https://learn.microsoft.com/powershell/exchange/app-only-auth-powershell-v2'
+NOT_ALLOWED = re.compile(r'not allowed to call ([A-Za-z]+-[A-Za-z]+)')
+
+
+def role_for(cmdlet):
+    """The Microsoft Entra roles that let an app call ``cmdlet`` (app-only-auth-powershell-v2,
+    step 5: Global Reader reads; Exchange Recipient Administrator manages recipients; Exchange
+    Administrator does every task)."""
+    name = (cmdlet or '').lower()
+    if name.startswith('get-'):
+        return 'Global Reader (enough for Get-* cmdlets) or Exchange Administrator'
+    if name in ('set-casmailbox', 'set-mailbox'):
+        return 'Exchange Recipient Administrator or Exchange Administrator'
+    return 'Exchange Administrator'
 
 
 class ExoAdminClient(GraphClient):
@@ -28,6 +60,8 @@ class ExoAdminClient(GraphClient):
 
     service = 'Exchange Online'
     option = 'exo_endpoint'
+    retry_status = RETRY_STATUS
+    max_paging_time = PAGING_TIME
 
     def __init__(self, identity, **kwargs):
         kwargs.setdefault('phase', 'exchange')
@@ -57,20 +91,48 @@ class ExoAdminClient(GraphClient):
     def service_hint(status, code, message):
         """Exchange Online answers 401 "User is not allowed to call <cmdlet>" to an app that has
         Exchange.ManageAsApp but no Exchange role that holds the cmdlet (RBAC)."""
-        if status == 401 and 'not allowed to call' in (message or ''):
+        found = NOT_ALLOWED.search(message or '') if status == 401 else None
+        if found:
+            cmdlet = found.group(1)
             return ('the app\'s service principal has no Exchange Online role that holds this '
-                    'cmdlet: register it in Exchange (New-ServicePrincipal) and add it to a role '
-                    'group with the roles the cmdlets need (View-Only Recipients and View-Only '
-                    'Configuration to read, Mail Recipients for Set-CASMailbox, Organization '
-                    'Transport Settings for Set-TransportConfig), or give it the Exchange '
-                    'Administrator role')
+                    'cmdlet (%s): assign the app the Microsoft Entra role %s, or add its '
+                    'service principal to an Exchange role group that holds the cmdlet (%s, '
+                    'step 5); a new token is of no use here'
+                    % (cmdlet, role_for(cmdlet), ROLES_DOC))
         return None
+
+    @staticmethod
+    def token_refused(r):
+        """A 401 that says "not allowed to call" and does not challenge the token
+        (WWW-Authenticate error="invalid_token") is the RBAC refusal: no refresh for it."""
+        if 'invalid_token' in (r.headers.get('WWW-Authenticate') or ''):
+            return True
+        return 'not allowed to call' not in _text(r.content)
+
+    def retryable(self, r):
+        """ExoHelper also retries Exchange's "You have reached the maximum number of concurrent
+        requests per tenant" whatever its status."""
+        return r.status_code in self.retry_status or CONCURRENT in _text(r.content)
+
+    @staticmethod
+    def retry_hint(r, retry):
+        if CONCURRENT in _text(r.content):
+            return (retry.summary() + '; other clients of this tenant hold Exchange Online\'s '
+                    'concurrent requests: run again later, or fewer runs against the tenant '
+                    'at once')
+        return retry.summary() + '; Exchange Online did not recover: run again later'
+
+    def tenant(self):
+        """The tenant GUID for the URL and anchor: the token's ``tid``, else tenant_id."""
+        self._auth()
+        return token_tenant(self._token) or self.identity.tenant_id
 
     def invoke(self, cmdlet, parameters=None, phase=None, page_size=PAGE_SIZE, check=None):
         """Every object the cmdlet returns, following @odata.nextLink (the same POST again, on
         this endpoint only, within the paging bounds); ``check(object)`` says what is wrong with
         one object (None: nothing)."""
-        headers = {'X-AnchorMailbox': ANCHOR % self.identity.tenant_id,
+        tenant = self.tenant()
+        headers = {'X-AnchorMailbox': ANCHOR % tenant,
                    'Prefer': 'odata.maxpagesize=%d' % page_size}
         body = {'CmdletInput': {'CmdletName': cmdlet, 'Parameters': parameters or {}}}
         phase = phase or cmdlet
@@ -83,4 +145,10 @@ class ExoAdminClient(GraphClient):
                 # (the lab answers "value": []), so an object without "value" is taken as none
                 answer = dict(answer, value=[])
             return answer
-        return self.collect(fetch, self.base + '/InvokeCommand', phase, 'POST', check)
+        url = '%s/adminapi/beta/%s/InvokeCommand' % (self.endpoint, tenant)
+        return self.collect(fetch, url, phase, 'POST', check)
+
+
+def _text(content):
+    """An answer body as lower-case text, for looking for Exchange's wording in it."""
+    return (content or b'')[:65536].decode('utf-8', 'replace').lower()

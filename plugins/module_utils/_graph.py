@@ -8,7 +8,10 @@ Throttling follows Microsoft's guidance: honour Retry-After on 429/503/504 (else
 back-off), within a bound: every delay at least DELAY_FLOOR seconds plus up to 25 % jitter, at
 most MAX_RETRIES retries (the most the Microsoft Graph SDKs' retry handler allows), all within
 RETRY_FACTOR x ``timeout``. Connection errors and read timeouts are retried within the same
-bound. $batch carries at most 20 requests; items answered 429 inside a 200 batch are sent again.
+bound. Subclasses name what else they retry (``retry_status``, ``retryable``), which 401 a token
+refresh may cure (``token_refused``) and how long all pages of one collection may take
+(``max_paging_time``). $batch carries at most 20 requests; items answered 429 inside a 200
+batch are sent again.
 
 Nothing the server says is taken on trust: an ``@odata.nextLink`` is followed only on the
 configured endpoint (same scheme, host and port), never twice, for at most MAX_PAGES pages and
@@ -235,6 +238,8 @@ class GraphClient:
     option = 'graph_endpoint'
     max_pages = MAX_PAGES
     max_items = MAX_ITEMS
+    retry_status = RETRY_STATUS
+    max_paging_time = None  # seconds all pages of one collection may take (None: no bound)
 
     def __init__(self, identity, max_retry_time=None, concurrency=4, phase='graph',
                  resource=GRAPH, base=None):
@@ -361,11 +366,11 @@ class GraphClient:
                 if problem:
                     raise self.invalid(phase, r.status_code, method, url, problem, body)
                 return r.status_code, body
-            if r.status_code == 401 and not refreshed:
+            if r.status_code == 401 and not refreshed and self.token_refused(r):
                 refreshed = True
                 self._auth(refresh=True)
                 continue
-            if r.status_code in RETRY_STATUS and retry.pause(retry_after(r.headers)):
+            if self.retryable(r) and retry.pause(retry_after(r.headers)):
                 continue
             raise self.failure(r, method, url, phase, permission, retry)
 
@@ -383,12 +388,26 @@ class GraphClient:
         elif 300 <= r.status_code < 400:
             hint = ('a redirect (to %s) is never followed: the token goes only to %s; check it'
                     % (_cut(r.headers.get('Location') or 'nowhere', 300), self.option))
-        elif r.status_code in RETRY_STATUS:
-            hint = retry.summary() + '; run again later'
+        elif self.retryable(r):
+            hint = self.retry_hint(r, retry)
         hint = self.service_hint(r.status_code, code, message) or hint
         return GraphError(phase, r.status_code, code, message,
                           request_id or r.headers.get('request-id'),
                           date or r.headers.get('Date'), method, url, hint, self.service)
+
+    def retryable(self, r):
+        """True when an answer outside the accepted statuses is worth sending again."""
+        return r.status_code in self.retry_status
+
+    @staticmethod
+    def retry_hint(r, retry):
+        """The hint of a retryable answer that lasted beyond the retry bound."""
+        return retry.summary() + '; run again later'
+
+    @staticmethod
+    def token_refused(r):
+        """True when a 401 refuses the token (so one refresh may help)."""
+        return True
 
     @staticmethod
     def error_fields(body):
@@ -419,6 +438,7 @@ class GraphClient:
         followed on this endpoint only, never twice, for at most max_pages pages and
         max_items items."""
         items, seen, first = [], set([url]), True
+        started = time.monotonic()
         while True:
             body = fetch(url, first)
             value = body.get('value')
@@ -446,6 +466,15 @@ class GraphClient:
                 raise GraphError(phase, 200, 'TooManyPages', 'more than %d pages; stopped'
                                  % self.max_pages, method=method, url=url,
                                  service=self.service)
+            spent, bound = time.monotonic() - started, self.max_paging_time
+            if bound is not None and spent > bound:
+                raise GraphError(phase, 200, 'PagingTimeout', '%d pages (%d objects) took %.0f '
+                                 's, more than the paging bound of %.0f s; stopped'
+                                 % (len(seen), len(items), spent, float(bound)),
+                                 method=method, url=url, service=self.service,
+                                 hint='the %s paging cursor expires; run again when the service '
+                                      'answers faster, or ask for fewer objects'
+                                 % self.service)
             seen.add(url)
 
     def batch(self, requests_, phase=None):

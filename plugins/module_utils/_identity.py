@@ -639,6 +639,22 @@ def token_roles(token):
     return sorted(roles)
 
 
+def token_tenant(token):
+    """The tenant GUID in the ``tid`` claim of an access token (a JWT), or None when the token
+    cannot be read or carries no GUID there. Exchange Online's InvokeCommand wants the GUID in
+    its URL and anchor whatever form tenant_id was given in (its paging fails on a domain). The
+    signature is not checked: the service checks the token itself."""
+    parts = token.split('.') if isinstance(token, str) else []
+    if len(parts) != 3 or len(parts[1]) > 65536:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + '=' * (-len(parts[1]) % 4)))
+    except (ValueError, TypeError, binascii.Error, UnicodeError, RecursionError):
+        return None
+    tid = claims.get('tid') if isinstance(claims, dict) else None
+    return tid.lower() if isinstance(tid, str) and GUID.fullmatch(tid) else None
+
+
 def _cut(text, limit):
     text = str(text)
     return text if len(text) <= limit else text[:limit] + '...'

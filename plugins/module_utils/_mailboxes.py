@@ -45,10 +45,12 @@ USER_SHAPE = {'id': str, 'userPrincipalName': str, 'mail': (str, NULL),
               'proxyAddresses': (STR_LIST, NULL)}
 LICENSE_SHAPE = {'skuPartNumber': str, 'servicePlans': (list, NULL)}
 PLAN_SHAPE = {'servicePlanName': (str, NULL), 'provisioningStatus': (str, NULL)}
+# Get-CASMailbox has no UserPrincipalName (its property sets, cmdlet-property-sets.md): a mailbox
+# is matched by ExternalDirectoryObjectId (the Graph user id), else by its SMTP addresses.
 CAS_SHAPE = {'PopEnabled': bool, 'ImapEnabled': bool,
              'SmtpClientAuthenticationDisabled': (bool, NULL),
-             'ExternalDirectoryObjectId': (str, NULL), 'UserPrincipalName': (str, NULL),
-             'PrimarySmtpAddress': (str, NULL)}
+             'ExternalDirectoryObjectId': (str, NULL), 'PrimarySmtpAddress': (str, NULL),
+             'EmailAddresses': (STR_LIST, NULL)}
 TRANSPORT_SHAPE = {'SmtpClientAuthenticationDisabled': bool}
 
 
@@ -90,6 +92,39 @@ def smtp_addresses(values):
                 out.insert(0, address)
             else:
                 out.append(address)
+    return out
+
+
+def mailbox_addresses(obj):
+    """The lower-case SMTP addresses of a cmdlet object: PrimarySmtpAddress and every smtp:/SMTP:
+    entry of EmailAddresses."""
+    found = smtp_addresses(obj.get('EmailAddresses'))
+    found.append(obj.get('PrimarySmtpAddress') or '')
+    return set(a.lower() for a in found if a)
+
+
+def user_addresses(user):
+    """The lower-case SMTP addresses of a Graph user: mail and its smtp: proxyAddresses."""
+    found = smtp_addresses(user.get('proxyAddresses')) + [user.get('mail') or '']
+    return set(a.lower() for a in found if a)
+
+
+def match_mailboxes(objects, users):
+    """{graph user id: cmdlet object}: by ExternalDirectoryObjectId first, then by any shared
+    SMTP address (case-insensitive); never by UPN, which Get-CASMailbox does not carry."""
+    by_id = dict((u['id'].lower(), u) for u in users)
+    by_address = {}
+    for user in users:
+        for address in user_addresses(user):
+            by_address.setdefault(address, user)
+    out = {}
+    for obj in objects:
+        user = by_id.get(str(obj.get('ExternalDirectoryObjectId') or '').lower())
+        if user is None:
+            user = next((by_address[a] for a in sorted(mailbox_addresses(obj))
+                         if a in by_address), None)
+        if user is not None:
+            out.setdefault(user['id'], obj)
     return out
 
 
@@ -209,16 +244,7 @@ class Mailboxes:
                     raise
             with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
                 objects = [o for found in pool.map(one, users) for o in found]
-        by_id = dict((u['id'], u) for u in users)
-        by_upn = dict((u['userPrincipalName'].lower(), u) for u in users)
-        out = {}
-        for obj in objects:
-            user = by_id.get(obj.get('ExternalDirectoryObjectId')) or \
-                by_upn.get((obj.get('UserPrincipalName') or obj.get('PrimarySmtpAddress')
-                            or '').lower())
-            if user is not None:
-                out[user['id']] = obj
-        return out
+        return match_mailboxes(objects, users)
 
     def tenant_smtp_auth_disabled(self):
         config = self.exo.invoke('Get-TransportConfig', check=transport_problem)
@@ -299,17 +325,22 @@ class ProtocolChange:
                            if params.get(k) is not None)
 
     def read(self, names):
-        """{name: CAS object or None}; the tenant paged once for long lists."""
+        """{name: CAS object or None}; the tenant paged once for long lists. A name is an SMTP
+        address, an ExternalDirectoryObjectId or anything Exchange's -Identity takes (a UPN);
+        names the page does not hold (a UPN that is no address) are asked one by one."""
+        found = {}
         if len(names) > PAGE_THRESHOLD:
             objects = self.exo.invoke('Get-CASMailbox', {'ResultSize': 'Unlimited'},
                                       check=cas_problem)
             index = {}
             for obj in objects:
-                for key in ('PrimarySmtpAddress', 'UserPrincipalName', 'Identity', 'Name',
-                            'ExternalDirectoryObjectId'):
-                    if obj.get(key):
-                        index[str(obj[key]).lower()] = obj
-            return dict((n, index.get(n.lower())) for n in names)
+                keys = mailbox_addresses(obj) | set(
+                    str(obj.get(k)).lower() for k in ('ExternalDirectoryObjectId', 'Identity')
+                    if obj.get(k))
+                for key in keys:
+                    index.setdefault(key, obj)
+            found = dict((n, index[n.lower()]) for n in names if n.lower() in index)
+        rest = [n for n in names if n not in found]
 
         def one(name):
             try:
@@ -320,7 +351,8 @@ class ProtocolChange:
                 raise
             return found[0] if found else None
         with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-            return dict(zip(names, pool.map(one, names)))
+            found.update(zip(rest, pool.map(one, rest)))
+        return found
 
     def set_one(self, item):
         name, cas, after = item

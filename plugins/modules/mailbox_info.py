@@ -19,8 +19,25 @@ description:
   - Existence, licences and addresses come from Microsoft Graph; the protocol switches from the
     Exchange Online admin endpoint (Graph has none). For many or all mailboxes the tenant is
     paged once (1,000 per page) instead of asking per user.
-  - "Needs the application permissions C(User.Read.All) (Graph) and C(Exchange.ManageAsApp) with an
-    Exchange administrator role (Exchange Online) for O(include=mailbox) and O(include=protocols)."
+  - "Needs the application permissions C(User.Read.All) (Graph) and C(Exchange.ManageAsApp) with a
+    Microsoft Entra role for the app's service principal (Exchange Online) for O(include=mailbox)
+    and O(include=protocols): C(Global Reader) (read-only) or C(Exchange Administrator)
+    (U(https://learn.microsoft.com/powershell/exchange/app-only-auth-powershell-v2), step 5).
+    Without it Exchange answers 401 C(User is not allowed to call Get-CASMailbox); the task fails
+    naming the cmdlet and the role to assign, without asking for a new token."
+  - A Graph user is matched to its Exchange mailbox by its directory object id
+    (C(ExternalDirectoryObjectId)), else by an SMTP address the two share (C(mail),
+    C(proxyAddresses), C(PrimarySmtpAddress), C(EmailAddresses), in any case); never by user
+    principal name, which C(Get-CASMailbox) does not return (a UPN
+    C(alias@<tenant>.onmicrosoft.com) with the primary address C(first.last@contoso.com) is
+    matched all the same).
+  - "Exchange Online (its admin endpoint C(InvokeCommand)): the URL and C(X-AnchorMailbox) carry
+    the tenant GUID (the access token's C(tid) claim) whatever form O(tenant_id) has, since
+    Exchange refuses follow-up pages asked by a domain. Its answers 408, 429, 500, 503, 504 and
+    any answer saying C(maximum number of concurrent requests per tenant) are retried like
+    Graph's throttling (see O(timeout)); a 400 or 404 is not. All pages of one cmdlet must come
+    within 30 minutes, the lifetime of Exchange's paging cursor, each page within the bound of
+    O(timeout)."
 author:
   - exchangeonline.mail maintainers (@exchangeonline)
 extends_documentation_fragment:

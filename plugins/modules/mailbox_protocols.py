@@ -15,8 +15,20 @@ description:
     for the mailboxes that differ; sets the tenant's SMTP AUTH default with C(Set-TransportConfig).
   - When some mailboxes fail, the others stay applied; the result says which succeeded and which
     failed and why, and the task fails.
-  - "Needs the application permission C(Exchange.ManageAsApp) and an Exchange administrator role
-    for the app."
+  - "Needs the application permission C(Exchange.ManageAsApp) and a Microsoft Entra role for the
+    app's service principal: C(Exchange Recipient Administrator) or C(Exchange Administrator) for
+    C(Set-CASMailbox), C(Exchange Administrator) for O(tenant_smtp_auth) (C(Set-TransportConfig));
+    C(Global Reader) only reads, enough for check mode
+    (U(https://learn.microsoft.com/powershell/exchange/app-only-auth-powershell-v2), step 5).
+    Without it Exchange answers 401 C(User is not allowed to call <cmdlet>); the task fails
+    naming the cmdlet and the role to assign, without asking for a new token."
+  - "Exchange Online (its admin endpoint C(InvokeCommand)): the URL and C(X-AnchorMailbox) carry
+    the tenant GUID (the access token's C(tid) claim) whatever form O(tenant_id) has, since
+    Exchange refuses follow-up pages asked by a domain. Its answers 408, 429, 500, 503, 504 and
+    any answer saying C(maximum number of concurrent requests per tenant) are retried like
+    Graph's throttling (see O(timeout)); a 400 or 404 is not. All pages of one cmdlet must come
+    within 30 minutes, the lifetime of Exchange's paging cursor, each page within the bound of
+    O(timeout)."
 author:
   - exchangeonline.mail maintainers (@exchangeonline)
 extends_documentation_fragment:
@@ -34,7 +46,12 @@ attributes:
 options:
   mailboxes:
     description:
-      - The mailboxes (user principal names or e-mail addresses).
+      - The mailboxes (user principal names, e-mail addresses, primary or proxy, or directory
+        object ids), resolved by Exchange Online.
+      - Up to 50 names are asked one by one; for more, the tenant's mailboxes are paged once and
+        matched by their SMTP addresses (C(Get-CASMailbox) has no user principal name), and only
+        the names no address matches (such as a UPN C(alias@<tenant>.onmicrosoft.com) that
+        differs from every address) are asked one by one.
     type: list
     elements: str
     default: []

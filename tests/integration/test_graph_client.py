@@ -1,5 +1,7 @@
 """The identity and Graph client module_utils, with real msal and requests against the emulator."""
 
+import time
+
 import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
@@ -122,3 +124,90 @@ def test_exchange_paging_refuses_a_repeated_link(m365):
     assert err.value.code == 'RepeatedLink' and 'InvokeCommand' in str(err.value)
     # the link is the URL just POSTed to: not even a second request
     assert len([r for r in m365.requests if r.get('cmdlet') == 'Get-CASMailbox']) == 1
+
+
+def exo_client(m365, app, **extra):
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._exo_admin import (
+        ExoAdminClient)
+    return ExoAdminClient(Identity(dict(m365_args(m365, app), timeout=10.0, **extra)),
+                          max_retry_time=20.0)
+
+
+def test_exchange_uses_the_tenant_guid_when_tenant_id_is_a_domain(m365):
+    """tenant_id as a verified domain (which Entra takes): URL and anchor carry the token's tid
+    on every page, so the follow-up pages the emulator refuses for a domain work."""
+    m365.add_domain('contoso.test', verified=True, services=['Email'])
+    m365.generate_users(7, domain=m365.tenant_domain, licensed_ratio=1, mailbox_ratio=1,
+                        mail_domain='contoso.test')
+    app = m365.add_app(secret='s8', roles=('Exchange.ManageAsApp',))
+    exo = exo_client(m365, app, tenant_id='contoso.test')
+    objects = exo.invoke('Get-CASMailbox', {'ResultSize': 'Unlimited'}, page_size=3)
+    assert len(objects) == 7
+    pages = [r for r in m365.requests if r.get('cmdlet') == 'Get-CASMailbox']
+    assert [r['status'] for r in pages] == [200, 200, 200]
+    assert all(r['path'] == '/adminapi/beta/%s/InvokeCommand' % m365.tenant_id for r in pages)
+
+
+TRANSIENT = [
+    dict(status=500), dict(status=408), dict(status=503), dict(status=504),
+    dict(status=429, retry_after=2),
+    # ExoHelper retries this text whatever the status (none recorded): here a 400 and a 403
+    dict(status=400, body=b'You have reached the maximum number of concurrent requests per '
+                          b'tenant. Please wait and try again.', content_type='text/plain'),
+    dict(status=403, body={'error': {'code': 'ServerBusy', 'message': 'You have reached the '
+                                     'maximum number of concurrent requests per tenant. Please '
+                                     'wait and try again.'}}),
+]
+
+
+def test_exchange_retries_each_transient_answer_and_not_a_permanent_one(m365):
+    app = m365.add_app(secret='s9', roles=('Exchange.ManageAsApp',))
+    exo = exo_client(m365, app)
+    for fault in TRANSIENT:
+        m365.clear_log()
+        m365.inject('POST', r'/InvokeCommand$', count=1, **fault)
+        started = time.monotonic()
+        assert exo.invoke('Get-TransportConfig')[0]['SmtpClientAuthenticationDisabled'] is True
+        assert [r['status'] for r in m365.requests if r['resource'] == 'exo'] == \
+            [fault['status'], 200], fault
+        assert time.monotonic() - started >= (2 if fault.get('retry_after') else 1)
+    m365.clear_log()
+    m365.inject('POST', r'/InvokeCommand$', 400, count=1)
+    with pytest.raises(GraphError) as err:
+        exo.invoke('Get-TransportConfig')
+    assert err.value.status == 400
+    assert len([r for r in m365.requests if r['resource'] == 'exo']) == 1
+
+
+@pytest.mark.parametrize('fault, fix', [
+    (dict(status=500), 'Exchange Online did not recover: run again later'),
+    (TRANSIENT[5], 'other clients of this tenant hold Exchange Online\'s concurrent requests: '
+                   'run again later, or fewer runs against the tenant at once'),
+])
+def test_exchange_retries_end_at_the_bound_with_phase_answer_and_fix(m365, fault, fix):
+    app = m365.add_app(secret='s10', roles=('Exchange.ManageAsApp',))
+    exo = exo_client(m365, app)
+    exo.max_retry_time = 3.0
+    m365.inject('POST', r'/InvokeCommand$', count=50, **fault)
+    with pytest.raises(GraphError) as err:
+        exo.invoke('Get-TransportConfig')
+    text = str(err.value)
+    assert text.startswith('Get-TransportConfig: Exchange Online answered %d ' % fault['status'])
+    assert 'gave up after ' in text and 'the bound is 10 retries within 3 s' in text, text
+    assert text.endswith(fix) or (fix + ' (request-id') in text, text
+    attempts = len([r for r in m365.requests if r['resource'] == 'exo'])
+    assert 2 <= attempts <= 3
+
+
+def test_exchange_paging_has_its_own_time_bound(m365):
+    m365.generate_users(5, domain=m365.tenant_domain, licensed_ratio=1, mailbox_ratio=1)
+    app = m365.add_app(secret='s11', roles=('Exchange.ManageAsApp',))
+    exo = exo_client(m365, app)
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._exo_admin import PAGING_TIME
+    assert exo.max_paging_time == PAGING_TIME == 1800  # the cursor's "00:30:00"
+    exo.max_paging_time = 0.0
+    with pytest.raises(GraphError) as err:
+        exo.invoke('Get-CASMailbox', {'ResultSize': 'Unlimited'}, page_size=2)
+    assert err.value.code == 'PagingTimeout'
+    assert 'more than the paging bound of 0 s; stopped' in str(err.value)
+    assert 'the Exchange Online paging cursor expires' in str(err.value)

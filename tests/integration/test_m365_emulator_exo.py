@@ -11,6 +11,7 @@ from tests.lab.m365.emulator import M365Emulator
 
 EXO_SCOPE = ['https://outlook.office365.com/.default']
 GRAPH_SCOPE = ['https://graph.microsoft.com/.default']
+ODATA_ERROR = 'Microsoft.Exchange.Admin.OData.Core.ODataServiceException'
 ANCHOR = 'APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@%s'
 
 
@@ -226,3 +227,64 @@ def test_injected_429_and_log(emu):
     assert log == [('exo', 'Get-CASMailbox', upn, 429), ('exo', 'Get-CASMailbox', upn, 200)]
     assert not any(e.get('cmdlet') == 'Set-CASMailbox' for e in emu.requests)
     assert emu.cas_mailbox('nobody@example.com') is None
+
+
+def test_follow_up_pages_need_the_tenant_guid_and_expire_after_30_minutes(emu):
+    """Microsoft Q&A 1023619: a follow-up page asked with a domain instead of the tenant GUID
+    (URL or anchor), or after the cursor's 30 minutes, answers 400 "Expired or Invalid
+    pagination request"; the first page works with the domain."""
+    emu.generate_users(5, domain=emu.tenant_domain, licensed_ratio=1, mailbox_ratio=1)
+    exo = Exo(emu, page_size=2)
+    expired = 'Expired or Invalid pagination request. Default Expiry time is 00:30:00'
+
+    def refused(r):
+        err = r.json()['error']
+        assert r.status_code == 400 and err['code'] == 'BadRequest', r.text
+        assert err['message'] == 'Invalid Operation'
+        assert err['innererror']['internalexception'] == {
+            'message': expired, 'type': 'System.Exception', 'stacktrace': ''}
+        return True
+
+    for segment, anchor in ((emu.tenant_domain, emu.tenant_id), (emu.tenant_id, emu.tenant_domain)):
+        exo.session.headers['X-AnchorMailbox'] = ANCHOR % anchor
+        first = exo.post('Get-CASMailbox', url='%s/adminapi/beta/%s/InvokeCommand'
+                         % (emu.url, segment))
+        assert first.status_code == 200 and len(first.json()['value']) == 2
+        link = first.json()['@odata.nextLink'].replace('/%s/' % emu.tenant_domain,
+                                                       '/%s/' % segment)
+        assert refused(exo.post('Get-CASMailbox', url=link))
+    exo.session.headers['X-AnchorMailbox'] = ANCHOR % emu.tenant_id
+    first = exo.post('Get-CASMailbox').json()
+    second = exo.post('Get-CASMailbox', url=first['@odata.nextLink'])
+    assert second.status_code == 200 and len(second.json()['value']) == 2
+    emu.clock_offset = 1801  # the cursor of the first page is older than 30 minutes now
+    assert refused(exo.post('Get-CASMailbox', url=second.json()['@odata.nextLink']))
+
+
+@pytest.mark.parametrize('role, allowed, refused', [
+    ('Global Reader', ('Get-CASMailbox', 'Get-TransportConfig'), ('Set-CASMailbox',)),
+    ('Exchange Recipient Administrator', ('Get-CASMailbox', 'Set-CASMailbox'),
+     ('Set-TransportConfig',)),
+    ('none', (), ('Get-CASMailbox', 'Get-Mailbox', 'Set-CASMailbox')),
+    ('Exchange Administrator', ('Get-CASMailbox', 'Set-CASMailbox', 'Set-TransportConfig'), ()),
+])
+def test_exchange_role_of_the_service_principal(emu, role, allowed, refused):
+    """A cmdlet the app's Exchange role does not hold: 401 with the body of
+    office-docs-powershell#7970 and no invalid_token challenge."""
+    upn = 'dana@' + emu.tenant_domain
+    emu.add_user(upn)
+    access_token = token(emu)
+    emu.set_exchange_role(jwt.decode(access_token, options={'verify_signature': False})['appid'],
+                          role)
+    exo = Exo(emu, access_token)
+    params = {'Get-CASMailbox': {'Identity': upn}, 'Get-Mailbox': {'Identity': upn},
+              'Get-TransportConfig': {}, 'Set-CASMailbox': {'Identity': upn, 'PopEnabled': True},
+              'Set-TransportConfig': {'SmtpClientAuthenticationDisabled': True}}
+    for cmdlet in allowed:
+        assert exo.post(cmdlet, **params[cmdlet]).status_code == 200, cmdlet
+    for cmdlet in refused:
+        r = exo.post(cmdlet, **params[cmdlet])
+        message = 'User is not allowed to call %s' % cmdlet
+        assert r.status_code == 401 and 'WWW-Authenticate' not in r.headers
+        assert r.json() == {'error': {'code': 'Unauthorized', 'message': message, 'innererror': {
+            'message': message, 'type': ODATA_ERROR}}}

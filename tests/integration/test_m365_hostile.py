@@ -428,11 +428,17 @@ def test_no_secret_in_verbose_output_of_the_new_failures(m365, tenant, play):
     m365.inject('GET', r'/v1\.0/users$', next_link=other.url + '/v1.0/users?$skiptoken=1')
     m365.inject('GET', r'/v1\.0/domains/contoso\.test$', 200, body=b'<html>proxy</html>',
                 content_type='text/html')
+    # Exchange's RBAC 401 (the app's service principal holds no Exchange role)
+    m365.set_exchange_role(tenant['client_id'], 'none')
     run = play([task('mailbox_info', dict(tenant, all=True), 'link'),
-                task('domain_info', dict(tenant, domain=DOMAIN), 'html')], verbosity=3)
+                task('domain_info', dict(tenant, domain=DOMAIN), 'html'),
+                task('mailbox_protocols', dict(tenant, mailboxes=['licensed@contoso.test'],
+                                               pop=True), 'rbac')], verbosity=3)
     assert run.task('link')['status'] == 'failed' and run.task('html')['status'] == 'failed'
     assert 'UntrustedLink' in run.task('link')['result']['msg']
     assert 'InvalidResponse' in run.task('html')['result']['msg']
+    assert run.task('rbac')['status'] == 'failed'
+    assert 'User is not allowed to call Get-CASMailbox' in run.task('rbac')['result']['msg']
     text = run.stdout + run.stderr
     assert SECRET not in text
     assert 'eyJ' not in text  # no JWT access token either

@@ -21,6 +21,9 @@ def tenant(m365):
     m365.add_user('nomailbox@contoso.test', licensed=True, mailbox=False)
     m365.add_user('alias.only@contoso.test', mail='shared.name@contoso.test', licensed=True,
                   mailbox=True)
+    # the UPN stays alias@tenant.onmicrosoft.com, the primary address is first.last@contoso.test
+    m365.add_user('adelev@' + d, mail='adele.vance@contoso.test')
+    m365.add_user('alexw@' + d, mail='alex.wilber@contoso.test')
     return d
 
 
@@ -32,7 +35,8 @@ def test_info_for_each_kind_of_user(m365, tenant, play):
     app = m365.add_app(secret='mailbox-info-secret', roles=ROLES)
     run = play([info(m365, app, mailboxes=['licensed@contoso.test', 'unlicensed@contoso.test',
                                            'nomailbox@contoso.test', 'ghost@contoso.test',
-                                           'shared.name@contoso.test'])])
+                                           'shared.name@contoso.test', 'adelev@' + tenant,
+                                           'alex.wilber@contoso.test'])])
     result = run.last['result']
     assert run.last['status'] == 'ok', result.get('msg')
     boxes = by_upn(result)
@@ -50,7 +54,12 @@ def test_info_for_each_kind_of_user(m365, tenant, play):
     assert boxes['ghost@contoso.test'] == {'upn': 'ghost@contoso.test', 'exists': False}
     # found by its mail address, reported by its UPN
     assert boxes['alias.only@contoso.test']['has_mailbox']
-    assert result['count'] == 5
+    # asked by UPN and by primary address: both matched to their Exchange mailbox
+    for upn, mail in (('adelev@' + tenant, 'adele.vance@contoso.test'),
+                      ('alexw@' + tenant, 'alex.wilber@contoso.test')):
+        assert boxes[upn]['mail'] == mail and boxes[upn]['has_mailbox'], boxes[upn]
+        assert boxes[upn]['protocols']['pop'] is True
+    assert result['count'] == 7
 
 
 @pytest.mark.parametrize('mailbox, tenant_disabled, effective, source', [
@@ -71,13 +80,20 @@ def test_effective_smtp_auth(m365, tenant, play, mailbox, tenant_disabled, effec
 
 
 def test_all_mailboxes_page_through_the_tenant_once(m365, play):
-    """5,000 users under 429 and 503: every mailbox reported, each as the tenant has it."""
-    m365.generate_users(5000, domain=m365.tenant_domain)
+    """5,000 users under 429, 500 and 503: every mailbox reported, each as the tenant has it;
+    tenant_id is a verified domain (the Exchange pages go by the tenant GUID, or the emulator
+    refuses them as Exchange does), the UPNs are user00001@<tenant>.onmicrosoft.com, the
+    primary addresses first.last00001@contoso.test, and Get-CASMailbox carries no
+    ExternalDirectoryObjectId: the mailboxes are matched by their SMTP addresses."""
+    m365.add_domain('contoso.test', verified=True, services=['Email'])
+    m365.generate_users(5000, domain=m365.tenant_domain, mail_domain='contoso.test')
+    m365.exo.cas_directory_id = False
     app = m365.add_app(secret='mailbox-info-secret', roles=ROLES)
     m365.inject('POST', r'/InvokeCommand$', 429, count=2, retry_after=1)
+    m365.inject('POST', r'/InvokeCommand$', 500, count=1)
     m365.inject('GET', r'/v1\.0/users$', 503, count=1, retry_after=1)
     m365.inject('GET', r'/licenseDetails$', 429, count=5, retry_after=1)  # inside $batch
-    run = play([info(m365, app, all=True)])
+    run = play([info(m365, app, all=True, tenant_id='contoso.test')])
     result = run.last['result']
     assert run.last['status'] == 'ok', result.get('msg')
     assert result['count'] == len(result['mailboxes']) >= 5000
@@ -93,7 +109,9 @@ def test_all_mailboxes_page_through_the_tenant_once(m365, play):
     assert not [r for r in m365.requests if r['resource'] == 'graph'
                 and '/mailboxSettings' in r['path']]
     statuses = [r['status'] for r in m365.requests]
-    assert statuses.count(503) == 1 and statuses.count(429) >= 2
+    assert statuses.count(503) == 1 and statuses.count(429) >= 2 and statuses.count(500) == 1
+    assert all(r['path'] == '/adminapi/beta/%s/InvokeCommand' % m365.tenant_id
+               for r in m365.requests if r['resource'] == 'exo')
 
 
 def test_missing_exchange_permission_is_named(m365, tenant, play):

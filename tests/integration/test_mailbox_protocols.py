@@ -121,3 +121,55 @@ def test_enable_pop_example_playbook(m365, play, tmp_path):
     assert 'POP3 is on for adele@contoso.test' in run.stdout
     assert m365.cas_mailbox('adele@contoso.test')['PopEnabled'] is True
     assert SECRET not in run.stdout + run.stderr
+
+
+def test_names_resolve_by_upn_or_address_and_a_missing_exchange_role_is_named(m365, play):
+    """UPN alias@<tenant>.onmicrosoft.com, primary address first.last@contoso.test: a short list
+    (one Get-CASMailbox per name) and a long one (the tenant paged once; Get-CASMailbox has no
+    UPN, so a UPN is asked by -Identity) find each mailbox by either name. An app whose service
+    principal lacks the Exchange role for a cmdlet gets Exchange's 401 "User is not allowed to
+    call ..." (office-docs-powershell#7970): the task names the cmdlet and the role to assign,
+    and no second token is asked for."""
+    m365.add_domain('contoso.test', verified=True, services=['Email'])
+    users = m365.generate_users(60, domain=m365.tenant_domain, licensed_ratio=1,
+                                mailbox_ratio=1, mail_domain='contoso.test')
+    names = [u['userPrincipalName'] for u in users[:30]] + [u['mail'] for u in users[30:]]
+    assert users[0]['mail'] == 'first.last00001@contoso.test'
+    app = m365.add_app(secret=SECRET, roles=ROLES)
+    reader = m365.add_app(secret=SECRET + '-reader', roles=ROLES, exchange_role='Global Reader')
+    no_role = m365.add_app(secret=SECRET + '-none', roles=ROLES, exchange_role='none')
+    run = play([
+        protocols(m365, app, 'short', mailboxes=[names[0], names[-1]], pop=False),
+        protocols(m365, app, 'long', mailboxes=names, imap=False),
+        protocols(m365, reader, 'reader', mailboxes=[names[1]], smtp_auth='enabled'),
+        {'name': 'no role', 'exchangeonline.mail.mailbox_info': dict(
+            m365_args(m365, no_role), mailboxes=[names[2]], include=['protocols']),
+         'register': 'out', 'ignore_errors': True},
+    ])
+    for task in ('short', 'long'):
+        result = run.task(task)['result']
+        assert run.task(task)['status'] == 'ok' and result['changed'], result.get('msg')
+        assert result['changed_count'] == (2 if task == 'short' else 60)
+    assert [m365.cas_mailbox(u['userPrincipalName'])['PopEnabled'] for u in users] == \
+        [False] + [True] * 58 + [False]
+    assert not any(m365.cas_mailbox(u['userPrincipalName'])['ImapEnabled'] for u in users)
+    link = 'https://learn.microsoft.com/powershell/exchange/app-only-auth-powershell-v2'
+    reader_msg = run.task('reader')['result']['msg']
+    assert run.task('reader')['status'] == 'failed'
+    assert ('Set-CASMailbox: Exchange Online answered 401 Unauthorized to POST ' in reader_msg
+            and 'User is not allowed to call Set-CASMailbox' in reader_msg), reader_msg
+    assert ("has no Exchange Online role that holds this cmdlet (Set-CASMailbox): assign the "
+            "app the Microsoft Entra role Exchange Recipient Administrator or Exchange "
+            "Administrator") in reader_msg and link in reader_msg, reader_msg
+    assert m365.cas_mailbox(users[1]['userPrincipalName'])['SmtpClientAuthenticationDisabled'] \
+        is None
+    info_msg = run.task('no role')['result']['msg']
+    assert run.task('no role')['status'] == 'failed'
+    assert info_msg.startswith('Get-CASMailbox: Exchange Online answered 401 Unauthorized'), \
+        info_msg
+    assert ('(Get-CASMailbox): assign the app the Microsoft Entra role Global Reader (enough '
+            'for Get-* cmdlets) or Exchange Administrator') in info_msg and link in info_msg
+    for who in (reader, no_role):
+        scopes = [r['scope'] for r in m365.requests
+                  if r['resource'] == 'token' and r['client_id'] == who['client_id']]
+        assert scopes and len(scopes) == len(set(scopes)), scopes  # no refresh after the 401

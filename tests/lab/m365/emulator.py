@@ -44,7 +44,7 @@ from cryptography.x509.oid import NameOID
 
 from . import identity
 from .common import Response, aad_error, graph_error, new_id, stable_id
-from .exo import ODATA_ERROR, ExoApi, anchor_ok, error_body, transport_defaults
+from .exo import EXCHANGE_ROLES, ODATA_ERROR, ExoApi, anchor_ok, error_body, transport_defaults
 from .graph import GraphApi, GraphRequest, parse_json
 
 TENANT_DOMAIN = 'contosolab.onmicrosoft.com'
@@ -229,6 +229,7 @@ class M365Emulator:
         self.port = port
         self.lock = threading.RLock()
         self.latency = 0.0
+        self.clock_offset = 0.0  # seconds now() runs ahead of the wall clock (cursor expiry)
         self.token_lifetime = 3600
         self.requests = []
         self.apps = {}
@@ -314,11 +315,16 @@ class M365Emulator:
     # -- apps and tokens -----------------------------------------------------------------------
     def add_app(self, client_id=None, secret=None, certificate_pem=None,
                 roles=('Domain.ReadWrite.All',), display_name='exo-lab-app',
-                secret_expired=False, exchange_cmdlets=None):
+                secret_expired=False, exchange_cmdlets=None,
+                exchange_role='Exchange Administrator'):
         """Register an app (service principal, admin-consented ``roles``). ``certificate_pem``:
-        one PEM or a list of PEMs registered as its key credentials. ``exchange_cmdlets``: the
-        cmdlets its Exchange Online roles hold (RBAC); None: every cmdlet (an Exchange
-        administrator), () : none (the service principal has no Exchange role)."""
+        one PEM or a list of PEMs registered as its key credentials. ``exchange_role``: the
+        Microsoft Entra role of its service principal, a key of exo.EXCHANGE_ROLES ('none': no
+        Exchange role); ``exchange_cmdlets``, when given, are the cmdlets its Exchange roles
+        hold instead (RBAC; () : none). A cmdlet the app may not call answers 401 "User is not
+        allowed to call ..."."""
+        if exchange_cmdlets is None:
+            exchange_cmdlets = EXCHANGE_ROLES[exchange_role or 'none']
         client_id = client_id or str(uuid.uuid4())
         secret = secret or base64.urlsafe_b64encode(os.urandom(30)).decode()
         pems = certificate_pem or []
@@ -340,6 +346,17 @@ class M365Emulator:
     def app(self, client_id):
         with self.lock:
             return self.apps.get((client_id or '').lower())
+
+    def set_exchange_role(self, client_id, role):
+        """Give an app's service principal another Exchange role (exo.EXCHANGE_ROLES)."""
+        cmdlets = EXCHANGE_ROLES[role or 'none']
+        with self.lock:
+            self.apps[client_id.lower()]['exchange_cmdlets'] = None if cmdlets is None \
+                else set(cmdlets)
+
+    def now(self):
+        """The emulator's clock: the wall clock plus ``clock_offset``."""
+        return time.time() + self.clock_offset
 
     def issue_token(self, app, audience, acr):
         lifetime = int(self.token_lifetime)
@@ -493,7 +510,7 @@ class M365Emulator:
         sku = 'EXCHANGESTANDARD' if licensed is True else (licensed or None)
         if sku and sku not in SKUS:
             raise ValueError('unknown SKU %r (known: %s)' % (sku, ', '.join(SKUS)))
-        if mail is None and mailbox:
+        if mail is None and mailbox:  # mail: the primary address (first.last@contoso.com, say)
             mail = upn
         routing_domain = self.tenant_domain.replace('.onmicrosoft.com', '.mail.onmicrosoft.com')
         # Exchange keeps aliases (and so routing addresses) unique in the tenant: a second
@@ -543,19 +560,23 @@ class M365Emulator:
             self.users.append(user)
         return {k: v for k, v in user.items() if not k.startswith('_')}
 
-    def generate_users(self, count, domain=None, licensed_ratio=0.9, mailbox_ratio=0.95):
+    def generate_users(self, count, domain=None, licensed_ratio=0.9, mailbox_ratio=0.95,
+                       mail_domain=None):
         """``count`` users user00001@domain...; the same inputs always give the same users.
         A user is licensed with probability licensed_ratio (cycling the Exchange SKUs) and, if
         licensed, has a mailbox with probability mailbox_ratio (the rest are still
-        provisioning: licensed, no mailbox yet)."""
+        provisioning: licensed, no mailbox yet). ``mail_domain``: every mailbox's primary
+        address is first.last00001@mail_domain instead of the UPN (as when the UPN stays
+        alias@tenant.onmicrosoft.com)."""
         domain = domain or self.tenant_domain
         made = []
         for i in range(1, count + 1):
             licensed = _fraction(domain, i, 'license') < licensed_ratio
             mailbox = licensed and _fraction(domain, i, 'mailbox') < mailbox_ratio
             sku = GENERATED_SKUS[i % len(GENERATED_SKUS)] if licensed else False
+            mail = 'first.last%05d@%s' % (i, mail_domain) if mail_domain and mailbox else None
             made.append(self.add_user('user%05d@%s' % (i, domain), licensed=sku,
-                                      mailbox=mailbox))
+                                      mailbox=mailbox, mail=mail))
         return made
 
     def cas_mailbox(self, upn):
@@ -745,6 +766,7 @@ class M365Emulator:
             form = dict(urllib.parse.parse_qsl(raw.decode('utf-8', 'replace')))
             if entry['resource'] == 'token':
                 entry['client_id'] = form.get('client_id')
+                entry['scope'] = form.get('scope')
             return self.answer_fault(self.take_fault(handler.command, path), entry,
                                      lambda: self._identity(handler, m, form, entry),
                                      self._identity_fault, self.url + handler.path)
@@ -918,6 +940,12 @@ def main(argv=None):
     for name in args.domain:
         emu.add_domain(name)
     emu.generate_users(args.users)
+    # Users as many tenants have them: the UPN stays alias@<tenant>.onmicrosoft.com, the primary
+    # address is first.last@<custom domain> (Get-CASMailbox then matches by neither UPN).
+    emu.add_domain('fabrikamlab.test', verified=True, services=('Email',))
+    for alias, name in (('adelev', 'Adele Vance'), ('alexw', 'Alex Wilber')):
+        emu.add_user('%s@%s' % (alias, emu.tenant_domain), display_name=name,
+                     mail='%s@fabrikamlab.test' % name.lower().replace(' ', '.'))
     cert_pem, key_pem, thumb = make_client_certificate()
     app = emu.add_app(certificate_pem=cert_pem, roles=(
         'Domain.ReadWrite.All', 'User.Read.All', 'MailboxSettings.Read', 'Mail.Send',

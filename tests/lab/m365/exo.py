@@ -24,7 +24,15 @@ itself. Shapes below come from public captures of the real endpoint, cited where
   "Invalid Operation", "details": [...], "innererror": {...}}}``). error.message is the generic
   text; the useful text is in details[0].message / innererror.internalexception.message.
 - RBAC refusal: MicrosoftDocs/office-docs-powershell#7970 (``{"error": {"code":
-  "Unauthorized", "message": "User is not allowed to call Get-Mailbox", "innererror": ...}}``).
+  "Unauthorized", "message": "User is not allowed to call Get-Mailbox", "innererror": ...}}``),
+  a 401 without a WWW-Authenticate challenge; the roles an app can hold: the app-only
+  authentication page, step 5 (EXCHANGE_ROLES).
+- paging: a follow-up page asked with the tenant's domain instead of its GUID, or after the
+  cursor's 30 minutes, answers 400 "Expired or Invalid pagination request. Default Expiry time is
+  00:30:00" (Microsoft Q&A 1023619, envelope in ``pagination_expired``).
+- throttling: "You have reached the maximum number of concurrent requests per tenant. Please wait
+  and try again." is the text GreyCorbel ExoHelper retries whatever the status
+  (CONCURRENT_REQUESTS; its status is recorded nowhere: inject it with any).
 - wrong audience: the Outlook REST ``InvalidAudienceForResource`` text
   (microsoftgraph/microsoft-graph-docs-contrib#266, microsoft/MHA#142).
 - routing hint: "Error improvement for invalid X-AnchorMailbox in REST API calls" (Exchange dev
@@ -46,6 +54,21 @@ import re
 from .common import GRAPH_FAULTS, Response, stable_id
 
 ROLES = ('Exchange.ManageAsApp', 'Exchange.ManageAsAppV2')
+CURSOR_LIFETIME = 1800  # seconds: "Default Expiry time is 00:30:00"
+CONCURRENT_REQUESTS = ('You have reached the maximum number of concurrent requests per tenant. '
+                       'Please wait and try again.')
+READS = ('get-casmailbox', 'get-mailbox', 'get-transportconfig')
+# The Microsoft Entra roles of an app's service principal (app-only-auth-powershell-v2, step 5)
+# and the emulated cmdlets each lets it call (None: every cmdlet). Global Reader reads; the
+# Exchange Recipient Administrator manages recipients (Set-CASMailbox), not the organization's
+# transport settings; Get-TransportConfig for it is our guess (no source lists it).
+EXCHANGE_ROLES = {
+    'Exchange Administrator': None,
+    'Global Administrator': None,
+    'Exchange Recipient Administrator': READS + ('set-casmailbox',),
+    'Global Reader': READS,
+    'none': (),
+}
 SYSTEM_MAILBOX = 'SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}'
 PAGE_DEFAULT = 1000
 PAGE_MAX = 1000
@@ -134,6 +157,13 @@ def error_body(status, code, message, details_text=None, exc_type=None, internal
     return Response(status, {'error': err})
 
 
+def pagination_expired():
+    """Exchange's answer to a follow-up page it cannot serve (Microsoft Q&A 1023619)."""
+    return error_body(400, 'BadRequest', 'Invalid Operation', exc_type='System.Exception',
+                      internal_text='Expired or Invalid pagination request. Default Expiry '
+                                    'time is 00:30:00')
+
+
 def cmdlet_error_response(e):
     if e.status == 404:  # the module relays these with the generic internal exception
         internal = ("Exception of type 'Microsoft.Exchange.Management.PSDirectInvoke."
@@ -181,6 +211,10 @@ def to_bool(name, value, nullable=False):
 class ExoApi:
     def __init__(self, emu):
         self.emu = emu
+        # Whether Get-CASMailbox objects carry ExternalDirectoryObjectId: every non-minimum
+        # Get-EXOCasMailbox property set has it, but no public capture of Get-CASMailbox through
+        # InvokeCommand shows it; False models the other plausible answer.
+        self.cas_directory_id = True
         self.cmdlets = {
             'get-casmailbox': ('Get-CASMailbox', self.get_cas_mailbox),
             'set-casmailbox': ('Set-CASMailbox', self.set_cas_mailbox),
@@ -244,6 +278,8 @@ class ExoApi:
                     'ImapUseProtocolDefaults': True, 'ServerLegacyDN': None,
                     'ActiveSyncMailboxPolicy': 'Default',
                     'OwaMailboxPolicy': 'OwaMailboxPolicy-Default'})
+        if not self.cas_directory_id:
+            del obj['ExternalDirectoryObjectId']
         return annotate(obj)
 
     def mailbox_object(self, user):
@@ -357,7 +393,9 @@ class ExoApi:
 
     # -- HTTP ----------------------------------------------------------------------------------
     def invoke(self, tenant_segment, body, headers, query, entry):
-        """The InvokeCommand call after authentication: (Response)."""
+        """The InvokeCommand call after authentication: (Response). A follow-up page must name
+        the tenant by its GUID in the URL and the anchor (a domain works on the first page
+        only) and come within CURSOR_LIFETIME of the emulator's clock (``emu.clock_offset``)."""
         if not isinstance(body, dict) or not isinstance(body.get('CmdletInput'), dict):
             return error_body(400, 'BadRequest', 'Invalid Operation',
                               "|Microsoft.Exchange.AdminApi.CommandInvocation."
@@ -393,9 +431,19 @@ class ExoApi:
                 offset, size = int(state['o']), int(state['s'])
                 if state['c'] != known[0]:
                     raise ValueError('another cmdlet')
+                started = float(state['t'])
             except (ValueError, KeyError, TypeError):
                 return error_body(400, 'BadRequest', "Invalid $skiptoken '%s'."
                                   % query['$skiptoken'])
+            local, dummy, anchor_tenant = (headers.get('X-AnchorMailbox') or '').partition(
+                ':')[2].rpartition('@')
+            named = [tenant_segment] + ([anchor_tenant] if local.rstrip('@').lower()
+                                        == SYSTEM_MAILBOX.lower() else [])
+            if self.emu.now() - started > CURSOR_LIFETIME or \
+                    any(t.lower() != self.emu.tenant_id.lower() for t in named):
+                return pagination_expired()
+        else:
+            started = self.emu.now()
         try:
             with self.emu.lock:
                 items, warnings, make = known[1](params)
@@ -411,7 +459,8 @@ class ExoApi:
                'value': page}
         if offset + size < len(items):
             token = base64.urlsafe_b64encode(json.dumps(
-                {'o': offset + size, 's': size, 'c': known[0]}).encode()).decode().rstrip('=')
+                {'o': offset + size, 's': size, 'c': known[0], 't': started}).encode()
+            ).decode().rstrip('=')
             out['@odata.nextLink'] = base + '/InvokeCommand?$skiptoken=' + token
         resp_headers = {}
         if size_requested(headers) is not None:

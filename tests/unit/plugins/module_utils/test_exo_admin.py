@@ -1,0 +1,97 @@
+"""The pure parts of the Exchange admin client: the tenant GUID from the token, which answers
+are retried, which 401 is a token problem, the role hint, and mailbox matching (issue 12)."""
+
+import base64
+import json
+
+import pytest
+
+from ansible_collections.exchangeonline.mail.plugins.module_utils._exo_admin import (
+    ExoAdminClient,
+    role_for,
+)
+from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import token_tenant
+from ansible_collections.exchangeonline.mail.plugins.module_utils._mailboxes import match_mailboxes
+
+GUID = '72f988bf-86f1-41af-91ab-2d7cd011db47'
+
+
+def jwt_with(claims):
+    part = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip('=')
+    return 'eyJhbGciOiJSUzI1NiJ9.%s.c2ln' % part
+
+
+@pytest.mark.parametrize('token, tenant', [
+    (jwt_with({'tid': GUID.upper()}), GUID),
+    (jwt_with({'tid': 'contoso.com'}), None),       # not a GUID: never put into the URL
+    (jwt_with({'tid': '../x'}), None),
+    (jwt_with({}), None), (jwt_with([1]), None),
+    ('opaque-token', None), (None, None), ('a.!!!.c', None),
+])
+def test_token_tenant(token, tenant):
+    assert token_tenant(token) == tenant
+
+
+class Answer:
+    def __init__(self, status, content=b'', headers=None):
+        self.status_code, self.content, self.headers = status, content, headers or {}
+
+
+CONCURRENT = (b'{"error":{"message":"You have reached the maximum number of concurrent '
+              b'requests per tenant. Please wait and try again."}}')
+
+
+@pytest.mark.parametrize('answer, retried', [
+    (Answer(500), True), (Answer(408), True), (Answer(429), True), (Answer(503), True),
+    (Answer(504), True), (Answer(400, CONCURRENT), True), (Answer(403, CONCURRENT), True),
+    (Answer(400), False), (Answer(404), False), (Answer(403, b'\0' * 64), False),
+    (Answer(401), False),
+])
+def test_exchange_retryable(answer, retried):
+    assert ExoAdminClient.retryable(ExoAdminClient.__new__(ExoAdminClient), answer) is retried
+
+
+ROLE_401 = b'{"error":{"code":"Unauthorized","message":"User is not allowed to call Get-Mailbox"}}'
+
+
+@pytest.mark.parametrize('answer, refresh', [
+    (Answer(401, ROLE_401), False),
+    (Answer(401, ROLE_401, {'WWW-Authenticate': 'Bearer error="invalid_token"'}), True),
+    (Answer(401, b'{"error":{"code":"InvalidAuthenticationToken"}}'), True),
+    (Answer(401, b''), True),
+])
+def test_only_a_token_401_refreshes(answer, refresh):
+    assert ExoAdminClient.token_refused(answer) is refresh
+
+
+def test_role_hint_names_cmdlet_role_and_source():
+    hint = ExoAdminClient.service_hint(401, 'Unauthorized', 'User is not allowed to call '
+                                                            'Set-CASMailbox')
+    assert '(Set-CASMailbox)' in hint and role_for('Set-CASMailbox') in hint
+    assert 'https://learn.microsoft.com/powershell/exchange/app-only-auth-powershell-v2' in hint
+    assert 'Global Reader' in role_for('Get-CASMailbox')
+    assert role_for('Set-TransportConfig') == 'Exchange Administrator'
+    assert ExoAdminClient.service_hint(403, 'Forbidden', 'not allowed to call X-Y') is None
+
+
+def test_match_by_directory_id_then_smtp_addresses_never_upn():
+    users = [
+        {'id': 'AAAA', 'userPrincipalName': 'adelev@t.onmicrosoft.com',
+         'mail': 'Adele.Vance@contoso.com', 'proxyAddresses': ['SMTP:Adele.Vance@contoso.com']},
+        {'id': 'bbbb', 'userPrincipalName': 'alexw@t.onmicrosoft.com', 'mail': None,
+         'proxyAddresses': ['smtp:alexw@t.mail.onmicrosoft.com', 'X500:/o=x']},
+        {'id': 'cccc', 'userPrincipalName': 'carl@t.onmicrosoft.com', 'mail': None,
+         'proxyAddresses': []},
+    ]
+    objects = [
+        # the directory id wins over an address of another user
+        {'ExternalDirectoryObjectId': 'aaaa', 'PrimarySmtpAddress': 'x@contoso.com',
+         'EmailAddresses': ['SMTP:alexw@t.mail.onmicrosoft.com']},
+        {'ExternalDirectoryObjectId': None, 'PrimarySmtpAddress': 'ALEXW@T.MAIL.ONMICROSOFT.COM',
+         'EmailAddresses': None},
+        # a UPN-named object is not matched by the UPN
+        {'PrimarySmtpAddress': 'other@contoso.com', 'UserPrincipalName': 'carl@t.onmicrosoft.com',
+         'EmailAddresses': ['smtp:carl@t.onmicrosoft.com.invalid']},
+    ]
+    found = match_mailboxes(objects, users)
+    assert found == {'AAAA': objects[0], 'bbbb': objects[1]}
