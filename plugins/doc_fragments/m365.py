@@ -120,13 +120,17 @@ options:
         more than 0 and at most 600. M(exchangeonline.mail.smtp_test) also gives each SMTP step
         this long.
       - "Bounds every request with its retries: throttling (429, 503, 504, honouring
-        C(Retry-After)), connection errors and read timeouts are retried, each delay at least
+        C(Retry-After); for the Exchange admin endpoint also 408, 500 and any answer saying
+        C(maximum number of concurrent requests per tenant)), connection errors and read
+        timeouts are retried, each delay at least
         1 s (also for C(Retry-After: 0), a negative or an unreadable value) plus up to 25 %
         jitter, at most 10 retries, and all of it within 4 x O(timeout) (120 s by default).
         A C(Retry-After) longer than what is left fails at once."
       - "Other bounds, whatever the options: an answer is read up to 32 MB; a collection up
         to 10,000 pages and 1,000,000 objects; an answer that is not the documented JSON fails
-        the task naming the endpoint and showing (at most 200 characters of) what came back."
+        the task naming the endpoint and showing (at most 200 characters of) what came back;
+        all pages of one Exchange cmdlet within 30 minutes, the life of Exchange's paging
+        cursor."
     type: float
     default: 30.0
 requirements:
