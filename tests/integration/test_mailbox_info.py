@@ -21,6 +21,10 @@ def tenant(m365):
     m365.add_user('nomailbox@contoso.test', licensed=True, mailbox=False)
     m365.add_user('alias.only@contoso.test', mail='shared.name@contoso.test', licensed=True,
                   mailbox=True)
+    # licences whose only Exchange plan is kiosk for government; Exchange Foundation; an archive
+    m365.add_user('kiosk.gov@contoso.test', licensed='M365_F1_GOV', mailbox=True)
+    m365.add_user('foundation@contoso.test', licensed='POWER_BI_STANDARD', mailbox=False)
+    m365.add_user('archive@contoso.test', licensed='EXCHANGEARCHIVE_ADDON', mailbox=False)
     return d
 
 
@@ -32,7 +36,8 @@ def test_info_for_each_kind_of_user(m365, tenant, play):
     app = m365.add_app(secret='mailbox-info-secret', roles=ROLES)
     run = play([info(m365, app, mailboxes=['licensed@contoso.test', 'unlicensed@contoso.test',
                                            'nomailbox@contoso.test', 'ghost@contoso.test',
-                                           'shared.name@contoso.test'])])
+                                           'shared.name@contoso.test', 'kiosk.gov@contoso.test',
+                                           'foundation@contoso.test', 'archive@contoso.test'])])
     result = run.last['result']
     assert run.last['status'] == 'ok', result.get('msg')
     boxes = by_upn(result)
@@ -50,7 +55,12 @@ def test_info_for_each_kind_of_user(m365, tenant, play):
     assert boxes['ghost@contoso.test'] == {'upn': 'ghost@contoso.test', 'exists': False}
     # found by its mail address, reported by its UPN
     assert boxes['alias.only@contoso.test']['has_mailbox']
-    assert result['count'] == 5
+    # EXCHANGE_S_DESKLESS_GOV gives a mailbox; EXCHANGE_S_FOUNDATION and the archive add-on do not
+    assert [(boxes[u]['exchange_licensed'], boxes[u]['licenses']) for u in (
+        'kiosk.gov@contoso.test', 'foundation@contoso.test', 'archive@contoso.test')] == [
+        (True, ['M365_F1_GOV']), (False, ['POWER_BI_STANDARD']),
+        (False, ['EXCHANGEARCHIVE_ADDON'])]
+    assert result['count'] == 8
 
 
 @pytest.mark.parametrize('mailbox, tenant_disabled, effective, source', [
