@@ -48,7 +48,8 @@ RECORD_SHAPE = {'recordType': str, 'label': str, 'ttl': int, 'isOptional': (bool
                 'supportedService': (str, NULL)}
 RECORD_VALUE_SHAPES = {'mx': {'mailExchange': str, 'preference': int}, 'txt': {'text': str},
                        'cname': {'canonicalName': str},
-                       'srv': {'nameTarget': str, 'port': int, 'priority': int, 'weight': int}}
+                       'srv': {'nameTarget': str, 'port': int, 'priority': int, 'weight': int,
+                               'service': (str, NULL), 'protocol': (str, NULL)}}
 MAX_TTL = 2147483647  # RFC 2181 section 8
 
 
@@ -67,20 +68,53 @@ def domain_name(value):
     return name_text(name).rstrip('.')
 
 
+def srv_owner(record):
+    """The DNS owner name of a domainDnsSrvRecord: ``_service._protocol.label`` (RFC 2782).
+
+    Graph gives the three apart: ``label`` is the SRV record's *name* property, ``service`` and
+    ``protocol`` its *service* and *protocol* (resources/domaindnssrvrecord), as Microsoft's DNS
+    set-up pages list Service ``_sip``, Protocol ``_tls``, Name ``@``. No capture of a real answer
+    is public, so a service or protocol without its leading underscore gets one, and a label that
+    already starts with them is taken as the whole owner name. RecordError when they are no DNS
+    labels.
+    """
+    label = to_name(record['label'], what='label')
+    prefix = []
+    for field in ('service', 'protocol'):
+        value = (record.get(field) or '').strip()
+        if value:
+            prefix.append(value if value.startswith('_') else '_' + value)
+    if not prefix:
+        return label
+    given = to_name('.'.join(prefix), origin=label, what='service and protocol')
+    wanted = [part.lower() for part in given.labels[:len(given) - len(label)]]
+    if [part.lower() for part in label.labels[:len(wanted)]] == wanted:
+        return label
+    return given
+
+
+def record_owner(record):
+    """The DNS owner name of a domainDnsRecord (RecordError when it is none)."""
+    if (record.get('recordType') or '').lower() == 'srv':
+        return srv_owner(record)
+    return to_name(record.get('label') or '', what='label')
+
+
 def record_problem(record, domain):
     """What is wrong with one domainDnsRecord of ``domain`` (None: nothing)."""
-    problem = shape_problem(record, RECORD_SHAPE)
+    problem = shape_problem(record, RECORD_SHAPE) or shape_problem(
+        record, RECORD_VALUE_SHAPES.get(record['recordType'].lower(), {}))
     if problem:
         return problem
     if not 0 <= record['ttl'] <= MAX_TTL:
         return 'ttl %d is not a DNS TTL' % record['ttl']
     try:
-        label = to_name(record['label'])
+        owner = record_owner(record)
     except RecordError as e:
-        return 'label: %s' % e
-    if not label.is_subdomain(to_name(domain)):
+        return str(e)
+    if not owner.is_subdomain(to_name(domain)):
         return 'the label %r is not in the domain %s' % (record['label'], domain)
-    return shape_problem(record, RECORD_VALUE_SHAPES.get(record['recordType'].lower(), {}))
+    return None
 
 
 def record_value(record):
@@ -114,7 +148,7 @@ def records_to_rrsets(records, services=None):
             continue
         if wanted is not None and service.lower() not in wanted:
             continue
-        name = name_text(to_name(record.get('label') or ''))
+        name = name_text(record_owner(record))
         key = (name, rdtype)
         rr = rrsets.setdefault(key, {'name': name, 'type': rdtype, 'ttl': record['ttl'],
                                      'values': [], 'services': [], 'optional': True})

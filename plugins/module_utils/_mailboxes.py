@@ -27,6 +27,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import 
     path_segment,
     shape_problem,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils import _service_plans
 from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import Identity
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
 
@@ -35,16 +36,15 @@ USER_SELECT = 'id,userPrincipalName,mail,proxyAddresses'
 # Above this many listed mailboxes, paging the whole tenant once beats asking per mailbox.
 PAGE_THRESHOLD = 50
 PARALLEL = 4
-# Exchange Online plans that give a mailbox (EXCHANGE_S_FOUNDATION does not).
-MAILBOX_PLANS = ('EXCHANGE_S_STANDARD', 'EXCHANGE_S_ENTERPRISE', 'EXCHANGE_S_DESKLESS',
-                 'EXCHANGE_S_ESSENTIALS', 'EXCHANGE_S_STANDARD_GOV', 'EXCHANGE_S_ENTERPRISE_GOV',
-                 'EXCHANGE_S_STANDARD_MIDMARKET')
+# Which Exchange Online plans give a mailbox (and which do not: EXCHANGE_S_FOUNDATION, the
+# archives) is data from Microsoft's licensing list, with its date: _service_plans.
 # What the collection reads of a Graph user (resources/user), a licenseDetails entry
 # (resources/licensedetails) and the cmdlet objects; anything else in an answer is an error.
 USER_SHAPE = {'id': str, 'userPrincipalName': str, 'mail': (str, NULL),
               'proxyAddresses': (STR_LIST, NULL)}
 LICENSE_SHAPE = {'skuPartNumber': str, 'servicePlans': (list, NULL)}
-PLAN_SHAPE = {'servicePlanName': (str, NULL), 'provisioningStatus': (str, NULL)}
+PLAN_SHAPE = {'servicePlanId': (str, NULL), 'servicePlanName': (str, NULL),
+              'provisioningStatus': (str, NULL)}
 # Get-CASMailbox has no UserPrincipalName (its property sets, cmdlet-property-sets.md): a mailbox
 # is matched by ExternalDirectoryObjectId (the Graph user id), else by its SMTP addresses.
 CAS_SHAPE = {'PopEnabled': bool, 'ImapEnabled': bool,
@@ -151,7 +151,7 @@ def smtp_auth_setting(mailbox_disabled):
 def exchange_licensed(license_details):
     for sku in license_details or []:
         for plan in sku.get('servicePlans') or []:
-            if plan.get('servicePlanName') in MAILBOX_PLANS and \
+            if _service_plans.gives_mailbox(plan) and \
                     (plan.get('provisioningStatus') or 'Success') not in ('Disabled',):
                 return True
     return False

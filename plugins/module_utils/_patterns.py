@@ -49,7 +49,8 @@ PROTECTED_TYPES = ('SOA', 'NS', 'DS')
 def exo_mx_host(domain):
     """The classic EXO MX host of ``domain`` (a name text): dots to dashes.
 
-    Graph's value is always preferred: tenants created since 2025 get ``*.mx.microsoft`` hosts.
+    Graph's value is always preferred: domains added to a tenant after 1 July 2026 get
+    ``*.mx.microsoft`` hosts (Message Center MC1048624), which cannot be computed.
     """
     return domain.rstrip('.').replace('.', '-') + '.mail.protection.outlook.com.'
 

@@ -15,7 +15,12 @@ description:
     the tenant expects (for the Email service by default) as rrsets that
     M(exchangeonline.mail.mail_dns) takes as they are in its O(exchangeonline.mail.mail_dns#module:records)
     option, and the verification TXT record.
-  - Always prefer these values over computed ones; newer tenants get C(*.mx.microsoft) MX hosts.
+  - Always prefer these values over computed ones. Domains added to a tenant after 1 July 2026
+    get C(*.mx.microsoft) MX hosts, and Microsoft names these records the only source of truth
+    (Message Center MC1048624).
+  - An SRV record (for example of V(OfficeCommunicationsOnline)) is named
+    C(_service._protocol.<label>) (RFC 2782) from the C(service), C(protocol) and C(label)
+    Graph gives apart, such as C(_sip._tls.contoso.com).
   - Every answer is checked against Graph's documented shape (the domain resource, each
     record's type, label inside the domain, TTL and value fields); anything else fails the task
     naming the endpoint, so a proxy page or a broken answer never reads as RV(exists=true).

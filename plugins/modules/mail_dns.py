@@ -90,8 +90,9 @@ options:
   mx_host:
     description:
       - The Exchange Online MX host. Defaults to the classic form (dots to dashes plus
-        C(.mail.protection.outlook.com)); newer tenants get C(*.mx.microsoft) hosts, so prefer
-        the value Graph returns (O(records)).
+        C(.mail.protection.outlook.com)); domains added to a tenant after 1 July 2026 get
+        C(*.mx.microsoft) hosts instead (Message Center MC1048624), so give the value Graph
+        returns (O(records)).
     type: str
   mx_preference:
     description:

@@ -104,7 +104,15 @@ mailboxes:
       description: Whether the user exists in the tenant.
       type: bool
     exchange_licensed:
-      description: Whether a licence gives the user an Exchange Online mailbox plan.
+      description:
+        - Whether a licence gives the user an Exchange Online service plan that comes with a
+          mailbox (Plan 1 or 2, Kiosk, Essentials, their Government forms, and the legacy small
+          and midsize business and POP plans), not disabled. Not Exchange Foundation or the
+          archiving plans.
+        - The plans, matched by C(servicePlanId) or name, are those of Microsoft's "Product
+          names and service plan identifiers for licensing" list as of 2026-06-24, plus
+          C(EXCHANGE_LITE), which that list does not have. C(has_mailbox) is
+          Exchange's own answer.
       type: bool
     licenses:
       description: The SKU part numbers of the user's licences.

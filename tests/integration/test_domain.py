@@ -3,7 +3,9 @@
 The emulator verifies a domain by asking the lab BIND for its TXT record through real DNS.
 """
 
+import datetime
 import os
+import re
 import stat
 
 from tests.integration.conftest import ZONE, dns_args, m365_args
@@ -20,16 +22,23 @@ def task(module, args, name=None, **extra):
 
 
 def test_whole_domain_flow_in_one_playbook(bind, m365, play):
-    """add -> verification TXT -> publish in BIND -> verify -> service records -> full pattern."""
+    """add -> verification TXT -> publish in BIND -> verify -> service records -> full pattern.
+
+    The domain is added in December 2026, so Graph gives it a *.mx.microsoft MX host
+    (MC1048624): what lands in DNS is Graph's host, never the computed classic one."""
+    m365.clock = lambda: datetime.datetime(2026, 12, 1, 9, 0, tzinfo=datetime.timezone.utc)
     app = m365.add_app(secret='lab-secret-1', roles=WRITE)
     m = m365_args(m365, app)
+    services = ['Email', 'OfficeCommunicationsOnline']
     tasks = [
         task('domain', dict(m, domain=ZONE, verify=False), 'add'),
         task('domain_info', dict(m, domain=ZONE), 'expected before verification'),
         task('mail_dns', dns_args(bind, domain=ZONE, pattern='none',
                                   verification_txt='{{ out.verification_txt }}'),
              'publish verification TXT'),
-        task('domain', dict(m, domain=ZONE, supported_services=['Email']), 'verify'),
+        task('domain', dict(m, domain=ZONE, supported_services=services), 'verify'),
+        task('domain_info', dict(m, domain=ZONE, services=['OfficeCommunicationsOnline']),
+             'skype records'),
         task('domain_info', dict(m, domain=ZONE), 'expected records'),
         task('mail_dns', dns_args(bind, domain=ZONE, pattern='full',
                                   records='{{ out.records }}'), 'apply full'),
@@ -45,13 +54,21 @@ def test_whole_domain_flow_in_one_playbook(bind, m365, play):
     verified = run.task('verify')['result']
     assert verified['actions'] == ['verify', 'set supported services']
     assert verified['domain']['is_verified'] is True
-    assert verified['domain']['supported_services'] == ['Email']
+    assert verified['domain']['supported_services'] == services
     records = run.task('expected records')['result']['records']
     mx = [r for r in records if r['type'] == 'MX'][0]
+    assert mx['values'] == ['0 %s' % m365.mx_host(ZONE)]
+    assert re.fullmatch(r'0 contoso-test\.[a-z]-v1\.mx\.microsoft\.', bind.rrset(ZONE, 'MX')[1][0])
     assert bind.rrset(ZONE, 'MX')[1] == [v.rstrip('.') + '.' for v in mx['values']]
     assert bind.rrset('autodiscover.' + ZONE, 'CNAME')[1] == ['autodiscover.outlook.com.']
+    # SRV records at _service._protocol.<domain> (RFC 2782), each its own rrset
+    skype = run.task('skype records')['result']['records']
+    assert [(r['name'], r['type'], r['values']) for r in skype if r['type'] == 'SRV'] == [
+        ('_sip._tls.contoso.test.', 'SRV', ['100 1 443 sipdir.online.lync.com']),
+        ('_sipfederationtls._tcp.contoso.test.', 'SRV', ['100 1 5061 sipfed.online.lync.com'])]
+    assert not [r for r in skype if r['type'] == 'MX']
 
-    again = play([task('domain', dict(m, domain=ZONE, supported_services=['Email']))])
+    again = play([task('domain', dict(m, domain=ZONE, supported_services=services))])
     assert again.last['result']['changed'] is False
 
 

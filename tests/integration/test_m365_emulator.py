@@ -1,5 +1,6 @@
 """The lab's Microsoft 365 emulator, driven by real msal and real requests (nothing patched)."""
 
+import datetime
 import json
 import os
 import re
@@ -210,7 +211,7 @@ def test_domain_add_verify_through_real_dns(bind, tmp_path):
 
 
 def test_service_configuration_records_shape(emu):
-    emu.add_domain('contoso.example', verified=True, services=('Email',))
+    emu.add_domain('contoso.example', verified=True, services=('Email',), added='2026-03-02')
     emu.add_domain('fabrikam.example', verified=True, services=('Email',),
                    mx_format='mx_microsoft')
     g = Graph(emu, emu.add_app(roles=('Domain.Read.All',)))
@@ -235,6 +236,53 @@ def test_service_configuration_records_shape(emu):
     # Domain.Read.All may read but not write.
     assert_graph_error(g.post('/domains', json={'id': 'x.example'}), 403,
                        'Authorization_RequestDenied')
+
+
+def test_mx_form_follows_the_date_the_domain_was_added(emu):
+    """MC1048624: accepted domains provisioned after 1 July 2026 get *.mx.microsoft MX hosts
+    (gradually during July); older ones keep <dashed>.mail.protection.outlook.com. The date is
+    the emulator's clock when Graph adds the domain (POST /domains)."""
+    g = Graph(emu, emu.add_app(roles=('Domain.ReadWrite.All',)))
+    classic = re.compile(r'[a-z0-9-]+\.mail\.protection\.outlook\.com')
+    new = re.compile(r'[a-z0-9-]+\.[a-z]-v1\.mx\.microsoft')
+
+    def added_at(name, when):
+        emu.clock = lambda: datetime.datetime.fromisoformat(when)
+        assert g.post('/domains', json={'id': name}).status_code == 201
+        emu.domains[name].update(isVerified=True, supportedServices=['Email'])
+        value = g.get('/domains/%s/serviceConfigurationRecords' % name).json()['value']
+        return [r['mailExchange'] for r in value if r['recordType'] == 'Mx'][0]
+
+    assert classic.fullmatch(added_at('before.example', '2026-06-30T23:59:59+00:00'))
+    assert new.fullmatch(added_at('after.example', '2026-08-01T00:00:00+00:00'))
+    assert new.fullmatch(added_at('later.example', '2026-12-01T09:00:00+00:00'))
+    # emu.add_domain takes the date as a test gives it; forms can also be forced
+    assert classic.fullmatch(emu.mx_host(emu.add_domain('old.example', added='2025-01-15')))
+    assert new.fullmatch(emu.mx_host(emu.add_domain('forced.example', added='2025-01-15',
+                                                    mx_format='mx_microsoft')))
+    # July 2026: a growing share of the domains added each day, all by 1 August
+    forms = [emu.mx_format_on('d%d.example' % i, datetime.datetime(
+        2026, 7, day, tzinfo=datetime.timezone.utc)) for day in (2, 30) for i in range(200)]
+    early, late = forms[:200].count('mx_microsoft'), forms[200:].count('mx_microsoft')
+    assert 0 < early < 40 and 160 < late < 200, (early, late)
+    # a domain keeps its host: the date is the day it was added, not today
+    emu.clock = lambda: datetime.datetime(2027, 3, 1, tzinfo=datetime.timezone.utc)
+    value = g.get('/domains/before.example/serviceConfigurationRecords').json()['value']
+    assert classic.fullmatch([r for r in value if r['recordType'] == 'Mx'][0]['mailExchange'])
+
+
+def test_srv_records_give_service_protocol_and_label_apart(emu):
+    """resources/domaindnssrvrecord: label is the record's name, service and protocol apart
+    (the DNS owner is _service._protocol.label, RFC 2782)."""
+    emu.add_domain('contoso.example', verified=True, services=('OfficeCommunicationsOnline',))
+    g = Graph(emu, emu.add_app(roles=('Domain.Read.All',)))
+    value = g.get('/domains/contoso.example/serviceConfigurationRecords').json()['value']
+    srv = [r for r in value if r['recordType'] == 'Srv']
+    assert [(r['label'], r['service'], r['protocol'], r['priority'], r['weight'], r['port'],
+             r['nameTarget']) for r in srv] == [
+        ('contoso.example', '_sip', '_tls', 100, 1, 443, 'sipdir.online.lync.com'),
+        ('contoso.example', '_sipfederationtls', '_tcp', 100, 1, 5061, 'sipfed.online.lync.com')]
+    assert all(r['@odata.type'] == '#microsoft.graph.domainDnsSrvRecord' for r in srv)
 
 
 # -- Graph: users -----------------------------------------------------------------------------
@@ -291,6 +339,32 @@ def test_mailbox_settings_and_license_details(emu):
     assert g.get('/users/cid@%s/licenseDetails' % dom).json()['value'] == []
     proxies = g.get('/users/ann@%s?$select=proxyAddresses' % dom).json()['proxyAddresses']
     assert proxies == ['SMTP:ann@' + dom, 'smtp:ann@contosolab.mail.onmicrosoft.com']
+
+
+def test_sku_catalogue_has_microsofts_plan_ids(emu):
+    """Every Exchange plan of the lab's SKUs is one the collection's data decides, with the same
+    servicePlanId (both from Microsoft's licensing list), and the kiosk, government and legacy
+    plans are there to test against."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils import _service_plans
+    from tests.lab.m365.emulator import SKUS
+    known = dict((name, plan_id) for name, plan_id, dummy in _service_plans.MAILBOX_PLANS)
+    known.update((p[0], p[1]) for p in _service_plans.NO_MAILBOX_PLANS)
+    exchange = set()
+    for sku_id, plans in SKUS.values():
+        for plan_id, name in plans:
+            if name.startswith('EXCHANGE'):
+                assert known.get(name) == plan_id, (name, plan_id)
+                exchange.add(name)
+    assert {'EXCHANGE_S_DESKLESS_GOV', 'EXCHANGE_S_DESKLESS', 'EXCHANGE_L_STANDARD',
+            'EXCHANGE_B_STANDARD', 'EXCHANGE_S_FOUNDATION', 'EXCHANGE_S_ARCHIVE_ADDON'} <= exchange
+    emu.add_user('kiosk@' + emu.tenant_domain, licensed='M365_F1_GOV')
+    g = Graph(emu, emu.add_app(roles=ALL_ROLES))
+    lic = g.get('/users/kiosk@%s/licenseDetails' % emu.tenant_domain).json()['value']
+    assert (lic[0]['skuPartNumber'], lic[0]['skuId']) == (
+        'M365_F1_GOV', '2a914830-d700-444a-b73c-e3f31980d833')
+    assert {'servicePlanId': '88f4d7ef-a73b-4246-8047-516022144c9f',
+            'servicePlanName': 'EXCHANGE_S_DESKLESS_GOV', 'provisioningStatus': 'Success',
+            'appliesTo': 'User'} in lic[0]['servicePlans']
 
 
 def test_403_without_role_and_401_on_bad_tokens(emu):

@@ -24,6 +24,10 @@ def tenant(m365):
     # the UPN stays alias@tenant.onmicrosoft.com, the primary address is first.last@contoso.test
     m365.add_user('adelev@' + d, mail='adele.vance@contoso.test')
     m365.add_user('alexw@' + d, mail='alex.wilber@contoso.test')
+    # licences whose only Exchange plan is kiosk for government; Exchange Foundation; an archive
+    m365.add_user('kiosk.gov@contoso.test', licensed='M365_F1_GOV', mailbox=True)
+    m365.add_user('foundation@contoso.test', licensed='POWER_BI_STANDARD', mailbox=False)
+    m365.add_user('archive@contoso.test', licensed='EXCHANGEARCHIVE_ADDON', mailbox=False)
     return d
 
 
@@ -36,7 +40,8 @@ def test_info_for_each_kind_of_user(m365, tenant, play):
     run = play([info(m365, app, mailboxes=['licensed@contoso.test', 'unlicensed@contoso.test',
                                            'nomailbox@contoso.test', 'ghost@contoso.test',
                                            'shared.name@contoso.test', 'adelev@' + tenant,
-                                           'alex.wilber@contoso.test'])])
+                                           'alex.wilber@contoso.test', 'kiosk.gov@contoso.test',
+                                           'foundation@contoso.test', 'archive@contoso.test'])])
     result = run.last['result']
     assert run.last['status'] == 'ok', result.get('msg')
     boxes = by_upn(result)
@@ -59,7 +64,12 @@ def test_info_for_each_kind_of_user(m365, tenant, play):
                       ('alexw@' + tenant, 'alex.wilber@contoso.test')):
         assert boxes[upn]['mail'] == mail and boxes[upn]['has_mailbox'], boxes[upn]
         assert boxes[upn]['protocols']['pop'] is True
-    assert result['count'] == 7
+    # EXCHANGE_S_DESKLESS_GOV gives a mailbox; EXCHANGE_S_FOUNDATION and the archive add-on do not
+    assert [(boxes[u]['exchange_licensed'], boxes[u]['licenses']) for u in (
+        'kiosk.gov@contoso.test', 'foundation@contoso.test', 'archive@contoso.test')] == [
+        (True, ['M365_F1_GOV']), (False, ['POWER_BI_STANDARD']),
+        (False, ['EXCHANGEARCHIVE_ADDON'])]
+    assert result['count'] == 10
 
 
 @pytest.mark.parametrize('mailbox, tenant_disabled, effective, source', [

@@ -49,24 +49,61 @@ from .graph import GraphApi, GraphRequest, parse_json
 
 TENANT_DOMAIN = 'contosolab.onmicrosoft.com'
 
-# SKUs and their Exchange service plans (ids as in "Product names and service plan identifiers
-# for licensing",
-# https://learn.microsoft.com/entra/identity/users/licensing-service-plan-reference).
+# SKUs and some of their service plans, with the ids of Microsoft's "Product names and service
+# plan identifiers for licensing" (https://learn.microsoft.com/entra/identity/users/licensing-
+# service-plan-reference; its CSV as copied on 2026-06-24 in KelvinTegelaar/CIPP-API
+# Config/ConversionTable.csv). Every Exchange plan of a SKU is listed; other plans only in part.
 SKUS = {
     'EXCHANGESTANDARD': ('4b9405b0-7788-4568-add1-99614e613b69',
                          [('9aaf7827-d63c-4b61-89c3-182f06f82e5c', 'EXCHANGE_S_STANDARD'),
-                          ('113feb6c-3fe4-4440-bddc-54d774bf0318', 'EXCHANGE_S_FOUNDATION')]),
+                          ('882e1d05-acd1-4ccb-8708-6ee03664b117', 'INTUNE_O365')]),
     'O365_BUSINESS_PREMIUM': ('f245ecc8-75af-4f8e-b61f-27d8114de5f3',
                               [('9aaf7827-d63c-4b61-89c3-182f06f82e5c', 'EXCHANGE_S_STANDARD'),
-                               ('5dbe027f-2339-4123-9542-606e4d348a72', 'SHAREPOINTWAC'),
+                               ('e95bec33-7c88-4a70-8e19-b10bd9d0c014', 'SHAREPOINTWAC'),
                                ('57ff2da0-773e-42df-b2af-ffb7a2317929', 'TEAMS1')]),
     'SPE_E3': ('05e9a617-0261-4cee-bb44-138d3ef5d965',
                [('efb87545-963c-4e0d-99df-69c6916d9eb0', 'EXCHANGE_S_ENTERPRISE'),
                 ('5dbe027f-2339-4123-9542-606e4d348a72', 'SHAREPOINTENTERPRISE'),
                 ('57ff2da0-773e-42df-b2af-ffb7a2317929', 'TEAMS1')]),
-    'POWER_BI_STANDARD': ('a403ebcc-fae0-4ca2-8c8c-7a907fd6c235',
-                          [('2049e525-b859-401b-b2a0-e0a31c4b1fe4', 'BI_AZURE_P0')]),
+    # Kiosk, government and legacy plans that give a mailbox
+    'EXCHANGEDESKLESS': ('80b2d799-d2ba-4d2a-8842-fb0d0f3a4b82',  # Exchange Online Kiosk
+                         [('4a82b400-a79f-41a4-b4e2-e94f5787b113', 'EXCHANGE_S_DESKLESS')]),
+    'M365_F1_GOV': ('2a914830-d700-444a-b73c-e3f31980d833',  # Microsoft 365 F3 GCC
+                    [('88f4d7ef-a73b-4246-8047-516022144c9f', 'EXCHANGE_S_DESKLESS_GOV'),
+                     ('b1aeb897-3a19-46e2-8c27-a609413cf193', 'SHAREPOINTDESKLESS_GOV'),
+                     ('304767db-7d23-49e8-a945-4a7eb65f9f28', 'TEAMS_GOV')]),
+    'EXCHANGESTANDARD_GOV': ('f37d5ebf-4bf1-4aa2-8fa3-50c51059e983',  # Exchange Online (Plan 1)
+                             [('e9b4930a-925f-45e2-ac2a-3f7788ca6fdd',  # for GCC
+                               'EXCHANGE_S_STANDARD_GOV'),
+                              ('882e1d05-acd1-4ccb-8708-6ee03664b117', 'INTUNE_O365')]),
+    'LITEPACK': ('bd09678e-b83c-4d3f-aaba-3dad4abd128b',  # Office 365 Small Business
+                 [('d42bdbd6-c335-4231-ab3d-c8f348d5aff5', 'EXCHANGE_L_STANDARD'),
+                  ('70710b6b-3ab4-4a38-9f6d-9f169461650a', 'MCOLITE'),
+                  ('a1f3d0a8-84c0-4ae0-bae4-685917b8ab48', 'SHAREPOINTLITE')]),
+    'EXCHANGETELCO': ('cb0a98a8-11bc-494c-83d9-c1b1ac65327e',  # Exchange Online POP
+                      [('90927877-dcff-4af6-b346-2332c0b15bb7', 'EXCHANGE_B_STANDARD')]),
+    # Exchange plans that give no mailbox
+    'POWER_BI_STANDARD': ('a403ebcc-fae0-4ca2-8c8c-7a907fd6c235',  # Microsoft Fabric (Free)
+                          [('2049e525-b859-401b-b2a0-e0a31c4b1fe4', 'BI_AZURE_P0'),
+                           ('113feb6c-3fe4-4440-bddc-54d774bf0318', 'EXCHANGE_S_FOUNDATION')]),
+    'M365_F1': ('44575883-256e-4a79-9da4-ebe9acabe2b2',  # Microsoft 365 F1 (not M365_F1_COMM)
+                [('113feb6c-3fe4-4440-bddc-54d774bf0318', 'EXCHANGE_S_FOUNDATION'),
+                 ('902b47e5-dcb2-4fdc-858b-c63a90a2bdb9', 'SHAREPOINTDESKLESS'),
+                 ('57ff2da0-773e-42df-b2af-ffb7a2317929', 'TEAMS1')]),
+    'EXCHANGEARCHIVE_ADDON': ('ee02fd1b-340e-4a4b-b355-4a514e4c8943',  # Exchange Online
+                              [('176a09a6-7ec5-4039-ac02-b2791c6ba793',  # Archiving for EXO
+                                'EXCHANGE_S_ARCHIVE_ADDON')]),
 }
+# MX hosts of new accepted domains (Message Center MC1048624 "DNS Provisioning Change", updated
+# 2026-02-02): domains provisioned after 1 July 2026 get a host under mx.microsoft, switched over
+# gradually "between early and late July 2026"; older domains keep
+# <dashed>.mail.protection.outlook.com. Graph's serviceConfigurationRecords are "the only source
+# of truth". The lab takes 2026-07-01 to 2026-08-01 as the switch-over, spread over the domains.
+MX_MICROSOFT_FROM = datetime.datetime(2026, 7, 1, tzinfo=datetime.timezone.utc)
+MX_MICROSOFT_ALL = datetime.datetime(2026, 8, 1, tzinfo=datetime.timezone.utc)
+# The emulator's clock stands at LAB_NOW unless a test sets emu.clock: the domains tests add
+# count as added before the switch-over and keep the classic host that most tests name.
+LAB_NOW = datetime.datetime(2026, 6, 15, 12, 0, tzinfo=datetime.timezone.utc)
 GENERATED_SKUS = ('EXCHANGESTANDARD', 'O365_BUSINESS_PREMIUM', 'SPE_E3')
 
 
@@ -234,6 +271,9 @@ class M365Emulator:
         self.requests = []
         self.apps = {}
         self.domains = {}
+        # "now" for the dates the tenant keeps (the domains' added dates): LAB_NOW, or a test's
+        # callable returning an aware datetime (common.utcnow for the real time)
+        self.clock = lambda: LAB_NOW
         self.users = []
         self._faults = []
         self._listeners = []
@@ -410,18 +450,28 @@ class M365Emulator:
                 return parent
         return None
 
-    def add_domain(self, name, verified=False, services=(), mx_format='classic',
-                   is_default=False, _initial=False):
+    def add_domain(self, name, verified=False, services=(), mx_format=None,
+                   is_default=False, added=None, _initial=False):
+        """``added``: when the tenant got the domain (a datetime or an ISO date; default
+        ``emu.clock()``), which decides its MX host (mx_host); ``mx_format`` ``'classic'`` or
+        ``'mx_microsoft'`` sets the form whatever the date."""
         name = name.strip().rstrip('.').lower()
         if name.endswith('.onmicrosoft.com') and not _initial:
             verified = True
+        if added is None:
+            added = self.clock()
+        elif isinstance(added, str):
+            added = datetime.datetime.fromisoformat(added)
+        if added.tzinfo is None:
+            added = added.replace(tzinfo=datetime.timezone.utc)
         with self.lock:
             if self.parent_domain(name) is not None:
                 verified = True  # subdomains of a verified root are verified with it
             code = 'ms%08d' % int(_fraction(self.tenant_id, name, 'code') * 10 ** 8)
             dom = {'id': name, 'isVerified': bool(verified), 'isInitial': _initial,
                    'isDefault': False, 'supportedServices': list(services),
-                   'verificationCode': code, 'mx_format': mx_format,
+                   'verificationCode': code, 'added': added,
+                   'mx_format': mx_format or self.mx_format_on(name, added),
                    'availabilityStatus': None, 'passwordValidityPeriodInDays': None,
                    'passwordNotificationWindowInDays': None}
             self.domains[name] = dom
@@ -431,9 +481,22 @@ class M365Emulator:
                 dom['isDefault'] = True
             return dom
 
+    def mx_format_on(self, name, added):
+        """The MX form Exchange gives a domain added at ``added`` (MX_MICROSOFT_FROM): classic
+        before July 2026, mx_microsoft from August, in July for a growing share of domains."""
+        if added < MX_MICROSOFT_FROM:
+            return 'classic'
+        if added >= MX_MICROSOFT_ALL:
+            return 'mx_microsoft'
+        share = (added - MX_MICROSOFT_FROM) / (MX_MICROSOFT_ALL - MX_MICROSOFT_FROM)
+        return 'mx_microsoft' if _fraction(self.tenant_id, name, 'mx') < share else 'classic'
+
     def mx_host(self, dom):
-        """The EXO MX host Graph hands out for the domain: dots to dashes plus
-        mail.protection.outlook.com, or the newer <dashed>.<x>-v1.mx.microsoft form."""
+        """The EXO MX host Graph hands out for the domain (a dict of emu.domains or its name):
+        dots to dashes plus mail.protection.outlook.com, or the newer
+        <dashed>.<x>-v1.mx.microsoft form (mx_format_on)."""
+        if isinstance(dom, str):
+            dom = self.domains[dom.strip().rstrip('.').lower()]
         dashed = dom['id'].replace('.', '-')
         if dom['mx_format'] == 'mx_microsoft':
             letter = 'abcdefghijklmnopqrstuvwxyz'[int(_fraction(self.tenant_id, dom['id']) * 26)]

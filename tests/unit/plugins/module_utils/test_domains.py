@@ -1,0 +1,78 @@
+"""Graph's serviceConfigurationRecords as rrsets: SRV owners (issue 12, item 10)."""
+
+import pytest
+
+from ansible_collections.exchangeonline.mail.plugins.module_utils._domains import (
+    record_problem,
+    records_to_rrsets,
+    srv_owner,
+)
+from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
+    RecordError,
+    name_text,
+)
+
+
+def srv(**fields):
+    """A domainDnsSrvRecord as resources/domaindnssrvrecord documents it (the lab's shape)."""
+    record = {'@odata.type': '#microsoft.graph.domainDnsSrvRecord', 'recordType': 'Srv',
+              'label': 'contoso.com', 'service': '_sip', 'protocol': '_tls',
+              'nameTarget': 'sipdir.online.lync.com', 'port': 443, 'priority': 100, 'weight': 1,
+              'ttl': 3600, 'isOptional': False, 'supportedService': 'OfficeCommunicationsOnline'}
+    record.update(fields)
+    return record
+
+
+@pytest.mark.parametrize('fields, owner', [
+    # (a) label = the domain, service and protocol apart, as Graph documents them
+    ({}, '_sip._tls.contoso.com.'),
+    ({'service': '_sipfederationtls', 'protocol': '_tcp'}, '_sipfederationtls._tcp.contoso.com.'),
+    # (b) the label already is the whole owner: not prefixed twice
+    ({'label': '_sip._tls.contoso.com'}, '_sip._tls.contoso.com.'),
+    ({'label': '_SIP._TLS.contoso.com.'}, '_sip._tls.contoso.com.'),
+    # (c) service and protocol without their leading underscore (RFC 2782 names have one)
+    ({'service': 'sip', 'protocol': 'tls'}, '_sip._tls.contoso.com.'),
+    ({'service': 'sip', 'protocol': 'tls', 'label': '_sip._tls.contoso.com'},
+     '_sip._tls.contoso.com.'),
+    # a record for a subdomain, and one without service and protocol (the label is all there is)
+    ({'label': 'eu.contoso.com'}, '_sip._tls.eu.contoso.com.'),
+    ({'service': None, 'protocol': None, 'label': '_sip._tls.contoso.com'},
+     '_sip._tls.contoso.com.'),
+])
+def test_srv_owner_shapes(fields, owner):
+    record = srv(**fields)
+    assert name_text(srv_owner(record)) == owner
+    assert record_problem(record, 'contoso.com') is None
+
+
+def test_the_two_skype_srv_records_land_on_their_own_owners():
+    """The emulator's two SRV records (tests/lab/m365/emulator.py service_records): before the
+    fix both were published at contoso.com., one rrset with two unrelated values."""
+    records = [srv(), srv(service='_sipfederationtls', protocol='_tcp', port=5061,
+                          nameTarget='sipfed.online.lync.com'),
+               {'recordType': 'CName', 'label': 'sip.contoso.com', 'ttl': 3600,
+                'canonicalName': 'sipdir.online.lync.com',
+                'supportedService': 'OfficeCommunicationsOnline'}]
+    rrsets = records_to_rrsets(records, ['OfficeCommunicationsOnline'])
+    assert [(r['name'], r['type'], r['values']) for r in rrsets] == [
+        ('_sip._tls.contoso.com.', 'SRV', ['100 1 443 sipdir.online.lync.com']),
+        ('_sipfederationtls._tcp.contoso.com.', 'SRV', ['100 1 5061 sipfed.online.lync.com']),
+        ('sip.contoso.com.', 'CNAME', ['sipdir.online.lync.com'])]
+    assert records_to_rrsets(records, ['Email']) == []
+
+
+@pytest.mark.parametrize('fields, says', [
+    ({'service': '_s ip'}, 'white space'),
+    ({'protocol': 5}, 'protocol is a JSON number'),
+    ({'label': 'contoso.org'}, 'is not in the domain'),
+    ({'port': '443'}, 'port is a JSON string'),
+])
+def test_bad_srv_records_are_named(fields, says):
+    problem = record_problem(srv(**fields), 'contoso.com')
+    assert problem and says in problem, problem
+
+
+def test_srv_owner_refuses_what_is_no_dns_name():
+    with pytest.raises(RecordError) as err:
+        srv_owner(srv(service='_' + 'x' * 70))
+    assert 'service and protocol' in str(err.value)
