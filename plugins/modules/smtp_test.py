@@ -48,17 +48,17 @@ description:
   - With O(confirm_delivery) the recipient mailbox is polled through Microsoft Graph for the
     message's C(internetMessageId), so the test proves delivery, not only acceptance. Only the
     mailbox's Inbox and Junk Email folders are asked (C(mailFolders/inbox/messages), then
-    C(mailFolders/junkemail/messages)): the copy of the message that Exchange Online keeps in the
-    sender's Sent Items has the same C(internetMessageId), and a message to the sender itself
-    would otherwise count as delivered from that copy alone. The item must also name one of the
-    message's recipients when it lists any (a Bcc or an envelope-only recipient is in no header
-    field). A message in Junk Email counts as delivered, with RV(delivered_folder) C(junkemail)
+    C(mailFolders/junkemail/messages)), because the copy of the message that Exchange Online
+    keeps in the sender's Sent Items has the same C(internetMessageId), and a message to the
+    sender itself would otherwise count as delivered from that copy alone. The item must also
+    name one of the message's recipients when it lists any (a Bcc or an envelope-only recipient
+    is in no header field). A message in Junk Email counts as delivered, with RV(delivered_folder) C(junkemail)
     and a warning; one that an inbox rule moved to another folder, or that was quarantined, is
     not found, so the test fails in phase C(delivery) (look it up in the message trace).
   - Exchange Online accepts any MAIL FROM and RCPT TO and refuses a sender that the mailbox may
     not send as only at the end of DATA, after the message (C(550 5.7.60) or
     C(554 5.2.252 SendAsDenied)). Check mode and O(quit_after=rcpt) (or V(data)) therefore do not
-    prove Send As rights: RV(send_as_proven) is false and a warning says so.
+    prove Send As rights; RV(send_as_proven) is false and a warning says so.
   - Exchange Online lets at most three sessions send as one mailbox at the same time and answers
     a fourth one's MAIL FROM with C(432 4.3.2 STOREDRV.ClientSubmit; sender thread limit
     exceeded). The test then tries MAIL FROM again after 1 and after 3 seconds (plus up to 25 %
@@ -178,8 +178,8 @@ options:
         EHLO, V(starttls) after TLS and the second EHLO, V(auth) after AUTH, V(rcpt) after the
         recipients were accepted, V(data) after the server answered DATA with 354 (the
         connection is then dropped, so no message is sent).
-      - None of these proves Send As rights: Exchange Online refuses a sender only after the
-        message.
+      - None of these proves Send As rights, because Exchange Online refuses a sender only
+        after the message.
     type: str
     choices: [connect, ehlo, starttls, auth, rcpt, data]
   confirm_delivery:
@@ -204,7 +204,7 @@ options:
         type: float
         default: 2
 notes:
-  - Password SMTP AUTH (LOGIN) in Exchange Online is being retired in favour of OAuth: Microsoft
+  - Password SMTP AUTH (LOGIN) in Exchange Online is being retired in favour of OAuth. Microsoft
     turns basic authentication for SMTP AUTH off by default for existing tenants at the end of
     December 2026 (Message Center MC786329; admins can turn it back on until the final removal,
     announced for the second half of 2027, after which the answer is C(550 5.7.30)). Prefer
