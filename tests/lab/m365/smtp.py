@@ -144,6 +144,7 @@ def send_as_denied(upn, address):
             'due to a permanent exception with message [BeginDiagnosticData]Cannot submit message.'
             % (upn, address))
 
+
 # The inbound MX endpoint (EOP). Each ends with the diagnostic ``[<EOP server> <time> <id>]``.
 INBOUND_REPLIES = {
     # Recipient in an accepted domain of the tenant without a mailbox or other recipient:
