@@ -20,6 +20,7 @@ import email.message
 import email.policy
 import email.utils
 import os
+import random
 import re
 import smtplib
 import socket
@@ -30,6 +31,22 @@ PHASES = ('connect', 'ehlo', 'starttls', 'auth', 'mail', 'rcpt', 'data', 'quit',
 QUIT_AFTER = ('connect', 'ehlo', 'starttls', 'auth', 'rcpt', 'data')
 TLS_VERSIONS = ('TLSv1', 'TLSv1_1', 'TLSv1_2', 'TLSv1_3')
 REDACTED = '********'
+# Exchange Online's answer when more than three sessions send as one mailbox at once
+# ("432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded", Microsoft's "SMTP submission
+# improvements"): MAIL FROM is tried again after these waits (each plus up to 25 % jitter), then
+# the test fails.
+THROTTLE_WAITS = (1.0, 3.0)
+# Where a delivered message is looked for (well-known folder names of Graph): the Inbox, then
+# Junk Email (a message filed as spam was delivered too; the result names the folder).
+DELIVERY_FOLDERS = ('inbox', 'junkemail')
+BASIC_AUTH_END = (
+    ' Microsoft turns SMTP AUTH basic authentication off by default for existing tenants at the '
+    'end of December 2026 (Message Center MC786329; admins can turn it back on until the final '
+    'removal, after which the answer is 550 5.7.30); see https://techcommunity.microsoft.com/t5/'
+    'exchange-team-blog/exchange-online-to-retire-basic-auth-for-client-submission-smtp/ba-p/'
+    '4114750.')
+SEND_AS = ('grant Send As on it (Add-RecipientPermission <sender> -AccessRights SendAs -Trustee '
+           '<mailbox>), or send as the mailbox itself')
 
 # Known Exchange Online replies: (code, enhanced code, regex on the text or None, hint). The first
 # match wins, so specific texts come before the bare code. Sources: Microsoft's SMTP AUTH and
@@ -45,31 +62,50 @@ EXO_HINTS = (
      'SMTP AUTH is disabled for this mailbox. Turn it on with '
      'exchangeonline.mail.mailbox_protocols (smtp_auth: enabled).'),
     (535, '5.7.139', r'basic authentication is disabled',
-     'password AUTH (LOGIN/PLAIN) is refused because basic authentication is off. Use '
-     'auth: xoauth2 with an app that has the SMTP.SendAsApp permission.'),
+     'password AUTH (LOGIN) is refused because basic authentication is off for the tenant. Use '
+     'auth: xoauth2 with an app that has the SMTP.SendAsApp permission.' + BASIC_AUTH_END),
     (535, '5.7.139', r'did not meet the criteria',
      'security defaults or a Conditional Access policy block legacy (password) authentication '
-     'for this account. Use auth: xoauth2, or exclude the account from the policy.'),
+     'for this account. Use auth: xoauth2, or exclude the account from the policy.' +
+     BASIC_AUTH_END),
+    (535, '5.7.139', r'credentials were incorrect',
+     'the user name or password is wrong: check username (the user principal name) and '
+     'password; an account with multi-factor authentication needs an app password for password '
+     'AUTH, and auth: xoauth2 needs none. SMTP AUTH itself is on for this mailbox (a switched-off '
+     'one is answered "SmtpClientAuthentication is disabled").'),
     (535, '5.7.139', None,
-     'SMTP AUTH is disabled for the tenant or the mailbox: check with '
-     'exchangeonline.mail.mailbox_info (include: [protocols]).'),
+     'Exchange Online refused AUTH for this account (5.7.139 also answers SMTP AUTH switched off '
+     'for the tenant or the mailbox, and a blocked or locked account): check SMTP AUTH with '
+     'exchangeonline.mail.mailbox_info (include: [protocols]) and the account\'s sign-in state.'),
     (535, '5.7.3', None,
      'the credentials were refused. With auth: xoauth2 the token must be for '
      'https://outlook.office365.com (app-only: the SMTP.SendAsApp permission with admin consent, '
      'the app\'s service principal registered in Exchange with New-ServicePrincipal and given '
-     'the mailbox with Add-MailboxPermission); with login/plain check the user name (the UPN) '
+     'the mailbox with Add-MailboxPermission); with login check the user name (the UPN) '
      'and password, and that the mailbox exists and is licensed.'),
     (530, '5.7.57', None,
-     'the server wants AUTH before MAIL FROM: give auth (xoauth2, login or plain) and the '
+     'the server wants AUTH before MAIL FROM: give auth (xoauth2 or login) and the '
      'mailbox\'s credentials; auth: none works only with a relay connector.'),
     (550, '5.7.30', None,
-     'basic authentication is not supported for client submission: use auth: xoauth2.'),
+     'basic authentication is not supported for client submission: use auth: xoauth2.' +
+     BASIC_AUTH_END),
     (None, '5.7.60', None,
-     'the mailbox may not send as this sender: use the mailbox itself as sender, or grant Send '
-     'As (Add-RecipientPermission <sender> -AccessRights SendAs -Trustee <mailbox>).'),
+     'the mailbox may not send as this sender (Exchange Online checks Send As at the end of '
+     'DATA, so only a message actually sent proves it): ' + SEND_AS + '.'),
+    (None, '5.2.252', r'Sender throttled',
+     'Exchange Online throttles this mailbox after repeated Send As refusals: fix the sender '
+     '(' + SEND_AS + '), then wait before the next test.'),
+    (None, '5.2.252', r'SendAsDenied',
+     'the mailbox may not send as the sender or the From: address (refused at the end of DATA): '
+     + SEND_AS + '.'),
     (None, '5.2.0', r'SendAsDenied',
      'the From: header names an address the mailbox may not send as: set sender to the mailbox '
      'or grant Send As on that address.'),
+    (432, '4.3.2', None,
+     'Exchange Online lets at most 3 sessions send as one mailbox at the same time (sender '
+     'thread limit), and other clients are sending as it now (the test tries MAIL FROM %d times '
+     'before it gives up): run it again when they are done, or test with another mailbox.'
+     % (len(THROTTLE_WAITS) + 1)),
     (None, '5.7.708', None,
      'Exchange Online refuses traffic from this IP address (new or low-reputation tenant); '
      'open a support case, see Microsoft\'s "Fix email delivery issues for error code 5.7.708".'),
@@ -86,7 +122,7 @@ EXO_HINTS = (
      'the recipient does not exist in the recipient\'s organisation; check the address.'),
     (504, '5.7.4', None,
      'the server does not take this AUTH mechanism here; Exchange Online offers AUTH only after '
-     'STARTTLS, and LOGIN and XOAUTH2 there.'),
+     'STARTTLS, and there only LOGIN and XOAUTH2 (no PLAIN).'),
     (421, '4.7.', None,
      'Exchange Online is throttling this client (too many connections or messages). Wait and '
      'retry; keep concurrent connections per mailbox low.'),
@@ -547,7 +583,8 @@ def blank_result(params):
         'enhanced_code': None, 'message': None, 'hint': None, 'transcript': [],
         'tls': None, 'capabilities': {'before_tls': [], 'after_tls': []},
         'message_id': None, 'queue_id': None, 'server_message_id': None,
-        'delivered': None, 'delivery_ms': None, 'timings_ms': {},
+        'delivered': None, 'delivery_ms': None, 'delivered_folder': None,
+        'send_as_proven': False, 'timings_ms': {},
         'host': params.get('host'), 'port': params.get('port'),
         'auth_mechanism': None,
     }
@@ -575,6 +612,7 @@ class SmtpTest(object):
         self.smtp = None
         self.smtputf8 = False  # set by envelope() when an address needs RFC 6531
         self.exchange_online = is_exchange_online(params.get('host'))  # and by the greeting
+        self.header_recipients = []  # the To: and Cc: addresses of the message sent
         self.started = time.monotonic()
         self.result = blank_result(params)
         self.result['timings_ms'] = self.timings
@@ -674,7 +712,8 @@ class SmtpTest(object):
             raise SmtpFailure('auth', 'the server does not offer AUTH %s (it offers: %s)'
                               % (mechanism, ' '.join(offered) or 'no AUTH at all'),
                               hint='choose auth from what the server offers' +
-                                   ('; Exchange Online offers AUTH only after STARTTLS'
+                                   ('; Exchange Online offers AUTH only after STARTTLS, and '
+                                    'there LOGIN and XOAUTH2 (no PLAIN): use auth: xoauth2'
                                     if self.exchange_online else ''))
         user = p.get('username') or p.get('sender')
         if p.get('password'):
@@ -735,7 +774,7 @@ class SmtpTest(object):
             smtp.command_encoding = 'utf-8'
             options = ['SMTPUTF8']
             self.smtputf8 = True
-        self.timed('mail', lambda: self.expect('mail', smtp.mail(sender, options), (250,)))
+        self.timed('mail', lambda: self.mail_from(sender, options))
         self.done('mail')
 
         def recipients():
@@ -747,6 +786,18 @@ class SmtpTest(object):
                                       % (rcpt, code, _decode(text)), code, _decode(text))
         self.timed('rcpt', recipients)
 
+    def mail_from(self, sender, options):
+        """MAIL FROM; Exchange Online's 432 4.3.2 (too many sessions sending as this mailbox)
+        is retried after the THROTTLE_WAITS in the same session, each attempt with its own
+        deadline."""
+        for wait in THROTTLE_WAITS + (None,):
+            self.smtp.arm('mail')
+            code, text = self.smtp.mail(sender, options)
+            if code != 432 or not self.exchange_online or wait is None:
+                return self.expect('mail', (code, text), (250,))
+            self.smtp._note('note', 'sender thread limit: MAIL FROM again in %.1f s' % wait)
+            time.sleep(wait * (1 + random.random() / 4))
+
     def data(self, sender):
         p, smtp = self.params, self.smtp
         if p.get('quit_after') == 'data':
@@ -756,7 +807,10 @@ class SmtpTest(object):
         domain = sender.rpartition('@')[2] or None
         message_id = email.utils.make_msgid('exo-smtp-test', domain=domain)
         self.result['message_id'] = message_id
-        raw = message_bytes(build_message(p, sender, message_id), self.smtputf8)
+        msg = build_message(p, sender, message_id)
+        self.header_recipients = [a for dummy, a in email.utils.getaddresses(
+            [str(v) for v in (msg.get_all('To') or []) + (msg.get_all('Cc') or [])])]
+        raw = message_bytes(msg, self.smtputf8)
         smtp.putcmd('DATA')
         self.expect('data', smtp.getreply(), (354,))
         payload = smtplib._quote_periods(raw) if hasattr(smtplib, '_quote_periods') else \
@@ -766,6 +820,7 @@ class SmtpTest(object):
         smtp.body_size = len(raw)
         smtp.send(payload + b'.\r\n')
         text = self.expect('data', smtp.getreply(), (250,))
+        self.result['send_as_proven'] = True
         self.result['queue_id'] = queue_id_of(text)
         m = SERVER_ID.search(text)
         self.result['server_message_id'] = '<%s>' % m.group(1) if m else None
@@ -838,18 +893,34 @@ class SmtpTest(object):
         self.envelope(sender)
         self.done('rcpt')
         if self.stop_after('rcpt'):
+            self.send_as_unproven(sender)
             self.smtp.arm('quit')
             self.smtp.rset()
             return
         message_id = self.timed('data', lambda: self.data(sender))
         self.done('data')
         if message_id is None:  # quit_after: data; drop the session, nothing is sent
+            self.send_as_unproven(sender)
             self.smtp.close()
             return
         self.quit()
         if p.get('confirm_delivery'):
             self.timed('delivery', lambda: self.confirm(message_id))
             self.done('delivery')
+
+    def send_as_unproven(self, sender):
+        """The warning of a test that stopped before the message: MAIL FROM and RCPT TO were
+        accepted, but Exchange Online refuses a sender the mailbox may not send as only at the
+        end of DATA (550 5.7.60, 554 5.2.252 SendAsDenied)."""
+        how = 'check mode' if self.check_mode else 'quit_after: %s' % self.params['quit_after']
+        user = self.params.get('username') or sender
+        what = ('%s may send as %s' % (user, sender) if user.lower() != sender.lower() else
+                'the server takes %s as the sender' % sender)
+        self.result.setdefault('warnings', []).append(
+            'This test stopped before sending the message (%s), so it does not prove that %s: '
+            'Exchange Online accepts MAIL FROM and RCPT TO and refuses a sender without Send As '
+            'only after the message (550 5.7.60 or 554 5.2.252). Run it without %s to prove it.'
+            % (how, what, how))
 
     def quit(self):
         try:
@@ -896,39 +967,69 @@ class SmtpTest(object):
 
     # -- delivery ---------------------------------------------------------------------------
     def confirm(self, message_id):
+        """Poll the mailbox's Inbox and Junk Email for the message (folder-scoped queries: the
+        sender's Sent Items copy of a message to itself has the same internetMessageId) until
+        one addressed to a recipient of the message is there, or the timeout."""
         from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
             GraphClient, GraphError, path_segment)
         from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
             IdentityError)
         spec = self.params['confirm_delivery']
         mailbox = spec.get('mailbox') or self.params['to'][0]
+        segment = path_segment(mailbox, 'confirm_delivery.mailbox')
         timeout, interval = spec.get('timeout'), spec.get('interval')
         accepted = time.monotonic()
         self.result['delivered'] = False
+        query = {'$filter': "internetMessageId eq '%s'" % message_id.replace("'", "''"),
+                 '$select': 'id,internetMessageId,receivedDateTime,subject,parentFolderId,'
+                            'toRecipients,ccRecipients,bccRecipients',
+                 '$top': '10'}
         try:
             graph = GraphClient(self.identity(), phase='delivery')
             while True:
-                found = graph.get('/users/%s/messages' % path_segment(
-                    mailbox, 'confirm_delivery.mailbox'), params={
-                    '$filter': "internetMessageId eq '%s'" % message_id.replace("'", "''"),
-                    '$select': 'id,internetMessageId,receivedDateTime,subject',
-                    '$top': '1'}, permission='Mail.ReadBasic.All').get('value') or []
-                if found:
-                    self.result['delivered'] = True
-                    self.result['delivery_ms'] = int((time.monotonic() - accepted) * 1000)
-                    self.result['delivered_message'] = found[0]
-                    return
+                for folder in DELIVERY_FOLDERS:
+                    found = graph.get('/users/%s/mailFolders/%s/messages' % (segment, folder),
+                                      params=query, permission='Mail.ReadBasic.All')
+                    item = self.delivered_item(found.get('value') or [], message_id, mailbox)
+                    if item is not None:
+                        self.result.update(delivered=True, delivered_folder=folder,
+                                           delivered_message=item, delivery_ms=int(
+                                               (time.monotonic() - accepted) * 1000))
+                        if folder == 'junkemail':
+                            self.result.setdefault('warnings', []).append(
+                                'The message was delivered to Junk Email of %s, not to the '
+                                'Inbox: check the sender domain\'s SPF, DKIM and DMARC and the '
+                                'anti-spam policies.' % mailbox)
+                        return
                 if time.monotonic() - accepted + interval > timeout:
-                    raise SmtpFailure('delivery', 'the message %s was accepted but did not '
-                                      'arrive in %s within %s s' % (message_id, mailbox, timeout),
-                                      hint='look it up in the message trace of the Exchange '
-                                           'admin centre; raise confirm_delivery.timeout if '
-                                           'delivery is slow')
+                    raise SmtpFailure(
+                        'delivery', 'the message %s was accepted but did not arrive in the Inbox '
+                        'or Junk Email of %s within %s s' % (message_id, mailbox, timeout),
+                        hint='look it up in the message trace of the Exchange admin centre (a '
+                             'quarantined message, or one an inbox rule moved to another '
+                             'folder, is not found here); raise confirm_delivery.timeout if '
+                             'delivery is slow')
                 time.sleep(interval)
         except IdentityError as e:
             raise SmtpFailure('delivery', str(e))
         except GraphError as e:
             raise SmtpFailure('delivery', str(e))
+
+    def delivered_item(self, items, message_id, mailbox):
+        """The first of ``items`` that is this message as a recipient got it: the same
+        internetMessageId, and, when it lists recipients, one of the message's (the To: and Cc:
+        of the message sent, the envelope recipients, the mailbox looked in). A Bcc or
+        envelope-only recipient is in no header field, so an item without recipients counts."""
+        ours = {a.lower() for a in self.params['to'] + self.header_recipients + [mailbox]}
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict) or item.get('internetMessageId') != message_id:
+                continue
+            listed = {str(((r or {}).get('emailAddress') or {}).get('address') or '').lower()
+                      for key in ('toRecipients', 'ccRecipients', 'bccRecipients')
+                      for r in item.get(key) or () if isinstance(r, dict)} - {''}
+            if not listed or listed & ours:
+                return item
+        return None
 
 
 def check_input(p):

@@ -46,7 +46,23 @@ description:
     C(*.office365.us) and C(*.outlook.cn)) or by the name in its greeting. Other servers get
     hints from the reply codes alone (RFC 5321, RFC 3463).
   - With O(confirm_delivery) the recipient mailbox is polled through Microsoft Graph for the
-    message's C(internetMessageId), so the test proves delivery, not only acceptance.
+    message's C(internetMessageId), so the test proves delivery, not only acceptance. Only the
+    mailbox's Inbox and Junk Email folders are asked (C(mailFolders/inbox/messages), then
+    C(mailFolders/junkemail/messages)), because the copy of the message that Exchange Online
+    keeps in the sender's Sent Items has the same C(internetMessageId), and a message to the
+    sender itself would otherwise count as delivered from that copy alone. The item must also
+    name one of the message's recipients when it lists any (a Bcc or an envelope-only recipient
+    is in no header field). A message in Junk Email counts as delivered, with RV(delivered_folder) C(junkemail)
+    and a warning; one that an inbox rule moved to another folder, or that was quarantined, is
+    not found, so the test fails in phase C(delivery) (look it up in the message trace).
+  - Exchange Online accepts any MAIL FROM and RCPT TO and refuses a sender that the mailbox may
+    not send as only at the end of DATA, after the message (C(550 5.7.60) or
+    C(554 5.2.252 SendAsDenied)). Check mode and O(quit_after=rcpt) (or V(data)) therefore do not
+    prove Send As rights; RV(send_as_proven) is false and a warning says so.
+  - Exchange Online lets at most three sessions send as one mailbox at the same time and answers
+    a fourth one's MAIL FROM with C(432 4.3.2 STOREDRV.ClientSubmit; sender thread limit
+    exceeded). The test then tries MAIL FROM again after 1 and after 3 seconds (plus up to 25 %
+    jitter), in the same session, and fails in phase C(mail) after the third refusal.
   - A failed test fails the task and still returns every key, so C(register) with
     C(ignore_errors) or C(failed_when) can act on RV(failed_phase) and RV(smtp_code).
   - "Permissions: XOAUTH2 with an app-only token needs the application permission
@@ -62,7 +78,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Goes as far as RCPT TO, then resets and quits; no message is sent.
+    details: Goes as far as RCPT TO, then resets and quits; no message is sent. This proves the
+      connection, TLS, AUTH and the recipients, not Send As (see the description).
   diff_mode:
     support: none
   idempotent:
@@ -161,12 +178,15 @@ options:
         EHLO, V(starttls) after TLS and the second EHLO, V(auth) after AUTH, V(rcpt) after the
         recipients were accepted, V(data) after the server answered DATA with 354 (the
         connection is then dropped, so no message is sent).
+      - None of these proves Send As rights, because Exchange Online refuses a sender only
+        after the message.
     type: str
     choices: [connect, ehlo, starttls, auth, rcpt, data]
   confirm_delivery:
     description:
       - Poll a mailbox through Microsoft Graph until the message's C(internetMessageId)
-        arrives, and fail in phase C(delivery) if it does not within O(confirm_delivery.timeout).
+        arrives in its Inbox or Junk Email, and fail in phase C(delivery) if it does not within
+        O(confirm_delivery.timeout).
     type: dict
     suboptions:
       mailbox:
@@ -184,8 +204,13 @@ options:
         type: float
         default: 2
 notes:
-  - Password SMTP AUTH (LOGIN, PLAIN) in Exchange Online is being retired in favour of OAuth;
-    prefer O(auth=xoauth2).
+  - Password SMTP AUTH (LOGIN) in Exchange Online is being retired in favour of OAuth. Microsoft
+    turns basic authentication for SMTP AUTH off by default for existing tenants at the end of
+    December 2026 (Message Center MC786329; admins can turn it back on until the final removal,
+    announced for the second half of 2027, after which the answer is C(550 5.7.30)). Prefer
+    O(auth=xoauth2).
+  - Exchange Online offers C(AUTH LOGIN XOAUTH2) after STARTTLS and no PLAIN; O(auth=plain) is
+    for other servers.
 seealso:
   - module: exchangeonline.mail.mailbox_protocols
   - name: Authenticate an IMAP, POP or SMTP connection using OAuth
@@ -259,7 +284,8 @@ hint:
   type: str
 transcript:
   description: Every line, with milliseconds since the start (C(ms)), C(direction) C(client) or
-    C(server), and the C(line). AUTH data is shown as C(********), the message as its size.
+    C(server), and the C(line). AUTH data is shown as C(********), the message as its size. A
+    retried MAIL FROM (C(432 4.3.2)) is preceded by an entry with C(direction) C(note).
     At most 1000 lines and 262144 octets of them are kept; then one last entry with
     C(direction) C(note) says that the transcript was cut there and how many lines were left out.
   returned: always
@@ -292,7 +318,26 @@ server_message_id:
   returned: always
   type: str
 delivered:
-  description: Whether the message was found in the mailbox (null without O(confirm_delivery)).
+  description: Whether the message was found in the Inbox or Junk Email of the mailbox (null
+    without O(confirm_delivery)).
+  returned: always
+  type: bool
+delivered_folder:
+  description: Where the message was found, C(inbox) or C(junkemail) (null when not found or
+    without O(confirm_delivery)).
+  returned: always
+  type: str
+  sample: inbox
+delivered_message:
+  description: The message as Graph lists it in that folder (C(id), C(internetMessageId),
+    C(receivedDateTime), C(subject), C(parentFolderId), C(toRecipients), C(ccRecipients),
+    C(bccRecipients)).
+  returned: when the message was found
+  type: dict
+send_as_proven:
+  description: True when the server accepted the message at the end of DATA, which is where
+    Exchange Online refuses a sender the mailbox may not send as. False otherwise, also in check
+    mode and with O(quit_after) (a warning then says that Send As is not proven).
   returned: always
   type: bool
 delivery_ms:

@@ -3,12 +3,13 @@
 import base64
 import smtplib
 import ssl
+import time
 
 import pytest
 
 from tests.lab.m365.client import app_token, lab_message, messages_request
 from tests.lab.m365.emulator import M365Emulator
-from tests.lab.m365.smtp import REPLIES
+from tests.lab.m365.smtp import REPLIES, THROTTLED, folder_id, send_as_denied
 
 EXO_SCOPE = ['https://outlook.office365.com/.default']
 GRAPH_SCOPE = ['https://graph.microsoft.com/.default']
@@ -72,13 +73,14 @@ def message(sender=SENDER, to=RCPT, subject='lab test'):
     return lab_message(sender, to, subject)
 
 
-def graph_find(emu, upn, message_id, roles=('Mail.Read',)):
-    return messages_request(emu, upn, message_id, token(emu, roles=roles, scope=GRAPH_SCOPE))
+def graph_find(emu, upn, message_id, roles=('Mail.Read',), folder=None):
+    return messages_request(emu, upn, message_id, token(emu, roles=roles, scope=GRAPH_SCOPE),
+                            folder)
 
 
 def test_xoauth2_send_arrives_and_graph_finds_it(emu):
     smtp = secure(emu)
-    assert 'xoauth2' in smtp.esmtp_features['auth'].lower()
+    assert smtp.esmtp_features['auth'].strip() == 'LOGIN XOAUTH2'  # smtp.office365.com: no PLAIN
     code, reply = xoauth2(smtp, SENDER, token(emu))
     assert (code, reply) == (235, b'2.7.0 Authentication successful')
     msg = message()
@@ -97,6 +99,16 @@ def test_xoauth2_send_arrives_and_graph_finds_it(emu):
     assert found[0]['from']['emailAddress']['address'] == SENDER
     assert found[0]['toRecipients'][0]['emailAddress']['address'] == RCPT
     assert set(found[0]) >= {'id', 'receivedDateTime'}
+    assert found[0]['parentFolderId'] == folder_id(emu.find_user(RCPT), 'inbox')
+    # The sender keeps a copy in Sent Items: /messages (every folder) finds it, the Inbox not.
+    copies = graph_find(emu, SENDER, msg['Message-ID']).json()['value']
+    assert [c['parentFolderId'] for c in copies] == [folder_id(emu.find_user(SENDER),
+                                                               'sentitems')]
+    assert graph_find(emu, SENDER, msg['Message-ID'], folder='inbox').json()['value'] == []
+    sent = graph_find(emu, SENDER, msg['Message-ID'], folder='SentItems')
+    assert sent.status_code == 200 and len(sent.json()['value']) == 1
+    assert "mailFolders('SentItems')/messages" in sent.json()['@odata.context']
+    assert len(graph_find(emu, RCPT, msg['Message-ID'], folder='inbox').json()['value']) == 1
     # Graph needs Mail.Read; a mailbox-less user has no messages.
     assert graph_find(emu, RCPT, msg['Message-ID'], roles=('User.Read.All',)).status_code == 403
     nobox = graph_find(emu, 'nobox@contosolab.onmicrosoft.com', msg['Message-ID'])
@@ -106,17 +118,22 @@ def test_xoauth2_send_arrives_and_graph_finds_it(emu):
 def test_login_with_lab_password_arrives(emu):
     smtp = secure(emu)
     assert smtp.login(SENDER, 'Lab-Passw0rd!')[0] == 235
-    assert emu.smtp.log[-1]['mechanism'] in ('LOGIN', 'PLAIN')
+    assert emu.smtp.log[-1]['mechanism'] == 'LOGIN'  # smtplib's choice among LOGIN XOAUTH2
     msg = message(subject='by password')
     smtp.send_message(msg)
     smtp.quit()
     assert graph_find(emu, RCPT, msg['Message-ID']).json()['value'][0]['subject'] == 'by password'
 
 
-def test_plain_with_lab_password(emu):
+def test_plain_and_lower_case_mechanisms_are_refused(emu):
     smtp = secure(emu)
     blob = base64.b64encode(b'\0' + SENDER.encode() + b'\0Lab-Passw0rd!').decode()
-    assert smtp.docmd('AUTH', 'PLAIN ' + blob)[0] == 235
+    code, reply = smtp.docmd('AUTH', 'PLAIN ' + blob)
+    assert '%d %s' % (code, reply.decode()) == REPLIES['auth_before_tls']
+    code, reply = smtp.docmd('AUTH', 'xoauth2 ' + base64.b64encode(
+        ('user=%s\x01auth=Bearer %s\x01\x01' % (SENDER, token(emu))).encode()).decode())
+    assert '%d %s' % (code, reply.decode()) == REPLIES['auth_before_tls']
+    assert xoauth2(smtp, SENDER, token(emu))[0] == 235  # the same in upper case
     smtp.quit()
 
 
@@ -166,7 +183,7 @@ def test_smtp_auth_disabled(emu, case):
 def test_bad_credentials(emu):
     good = token(emu)
     cases = [
-        (SENDER, 'password', 'wrong-password'),
+        (SENDER, 'password', 'wrong-password'),                      # 5.7.139 "incorrect"
         ('ghost@contosolab.onmicrosoft.com', 'password', 'Lab-Passw0rd!'),
         (SENDER, 'token', good[:-4] + 'AAAA'),                       # signature
         (SENDER, 'token', token(emu, scope=GRAPH_SCOPE)),            # audience
@@ -181,7 +198,8 @@ def test_bad_credentials(emu):
             with pytest.raises(smtplib.SMTPAuthenticationError) as err:
                 smtp.login(user, secret)
             code, reply = err.value.smtp_code, err.value.smtp_error
-        assert refused(code, reply, 'bad_credentials'), (user, kind)
+        assert refused(code, reply, 'wrong_password' if kind == 'password' else
+                       'bad_credentials'), (user, kind, code, reply)
         smtp.close()
     emu.expire_tokens()
     smtp = secure(emu)
@@ -206,22 +224,32 @@ def test_basic_auth_disabled_for_tenant(emu, variant):
     smtp.quit()
 
 
-def test_send_as_denied(emu):
-    smtp = secure(emu)
-    xoauth2(smtp, SENDER, token(emu))
-    assert refused(*smtp.mail('ceo@contosolab.onmicrosoft.com'), 'send_as_envelope')
-    # Envelope allowed, From: header of someone else: refused after DATA.
-    smtp.rset()
-    assert smtp.mail(SENDER)[0] == 250
-    assert smtp.rcpt(RCPT)[0] == 250
-    assert refused(*smtp.data(message(sender='ceo@contosolab.onmicrosoft.com').as_bytes()),
-                   'send_as_header')
-    smtp.quit()
+def test_send_as_is_refused_at_the_end_of_data_not_at_mail_from(emu):
+    ceo = 'ceo@contosolab.onmicrosoft.com'
+    cases = [  # (send_as_reply, envelope sender, From:, the refusal)
+        ('send_as_denied', ceo, ceo, send_as_denied(SENDER, ceo)),
+        ('send_as_denied', SENDER, ceo, send_as_denied(SENDER, ceo)),
+        ('send_as_permission', ceo, SENDER, REPLIES['send_as_permission']),
+        ('send_as_header', SENDER, ceo, REPLIES['send_as_header']),
+    ]
+    for mode, envelope, header, refusal in cases:
+        emu.smtp.send_as_reply = mode
+        smtp = secure(emu)
+        xoauth2(smtp, SENDER, token(emu))
+        assert smtp.mail(envelope) == (250, b'2.1.0 Sender OK')
+        assert smtp.rcpt(RCPT) == (250, b'2.1.5 Recipient OK')
+        msg = message(sender=header)
+        code, reply = smtp.data(msg.as_bytes())  # 354, then the refusal after the message
+        text = '%d %s' % (code, reply.decode())
+        assert text.startswith(refusal + ' [') and text.endswith(']'), (mode, text)
+        smtp.quit()
+        assert graph_find(emu, RCPT, msg['Message-ID']).json()['value'] == []
+        assert graph_find(emu, SENDER, msg['Message-ID']).json()['value'] == []
     # A grant makes both pass.
-    emu.smtp.grant_send_as(SENDER, 'ceo@contosolab.onmicrosoft.com')
+    emu.smtp.grant_send_as(SENDER, ceo)
     smtp = secure(emu)
     xoauth2(smtp, SENDER, token(emu))
-    smtp.send_message(message(sender='ceo@contosolab.onmicrosoft.com'))
+    smtp.send_message(message(sender=ceo), from_addr=ceo)
     smtp.quit()
 
 
@@ -247,14 +275,35 @@ def test_implicit_tls_xoauth2(emu):
     assert [e['tls'] for e in emu.smtp.log if e['listener'] == 'implicit'][0] is True
 
 
-def test_throttling_421(emu):
-    emu.smtp.inject('MAIL')
-    smtp = secure(emu)
-    xoauth2(smtp, SENDER, token(emu))
-    with pytest.raises(smtplib.SMTPSenderRefused) as err:
-        smtp.send_message(message())
-    assert err.value.smtp_code == 421
-    assert err.value.smtp_error.decode().startswith('4.7.66 ')
+def test_a_fourth_concurrent_session_of_one_sender_gets_432_at_mail_from(emu):
+    held = []
+    for dummy in range(3):
+        smtp = secure(emu)
+        assert xoauth2(smtp, SENDER, token(emu))[0] == 235
+        held.append(smtp)
+    fourth = secure(emu)
+    assert xoauth2(fourth, SENDER, token(emu))[0] == 235
+    code, reply = fourth.mail(SENDER)
+    assert ('%d %s' % (code, reply.decode())).startswith(THROTTLED + ' [')
+    assert fourth.mail(RCPT)[0] == 432  # still four
+    # Another sender is not limited by adele's sessions.
+    emu.smtp.set_password(RCPT, 'Bob-Passw0rd!')
+    other = secure(emu)
+    other.login(RCPT, 'Bob-Passw0rd!')
+    assert other.mail(RCPT)[0] == 250
+    other.quit()
+    held.pop().quit()
+    for dummy in range(50):  # the server sees the session end soon after QUIT
+        if emu.smtp.sessions_of(SENDER) <= 3:
+            break
+        time.sleep(0.05)
+    assert fourth.mail(SENDER)[0] == 250
+    fourth.quit()
+    for smtp in held:
+        smtp.quit()
+
+
+def test_injected_421_closes_the_connection(emu):
     emu.smtp.inject('EHLO', '421 4.3.2 Service not available, closing transmission channel')
     with pytest.raises(smtplib.SMTPServerDisconnected):
         smtp = connect(emu)
@@ -263,3 +312,36 @@ def test_throttling_421(emu):
     smtp = secure(emu)
     assert xoauth2(smtp, SENDER, token(emu))[0] == 235
     smtp.quit()
+
+
+def test_folders_sent_items_junk_and_suppressed_delivery(emu):
+    """A message to oneself is in Sent Items and the Inbox (one internetMessageId, two items);
+    delivery_folder sends a recipient's mail to Junk Email, or nowhere (quarantine)."""
+    def send(to):
+        smtp = secure(emu)
+        xoauth2(smtp, SENDER, token(emu))
+        msg = message(to=to)
+        smtp.send_message(msg)
+        smtp.quit()
+        return msg['Message-ID']
+
+    def folders(upn, message_id):
+        user = emu.find_user(upn)
+        names = {folder_id(user, n): n for n in ('inbox', 'sentitems', 'junkemail')}
+        return sorted(names[m['parentFolderId']]
+                      for m in graph_find(emu, upn, message_id).json()['value'])
+
+    own = send(SENDER)
+    assert folders(SENDER, own) == ['inbox', 'sentitems']
+    emu.smtp.delivery_folder[RCPT] = 'junkemail'
+    junk = send(RCPT)
+    assert folders(RCPT, junk) == ['junkemail']
+    assert len(graph_find(emu, RCPT, junk, folder='JunkEmail').json()['value']) == 1
+    emu.smtp.delivery_folder[SENDER] = None
+    suppressed = send(SENDER)
+    assert folders(SENDER, suppressed) == ['sentitems']
+    resp = graph_find(emu, SENDER, suppressed, folder='no-such-folder')
+    assert resp.status_code == 404 and resp.json()['error']['code'] == 'ErrorItemNotFound'
+    inbox_id = folder_id(emu.find_user(SENDER), 'inbox')
+    assert graph_find(emu, SENDER, own, folder=inbox_id).json()['value'][0]['internetMessageId'] \
+        == own

@@ -2,8 +2,10 @@
 msal for tokens, real requests for the delivery proof through Graph)."""
 
 import base64
+import smtplib
 import socket
 import socketserver
+import ssl
 import threading
 
 import pytest
@@ -12,13 +14,14 @@ from cryptography import x509
 from tests.integration.conftest import m365_args
 from tests.lab.m365.client import app_token
 from tests.lab.m365.emulator import M365Emulator
-from tests.lab.m365.smtp import REPLIES, THROTTLED
+from tests.lab.m365.smtp import REPLIES, THROTTLED, folder_id, send_as_denied
 
 SENDER = 'adele@contosolab.onmicrosoft.com'
 RCPT = 'bob@contosolab.onmicrosoft.com'
 PASSWORD = 'Lab-Passw0rd-for-adele-9f3c1e'
 SECRET = 'smtp-test-app-secret-4b8e2d7a91'
 SEND_ROLES = ('SMTP.SendAsApp', 'Mail.ReadBasic.All')
+CEO = 'ceo@contosolab.onmicrosoft.com'
 
 
 @pytest.fixture(scope='module')
@@ -71,7 +74,13 @@ def test_xoauth2_send_arrives_with_tls_details_and_clean_transcript(emu, app, pl
     assert r['changed'] is False
     assert r['phase'] == 'delivery' and r['failed_phase'] is None
     assert r['delivered'] is True and r['delivery_ms'] >= 0
+    assert r['delivered_folder'] == 'inbox' and r['send_as_proven'] is True
     assert r['message_id'] in mailbox(emu)
+    # The proof asked the recipient's Inbox, with the id quoted as OData wants it.
+    asked = [e for e in emu.requests if '/mailFolders/' in e['path']]
+    assert asked and asked[0]['path'] == '/v1.0/users/%s/mailFolders/inbox/messages' % RCPT
+    assert "internetMessageId+eq+%27%3C" in asked[0]['query'] or \
+        "internetMessageId%20eq%20%27%3C" in asked[0]['query'], asked[0]['query']
     assert r['server_message_id'] == r['message_id']
     assert r['auth_mechanism'] == 'XOAUTH2'
     assert r['tls']['version'] in ('TLSv1.2', 'TLSv1.3') and r['tls']['verified'] is True
@@ -92,24 +101,26 @@ def test_xoauth2_send_arrives_with_tls_details_and_clean_transcript(emu, app, pl
     assert all(e['tls'] for e in log if e['verb'] == 'AUTH')
 
 
-def test_login_and_plain_sends_arrive(emu, app, play):
+def test_login_arrives_and_plain_is_not_offered(emu, app, play):
     tasks = [send('login', **args(emu, app, auth='login', username=SENDER, password=PASSWORD,
                                   confirm_delivery={'timeout': 10, 'interval': 0.2})),
              send('plain', **args(emu, app, auth='plain', username=SENDER, password=PASSWORD))]
     run = play(tasks, verbosity=3)
-    for name, mechanism in (('login', 'LOGIN'), ('plain', 'PLAIN')):
-        r = run.task(name)['result']
-        assert run.task(name)['status'] == 'ok', r.get('msg')
-        assert r['auth_mechanism'] == mechanism
-        assert r['message_id'] in mailbox(emu)
-    assert run.task('login')['result']['delivered'] is True
-    assert run.task('plain')['result']['delivered'] is None
-    lines = [t['line'] for t in run.task('login')['result']['transcript']]
+    r = run.task('login')['result']
+    assert run.task('login')['status'] == 'ok', r.get('msg')
+    assert r['auth_mechanism'] == 'LOGIN' and r['delivered'] is True
+    assert r['message_id'] in mailbox(emu)
+    lines = [t['line'] for t in r['transcript']]
     assert lines.count('********') == 2 and 'AUTH LOGIN' in lines
-    # no_log masks the password itself; what goes on the wire is base64 (LOGIN) or inside the
-    # PLAIN blob: none of these may show anywhere.
-    wire = [base64.b64encode(PASSWORD.encode()).decode(),
-            base64.b64encode(('\x00%s\x00%s' % (SENDER, PASSWORD)).encode()).decode()]
+    # Exchange Online offers no PLAIN: the module says so before it sends any credentials.
+    r = run.task('plain')['result']
+    assert r['failed_phase'] == 'auth'
+    assert 'does not offer AUTH PLAIN (it offers: LOGIN XOAUTH2)' in r['msg']
+    assert 'no PLAIN' in r['hint'] and 'auth: xoauth2' in r['hint']
+    assert [e for e in emu.smtp.log if e['verb'] == 'AUTH'][-1]['mechanism'] == 'LOGIN'
+    # no_log masks the password itself; what goes on the wire is base64 (LOGIN): it may not
+    # show anywhere.
+    wire = [base64.b64encode(PASSWORD.encode()).decode()]
     text = run.stdout + run.stderr + repr(run.results)
     assert PASSWORD not in text and not any(w in text for w in wire)
 
@@ -136,16 +147,12 @@ EXCHANGE_REFUSALS = [
      'basic_disabled', 'auth: xoauth2'),
     ('basic-550', {'basic': 'basic_not_supported'}, {'auth': 'login'}, 'auth', 550, '5.7.30',
      'basic_not_supported', 'auth: xoauth2'),
-    ('security-defaults', {'security_defaults': True}, {'auth': 'plain'}, 'auth', 535,
+    ('security-defaults', {'security_defaults': True}, {'auth': 'login'}, 'auth', 535,
      '5.7.139', 'policy_blocked', 'Conditional Access'),
     ('bad-password', {}, {'auth': 'login', 'password': 'wrong-password-for-adele'}, 'auth',
-     535, '5.7.3', 'bad_credentials', 'check the user name'),
+     535, '5.7.139', 'wrong_password', 'the user name or password is wrong'),
     ('no-auth', {}, {'auth': 'none'}, 'mail', 530, '5.7.57', 'not_authenticated',
      'give auth'),
-    ('send-as', {}, {'sender': 'ceo@contosolab.onmicrosoft.com'}, 'mail', 550, '5.7.60',
-     'send_as_envelope', 'Add-RecipientPermission'),
-    ('send-as-header', {}, {'headers': {'From': 'ceo@contosolab.onmicrosoft.com'}}, 'data',
-     554, '5.2.0', 'send_as_header', 'From: header'),
 ]
 
 
@@ -171,20 +178,111 @@ def test_exchange_refusals_name_phase_code_and_hint(emu, app, play, case):
     assert r['message'].startswith(expected), r['message']
     assert hint in r['hint'], r['hint']
     assert r['msg'].startswith('%s failed: ' % phase) and hint in r['msg']
+    if key in ('basic_disabled', 'basic_not_supported', 'policy_blocked'):
+        assert 'end of December 2026' in r['hint'] and 'MC786329' in r['hint']
+    elif key == 'wrong_password':  # a credentials error, not SMTP AUTH switched off
+        assert 'SMTP AUTH is disabled' not in r['hint'] and 'December' not in r['hint']
     assert mailbox(emu) == before
     assert PASSWORD not in run.stdout
 
 
-def test_throttling_421_and_token_without_send_as(emu, app, play):
+def test_send_as_is_refused_after_the_message_and_a_stop_before_it_proves_nothing(
+        emu, app, play):
+    """Exchange takes any MAIL FROM and refuses Send As at the end of DATA: the refusal is a
+    data failure with its hint; check mode and quit_after: rcpt pass and warn that they prove
+    nothing about Send As."""
+    common = dict(username=SENDER, sender=CEO)
+    check = dict(send('check', **args(emu, app, **common)), check_mode=True)
+    before = mailbox(emu)
+    run = play([send('envelope', **args(emu, app, **common)),
+                send('header', **args(emu, app, headers={'From': CEO})),
+                check,
+                send('rcpt', **args(emu, app, quit_after='rcpt', **common))])
+    for name in ('envelope', 'header'):
+        r = run.task(name)['result']
+        assert run.task(name)['status'] == 'failed'
+        assert (r['failed_phase'], r['phase']) == ('data', 'rcpt'), r['msg']
+        assert (r['smtp_code'], r['enhanced_code']) == (554, '5.2.252')
+        assert r['message'].startswith(send_as_denied(SENDER, CEO).split(' ', 2)[2])
+        assert 'Add-RecipientPermission' in r['hint'] and r['send_as_proven'] is False
+        lines = [t['line'] for t in r['transcript']]
+        assert '250 2.1.0 Sender OK' in lines and any(line.startswith('354 ') for line in lines)
+    assert mailbox(emu) == before
+    for name, how in (('check', 'check mode'), ('rcpt', 'quit_after: rcpt')):
+        r = run.task(name)['result']
+        assert run.task(name)['status'] == 'ok', r.get('msg')
+        assert r['phase'] == 'rcpt' and r['send_as_proven'] is False
+        warning = ('This test stopped before sending the message (%s), so it does not prove '
+                   'that %s may send as %s' % (how, SENDER, CEO))
+        assert warning in ' '.join((run.stdout + run.stderr).split()), run.stderr[-2000:]
+
+
+def direct(emu, **extra):
+    """The parameters of a plain SmtpTest run (what the module passes), XOAUTH2 with a token."""
+    params = dict(host='127.0.0.1', port=emu.smtp.port, tls='starttls', auth='xoauth2',
+                  timeout=10.0, sender=SENDER, to=[RCPT], headers={}, quit_after=None,
+                  confirm_delivery=None, allow_plaintext_auth=False, min_tls_version='TLSv1_2',
+                  validate_certs=True, ca_path=emu.ca_path, username=None, password=None,
+                  access_token=app_token(emu, ('SMTP.SendAsApp',),
+                                         ['https://outlook.office365.com/.default']),
+                  subject=None, body=None, ehlo_name=None)
+    params.update(extra)
+    return params
+
+
+def test_send_as_550_5_7_60_at_the_end_of_data_gets_the_send_as_hint(emu):
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import SmtpTest
+    emu.smtp.send_as_reply = 'send_as_permission'
+    r = SmtpTest(direct(emu, username=SENDER, sender=CEO), False).run()
+    assert (r['failed_phase'], r['smtp_code'], r['enhanced_code']) == ('data', 550, '5.7.60')
+    assert 'Client does not have permissions to send as this sender' in r['message']
+    assert 'at the end of DATA' in r['hint'] and 'Add-RecipientPermission' in r['hint']
+
+
+def test_432_sender_thread_limit_is_retried_until_a_session_ends(emu):
+    """Three other sessions send as adele (real smtplib, held open); the test's MAIL FROM gets
+    432 4.3.2, waits and tries again; one session ends meanwhile, and the message goes."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import (
+        THROTTLE_WAITS, SmtpTest)
+    params = direct(emu)
+    held = []
+    for dummy in range(3):
+        smtp = smtplib.SMTP('127.0.0.1', emu.smtp.port, timeout=10)
+        smtp.starttls(context=ssl.create_default_context(cafile=emu.ca_path))
+        smtp.ehlo()
+        blob = 'user=%s\x01auth=Bearer %s\x01\x01' % (SENDER, params['access_token'])
+        assert smtp.docmd('AUTH', 'XOAUTH2 ' + base64.b64encode(blob.encode()).decode())[0] \
+            == 235
+        held.append(smtp)
+    ender = threading.Timer(THROTTLE_WAITS[0] / 2, held[0].quit)
+    ender.start()
+    try:
+        r = SmtpTest(params, False).run()
+    finally:
+        ender.join()
+        for smtp in held[1:]:
+            smtp.quit()
+    assert r['failed_phase'] is None and r['phase'] == 'quit', r['msg']
+    lines = [t['line'] for t in r['transcript']]
+    mails = [i for i, line in enumerate(lines) if line.upper().startswith('MAIL FROM:')]
+    assert len(mails) == 2 and lines[mails[0] + 1].startswith(THROTTLED + ' [')
+    assert any(t['direction'] == 'note' and 'sender thread limit' in t['line']
+               for t in r['transcript'])
+    assert r['timings_ms']['mail'] >= THROTTLE_WAITS[0] * 1000
+    assert r['message_id'] in mailbox(emu)
+
+
+def test_throttling_432_after_retries_and_token_without_send_as(emu, app, play):
     # The lab answers on 127.0.0.1, but greets as an Exchange Online server
-    # (*.prod.outlook.com): the Exchange Online hints apply.
-    emu.smtp.inject('MAIL', THROTTLED)
+    # (*.prod.outlook.com): the Exchange Online hints apply, and 432 4.3.2 is retried.
+    emu.smtp.inject('MAIL', THROTTLED, count=3)
     no_send = emu.add_app(secret=SECRET + '-2', roles=('Mail.ReadBasic.All',))
     run = play([send('throttled', **args(emu, app)),
                 send('no-role', **args(emu, no_send))])
     r = run.task('throttled')['result']
-    assert (r['failed_phase'], r['smtp_code'], r['enhanced_code']) == ('mail', 421, '4.7.66')
-    assert 'Exchange Online is throttling' in r['hint']
+    assert (r['failed_phase'], r['smtp_code'], r['enhanced_code']) == ('mail', 432, '4.3.2')
+    assert 'at most 3 sessions' in r['hint'] and 'tries MAIL FROM 3 times' in r['hint']
+    assert [e['verb'] for e in emu.smtp.log].count('MAIL') == 3
     r = run.task('no-role')['result']
     assert (r['failed_phase'], r['smtp_code'], r['enhanced_code']) == ('auth', 535, '5.7.3')
     assert 'SMTP.SendAsApp' in r['hint']
@@ -221,6 +319,10 @@ def test_quit_after_every_stage(emu, app, play, stage, last_verb):
     r = run.last['result']
     assert run.last['status'] == 'ok', r.get('msg')
     assert r['phase'] == stage and r['failed_phase'] is None
+    assert r['send_as_proven'] is False
+    if stage in ('rcpt', 'data'):
+        assert 'does not prove that the server takes %s as the sender' % SENDER in \
+            ' '.join((run.stdout + run.stderr).split())
     seen = [v for v in verbs(emu) if v not in ('QUIT', 'RSET')]
     assert (seen[-1] if seen else None) == last_verb
     assert mailbox(emu) == before
@@ -235,6 +337,9 @@ def test_check_mode_stops_after_rcpt_and_sends_no_data(emu, app, play):
     assert r['phase'] == 'rcpt' and r['changed'] is False
     assert 'DATA' not in verbs(emu) and 'RCPT' in verbs(emu)
     assert mailbox(emu) == before and r['delivered'] is None
+    assert r['send_as_proven'] is False
+    assert 'stopped before sending the message (check mode)' in ' '.join(
+        (run.stdout + run.stderr).split())
 
 
 def test_delivery_not_confirmed_fails_in_delivery_phase(emu, app, play):
@@ -245,7 +350,32 @@ def test_delivery_not_confirmed_fails_in_delivery_phase(emu, app, play):
     r = run.last['result']
     assert r['failed_phase'] == 'delivery' and r['phase'] == 'quit'
     assert r['delivered'] is False
-    assert 'did not arrive in %s within 1.0 s' % RCPT in r['msg']
+    assert 'did not arrive in the Inbox or Junk Email of %s within 1.0 s' % RCPT in r['msg']
+    assert 'inbox rule' in r['hint'] and 'quarantined' in r['hint']
+
+
+def test_delivery_proof_is_the_inbox_not_the_sent_items_copy_and_names_junk_email(
+        emu, app, play):
+    """To oneself with delivery into the Inbox suppressed: only the Sent Items copy has the
+    internetMessageId, so the message is not delivered; a message filed as Junk Email is
+    delivered, in that folder, with a warning."""
+    emu.smtp.delivery_folder[SENDER] = None
+    emu.smtp.delivery_folder[RCPT] = 'junkemail'
+    run = play([send('self', **args(emu, app, to=[SENDER],
+                                    confirm_delivery={'timeout': 1.0, 'interval': 0.3})),
+                send('junk', **args(emu, app, confirm_delivery={'timeout': 5, 'interval': 0.2}))])
+    r = run.task('self')['result']
+    assert r['failed_phase'] == 'delivery' and r['delivered'] is False, r['msg']
+    assert r['send_as_proven'] is True and r['delivered_folder'] is None
+    copies = [m for m in emu.find_user(SENDER)['_messages']
+              if m['internetMessageId'] == r['message_id']]
+    assert [m['parentFolderId'] for m in copies] == [folder_id(emu.find_user(SENDER),
+                                                               'sentitems')]
+    r = run.task('junk')['result']
+    assert run.task('junk')['status'] == 'ok', r.get('msg')
+    assert r['delivered'] is True and r['delivered_folder'] == 'junkemail'
+    assert 'delivered to Junk Email of %s, not to the Inbox' % RCPT in \
+        ' '.join((run.stdout + run.stderr).split())
 
 
 def test_delivery_check_without_mail_read_names_the_permission(emu, play):
@@ -377,10 +507,11 @@ def test_role_sends_proves_delivery_and_records_a_refusal(emu, app, play):
     first = run.task('keep')['result']['ansible_facts']['first']
     assert first['delivered'] is True and first['message_id'] in mailbox(emu)
     report = run.task('exchangeonline.mail.smtp_test : Report the test-send')['result']['msg']
-    assert 'failed at auth: auth failed: the server answered 535 5.7.3' in report
+    assert 'failed at auth: auth failed: the server answered 535 5.7.139' in report
     failure = run.task('exchangeonline.mail.smtp_test : Fail when the test-send failed')
     assert failure['status'] == 'failed'
-    assert '535 5.7.3' in failure['result']['msg']
+    assert '535 5.7.139 Authentication unsuccessful, the user credentials were incorrect' in \
+        failure['result']['msg']
     assert run.rc != 0
 
 

@@ -31,10 +31,12 @@ def app_token(emu, roles, scope):
 GRAPH_SCOPE = ['https://graph.microsoft.com/.default']
 
 
-def messages_request(emu, upn, message_id, access_token):
-    """Graph ``GET /users/{upn}/messages?$filter=internetMessageId eq '...'`` (the response)."""
+def messages_request(emu, upn, message_id, access_token, folder=None):
+    """Graph ``GET /users/{upn}/messages?$filter=internetMessageId eq '...'`` (the response);
+    with ``folder`` ``GET /users/{upn}/mailFolders/{folder}/messages?...``."""
+    path = 'mailFolders/%s/messages' % folder if folder else 'messages'
     return session_for(emu).get(
-        '%s/v1.0/users/%s/messages' % (emu.url, upn), timeout=10,
+        '%s/v1.0/users/%s/%s' % (emu.url, upn, path), timeout=10,
         headers={'Authorization': 'Bearer ' + access_token},
         params={'$filter': "internetMessageId eq '%s'" % message_id.replace("'", "''")})
 

@@ -1,11 +1,14 @@
 """An Exchange Online-like SMTP submission server (smtp.office365.com:587) and inbound MX
 endpoint (<domain>.mail.protection.outlook.com:25) for the lab.
 
-aiosmtpd on 127.0.0.1, STARTTLS required, AUTH offered only after TLS, AUTH XOAUTH2 checked
-against the emulator's own tokens and AUTH LOGIN/PLAIN against lab passwords; what it answers
-follows the tenant state of the emulator (``emu.cas_mailbox(upn)``, ``emu.transport_config``).
-Accepted mail lands in the recipient's mailbox, where Graph ``GET /users/{id}/messages`` finds
-it. Reply texts and where they come from: see REPLIES and tests/lab/m365/README.md.
+aiosmtpd on 127.0.0.1, STARTTLS required, AUTH offered only after TLS and then as
+``AUTH LOGIN XOAUTH2`` (no PLAIN), XOAUTH2 checked against the emulator's own tokens and LOGIN
+against lab passwords; what it answers follows the tenant state of the emulator
+(``emu.cas_mailbox(upn)``, ``emu.transport_config``). Send As is refused at the end of DATA, as
+Exchange does. Accepted mail lands in the recipient's Inbox (or the folder ``delivery_folder``
+names) and a copy in the sender's Sent Items, where Graph ``GET /users/{id}/messages`` and
+``GET /users/{id}/mailFolders/{folder}/messages`` find it. Reply texts and where they come from:
+see REPLIES and tests/lab/m365/README.md.
 
     smtp = emu.start_smtp()            # or SmtpServer(emu).start()
     smtp.port, smtp.wrong_name_port    # the second listener's certificate is for another name
@@ -13,7 +16,8 @@ it. Reply texts and where they come from: see REPLIES and tests/lab/m365/README.
     smtp.inbound_port                  # EOP's MX endpoint: no AUTH, STARTTLS offered, accepts
                                        # mail for the tenant's mailboxes only (INBOUND_REPLIES)
     smtp.log                           # one entry per command: verb, tls, reply
-    smtp.inject('MAIL', THROTTLED)     # the next MAIL gets 421 and the connection is closed
+    smtp.inject('MAIL', THROTTLED)     # the next MAIL gets 432 4.3.2 (sender thread limit)
+    smtp.delivery_folder[upn] = 'junkemail'   # or None: accepted, never in the mailbox
 """
 
 import base64
@@ -70,39 +74,76 @@ REPLIES = {
     'mailbox_disabled': '535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is '
                         'disabled for the Mailbox. Visit https://aka.ms/smtp_auth_disabled for '
                         'more information.',
-    # Bad password or token: mageplaza/magento-2-smtp#108, jstedfast/MailKit#700 (OAuth), PHPMailer
-    # discussion #2845 (wrong OAuth scope).
+    # Bad or unusable token (also an unknown user or one without a mailbox):
+    # mageplaza/magento-2-smtp#108, jstedfast/MailKit#700 (OAuth), PHPMailer discussion #2845
+    # (wrong OAuth scope).
     'bad_credentials': '535 5.7.3 Authentication unsuccessful',
+    # Wrong password for LOGIN: verbatim with the server name in a nodemailer comment
+    # ("... incorrect. [CH2PR15CA0029.namprd15.prod.outlook.com]") and a Go client's test table
+    # that classes it as bad credentials.
+    'wrong_password': '535 5.7.139 Authentication unsuccessful, the user credentials were '
+                      'incorrect.',
     # Password AUTH with basic authentication off: nodemailer/nodemailer#1714, rpremraj/mailR#107,
     # TideDra/zotero-arxiv-daily#46 (verbatim).
     'basic_disabled': '535 5.7.139 Authentication unsuccessful, basic authentication is disabled.',
-    # The other form Exchange uses for the same refusal (text after "5.7.30": our guess).
+    # After the final removal of basic authentication: verbatim in the Exchange Team blog
+    # "Exchange Online to retire Basic auth for Client Submission (SMTP AUTH)" (ba-p/4114750).
     'basic_not_supported': '550 5.7.30 Basic authentication is not supported for Client '
                            'Submission.',
     # MAIL FROM before AUTH: quoted as "530 5.7.57 Client not authenticated to send mail." by
     # clients (MicrosoftDocs/OfficeDocs-Exchange#3124, a Netwrix KB article, public test suites).
     'not_authenticated': '530 5.7.57 Client not authenticated to send mail.',
-    # Envelope sender the mailbox may not send as: verbatim in public client code and docs
-    # (a Go OAuth2 SMTP test, a Rust mail library's docs, a WordPress mailer's error mapping).
-    'send_as_envelope': '550 5.7.60 SMTP; Client does not have permissions to send as this '
-                        'sender',
-    # From: header the mailbox may not send as, refused after DATA: verbatim in
-    # MicrosoftDocs/OfficeDocs-Support#1187, FusionAuth/fusionauth-issues#220 (diagnostic
-    # numbers that follow in real replies left out).
+    # A sender the mailbox may not send as, refused at the end of DATA ("DATA END command
+    # failed"): PHPMailer/PHPMailer#1231, WWBN/AVideo#1017, frappe/bench#1457 (smtplib's
+    # SMTPDataError), swiftmailer#1030; also in public client code (Go, Rust, PHP).
+    'send_as_permission': '550 5.7.60 SMTP; Client does not have permissions to send as this '
+                          'sender',
+    # The older form of the same refusal at the end of DATA: MicrosoftDocs/OfficeDocs-Support#1187,
+    # FusionAuth/fusionauth-issues#220 (diagnostic numbers that follow in real replies left out).
     'send_as_header': '554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException.'
                       'MapiExceptionSendAsDenied; Failed to process message due to a permanent '
                       'exception with message Cannot submit message.',
     # AUTH before STARTTLS: AUTH is not offered there; Exchange answers an unknown mechanism
-    # with 504 5.7.4 (our reading of transcripts; guessed for this exact case).
+    # with 504 5.7.4 (our reading of transcripts; guessed for this exact case). The same for a
+    # mechanism it does not offer after TLS (PLAIN, CRAM-MD5) and for a mechanism name not in
+    # upper case (clients report that only "AUTH XOAUTH2" works, e.g. OpenXE's notes).
     'auth_before_tls': '504 5.7.4 Unrecognized authentication type',
+    # Repeated send-as refusals: Microsoft's "Continuous Error Throttling for SMTP AUTH
+    # Submissions" (Exchange Online mail flow best practices).
+    'sender_throttled': '550 5.2.252 Sender throttled due to continuous send as denied errors.',
 }
 # Password AUTH refused by security defaults / Conditional Access (legacy auth blocked): verbatim
 # in public transcripts (a Netwrix KB article; a .NET client's log in a public repository).
 REPLIES['policy_blocked'] = ('535 5.7.139 Authentication unsuccessful, the request did not meet '
                              'the criteria to be authenticated successfully. Contact your '
                              'administrator.')
-# Throttling (our wording; Exchange uses 421 4.7.66 / 4.3.2 with varying texts).
-THROTTLED = '421 4.7.66 Too many concurrent connections from this client. Try again later.'
+# More than three concurrent sessions of one sender: Microsoft's "SMTP submission improvements"
+# (SupportArticles-docs, Exchange/ExchangeOnline/send-emails/smtp-submission-improvements.md:
+# "up to three concurrent connections are allowed to send email messages at the same time"),
+# seen at MAIL FROM by public clients (a Rust mail library's test table).
+THROTTLED = '432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded'
+MAX_SENDER_SESSIONS = 3
+# EHLO after STARTTLS: "250-AUTH LOGIN XOAUTH2", exactly so (no PLAIN): live transcripts of
+# smtp.office365.com (a CodeIgniter log in a public repository, 2025; PHPMailer debug output on
+# pastebin 7dB0T9XJ; a Perl Net::SMTP trace).
+SUBMISSION_AUTH = ('LOGIN', 'XOAUTH2')
+# The same page: messages sent through SMTP AUTH are stored in the sender's Sent Items.
+SENT_ITEMS = 'sentitems'
+# Well-known folder names Graph takes in place of a folder id, "regardless of the locale"
+# (https://learn.microsoft.com/graph/api/resources/mailfolder); the lab's mailboxes have these.
+WELL_KNOWN_FOLDERS = ('inbox', 'sentitems', 'junkemail', 'deleteditems', 'drafts', 'outbox',
+                      'archive')
+
+
+def send_as_denied(upn, address):
+    """554 5.2.252 at the end of DATA, as a live transcript of 2025 (a CodeIgniter log in a
+    public repository, SY5P282CA0097.outlook.office365.com) shows it; the MAPI diagnostic
+    numbers that follow in the real reply are left out."""
+    return ('554 5.2.252 SendAsDenied; %s not allowed to send as %s; STOREDRV.Submission.'
+            'Exception:SendAsDeniedException.MapiExceptionSendAsDenied; Failed to process message '
+            'due to a permanent exception with message [BeginDiagnosticData]Cannot submit message.'
+            % (upn, address))
+
 
 # The inbound MX endpoint (EOP). Each ends with the diagnostic ``[<EOP server> <time> <id>]``.
 INBOUND_REPLIES = {
@@ -211,6 +252,11 @@ class ExchangeSMTP(SMTP):
             if not self.secure:
                 await self.push(REPLIES['auth_before_tls'])
                 return
+            mechanism = (value or '').split(' ', 1)[0]
+            if self.session.extended_smtp and mechanism not in SUBMISSION_AUTH:
+                # as sent: PLAIN, or "xoauth2" in lower case, is not what Exchange offers
+                await self.push(REPLIES['auth_before_tls'])
+                return
             await SMTP.smtp_AUTH(self, value)
         await self.logged('AUTH', arg, run)
 
@@ -241,6 +287,10 @@ class ExchangeSMTP(SMTP):
 
     async def smtp_QUIT(self, arg):
         await self.logged('QUIT', arg, super().smtp_QUIT)
+
+    def connection_lost(self, error):
+        self.lab.session_ended(self)
+        super().connection_lost(error)
 
 
 class ExchangeController(Controller):
@@ -311,15 +361,6 @@ class SubmissionHandler:
             return AuthResult(success=False, handled=True)
         return await self.password_auth(server, raw_user, raw_pass)
 
-    async def auth_PLAIN(self, server, args):
-        raw = await self.read_response(server, args, '')
-        if raw is None:
-            return AuthResult(success=False, handled=True)
-        parts = raw.split(b'\x00')
-        if len(parts) != 3:
-            return await self.refuse(server, 'bad_credentials')
-        return await self.password_auth(server, parts[1], parts[2])
-
     async def password_auth(self, server, raw_user, raw_pass):
         if self.lab.basic_auth_disabled:
             return await self.refuse(server, self.lab.basic_auth_reply)
@@ -327,7 +368,7 @@ class SubmissionHandler:
             return await self.refuse(server, 'policy_blocked')
         user = raw_user.decode('utf-8', 'replace')
         if not self.lab.check_password(user, raw_pass.decode('utf-8', 'replace')):
-            return await self.refuse(server, 'bad_credentials')
+            return await self.refuse(server, 'wrong_password')
         return await self.finish(server, user, 'password')
 
     async def finish(self, server, upn, method):
@@ -341,14 +382,16 @@ class SubmissionHandler:
         if disabled:
             return await self.refuse(server, 'mailbox_disabled')
         user = self.emu.find_user(upn)
+        self.lab.session_started(server, user['userPrincipalName'])
         return AuthResult(success=True, auth_data={'upn': user['userPrincipalName'],
                                                    'method': method})
 
     # -- MAIL and DATA -------------------------------------------------------------------------
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        upn = session.auth_data['upn']
-        if not self.lab.may_send_as(upn, address):
-            return diagnostic(REPLIES['send_as_envelope'])
+        # Send As is not checked here: Exchange takes any MAIL FROM and refuses at the end of
+        # DATA (handle_DATA).
+        if self.lab.sessions_of(session.auth_data['upn']) > MAX_SENDER_SESSIONS:
+            return diagnostic(THROTTLED)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return '250 2.1.0 Sender OK'
@@ -365,12 +408,13 @@ class SubmissionHandler:
         msg = email.message_from_bytes(envelope.original_content or envelope.content,
                                        policy=email.policy.default)
         header_from = email.utils.parseaddr(str(msg.get('From') or ''))[1]
-        if header_from and not self.lab.may_send_as(upn, header_from):
-            return diagnostic(REPLIES['send_as_header'])
+        for address in (envelope.mail_from, header_from):
+            if address and not self.lab.may_send_as(upn, address):
+                return diagnostic(self.lab.send_as_refusal(upn, address))
         message_id = str(msg.get('Message-ID') or '').strip()
         if not message_id:
             message_id = '<%s@%s>' % (uuid.uuid4().hex.upper(), HOSTNAME.lower())
-        self.lab.deliver(msg, message_id, envelope.mail_from, envelope.rcpt_tos)
+        self.lab.deliver(msg, message_id, envelope.mail_from, envelope.rcpt_tos, sender=upn)
         # Exchange's accept line names the message's Message-ID and the mailbox server, e.g.
         # "250 2.0.0 OK <id@host> [Hostname=XXXPR01MB1234.namprd01.prod.outlook.com]" (seen in
         # public client transcripts).
@@ -429,6 +473,9 @@ class SmtpServer:
         self.basic_auth_disabled = False
         self.basic_auth_reply = 'basic_disabled'
         self.security_defaults = False  # True: password AUTH blocked by policy
+        self.send_as_reply = 'send_as_denied'  # or 'send_as_permission', 'send_as_header'
+        self.delivery_folder = {}  # upn (lower case): the folder mail goes to, None: nowhere
+        self.sessions = {}  # upn (lower case): the open sessions authenticated as it
         self.passwords = {}
         self.send_as = {}
         self.injections = []
@@ -444,6 +491,8 @@ class SmtpServer:
         self.wrong_cert = emu.ca.issue_cert('wrong-name.exo-lab.test',
                                             key_type=trustme.KeyType.RSA)
         emu.graph.routes.append(('GET', r'/users/(?P<u>[^/]+)/messages', self.graph_messages))
+        emu.graph.routes.append(('GET', r'/users/(?P<u>[^/]+)/mailFolders/(?P<f>[^/]+)/messages',
+                                 self.graph_messages))
 
     # -- life cycle ----------------------------------------------------------------------------
     def context(self, cert):
@@ -464,7 +513,8 @@ class SmtpServer:
             server_hostname=INBOUND_HOSTNAME if inbound else HOSTNAME,
             ident='Microsoft ESMTP MAIL Service ready',
             require_starttls=False, auth_required=False, auth_require_tls=not implicit,
-            auth_exclude_mechanism=('CRAM-MD5', 'LOGIN', 'PLAIN') if inbound else ('CRAM-MD5',),
+            auth_exclude_mechanism=('CRAM-MD5', 'LOGIN', 'PLAIN') if inbound else
+            ('CRAM-MD5', 'PLAIN'),
             decode_data=False, **tls)
         controller.start()
         self.controllers.append(controller)
@@ -502,9 +552,28 @@ class SmtpServer:
             own.update(p.split(':', 1)[1].lower() for p in user['proxyAddresses'] if ':' in p)
         return address in own or address in self.send_as.get(upn.lower(), set())
 
+    def send_as_refusal(self, upn, address):
+        """The end-of-DATA refusal of a sender ``upn`` may not send as (``send_as_reply``)."""
+        if self.send_as_reply == 'send_as_denied':
+            return send_as_denied(upn, address)
+        return REPLIES[self.send_as_reply]
+
+    def session_started(self, server, upn):
+        with self.lock:
+            self.sessions.setdefault(upn.lower(), set()).add(id(server))
+
+    def session_ended(self, server):
+        with self.lock:
+            for ids in self.sessions.values():
+                ids.discard(id(server))
+
+    def sessions_of(self, upn):
+        with self.lock:
+            return len(self.sessions.get(upn.lower(), ()))
+
     def inject(self, verb, reply=THROTTLED, count=1):
         """The next ``count`` commands ``verb`` (EHLO, AUTH, MAIL, RCPT, DATA) get ``reply``; a
-        421 also closes the connection, as Exchange does when it throttles."""
+        421 also closes the connection, as Exchange does when it closes a session."""
         with self.lock:
             self.injections.append({'verb': verb.upper(), 'reply': reply, 'count': count})
 
@@ -544,6 +613,8 @@ class SmtpServer:
         self.basic_auth_disabled = False
         self.basic_auth_reply = 'basic_disabled'
         self.security_defaults = False
+        self.send_as_reply = 'send_as_denied'
+        self.delivery_folder = {}
         with self.lock:
             self.injections = []
         self.clear_log()
@@ -559,32 +630,51 @@ class SmtpServer:
             return '500 Line too long (see RFC5321 4.5.3.1.6)'
         return None
 
-    def deliver(self, msg, message_id, mail_from, rcpt_tos):
+    def deliver(self, msg, message_id, mail_from, rcpt_tos, sender=None):
+        """Each recipient with a mailbox gets the message in its Inbox (or the folder
+        ``delivery_folder`` names for it; None: accepted but never in the mailbox, as a
+        quarantined message); an authenticated ``sender`` (submission) keeps a copy in its Sent
+        Items, as Exchange stores SMTP AUTH submissions."""
         now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
-        sender_name, sender = email.utils.parseaddr(str(msg.get('From') or mail_from))
+        sender_name, from_address = email.utils.parseaddr(str(msg.get('From') or mail_from))
         to = email.utils.getaddresses([str(v) for v in msg.get_all('To') or ()])
+        cc = email.utils.getaddresses([str(v) for v in msg.get_all('Cc') or ()])
         body = msg.get_body(preferencelist=('plain', 'html'))
         text = body.get_content() if body is not None else ''
-        for rcpt in rcpt_tos:
-            with self.emu.lock:
+
+        def recipients(pairs):
+            return [{'emailAddress': {'name': n or a, 'address': a}} for n, a in pairs]
+
+        def store(user, folder):
+            mid = 'AAMkAG' + base64.urlsafe_b64encode(
+                stable_id(user['id'], message_id, folder).encode()).decode().rstrip('=')
+            user.setdefault('_messages', []).append({
+                'id': mid, 'createdDateTime': now, 'lastModifiedDateTime': now,
+                'receivedDateTime': now, 'sentDateTime': now, 'hasAttachments': False,
+                'internetMessageId': message_id, 'subject': str(msg.get('Subject') or ''),
+                'bodyPreview': text.strip()[:255], 'importance': 'normal',
+                'parentFolderId': folder_id(user, folder),
+                'isRead': folder == SENT_ITEMS, 'isDraft': False,
+                'body': {'contentType': 'text', 'content': text},
+                'sender': {'emailAddress': {'name': sender_name or from_address,
+                                            'address': from_address}},
+                'from': {'emailAddress': {'name': sender_name or from_address,
+                                          'address': from_address}},
+                'toRecipients': recipients(to), 'ccRecipients': recipients(cc),
+                'bccRecipients': [], 'replyTo': []})
+
+        with self.emu.lock:
+            if sender is not None:
+                user = self.find_mailbox(sender)
+                if user is not None:
+                    store(user, SENT_ITEMS)
+            for rcpt in rcpt_tos:
                 user = self.find_mailbox(rcpt)
                 if user is None:
                     continue  # external recipient: relayed, not stored here
-                mid = 'AAMkAG' + base64.urlsafe_b64encode(
-                    stable_id(user['id'], message_id).encode()).decode().rstrip('=')
-                user.setdefault('_messages', []).append({
-                    'id': mid, 'createdDateTime': now, 'lastModifiedDateTime': now,
-                    'receivedDateTime': now, 'sentDateTime': now, 'hasAttachments': False,
-                    'internetMessageId': message_id, 'subject': str(msg.get('Subject') or ''),
-                    'bodyPreview': text.strip()[:255], 'importance': 'normal',
-                    'isRead': False, 'isDraft': False,
-                    'body': {'contentType': 'text', 'content': text},
-                    'sender': {'emailAddress': {'name': sender_name or sender,
-                                                'address': sender}},
-                    'from': {'emailAddress': {'name': sender_name or sender, 'address': sender}},
-                    'toRecipients': [{'emailAddress': {'name': n or a, 'address': a}}
-                                     for n, a in to],
-                    'ccRecipients': [], 'bccRecipients': [], 'replyTo': []})
+                folder = self.delivery_folder.get(user['userPrincipalName'].lower(), 'inbox')
+                if folder is not None:
+                    store(user, folder)
 
     def accepted_domains(self):
         """What EOP accepts mail for: the tenant's verified domains and its
@@ -620,8 +710,10 @@ class SmtpServer:
 
     # https://learn.microsoft.com/graph/api/user-list-messages : $filter on internetMessageId
     # (eq), $select, $top; Mail.Read(Basic)(.All) or Mail.ReadWrite; no mailbox: 404
-    # MailboxNotEnabledForRESTAPI as for mailboxSettings.
-    def graph_messages(self, req, u):
+    # MailboxNotEnabledForRESTAPI as for mailboxSettings. /users/{id}/messages is every folder
+    # (Sent Items too); /users/{id}/mailFolders/{folder}/messages one folder, by a well-known
+    # name (case-insensitive) or its id (mailfolder-list-messages).
+    def graph_messages(self, req, u, f=None):
         if not req.roles() & set(MAIL_READ):
             return req.error(403, 'ErrorAccessDenied',
                              'Access is denied. Check credentials and try again.')
@@ -635,6 +727,17 @@ class SmtpServer:
                                  'on-premise.')
             messages = [dict(m) for m in user.get('_messages', ())]
             uid = user['id']
+            folders = {folder_id(user, name): name for name in WELL_KNOWN_FOLDERS}
+        path = 'messages'
+        if f is not None:
+            wanted = f if f in folders else f.lower()
+            if wanted not in folders and wanted not in WELL_KNOWN_FOLDERS:
+                # the answer of Exchange for an id that names no folder of this mailbox
+                return req.error(404, 'ErrorItemNotFound',
+                                 'The specified object was not found in the store.')
+            wanted = folder_id(user, folders.get(wanted, wanted))
+            messages = [msg for msg in messages if msg['parentFolderId'] == wanted]
+            path = "mailFolders('%s')/messages" % f
         text = req.query.get('$filter')
         if text:
             m = re.fullmatch(r"\s*internetMessageId\s+eq\s+'((?:[^']|'')*)'\s*", text)
@@ -651,6 +754,12 @@ class SmtpServer:
             messages = [{k: v for k, v in msg.items() if k in keep} for msg in messages]
         for msg in messages:
             msg['@odata.etag'] = 'W/"CQAAABYAAAB%s"' % msg['id'][-12:]
-        return Response(200, {'@odata.context': "%s/$metadata#users('%s')/messages"
-                                                % (self.emu.graph.root, uid),
+        return Response(200, {'@odata.context': "%s/$metadata#users('%s')/%s"
+                                                % (self.emu.graph.root, uid, path),
                               'value': messages})
+
+
+def folder_id(user, name):
+    """The id of the well-known folder ``name`` of ``user``'s mailbox (stable, Graph-like)."""
+    return 'AAMkAG' + base64.urlsafe_b64encode(
+        stable_id(user['id'], 'folder', name).encode()).decode().rstrip('=') + 'AAA='

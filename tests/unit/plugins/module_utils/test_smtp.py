@@ -10,8 +10,8 @@ import email.policy
 import pytest
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import (
-    _SMTP, build_message, check_input, hint_for, is_exchange_online, message_bytes, queue_id_of,
-    split_reply)
+    _SMTP, SmtpTest, build_message, check_input, hint_for, is_exchange_online, message_bytes,
+    queue_id_of, split_reply)
 
 
 @pytest.mark.parametrize('reply,queue_id', [
@@ -45,12 +45,26 @@ def test_queue_id_of_the_common_mtas(reply, queue_id):
           'authenticated successfully. Contact your administrator.', 'Conditional Access'),
     (535, '5.7.139 Authentication unsuccessful, user is locked by your organization\'s security '
           'defaults policy.', 'mailbox_info'),
+    (535, '5.7.139 Authentication unsuccessful, the user credentials were incorrect. '
+          '[CH2PR15CA0029.namprd15.prod.outlook.com]', 'the user name or password is wrong'),
     (535, '5.7.3 Authentication unsuccessful [X]', 'SMTP.SendAsApp'),
     (530, '5.7.57 Client not authenticated to send mail. [X]', 'give auth'),
     (550, '5.7.30 Basic authentication is not supported for Client Submission.', 'xoauth2'),
     (550, '5.7.60 SMTP; Client does not have permissions to send as this sender', 'Send As'),
+    (550, '5.7.60 SMTP; Client does not have permissions to send as this sender',
+     'at the end of DATA'),
     (554, '5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied;',
      'From: header'),
+    (554, '5.2.252 SendAsDenied; info@contoso.com not allowed to send as noreply@contoso.com; '
+          'STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied; Failed '
+          'to process message', 'Add-RecipientPermission'),
+    (550, '5.2.252 Sender throttled due to continuous send as denied errors.',
+     'throttles this mailbox after repeated Send As refusals'),
+    (432, '4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded [X]', 'at most 3 sessions'),
+    (535, '5.7.139 Authentication unsuccessful, basic authentication is disabled.',
+     'end of December 2026'),
+    (550, '5.7.30 Basic authentication is not supported for Client Submission.', 'MC786329'),
+    (504, '5.7.4 Unrecognized authentication type', 'no PLAIN'),
     (421, '4.7.66 Too many concurrent connections from this client.', 'throttling'),
     (421, '4.3.2 Service not available, closing transmission channel', 'retry later'),
     (550, '5.7.708 Service unavailable. Access denied, traffic not accepted from this IP.',
@@ -107,6 +121,52 @@ def test_exchange_only_hints_stay_out_for_other_servers():
 ])
 def test_is_exchange_online_by_host_or_greeting(host, greeting, expected):
     assert is_exchange_online(host, greeting) is expected
+
+
+def test_a_wrong_password_is_not_called_smtp_auth_disabled():
+    text = '5.7.139 Authentication unsuccessful, the user credentials were incorrect. [X]'
+    hint = hint_for(535, '5.7.139', text, exchange_online=True)
+    assert 'SMTP AUTH is disabled' not in hint and 'mailbox_protocols' not in hint
+
+
+def test_5_2_252_throttle_and_send_as_denied_get_different_hints():
+    throttled = hint_for(550, '5.2.252', 'Sender throttled due to continuous send as denied '
+                         'errors.', exchange_online=True)
+    denied = hint_for(554, '5.2.252', 'SendAsDenied; a@b not allowed to send as c@b;', True)
+    assert throttled != denied and 'wait' in throttled and 'wait' not in denied
+
+
+def _delivery_test(to, headers=None):
+    test = SmtpTest(dict(to=to, headers=headers or {}, host='smtp.office365.com'), False)
+    test.header_recipients = list(to)
+    return test
+
+
+def _item(message_id, *addresses, **extra):
+    item = {'internetMessageId': message_id,
+            'toRecipients': [{'emailAddress': {'address': a}} for a in addresses]}
+    item.update(extra)
+    return item
+
+
+def test_delivered_item_is_this_message_addressed_to_one_of_its_recipients():
+    test = _delivery_test(['bob@contoso.com'])
+    mid = '<x@contoso.com>'
+    assert test.delivered_item([_item(mid, 'Bob@Contoso.com')], mid, 'bob@contoso.com')
+    assert test.delivered_item([_item('<other@contoso.com>', 'bob@contoso.com')], mid,
+                               'bob@contoso.com') is None
+    # Another message with the same id to someone else (not this one): not delivered.
+    assert test.delivered_item([_item(mid, 'eve@fabrikam.example')], mid,
+                               'bob@contoso.com') is None
+    # A Bcc or envelope-only recipient: the item lists none of the header recipients.
+    assert test.delivered_item([_item(mid)], mid, 'bob@contoso.com')
+    # Through a group: the mailbox looked in is not in "to", the group is.
+    test = _delivery_test(['team@contoso.com'])
+    assert test.delivered_item([_item(mid, 'team@contoso.com')], mid, 'bob@contoso.com')
+    # Not the documented JSON: no item.
+    for junk in ('text', None, [None, 'x', {'internetMessageId': 5}], {'value': []}):
+        assert test.delivered_item(junk, mid, 'bob@contoso.com') is None
+    assert test.delivered_item([_item(mid, toRecipients='x')], mid, 'bob@contoso.com')
 
 
 def test_unknown_reply_has_no_hint():
