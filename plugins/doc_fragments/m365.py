@@ -137,3 +137,16 @@ requirements:
   - msal >= 1.24.0
   - requests >= 2.28.0
 '''
+
+    # The modules that call Exchange Online's admin endpoint (mailbox_info, mailbox_protocols).
+    EXCHANGE = r'''
+options: {}
+notes:
+  - "Exchange Online (its admin endpoint C(InvokeCommand)): the URL and C(X-AnchorMailbox) carry
+    the tenant GUID (the access token's C(tid) claim) whatever form O(tenant_id) has, since
+    Exchange refuses follow-up pages asked by a domain. Its answers 408, 429, 500, 503, 504 and
+    any answer saying C(maximum number of concurrent requests per tenant) are retried like
+    Graph's throttling (see O(timeout)); a 400 or 404 is not. All pages of one cmdlet must come
+    within 30 minutes, the lifetime of Exchange's paging cursor, each page within the bound of
+    O(timeout)."
+'''

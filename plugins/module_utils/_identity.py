@@ -618,12 +618,11 @@ class Identity:
                                 % (self.cache_path, e), phase='token cache')
 
 
-def token_roles(token):
-    """The application permissions in the ``roles`` claim of an app-only access token (a JWT),
-    sorted; [] when it has no such claim; None when the token is not a JWT whose payload can be
-    read (Microsoft may issue tokens that are opaque to clients). The signature is not checked:
-    this names what a token lacks in a preflight message, it never allows anything, and the
-    service decides for itself."""
+def token_claims(token):
+    """The payload of an access token (a JWT) as a dict, or None when the token is not a JWT
+    whose payload can be read (Microsoft may issue tokens that are opaque to clients). The
+    signature is not checked: the claims only name things in messages and URLs, they never
+    allow anything, and the service checks the token itself."""
     parts = token.split('.') if isinstance(token, str) else []
     if len(parts) != 3 or len(parts[1]) > 65536:
         return None
@@ -631,7 +630,17 @@ def token_roles(token):
         claims = json.loads(base64.urlsafe_b64decode(parts[1] + '=' * (-len(parts[1]) % 4)))
     except (ValueError, TypeError, binascii.Error, UnicodeError, RecursionError):
         return None
-    if not isinstance(claims, dict):
+    return claims if isinstance(claims, dict) else None
+
+
+def token_roles(token):
+    """The application permissions in the ``roles`` claim of an app-only access token (a JWT),
+    sorted; [] when it has no such claim; None when the token is not a JWT whose payload can be
+    read (Microsoft may issue tokens that are opaque to clients). The signature is not checked:
+    this names what a token lacks in a preflight message, it never allows anything, and the
+    service decides for itself."""
+    claims = token_claims(token)
+    if claims is None:
         return None
     roles = claims.get('roles', [])
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
@@ -644,14 +653,7 @@ def token_tenant(token):
     cannot be read or carries no GUID there. Exchange Online's InvokeCommand wants the GUID in
     its URL and anchor whatever form tenant_id was given in (its paging fails on a domain). The
     signature is not checked: the service checks the token itself."""
-    parts = token.split('.') if isinstance(token, str) else []
-    if len(parts) != 3 or len(parts[1]) > 65536:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + '=' * (-len(parts[1]) % 4)))
-    except (ValueError, TypeError, binascii.Error, UnicodeError, RecursionError):
-        return None
-    tid = claims.get('tid') if isinstance(claims, dict) else None
+    tid = (token_claims(token) or {}).get('tid')
     return tid.lower() if isinstance(tid, str) and GUID.fullmatch(tid) else None
 
 

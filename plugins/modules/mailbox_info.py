@@ -31,17 +31,11 @@ description:
     principal name, which C(Get-CASMailbox) does not return (a UPN
     C(alias@<tenant>.onmicrosoft.com) with the primary address C(first.last@contoso.com) is
     matched all the same).
-  - "Exchange Online (its admin endpoint C(InvokeCommand)): the URL and C(X-AnchorMailbox) carry
-    the tenant GUID (the access token's C(tid) claim) whatever form O(tenant_id) has, since
-    Exchange refuses follow-up pages asked by a domain. Its answers 408, 429, 500, 503, 504 and
-    any answer saying C(maximum number of concurrent requests per tenant) are retried like
-    Graph's throttling (see O(timeout)); a 400 or 404 is not. All pages of one cmdlet must come
-    within 30 minutes, the lifetime of Exchange's paging cursor, each page within the bound of
-    O(timeout)."
 author:
   - exchangeonline.mail maintainers (@exchangeonline)
 extends_documentation_fragment:
   - exchangeonline.mail.m365
+  - exchangeonline.mail.m365.exchange
   - exchangeonline.mail.attributes
   - exchangeonline.mail.attributes.m365
 attributes:

@@ -22,17 +22,11 @@ description:
     (U(https://learn.microsoft.com/powershell/exchange/app-only-auth-powershell-v2), step 5).
     Without it Exchange answers 401 C(User is not allowed to call <cmdlet>); the task fails
     naming the cmdlet and the role to assign, without asking for a new token."
-  - "Exchange Online (its admin endpoint C(InvokeCommand)): the URL and C(X-AnchorMailbox) carry
-    the tenant GUID (the access token's C(tid) claim) whatever form O(tenant_id) has, since
-    Exchange refuses follow-up pages asked by a domain. Its answers 408, 429, 500, 503, 504 and
-    any answer saying C(maximum number of concurrent requests per tenant) are retried like
-    Graph's throttling (see O(timeout)); a 400 or 404 is not. All pages of one cmdlet must come
-    within 30 minutes, the lifetime of Exchange's paging cursor, each page within the bound of
-    O(timeout)."
 author:
   - exchangeonline.mail maintainers (@exchangeonline)
 extends_documentation_fragment:
   - exchangeonline.mail.m365
+  - exchangeonline.mail.m365.exchange
   - exchangeonline.mail.attributes
   - exchangeonline.mail.attributes.m365
 attributes:
