@@ -74,6 +74,16 @@ def m365(tmp_path, bind):
     emulator.stop()
 
 
+@pytest.fixture
+def emu(tmp_path):
+    """The emulator alone (no BIND behind it), for tests of its endpoints and of the clients."""
+    from tests.lab.m365.emulator import M365Emulator
+    server = M365Emulator(workdir=str(tmp_path / 'm365'))
+    server.start()
+    yield server
+    server.stop()
+
+
 # The application permissions of an app that may run every m365 module.
 APP_ROLES = ('Domain.ReadWrite.All', 'User.Read.All', 'Exchange.ManageAsApp')
 

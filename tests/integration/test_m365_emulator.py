@@ -30,14 +30,6 @@ def client_cert():
     return make_client_certificate()
 
 
-@pytest.fixture
-def emu(tmp_path):
-    server = M365Emulator(workdir=str(tmp_path / 'm365'))
-    server.start()
-    yield server
-    server.stop()
-
-
 def msal_app(emu, client_id, credential, tenant=None):
     return msal.ConfidentialClientApplication(
         client_id, client_credential=credential,

@@ -7,20 +7,11 @@ import jwt
 import pytest
 
 from tests.lab.m365.client import app_token, session_for
-from tests.lab.m365.emulator import M365Emulator
 
 EXO_SCOPE = ['https://outlook.office365.com/.default']
 GRAPH_SCOPE = ['https://graph.microsoft.com/.default']
 ODATA_ERROR = 'Microsoft.Exchange.Admin.OData.Core.ODataServiceException'
 ANCHOR = 'APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@%s'
-
-
-@pytest.fixture
-def emu(tmp_path):
-    server = M365Emulator(workdir=str(tmp_path / 'm365'))
-    server.start()
-    yield server
-    server.stop()
 
 
 def token(emu, roles=('Exchange.ManageAsApp',), scope=None):

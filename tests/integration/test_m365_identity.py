@@ -19,19 +19,11 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._identity impo
     IdentityError,
 )
 from tests.integration.conftest import m365_args
-from tests.lab.m365.emulator import M365Emulator, make_client_certificate
+from tests.lab.m365.emulator import make_client_certificate
 from tests.lab.m365.identity import cert_thumbprints
 
 MSAL = tuple(int(n) for n in msal.__version__.split('.')[:2])
 USERS = ('User.Read.All', 'Exchange.ManageAsApp')
-
-
-@pytest.fixture
-def emu(tmp_path):
-    server = M365Emulator(workdir=str(tmp_path / 'm365'))
-    server.start()
-    yield server
-    server.stop()
 
 
 def token_requests(emu):
