@@ -1,5 +1,8 @@
 """Collection metadata that no sanity test checks: action groups agree with module docs."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import glob
 import importlib
 import os

@@ -2,6 +2,9 @@
 and the one-source rule: playbooks/vars/exo_variables.yml, the playbooks, their headers and the
 README's Playbooks table name the same variables."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import os
 import re
 
