@@ -103,8 +103,9 @@ EXO_HINTS = (
      'or grant Send As on that address.'),
     (432, '4.3.2', None,
      'Exchange Online lets at most 3 sessions send as one mailbox at the same time (sender '
-     'thread limit), and other clients are sending as it now (the test tries MAIL FROM %d times '
-     'before it gives up): run it again when they are done, or test with another mailbox.'
+     'thread limit), and other clients are sending as it now: run it again when they are done, '
+     'or test with another mailbox. The test retries a 432 to MAIL FROM (%d tries in all), not '
+     'one at the end of DATA (the message was not accepted and is not sent again).'
      % (len(THROTTLE_WAITS) + 1)),
     (None, '5.7.708', None,
      'Exchange Online refuses traffic from this IP address (new or low-reputation tenant); '
@@ -790,11 +791,19 @@ class SmtpTest(object):
         """MAIL FROM; Exchange Online's 432 4.3.2 (too many sessions sending as this mailbox)
         is retried after the THROTTLE_WAITS in the same session, each attempt with its own
         deadline."""
+        throttled = None
         for wait in THROTTLE_WAITS + (None,):
             self.smtp.arm('mail')
-            code, text = self.smtp.mail(sender, options)
+            try:
+                code, text = self.smtp.mail(sender, options)
+            except smtplib.SMTPServerDisconnected:
+                if throttled is None:
+                    raise
+                raise SmtpFailure('mail', 'the server answered %s %s, then closed the '
+                                  'connection' % throttled, *throttled)
             if code != 432 or not self.exchange_online or wait is None:
                 return self.expect('mail', (code, text), (250,))
+            throttled = (code, _decode(text))
             self.smtp._note('note', 'sender thread limit: MAIL FROM again in %.1f s' % wait)
             time.sleep(wait * (1 + random.random() / 4))
 

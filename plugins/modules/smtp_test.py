@@ -27,7 +27,8 @@ description:
     with its handshake; the second EHLO; AUTH from its first line to the final answer; MAIL;
     each RCPT; DATA with the message and the server's answer to it; QUIT. A step not done in
     O(timeout) seconds fails its phase (the session then takes at most one O(timeout) per step,
-    plus the token and O(confirm_delivery)).
+    plus the token and O(confirm_delivery); a MAIL FROM retried after C(432 4.3.2), see below,
+    takes up to three O(timeout) and 5 seconds of waits).
   - "What the server sends is bounded: a reply line at most 2048 octets (RFC 5321 4.5.3.1.5 caps
     it at 512), a reply at most 100 lines and 32768 octets. A server that goes past a bound fails
     the phase, naming what it did, and the connection is dropped without QUIT. Control
@@ -62,7 +63,10 @@ description:
   - Exchange Online lets at most three sessions send as one mailbox at the same time and answers
     a fourth one's MAIL FROM with C(432 4.3.2 STOREDRV.ClientSubmit; sender thread limit
     exceeded). The test then tries MAIL FROM again after 1 and after 3 seconds (plus up to 25 %
-    jitter), in the same session, and fails in phase C(mail) after the third refusal.
+    jitter), in the same session, and fails in phase C(mail) after the third refusal (or when
+    the server closes the connection after one). Exchange Online may also answer the end of
+    DATA with C(432 4.3.2) (C(Concurrent connections limit exceeded)); that one is not retried,
+    because the message would be sent again: the test fails in phase C(data).
   - A failed test fails the task and still returns every key, so C(register) with
     C(ignore_errors) or C(failed_when) can act on RV(failed_phase) and RV(smtp_code).
   - "Permissions: XOAUTH2 with an app-only token needs the application permission
