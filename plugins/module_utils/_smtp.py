@@ -818,7 +818,7 @@ class SmtpTest(object):
         self.result['message_id'] = message_id
         msg = build_message(p, sender, message_id)
         self.header_recipients = [a for dummy, a in email.utils.getaddresses(
-            [str(v) for v in (msg.get_all('To') or []) + (msg.get_all('Cc') or [])])]
+            [str(v) for v in (msg.get_all('To') or []) + (msg.get_all('Cc') or [])]) if a]
         raw = message_bytes(msg, self.smtputf8)
         smtp.putcmd('DATA')
         self.expect('data', smtp.getreply(), (354,))
@@ -1026,9 +1026,10 @@ class SmtpTest(object):
 
     def delivered_item(self, items, message_id, mailbox):
         """The first of ``items`` that is this message as a recipient got it: the same
-        internetMessageId, and, when it lists recipients, one of the message's (the To: and Cc:
-        of the message sent, the envelope recipients, the mailbox looked in). A Bcc or
-        envelope-only recipient is in no header field, so an item without recipients counts."""
+        internetMessageId, and one of the message's recipients listed (the To: and Cc: of the
+        message sent, the envelope recipients, the mailbox looked in). Every copy shows the
+        To: and Cc: of the message, also a Bcc or envelope-only recipient's, so an item without
+        recipients counts only when the message had no To: or Cc: (headers replaced them)."""
         ours = {a.lower() for a in self.params['to'] + self.header_recipients + [mailbox]}
         for item in items if isinstance(items, list) else []:
             if not isinstance(item, dict) or item.get('internetMessageId') != message_id:
@@ -1036,7 +1037,7 @@ class SmtpTest(object):
             listed = {str(((r or {}).get('emailAddress') or {}).get('address') or '').lower()
                       for key in ('toRecipients', 'ccRecipients', 'bccRecipients')
                       for r in item.get(key) or () if isinstance(r, dict)} - {''}
-            if not listed or listed & ours:
+            if listed & ours or not listed and not self.header_recipients:
                 return item
         return None
 

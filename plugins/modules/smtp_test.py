@@ -52,8 +52,10 @@ description:
     C(mailFolders/junkemail/messages)), because the copy of the message that Exchange Online
     keeps in the sender's Sent Items has the same C(internetMessageId), and a message to the
     sender itself would otherwise count as delivered from that copy alone. The item must also
-    name one of the message's recipients when it lists any (a Bcc or an envelope-only recipient
-    is in no header field). A message in Junk Email counts as delivered, with RV(delivered_folder) C(junkemail)
+    name one of the message's recipients (every copy shows the message's C(To:) and C(Cc:),
+    also that of a Bcc or envelope-only recipient), so an item with the same ID but other or
+    no recipients is not taken for it; only a message whose O(headers) left no C(To:) or
+    C(Cc:) may be found without recipients. A message in Junk Email counts as delivered, with RV(delivered_folder) C(junkemail)
     and a warning; one that an inbox rule moved to another folder, or that was quarantined, is
     not found, so the test fails in phase C(delivery) (look it up in the message trace).
   - Exchange Online accepts any MAIL FROM and RCPT TO and refuses a sender that the mailbox may
