@@ -640,3 +640,36 @@ def test_role_keeps_a_refused_input_as_a_result_instead_of_crashing(emu, app, pl
     kept = run.task('keep')['result']['ansible_facts']['kept']
     assert kept['failed_phase'] == 'input' and kept['delivered'] is None
     assert 'mutually exclusive' in kept['msg']
+
+
+FOLDER_GONE = {'error': {'code': 'ErrorItemNotFound',
+                         'message': 'The specified object was not found in the store.'}}
+
+
+def test_a_mailbox_without_junk_email_is_proven_by_its_inbox_and_one_without_inbox_says_why(
+        emu, app):
+    """Graph answers 404 ErrorItemNotFound for a well-known folder the mailbox does not have:
+    without Junk Email the Inbox alone is asked (with a warning), without an Inbox the delivery
+    phase fails naming the mailbox and the fix; neither is ever taken as delivered."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import Identity
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import SmtpTest
+
+    def run():
+        params = direct(emu, **m365_args(emu, app))
+        params['confirm_delivery'] = {'mailbox': None, 'timeout': 3.0, 'interval': 0.2}
+        try:
+            return SmtpTest(params, False, Identity).run()
+        finally:
+            emu._faults[:] = []
+    # The first look at the Inbox finds nothing yet, so Junk Email is asked next.
+    emu.inject('GET', r'/mailFolders/inbox/messages$', 200, body={'value': []})
+    emu.inject('GET', r'/mailFolders/junkemail/messages$', 404, count=100, body=FOLDER_GONE)
+    r = run()
+    assert r['failed_phase'] is None and r['delivered'] is True, r['msg']
+    assert r['delivered_folder'] == 'inbox'
+    assert any('has no Junk Email folder' in w for w in r['warnings']), r.get('warnings')
+    emu.inject('GET', r'/mailFolders/inbox/messages$', 404, count=100, body=FOLDER_GONE)
+    r = run()
+    assert (r['failed_phase'], r['delivered']) == ('delivery', False), r['msg']
+    assert '404 ErrorItemNotFound' in r['msg'] and 'mailFolders/inbox' in r['msg']
+    assert 'confirm_delivery.mailbox' in r['hint'] and RCPT in r['hint'], r['hint']
