@@ -57,7 +57,9 @@ description:
     no recipients is not taken for it; only a message whose O(headers) left no C(To:) or
     C(Cc:) may be found without recipients. A message in Junk Email counts as delivered, with RV(delivered_folder) C(junkemail)
     and a warning; one that an inbox rule moved to another folder, or that was quarantined, is
-    not found, so the test fails in phase C(delivery) (look it up in the message trace).
+    not found, so the test fails in phase C(delivery) (look it up in the message trace). When
+    Graph answers C(404 ErrorItemNotFound) for Junk Email only the Inbox is asked (with a
+    warning); for the Inbox the test fails in phase C(delivery).
   - Exchange Online accepts any MAIL FROM and RCPT TO and refuses a sender that the mailbox may
     not send as only at the end of DATA, after the message (C(550 5.7.60) or
     C(554 5.2.252 SendAsDenied)). Check mode and O(quit_after=rcpt) (or V(data)) therefore do not
