@@ -544,6 +544,10 @@ def test_playbook_by_fqcn_sends_to_the_sender_itself_and_check_mode_sends_nothin
                          workdir=str(tmp_path / 'check'), check=True)
     assert check.rc == 0, check.stdout
     assert 'RCPT' in verbs(emu) and 'DATA' not in verbs(emu)
+    # The report line claims no more than the module proved (send_as_proven is false).
+    report = check.task('exchangeonline.mail.smtp_test : Report the test-send')['result']['msg']
+    assert report == ('%s -> %s: the server accepted the sender and the recipients; check mode '
+                      'sends no message, so Send As is not proven' % (SENDER, SENDER)), report
 
 
 def test_idn_and_utf8_addresses_and_a_non_ascii_body(emu, app, play):
