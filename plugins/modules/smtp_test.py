@@ -70,7 +70,7 @@ description:
     jitter), in the same session, and fails in phase C(mail) after the third refusal (or when
     the server closes the connection after one). Exchange Online may also answer the end of
     DATA with C(432 4.3.2) (C(Concurrent connections limit exceeded)); that one is not retried,
-    because the message would be sent again: the test fails in phase C(data).
+    because the message would be sent again, and the test fails in phase C(data).
   - A failed test fails the task and still returns every key, so C(register) with
     C(ignore_errors) or C(failed_when) can act on RV(failed_phase) and RV(smtp_code).
   - "Permissions: XOAUTH2 with an app-only token needs the application permission
@@ -215,8 +215,8 @@ notes:
   - Password SMTP AUTH (LOGIN) in Exchange Online is being retired in favour of OAuth. Microsoft
     turns basic authentication for SMTP AUTH off by default for existing tenants at the end of
     December 2026 (Message Center MC786329; admins can turn it back on until the final removal,
-    announced for the second half of 2027, after which the answer is C(550 5.7.30)). Prefer
-    O(auth=xoauth2).
+    whose date Microsoft will announce in the second half of 2027, after which the answer is
+    C(550 5.7.30)). Prefer O(auth=xoauth2).
   - Exchange Online offers C(AUTH LOGIN XOAUTH2) after STARTTLS and no PLAIN; O(auth=plain) is
     for other servers.
 seealso:
