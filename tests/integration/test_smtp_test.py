@@ -677,3 +677,18 @@ def test_a_mailbox_without_junk_email_is_proven_by_its_inbox_and_one_without_inb
     assert (r['failed_phase'], r['delivered']) == ('delivery', False), r['msg']
     assert '404 ErrorItemNotFound' in r['msg'] and 'mailFolders/inbox' in r['msg']
     assert 'confirm_delivery.mailbox' in r['hint'] and RCPT in r['hint'], r['hint']
+
+
+def test_a_wrong_password_says_nothing_of_the_smtp_auth_switch(emu):
+    """The password is checked before the SMTP AUTH switches (they need the signed-in
+    mailbox): a wrong password for a mailbox with SMTP AUTH off is still 'the user credentials
+    were incorrect', so that answer proves nothing about the switch."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import SmtpTest
+    emu.cas_mailbox(SENDER)['SmtpClientAuthenticationDisabled'] = True
+    r = SmtpTest(direct(emu, auth='login', username=SENDER, password='not-the-password',
+                        access_token=None), False).run()
+    assert (r['failed_phase'], r['smtp_code'], r['enhanced_code']) == ('auth', 535, '5.7.139')
+    assert r['message'].startswith('Authentication unsuccessful, the user credentials were '
+                                   'incorrect'), r['message']
+    assert 'the user name or password is wrong' in r['hint']
+    assert 'SMTP AUTH itself is on' not in r['hint'], r['hint']
