@@ -71,8 +71,7 @@ EXO_HINTS = (
     (535, '5.7.139', r'credentials were incorrect',
      'the user name or password is wrong: check username (the user principal name) and '
      'password; an account with multi-factor authentication needs an app password for password '
-     'AUTH, and auth: xoauth2 needs none. SMTP AUTH itself is on for this mailbox (a switched-off '
-     'one is answered "SmtpClientAuthentication is disabled").'),
+     'AUTH, and auth: xoauth2 needs none.'),
     (535, '5.7.139', None,
      'Exchange Online refused AUTH for this account (5.7.139 also answers SMTP AUTH switched off '
      'for the tenant or the mailbox, and a blocked or locked account): check SMTP AUTH with '
