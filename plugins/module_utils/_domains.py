@@ -132,8 +132,8 @@ def record_problem(record, domain):
     except RecordError as e:
         return str(e)
     if not owner.is_subdomain(to_name(domain)):
-        return 'the owner %s (label %r) is not in the domain %s' % (name_text(owner),
-                                                                     record['label'], domain)
+        return 'the owner %s (label %r) is not in the domain %s' % (
+            name_text(owner), record['label'], domain)
     return None
 
 

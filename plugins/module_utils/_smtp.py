@@ -798,8 +798,9 @@ class SmtpTest(object):
             except smtplib.SMTPServerDisconnected:
                 if throttled is None:
                     raise
+                code, text = throttled
                 raise SmtpFailure('mail', 'the server answered %s %s, then closed the '
-                                  'connection' % throttled, *throttled)
+                                  'connection' % (code, text), code, text)
             if code != 432 or not self.exchange_online or wait is None:
                 return self.expect('mail', (code, text), (250,))
             throttled = (code, _decode(text))
