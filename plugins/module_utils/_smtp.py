@@ -798,12 +798,11 @@ class SmtpTest(object):
             except smtplib.SMTPServerDisconnected:
                 if throttled is None:
                     raise
-                code, text = throttled
-                raise SmtpFailure('mail', 'the server answered %s %s, then closed the '
-                                  'connection' % (code, text), code, text)
+                raise SmtpFailure('mail', 'the server answered 432 %s, then closed the '
+                                  'connection' % throttled, 432, throttled)
             if code != 432 or not self.exchange_online or wait is None:
                 return self.expect('mail', (code, text), (250,))
-            throttled = (code, _decode(text))
+            throttled = _decode(text)  # the text of the 432
             self.smtp._note('note', 'sender thread limit: MAIL FROM again in %.1f s' % wait)
             time.sleep(wait * (1 + random.random() / 4))
 
