@@ -12,6 +12,7 @@ domainDnsSrvRecord / domainDnsUnavailableRecord (.../resources/domaindnsrecord).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import re
 import time
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
@@ -51,6 +52,12 @@ RECORD_VALUE_SHAPES = {'mx': {'mailExchange': str, 'preference': int}, 'txt': {'
                        'srv': {'nameTarget': str, 'port': int, 'priority': int, 'weight': int,
                                'service': (str, NULL), 'protocol': (str, NULL)}}
 MAX_TTL = 2147483647  # RFC 2181 section 8
+# An SRV record's service or protocol: one label, an underscore then letters, digits and hyphens
+# (RFC 2782, RFC 6335 5.1; Graph's _sipfederationtls is longer than RFC 6335's 15 characters).
+SRV_PART = re.compile(r'_[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?')
+# A label of an owner name Graph gives, as text (lower case, punycode): what host names and
+# the underscore names of SRV, DKIM and the like use; an escaped octet (space, dot) is none.
+OWNER_LABEL = re.compile(r'[a-z0-9_-]{1,63}')
 
 
 def domain_summary(graph_domain):
@@ -87,6 +94,11 @@ def srv_owner(record):
     if not prefix:
         return label
     given = to_name('.'.join(prefix), origin=label, what='service and protocol')
+    for field in ('service', 'protocol'):
+        value = (record.get(field) or '').strip()
+        if value and not SRV_PART.fullmatch(value if value.startswith('_') else '_' + value):
+            raise RecordError('%s %r is not one DNS label (an underscore, then letters, digits '
+                              'and hyphens, RFC 2782)' % (field, value))
     wanted = [part.lower() for part in given.labels[:len(given) - len(label)]]
     if [part.lower() for part in label.labels[:len(wanted)]] == wanted:
         return label
@@ -94,10 +106,17 @@ def srv_owner(record):
 
 
 def record_owner(record):
-    """The DNS owner name of a domainDnsRecord (RecordError when it is none)."""
+    """The DNS owner name of a domainDnsRecord (RecordError when it is none, or when a label of
+    it is not made of letters, digits, hyphens and underscores)."""
     if (record.get('recordType') or '').lower() == 'srv':
-        return srv_owner(record)
-    return to_name(record.get('label') or '', what='label')
+        owner = srv_owner(record)
+    else:
+        owner = to_name(record.get('label') or '', what='label')
+    for part in name_text(owner).rstrip('.').split('.'):
+        if not OWNER_LABEL.fullmatch(part):
+            raise RecordError('label %r holds %s, not only letters, digits, hyphens and '
+                              'underscores' % (record.get('label'), part))
+    return owner
 
 
 def record_problem(record, domain):
@@ -113,7 +132,8 @@ def record_problem(record, domain):
     except RecordError as e:
         return str(e)
     if not owner.is_subdomain(to_name(domain)):
-        return 'the label %r is not in the domain %s' % (record['label'], domain)
+        return 'the owner %s (label %r) is not in the domain %s' % (
+            name_text(owner), record['label'], domain)
     return None
 
 

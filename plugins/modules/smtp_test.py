@@ -27,7 +27,8 @@ description:
     with its handshake; the second EHLO; AUTH from its first line to the final answer; MAIL;
     each RCPT; DATA with the message and the server's answer to it; QUIT. A step not done in
     O(timeout) seconds fails its phase (the session then takes at most one O(timeout) per step,
-    plus the token and O(confirm_delivery)).
+    plus the token and O(confirm_delivery); a MAIL FROM retried after C(432 4.3.2), see below,
+    takes up to three O(timeout) and 5 seconds of waits).
   - "What the server sends is bounded: a reply line at most 2048 octets (RFC 5321 4.5.3.1.5 caps
     it at 512), a reply at most 100 lines and 32768 octets. A server that goes past a bound fails
     the phase, naming what it did, and the connection is dropped without QUIT. Control
@@ -51,10 +52,14 @@ description:
     C(mailFolders/junkemail/messages)), because the copy of the message that Exchange Online
     keeps in the sender's Sent Items has the same C(internetMessageId), and a message to the
     sender itself would otherwise count as delivered from that copy alone. The item must also
-    name one of the message's recipients when it lists any (a Bcc or an envelope-only recipient
-    is in no header field). A message in Junk Email counts as delivered, with RV(delivered_folder) C(junkemail)
+    name one of the message's recipients (every copy shows the message's C(To:) and C(Cc:),
+    also that of a Bcc or envelope-only recipient), so an item with the same ID but other or
+    no recipients is not taken for it; only a message whose O(headers) left no C(To:) or
+    C(Cc:) may be found without recipients. A message in Junk Email counts as delivered, with RV(delivered_folder) C(junkemail)
     and a warning; one that an inbox rule moved to another folder, or that was quarantined, is
-    not found, so the test fails in phase C(delivery) (look it up in the message trace).
+    not found, so the test fails in phase C(delivery) (look it up in the message trace). When
+    Graph answers C(404 ErrorItemNotFound) for Junk Email only the Inbox is asked (with a
+    warning); for the Inbox the test fails in phase C(delivery).
   - Exchange Online accepts any MAIL FROM and RCPT TO and refuses a sender that the mailbox may
     not send as only at the end of DATA, after the message (C(550 5.7.60) or
     C(554 5.2.252 SendAsDenied)). Check mode and O(quit_after=rcpt) (or V(data)) therefore do not
@@ -62,7 +67,10 @@ description:
   - Exchange Online lets at most three sessions send as one mailbox at the same time and answers
     a fourth one's MAIL FROM with C(432 4.3.2 STOREDRV.ClientSubmit; sender thread limit
     exceeded). The test then tries MAIL FROM again after 1 and after 3 seconds (plus up to 25 %
-    jitter), in the same session, and fails in phase C(mail) after the third refusal.
+    jitter), in the same session, and fails in phase C(mail) after the third refusal (or when
+    the server closes the connection after one). Exchange Online may also answer the end of
+    DATA with C(432 4.3.2) (C(Concurrent connections limit exceeded)); that one is not retried,
+    because the message would be sent again, and the test fails in phase C(data).
   - A failed test fails the task and still returns every key, so C(register) with
     C(ignore_errors) or C(failed_when) can act on RV(failed_phase) and RV(smtp_code).
   - "Permissions: XOAUTH2 with an app-only token needs the application permission
@@ -207,8 +215,8 @@ notes:
   - Password SMTP AUTH (LOGIN) in Exchange Online is being retired in favour of OAuth. Microsoft
     turns basic authentication for SMTP AUTH off by default for existing tenants at the end of
     December 2026 (Message Center MC786329; admins can turn it back on until the final removal,
-    announced for the second half of 2027, after which the answer is C(550 5.7.30)). Prefer
-    O(auth=xoauth2).
+    whose date Microsoft will announce in the second half of 2027, after which the answer is
+    C(550 5.7.30)). Prefer O(auth=xoauth2).
   - Exchange Online offers C(AUTH LOGIN XOAUTH2) after STARTTLS and no PLAIN; O(auth=plain) is
     for other servers.
 seealso:

@@ -98,7 +98,8 @@ def test_check_mode_keeps_the_test_send_when_only_another_mailboxs_pop_changes(l
     assert left_out == [], left_out
     report = run.task(SEND_REPORT)['result']['msg']
     assert report == ('alice@contoso.test -> alice@contoso.test: the server accepted the '
-                      'recipients; check mode sends no message'), report
+                      'sender and the recipients; check mode sends no message, so Send As is '
+                      'not proven'), report
     assert m365.cas_mailbox('bob@contoso.test')['PopEnabled'] is True
 
 

@@ -290,3 +290,38 @@ def test_421_hint_names_exchange_online_only_for_exchange_online(hostile, play):
     r = run.task('exo')['result']
     assert (r['failed_phase'], r['smtp_code'], r['enhanced_code']) == ('mail', 421, '4.7.66')
     assert 'Exchange Online is throttling' in r['hint'], r['hint']
+
+
+EXO_GREETING = ('220 AM0PR10CA0041.outlook.office365.com Microsoft ESMTP MAIL Service ready at '
+                'Mon, 1 Dec 2025 09:00:00 +0000')
+# Exchange Online's sender thread limit also comes at the end of DATA, in its newer wording:
+# "432 4.3.2 Concurrent connections limit exceeded. Visit https://aka.ms/concurrent_sending ...
+# (in reply to end of DATA command)" (Postfix logs of smtp.office365.com in a public log
+# parser's test data); nodemailer's "Message failed: 432 4.3.2 STOREDRV.ClientSubmit; sender
+# thread limit exceeded" (timeoff-management#308) is an end-of-DATA answer too.
+CONCURRENT = ('432 4.3.2 Concurrent connections limit exceeded. Visit https://aka.ms/'
+              'concurrent_sending for more information. [Hostname=AM0PR10MB1234.EURPRD10.PROD.'
+              'OUTLOOK.COM]')
+
+
+def test_432_then_a_closed_connection_names_the_432_and_its_hint(hostile):
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import SmtpTest
+    server = hostile(at='MAIL', how='432 4.3.2 STOREDRV.ClientSubmit; sender thread limit '
+                     'exceeded', greeting=EXO_GREETING)
+    r = SmtpTest(direct_params(server.port), False).run()
+    assert (r['failed_phase'], r['smtp_code'], r['enhanced_code']) == ('mail', 432, '4.3.2'), \
+        r['msg']
+    assert 'sender thread limit exceeded, then closed the connection' in r['msg']
+    assert 'at most 3 sessions' in r['hint']
+    assert server.connections == 1
+
+
+def test_432_at_the_end_of_data_is_not_said_to_be_retried(hostile):
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import SmtpTest
+    server = hostile(at='.', how=CONCURRENT, greeting=EXO_GREETING)
+    r = SmtpTest(direct_params(server.port), False).run()
+    assert (r['failed_phase'], r['smtp_code'], r['enhanced_code']) == ('data', 432, '4.3.2'), \
+        r['msg']
+    assert r['send_as_proven'] is False
+    assert 'at most 3 sessions' in r['hint'] and 'tries MAIL FROM 3 times' not in r['hint']
+    assert 'at the end of DATA' in r['hint'] and 'not sent again' in r['hint'], r['hint']

@@ -281,7 +281,8 @@ def test_throttling_432_after_retries_and_token_without_send_as(emu, app, play):
                 send('no-role', **args(emu, no_send))])
     r = run.task('throttled')['result']
     assert (r['failed_phase'], r['smtp_code'], r['enhanced_code']) == ('mail', 432, '4.3.2')
-    assert 'at most 3 sessions' in r['hint'] and 'tries MAIL FROM 3 times' in r['hint']
+    assert 'at most 3 sessions' in r['hint']
+    assert 'retries a 432 to MAIL FROM (3 tries in all)' in r['hint']
     assert [e['verb'] for e in emu.smtp.log].count('MAIL') == 3
     r = run.task('no-role')['result']
     assert (r['failed_phase'], r['smtp_code'], r['enhanced_code']) == ('auth', 535, '5.7.3')
@@ -543,6 +544,10 @@ def test_playbook_by_fqcn_sends_to_the_sender_itself_and_check_mode_sends_nothin
                          workdir=str(tmp_path / 'check'), check=True)
     assert check.rc == 0, check.stdout
     assert 'RCPT' in verbs(emu) and 'DATA' not in verbs(emu)
+    # The report line claims no more than the module proved (send_as_proven is false).
+    report = check.task('exchangeonline.mail.smtp_test : Report the test-send')['result']['msg']
+    assert report == ('%s -> %s: the server accepted the sender and the recipients; check mode '
+                      'sends no message, so Send As is not proven' % (SENDER, SENDER)), report
 
 
 def test_idn_and_utf8_addresses_and_a_non_ascii_body(emu, app, play):
@@ -639,3 +644,51 @@ def test_role_keeps_a_refused_input_as_a_result_instead_of_crashing(emu, app, pl
     kept = run.task('keep')['result']['ansible_facts']['kept']
     assert kept['failed_phase'] == 'input' and kept['delivered'] is None
     assert 'mutually exclusive' in kept['msg']
+
+
+FOLDER_GONE = {'error': {'code': 'ErrorItemNotFound',
+                         'message': 'The specified object was not found in the store.'}}
+
+
+def test_a_mailbox_without_junk_email_is_proven_by_its_inbox_and_one_without_inbox_says_why(
+        emu, app):
+    """Graph answers 404 ErrorItemNotFound for a well-known folder the mailbox does not have:
+    without Junk Email the Inbox alone is asked (with a warning), without an Inbox the delivery
+    phase fails naming the mailbox and the fix; neither is ever taken as delivered."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import Identity
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import SmtpTest
+
+    def run():
+        params = direct(emu, **m365_args(emu, app))
+        params['confirm_delivery'] = {'mailbox': None, 'timeout': 3.0, 'interval': 0.2}
+        try:
+            return SmtpTest(params, False, Identity).run()
+        finally:
+            emu._faults[:] = []
+    # The first look at the Inbox finds nothing yet, so Junk Email is asked next.
+    emu.inject('GET', r'/mailFolders/inbox/messages$', 200, body={'value': []})
+    emu.inject('GET', r'/mailFolders/junkemail/messages$', 404, count=100, body=FOLDER_GONE)
+    r = run()
+    assert r['failed_phase'] is None and r['delivered'] is True, r['msg']
+    assert r['delivered_folder'] == 'inbox'
+    assert any('has no Junk Email folder' in w for w in r['warnings']), r.get('warnings')
+    emu.inject('GET', r'/mailFolders/inbox/messages$', 404, count=100, body=FOLDER_GONE)
+    r = run()
+    assert (r['failed_phase'], r['delivered']) == ('delivery', False), r['msg']
+    assert '404 ErrorItemNotFound' in r['msg'] and 'mailFolders/inbox' in r['msg']
+    assert 'confirm_delivery.mailbox' in r['hint'] and RCPT in r['hint'], r['hint']
+
+
+def test_a_wrong_password_says_nothing_of_the_smtp_auth_switch(emu):
+    """The password is checked before the SMTP AUTH switches (they need the signed-in
+    mailbox): a wrong password for a mailbox with SMTP AUTH off is still 'the user credentials
+    were incorrect', so that answer proves nothing about the switch."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import SmtpTest
+    emu.cas_mailbox(SENDER)['SmtpClientAuthenticationDisabled'] = True
+    r = SmtpTest(direct(emu, auth='login', username=SENDER, password='not-the-password',
+                        access_token=None), False).run()
+    assert (r['failed_phase'], r['smtp_code'], r['enhanced_code']) == ('auth', 535, '5.7.139')
+    assert r['message'].startswith('Authentication unsuccessful, the user credentials were '
+                                   'incorrect'), r['message']
+    assert 'the user name or password is wrong' in r['hint']
+    assert 'SMTP AUTH itself is on' not in r['hint'], r['hint']

@@ -79,3 +79,32 @@ def test_srv_owner_refuses_what_is_no_dns_name():
     with pytest.raises(RecordError) as err:
         srv_owner(srv(service='_' + 'x' * 70))
     assert 'service and protocol' in str(err.value)
+
+
+@pytest.mark.parametrize('fields, says', [
+    # service and protocol are one label each, letters, digits and hyphens after the underscore
+    # (RFC 6335 5.1 service names, RFC 2782): no escaped dot, space or other octet, no second
+    # label, no wildcard
+    ({'service': '_sip\\.'}, "service '_sip\\\\.' is not one DNS label"),
+    ({'service': '_sip\\032x'}, "service '_sip\\\\032x' is not one DNS label"),
+    ({'service': '_sip.contoso.com'}, "service '_sip.contoso.com' is not one DNS label"),
+    ({'protocol': '_tls.contoso.com'}, "protocol '_tls.contoso.com' is not one DNS label"),
+    ({'service': '*'}, "service '*' is not one DNS label"),
+    # an owner outside the domain is named as the owner it would be, not as the label alone
+    ({'protocol': '_tls.evil.example.'}, "protocol '_tls.evil.example.' is not one DNS label"),
+    # a label whose escapes hide a space or a dot: not a host-like name (letters, digits,
+    # hyphens, underscores)
+    ({'label': 'x\\032y.contoso.com'}, "label 'x\\\\032y.contoso.com' holds"),
+    ({'label': 'x\\.y.contoso.com'}, "label 'x\\\\.y.contoso.com' holds"),
+])
+def test_hostile_srv_owner_parts_are_refused(fields, says):
+    problem = record_problem(srv(**fields), 'contoso.com')
+    assert problem and says in problem, problem
+    with pytest.raises(RecordError):
+        records_to_rrsets([srv(**fields)])
+
+
+def test_an_owner_outside_the_domain_is_named_as_the_owner():
+    problem = record_problem(srv(label='contoso.org'), 'contoso.com')
+    assert problem == "the owner _sip._tls.contoso.org. (label 'contoso.org') is not in the " \
+                      "domain contoso.com", problem

@@ -158,15 +158,28 @@ def test_delivered_item_is_this_message_addressed_to_one_of_its_recipients():
     # Another message with the same id to someone else (not this one): not delivered.
     assert test.delivered_item([_item(mid, 'eve@fabrikam.example')], mid,
                                'bob@contoso.com') is None
-    # A Bcc or envelope-only recipient: the item lists none of the header recipients.
-    assert test.delivered_item([_item(mid)], mid, 'bob@contoso.com')
+    # A Bcc or envelope-only recipient's copy still shows the message's To: (here bob).
+    assert test.delivered_item([_item(mid, 'bob@contoso.com')], mid, 'carol@contoso.com')
     # Through a group: the mailbox looked in is not in "to", the group is.
     test = _delivery_test(['team@contoso.com'])
     assert test.delivered_item([_item(mid, 'team@contoso.com')], mid, 'bob@contoso.com')
     # Not the documented JSON: no item.
     for junk in ('text', None, [None, 'x', {'internetMessageId': 5}], {'value': []}):
         assert test.delivered_item(junk, mid, 'bob@contoso.com') is None
-    assert test.delivered_item([_item(mid, toRecipients='x')], mid, 'bob@contoso.com')
+    assert test.delivered_item([_item(mid, toRecipients='x')], mid, 'bob@contoso.com') is None
+
+
+def test_an_item_without_recipients_is_not_a_message_sent_with_a_to_header():
+    """Every copy of the message shows its To: and Cc: (also a Bcc or envelope-only
+    recipient's): an item with the id but no recipients is another message (a spoofed or
+    planted one), unless the message went without To: and Cc: at all."""
+    mid = '<x@contoso.com>'
+    test = _delivery_test(['bob@contoso.com'])
+    assert test.delivered_item([_item(mid)], mid, 'bob@contoso.com') is None
+    assert test.delivered_item([_item(mid, ccRecipients=[], bccRecipients=[])], mid,
+                               'bob@contoso.com') is None
+    test.header_recipients = []  # headers: {To: 'undisclosed-recipients:;'}
+    assert test.delivered_item([_item(mid)], mid, 'bob@contoso.com')
 
 
 def test_unknown_reply_has_no_hint():
