@@ -102,7 +102,9 @@ options:
   mx_host:
     description:
       - The Exchange Online MX host. Default, the one in O(records), else the classic form (dots
-        to dashes plus C(.mail.protection.outlook.com)).
+        to dashes plus C(.mail.protection.outlook.com)). That form is wrong for domains added to
+        a tenant after 1 July 2026, which get C(*.mx.microsoft) hosts (Message Center
+        MC1048624), so give O(records) or this option for them.
     type: str
   mx_preference:
     description:

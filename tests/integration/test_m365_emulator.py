@@ -204,8 +204,7 @@ def test_domain_add_verify_through_real_dns(bind, tmp_path):
 
 def test_service_configuration_records_shape(emu):
     emu.add_domain('contoso.example', verified=True, services=('Email',), added='2026-03-02')
-    emu.add_domain('fabrikam.example', verified=True, services=('Email',),
-                   mx_format='mx_microsoft')
+    emu.add_domain('fabrikam.example', verified=True, services=('Email',))  # added today
     g = Graph(emu, emu.add_app(roles=('Domain.Read.All',)))
     value = g.get('/domains/contoso.example/serviceConfigurationRecords').json()['value']
     common = {'isOptional': False, 'supportedService': 'Email', 'ttl': 3600}
@@ -237,6 +236,10 @@ def test_mx_form_follows_the_date_the_domain_was_added(emu):
     g = Graph(emu, emu.add_app(roles=('Domain.ReadWrite.All',)))
     classic = re.compile(r'[a-z0-9-]+\.mail\.protection\.outlook\.com')
     new = re.compile(r'[a-z0-9-]+\.[a-z]-v1\.mx\.microsoft')
+
+    # the lab's clock (LAB_NOW, 2026-12-01) is after the switch-over: new domains get the new form
+    assert emu.clock() == datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.timezone.utc)
+    assert new.fullmatch(emu.mx_host(emu.add_domain('today.example')))
 
     def added_at(name, when):
         emu.clock = lambda: datetime.datetime.fromisoformat(when)

@@ -83,8 +83,9 @@ def served(bind, domain):
     return {'mx': mx[1] if mx else None, 'autodiscover': cname[1] if cname else None, 'spf': spf}
 
 
-def exo_mx(domain, preference=0):
-    return '%d %s.mail.protection.outlook.com.' % (preference, domain.replace('.', '-'))
+def exo_mx(m365, domain, preference=0):
+    """The MX record of the host Graph gives the domain (emu.mx_host)."""
+    return '%d %s.' % (preference, m365.mx_host(domain))
 
 
 def legacy_mx(domain):
@@ -123,14 +124,16 @@ def test_migrate_each_pattern_then_rollback(lab):
     for domain in PATTERNS:
         assert m365.domains[domain]['isVerified'] is True
         assert m365.domains[domain]['supportedServices'] == ['Email']
-    # The DNS side: each pattern's records (SPEC section 2), verified on the name server.
+    # The DNS side: each pattern's records (SPEC section 2), verified on the name server, with
+    # the MX host Graph gives a domain added today (MC1048624: under mx.microsoft).
+    assert m365.mx_host('contoso.test').endswith('-v1.mx.microsoft')
     spf = ('v=spf1 ip4:192.0.2.0/24 include:_spf.mailhost.test '
            'include:spf.protection.outlook.com ~all')
     assert served(bind, 'contoso.test') == {
-        'mx': [exo_mx('contoso.test')], 'autodiscover': ['autodiscover.outlook.com.'],
+        'mx': [exo_mx(m365, 'contoso.test')], 'autodiscover': ['autodiscover.outlook.com.'],
         'spf': ['"%s"' % spf]}
     assert served(bind, 'fabrikam.test') == {
-        'mx': sorted([legacy_mx('fabrikam.test'), exo_mx('fabrikam.test', 20)]),
+        'mx': sorted([legacy_mx('fabrikam.test'), exo_mx(m365, 'fabrikam.test', 20)]),
         'autodiscover': ['autodiscover.outlook.com.'], 'spf': ['"%s"' % spf]}
     assert served(bind, 'northwind.test') == {
         'mx': [legacy_mx('northwind.test')], 'autodiscover': ['autodiscover.outlook.com.'],
@@ -273,7 +276,7 @@ def test_check_writes_junit_and_markdown_and_fails_on_a_wrong_record(lab):
     assert '# Exchange Online mail check' in markdown
     assert '## contoso.test (full): PASS' in markdown
     assert '#### ns1.contoso.test (127.0.0.1 port %d, authoritative)' % bind.port in markdown
-    assert '| mx | pass | 0 contoso-test.mail.protection.outlook.com. |' in markdown
+    assert '| mx | pass | %s |' % exo_mx(m365, 'contoso.test') in markdown
     assert '| adele@contoso.test | yes | yes | yes | on |' in markdown
     assert 'Every check passed for 2 domain(s)' in run.stdout
     # Read-only: no UPDATE reached the server during the check.
@@ -296,7 +299,7 @@ def test_check_writes_junit_and_markdown_and_fails_on_a_wrong_record(lab):
     failure = mx.find('failure')
     assert failure is not None
     assert failure.get('message') == ('found 10 mail.contoso.test.; the Exchange Online MX '
-                                      'contoso-test.mail.protection.outlook.com. is missing')
+                                      '%s. is missing' % m365.mx_host('contoso.test'))
     assert 'found: 10 mail.contoso.test.' in failure.text
     mailbox = suites['contoso.test'][('contoso.test.mailbox', 'adele@contoso.test')]
     assert mailbox.find('failure').get('message') == 'IMAP is on, expected off'

@@ -17,7 +17,6 @@ from tests.lab.bind import BindServer, zone_template
 DOMAIN_ROLES = ('Domain.ReadWrite.All',)
 MAILBOX_ROLES = ('User.Read.All', 'Exchange.ManageAsApp')
 LEGACY_MX = '10 mail.contoso.test.'
-EXO_MX = '0 contoso-test.mail.protection.outlook.com.'
 
 
 def play_file(workdir, plays):
@@ -145,15 +144,15 @@ def test_dns_migration_with_role_dicts_over_the_callers_defaults(bind, m365, tmp
     }, module_defaults={'group/exchangeonline.mail.dns': wrong})
     run = run_role(tmp_path, 'apply', play)
     assert run.rc == 0, failure_text(run)[-3000:]
-    assert bind.rrset(ZONE, 'MX')[1] == sorted(
-        [LEGACY_MX, '20 contoso-test.mail.protection.outlook.com.'])
+    exo_mx = '20 %s.' % m365.mx_host(ZONE)  # the host Graph gives (added today: mx.microsoft)
+    assert bind.rrset(ZONE, 'MX')[1] == sorted([LEGACY_MX, exo_mx])
     assert bind.rrset('autodiscover.' + ZONE, 'CNAME')[1] == ['autodiscover.outlook.com.']
     assert bind.update_messages(ZONE) == 1
     # The plan is shown before anything is applied.
     shown = role_task(run, 'dns_migration', 'Show the plan')['result']['msg']
     assert [(c['action'], c['type']) for c in shown['changes']] == [
         ('create', 'CNAME'), ('update', 'MX'), ('update', 'TXT')]
-    assert '+contoso.test. 3600 IN MX 20 contoso-test.mail.protection.outlook.com.' in run.stdout
+    assert '+contoso.test. 3600 IN MX %s' % exo_mx in run.stdout
     # The plan task (check mode, no backup_path) does not warn about a backup the apply writes.
     assert 'no backup_path was given' not in run.stdout + run.stderr
     verified = role_task(run, 'dns_migration',
@@ -182,6 +181,34 @@ def test_dns_migration_with_role_dicts_over_the_callers_defaults(bind, m365, tmp
     assert run.rc == 0, failure_text(run)[-3000:]
     assert 'nothing was pending' in run.stdout
     assert bind.axfr(ZONE) == zone_before
+
+
+def test_dns_migration_of_a_domain_added_before_july_2026_keeps_the_classic_host(
+        bind, m365, tmp_path):
+    """MC1048624 gives *.mx.microsoft hosts to domains added from July 2026 only: a domain the
+    tenant got in March 2025 keeps <dashed>.mail.protection.outlook.com. The role publishes the
+    host Graph gives, today (the lab's clock gives a domain added now the new form) and again."""
+    m365.add_domain(ZONE, verified=True, services=['Email'], added='2025-03-10')
+    assert m365.mx_host(m365.add_domain('fabrikam.test')).endswith('-v1.mx.microsoft')  # today
+    app = m365.add_app(secret='roles-classic-secret', roles=DOMAIN_ROLES)
+    play = role_play('dns_migration', {
+        'dns_migration_domain': ZONE, 'dns_migration_pattern': 'full',
+        'dns_migration_backup_dir': str(tmp_path / 'backups'), 'dns_migration_wait_timeout': 10,
+        'dns_migration_dns': dns_args(bind), 'dns_migration_m365': m365_args(m365, app)})
+    run = run_role(tmp_path, 'apply', play)
+    assert run.rc == 0, failure_text(run)[-3000:]
+    assert bind.rrset(ZONE, 'MX')[1] == ['0 contoso-test.mail.protection.outlook.com.']
+    assert '+contoso.test. 3600 IN MX 0 contoso-test.mail.protection.outlook.com.' in run.stdout
+    applied = role_task(run, 'dns_migration', 'Apply the plan (one UPDATE for the zone, backup '
+                        'first)')['result']
+    assert applied['mx_host'].rstrip('.') == 'contoso-test.mail.protection.outlook.com'
+    assert 'mx_host_computed' not in applied  # taken from Graph's records, not computed
+    again = run_role(tmp_path, 'again', play)
+    assert again.rc == 0, failure_text(again)[-3000:]
+    assert [r['task'] for r in role_results(again, 'dns_migration')
+            if r['result'].get('changed')] == []
+    assert bind.rrset(ZONE, 'MX')[1] == ['0 contoso-test.mail.protection.outlook.com.']
+    assert bind.update_messages(ZONE) == 1
 
 
 def test_dns_migration_rolls_back_when_a_server_does_not_follow(bind, tmp_path):

@@ -101,9 +101,10 @@ SKUS = {
 # of truth". The lab takes 2026-07-01 to 2026-08-01 as the switch-over, spread over the domains.
 MX_MICROSOFT_FROM = datetime.datetime(2026, 7, 1, tzinfo=datetime.timezone.utc)
 MX_MICROSOFT_ALL = datetime.datetime(2026, 8, 1, tzinfo=datetime.timezone.utc)
-# The emulator's clock stands at LAB_NOW unless a test sets emu.clock: the domains tests add
-# count as added before the switch-over and keep the classic host that most tests name.
-LAB_NOW = datetime.datetime(2026, 6, 15, 12, 0, tzinfo=datetime.timezone.utc)
+# The emulator's clock stands at LAB_NOW unless a test sets emu.clock: after the switch-over, so
+# the domains tests add get the mx.microsoft host Microsoft gives new domains today; a test of
+# the classic host adds its domain with an earlier date (add_domain(added=...)).
+LAB_NOW = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.timezone.utc)
 GENERATED_SKUS = ('EXCHANGESTANDARD', 'O365_BUSINESS_PREMIUM', 'SPE_E3')
 
 
