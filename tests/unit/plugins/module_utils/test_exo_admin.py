@@ -95,3 +95,27 @@ def test_match_by_directory_id_then_smtp_addresses_never_upn():
     ]
     found = match_mailboxes(objects, users)
     assert found == {'AAAA': objects[0], 'bbbb': objects[1]}
+
+
+def test_an_object_that_names_its_directory_object_belongs_to_it_only():
+    """A CAS object whose ExternalDirectoryObjectId is a user outside the list is that user's
+    mailbox, even when a listed user (without a mailbox) carries one of its addresses as mail."""
+    users = [{'id': 'aaaa', 'userPrincipalName': 'a@t.onmicrosoft.com',
+              'mail': 'shared@contoso.com', 'proxyAddresses': []}]
+    objects = [{'ExternalDirectoryObjectId': 'bbbb', 'PrimarySmtpAddress': 'shared@contoso.com',
+                'EmailAddresses': ['SMTP:shared@contoso.com']}]
+    assert match_mailboxes(objects, users) == {}
+
+
+def test_an_address_two_users_share_matches_neither():
+    """Without a directory id, only an address that one listed user alone has decides."""
+    users = [
+        {'id': 'aaaa', 'userPrincipalName': 'a@t.onmicrosoft.com', 'mail': 'shared@contoso.com',
+         'proxyAddresses': []},
+        {'id': 'bbbb', 'userPrincipalName': 'b@t.onmicrosoft.com', 'mail': 'shared@contoso.com',
+         'proxyAddresses': ['SMTP:shared@contoso.com', 'smtp:b@t.mail.onmicrosoft.com']},
+    ]
+    b_mailbox = {'PrimarySmtpAddress': 'shared@contoso.com',
+                 'EmailAddresses': ['SMTP:shared@contoso.com', 'smtp:B@t.mail.onmicrosoft.com']}
+    only_shared = {'PrimarySmtpAddress': 'Shared@Contoso.com', 'EmailAddresses': None}
+    assert match_mailboxes([only_shared, b_mailbox], users) == {'bbbb': b_mailbox}
