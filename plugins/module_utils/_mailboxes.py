@@ -110,21 +110,25 @@ def user_addresses(user):
 
 
 def match_mailboxes(objects, users):
-    """{graph user id: cmdlet object}: by ExternalDirectoryObjectId first, then by any shared
-    SMTP address (case-insensitive); never by UPN, which Get-CASMailbox does not carry."""
+    """{graph user id: cmdlet object}: an object that carries ExternalDirectoryObjectId (the
+    Graph user id) belongs to that user only; one without it, by an SMTP address
+    (case-insensitive) that one user alone of ``users`` has. Never by UPN, which Get-CASMailbox
+    does not carry."""
     by_id = dict((u['id'].lower(), u) for u in users)
-    by_address = {}
+    owners = {}
     for user in users:
         for address in user_addresses(user):
-            by_address.setdefault(address, user)
+            owners.setdefault(address, set()).add(user['id'])
     out = {}
     for obj in objects:
-        user = by_id.get(str(obj.get('ExternalDirectoryObjectId') or '').lower())
-        if user is None:
-            user = next((by_address[a] for a in sorted(mailbox_addresses(obj))
-                         if a in by_address), None)
-        if user is not None:
-            out.setdefault(user['id'], obj)
+        directory_id = str(obj.get('ExternalDirectoryObjectId') or '').lower()
+        if directory_id:
+            user_ids = set([by_id[directory_id]['id']]) if directory_id in by_id else set()
+        else:
+            user_ids = set(uid for a in mailbox_addresses(obj) if len(owners.get(a, ())) == 1
+                           for uid in owners[a])
+        if len(user_ids) == 1:
+            out.setdefault(user_ids.pop(), obj)
     return out
 
 
