@@ -211,3 +211,33 @@ def test_exchange_paging_has_its_own_time_bound(m365):
     assert err.value.code == 'PagingTimeout'
     assert 'more than the paging bound of 0 s; stopped' in str(err.value)
     assert 'the Exchange Online paging cursor expires' in str(err.value)
+
+
+OTHER_TENANT = '0b1e5c3a-7d2f-4e8a-9c6b-5a4d3e2f1a0b'
+
+
+@pytest.mark.parametrize('tid', [OTHER_TENANT, None, 'contoso.test'])
+def test_exchange_url_keeps_a_guid_tenant_id_whatever_the_token_says(m365, tid):
+    """tenant_id given as a GUID decides the InvokeCommand URL and anchor. A token whose tid is
+    another tenant's (an identity endpoint that is not the tenant's) is refused before anything
+    goes to Exchange Online: the token must not move a playbook's changes to another tenant.
+    A tid that is missing or no GUID leaves tenant_id as it is (Exchange then judges the
+    token)."""
+    app = m365.add_app(secret='s12', roles=('Exchange.ManageAsApp',))
+    m365.token_claims = {'tid': tid}
+    exo = exo_client(m365, app)
+    if tid == OTHER_TENANT:
+        with pytest.raises(IdentityError) as err:
+            exo.invoke('Get-TransportConfig')
+        assert str(err.value) == (
+            'token: the Exchange Online token is for the tenant %s (its tid claim), not for '
+            'tenant_id %s; nothing was sent to Exchange Online. Check authority_host: tokens '
+            'must come from the identity platform of the tenant_id tenant.'
+            % (OTHER_TENANT, m365.tenant_id))
+        assert not [r for r in m365.requests if r['resource'] == 'exo']
+        return
+    with pytest.raises(GraphError) as err:  # the emulator, like Exchange, judges the token
+        exo.invoke('Get-TransportConfig')
+    assert err.value.status == 401
+    paths = set(r['path'] for r in m365.requests if r['resource'] == 'exo')
+    assert paths == {'/adminapi/beta/%s/InvokeCommand' % m365.tenant_id}

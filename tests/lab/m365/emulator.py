@@ -268,6 +268,11 @@ class M365Emulator:
         self.latency = 0.0
         self.clock_offset = 0.0  # seconds now() runs ahead of the wall clock (cursor expiry)
         self.token_lifetime = 3600
+        # Claims every access token issued from now on carries instead of its own (None: the
+        # claim is left out): a token no Entra tenant issues for this tenant, e.g. another
+        # tenant's tid, none, or one that is no GUID. check_token still judges it as Exchange
+        # and Graph would (a tid other than this tenant's is "Invalid issuer").
+        self.token_claims = {}
         self.requests = []
         self.apps = {}
         self.domains = {}
@@ -401,6 +406,11 @@ class M365Emulator:
     def issue_token(self, app, audience, acr):
         lifetime = int(self.token_lifetime)
         claims = identity.access_token_claims(self, app, audience, acr, lifetime)
+        for name, value in self.token_claims.items():
+            if value is None:
+                claims.pop(name, None)
+            else:
+                claims[name] = value
         token = jwt.encode(claims, self.signing_key, algorithm='RS256',
                            headers={'kid': self.signing_kid, 'x5t': self.signing_kid,
                                     'typ': 'JWT'})
