@@ -10,7 +10,7 @@ lives in this file, so it can be swapped for another transport.
 
 What the public clients of the endpoint do and this client does too (CIPP-API New-ExoRequest,
 GreyCorbel ExoHelper, CISA ScubaGear): the URL and the ``X-AnchorMailbox`` carry the tenant GUID
-(the token's ``tid`` claim), whatever form ``tenant_id`` was given in, on the first request and
+(tenant_id when it is one, else the token's ``tid`` claim), on the first request and
 on every follow-up page (with a domain, follow-up pages fail "Expired or Invalid pagination
 request", Microsoft Q&A 1023619); 408, 429, 500, 503, 504 and any answer saying "maximum number
 of concurrent requests per tenant" are retried within the Graph client's bound; all pages of one
@@ -30,6 +30,8 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import 
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
     EXCHANGE,
+    GUID,
+    IdentityError,
     token_tenant,
 )
 
@@ -123,9 +125,19 @@ class ExoAdminClient(GraphClient):
         return retry.summary() + '; Exchange Online did not recover: run again later'
 
     def tenant(self):
-        """The tenant GUID for the URL and anchor: the token's ``tid``, else tenant_id."""
+        """The tenant GUID for the URL and anchor: tenant_id when it is a GUID (IdentityError
+        when the token's ``tid`` names another tenant: a token must not move the requests to
+        another tenant), else the token's ``tid``, else tenant_id as given."""
         self._auth()
-        return token_tenant(self._token) or self.identity.tenant_id
+        given, tid = self.identity.tenant_id, token_tenant(self._token)
+        if not GUID.fullmatch(given):
+            return tid or given
+        if tid and tid != given.lower():
+            raise IdentityError('the Exchange Online token is for the tenant %s (its tid claim), '
+                                'not for tenant_id %s; nothing was sent to Exchange Online. '
+                                'Check authority_host: tokens must come from the identity '
+                                'platform of the tenant_id tenant.' % (tid, given.lower()))
+        return given.lower()
 
     def invoke(self, cmdlet, parameters=None, phase=None, page_size=PAGE_SIZE, check=None):
         """Every object the cmdlet returns, following @odata.nextLink (the same POST again, on

@@ -23,8 +23,9 @@ description:
     Without it Exchange answers 401 C(User is not allowed to call <cmdlet>); the task fails
     naming the cmdlet and the role to assign, without asking for a new token."
   - "Exchange Online (its admin endpoint C(InvokeCommand)): the URL and C(X-AnchorMailbox) carry
-    the tenant GUID (the access token's C(tid) claim) whatever form O(tenant_id) has, since
-    Exchange refuses follow-up pages asked by a domain. Its answers 408, 429, 500, 503, 504 and
+    the tenant GUID (O(tenant_id) when it is one, else the access token's C(tid) claim),
+    since Exchange refuses follow-up pages asked by a domain; a token whose C(tid) is another
+    tenant than a GUID O(tenant_id) fails the task before Exchange is asked. Its answers 408, 429, 500, 503, 504 and
     any answer saying C(maximum number of concurrent requests per tenant) are retried like
     Graph's throttling (see O(timeout)); a 400 or 404 is not. All pages of one cmdlet must come
     within 30 minutes, the lifetime of Exchange's paging cursor, each page within the bound of
