@@ -241,3 +241,33 @@ def test_exchange_url_keeps_a_guid_tenant_id_whatever_the_token_says(m365, tid):
     assert err.value.status == 401
     paths = set(r['path'] for r in m365.requests if r['resource'] == 'exo')
     assert paths == {'/adminapi/beta/%s/InvokeCommand' % m365.tenant_id}
+
+
+def test_exchange_401_with_the_rbac_words_in_user_data_still_refreshes_the_token(m365):
+    """A 401 without a challenge whose cmdlet error quotes a name holding "not allowed to call"
+    is no RBAC refusal: the token is renewed once and the call goes through."""
+    app = m365.add_app(secret='s13', roles=('Exchange.ManageAsApp',))
+    exo = exo_client(m365, app)
+    exo.invoke('Get-TransportConfig')
+    m365.clear_log()
+    m365.inject('POST', r'/InvokeCommand$', 401, count=1, body={'error': {
+        'code': 'Unauthorized', 'message': 'Error executing cmdlet', 'details': [{
+            'message': "Ex6F9304|Microsoft.Exchange.Configuration.Tasks."
+                       "ManagementObjectNotFoundException|The operation couldn't be performed "
+                       "because object 'not allowed to call Set-CASMailbox' couldn't be found."}]}})
+    assert exo.invoke('Get-TransportConfig')[0]['Identity'] == 'Transport Settings'
+    assert [r['resource'] for r in m365.requests] == ['exo', 'token', 'exo']
+
+
+def test_exchange_403_of_nul_bytes_reads_as_their_count(m365):
+    """Exchange answers some refusals 403 with a body of NUL bytes (graph2otel's live notes):
+    the message says so in words, not as a wall of \\u0000."""
+    app = m365.add_app(secret='s14', roles=('Exchange.ManageAsApp',))
+    exo = exo_client(m365, app)
+    m365.inject('POST', r'/InvokeCommand$', 403, count=1, body=b'\0' * 5000,
+                content_type='application/octet-stream')
+    with pytest.raises(GraphError) as err:
+        exo.invoke('Get-TransportConfig')
+    text = str(err.value)
+    assert 'answered 403 NonJsonResponse to POST ' in text and '5000 NUL bytes' in text, text
+    assert '\\u0000' not in text and 'Exchange.ManageAsApp' in text
