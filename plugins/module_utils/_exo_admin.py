@@ -22,6 +22,7 @@ cmdlet are read within PAGING_TIME (the paging cursor lives 30 minutes, "Default
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
 import re
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
@@ -42,7 +43,7 @@ RETRY_STATUS = (408, 429, 500, 503, 504)
 CONCURRENT = 'maximum number of concurrent requests per tenant'
 PAGING_TIME = 1800.0  # seconds for all pages of one cmdlet: the paging cursor's 30 minutes
 ROLES_DOC = 'https://learn.microsoft.com/powershell/exchange/app-only-auth-powershell-v2'
-NOT_ALLOWED = re.compile(r'not allowed to call ([A-Za-z]+-[A-Za-z]+)')
+NOT_ALLOWED = re.compile(r'User is not allowed to call ([A-Za-z]+-[A-Za-z]+)', re.IGNORECASE)
 
 
 def role_for(cmdlet):
@@ -93,7 +94,7 @@ class ExoAdminClient(GraphClient):
     def service_hint(status, code, message):
         """Exchange Online answers 401 "User is not allowed to call <cmdlet>" to an app that has
         Exchange.ManageAsApp but no Exchange role that holds the cmdlet (RBAC)."""
-        found = NOT_ALLOWED.search(message or '') if status == 401 else None
+        found = NOT_ALLOWED.match(message or '') if status == 401 else None
         if found:
             cmdlet = found.group(1)
             return ('the app\'s service principal has no Exchange Online role that holds this '
@@ -105,11 +106,17 @@ class ExoAdminClient(GraphClient):
 
     @staticmethod
     def token_refused(r):
-        """A 401 that says "not allowed to call" and does not challenge the token
-        (WWW-Authenticate error="invalid_token") is the RBAC refusal: no refresh for it."""
+        """A 401 whose error.message is "User is not allowed to call <cmdlet>" and that does not
+        challenge the token (WWW-Authenticate error="invalid_token") is the RBAC refusal: no
+        refresh for it. The words elsewhere (a cmdlet error quoting a name) do not count."""
         if 'invalid_token' in (r.headers.get('WWW-Authenticate') or ''):
             return True
-        return 'not allowed to call' not in _text(r.content)
+        try:
+            err = json.loads(r.content).get('error')
+        except (ValueError, AttributeError, RecursionError):
+            return True
+        message = err.get('message') if isinstance(err, dict) else None
+        return not (isinstance(message, str) and NOT_ALLOWED.match(message))
 
     def retryable(self, r):
         """ExoHelper also retries Exchange's "You have reached the maximum number of concurrent

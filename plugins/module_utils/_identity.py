@@ -662,9 +662,11 @@ def _cut(text, limit):
 
 def excerpt(content):
     """What came back, for a message: at most EXCERPT characters, control characters escaped,
-    and the size when there is more."""
+    and the size when there is more; only NUL bytes, as their count."""
     if not isinstance(content, bytes):
         content = json.dumps(content).encode('utf-8')
+    if content and not content.strip(b'\0'):
+        return '%d NUL bytes' % len(content)  # what Exchange answers some refusals with
     text = content[:EXCERPT * 4].decode('utf-8', 'replace')
     shown = json.dumps(text[:EXCERPT], ensure_ascii=False)
     if len(text) > EXCERPT or len(content) > EXCERPT * 4:
