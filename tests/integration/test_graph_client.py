@@ -271,3 +271,18 @@ def test_exchange_403_of_nul_bytes_reads_as_their_count(m365):
     text = str(err.value)
     assert 'answered 403 NonJsonResponse to POST ' in text and '5000 NUL bytes' in text, text
     assert '\\u0000' not in text and 'Exchange.ManageAsApp' in text
+
+
+def test_exchange_token_for_another_resource_names_exo_token_resource(m365):
+    """A token of the wrong audience (exo_token_resource naming Graph, or exo_endpoint moved to
+    another host without it) gets Exchange's 401 InvalidAudienceForResource: the task says
+    which option to set."""
+    app = m365.add_app(secret='s15', roles=('Exchange.ManageAsApp',))
+    exo = exo_client(m365, app, exo_token_resource='https://graph.microsoft.com')
+    with pytest.raises(GraphError) as err:
+        exo.invoke('Get-TransportConfig')
+    text = str(err.value)
+    assert 'answered 401 InvalidAudienceForResource' in text, text
+    assert ("-- the token is for https://graph.microsoft.com, which this Exchange Online "
+            "endpoint does not take: set exo_token_resource to the resource of exo_endpoint "
+            "(for the clouds of the README's table, its root), or leave both to cloud") in text
