@@ -90,10 +90,15 @@ class ExoAdminClient(GraphClient):
                     break
         return code, message, request_id, date
 
-    @staticmethod
-    def service_hint(status, code, message):
+    def service_hint(self, status, code, message):
         """Exchange Online answers 401 "User is not allowed to call <cmdlet>" to an app that has
-        Exchange.ManageAsApp but no Exchange role that holds the cmdlet (RBAC)."""
+        Exchange.ManageAsApp but no Exchange role that holds the cmdlet (RBAC), and 401
+        InvalidAudienceForResource to a token asked for another resource."""
+        if status == 401 and code == 'InvalidAudienceForResource':
+            return ('the token is for %s, which this Exchange Online endpoint does not take: set '
+                    'exo_token_resource to the resource of exo_endpoint (for the clouds of the '
+                    'README\'s table, its root), or leave both to cloud'
+                    % self.identity.resources[EXCHANGE])
         found = NOT_ALLOWED.match(message or '') if status == 401 else None
         if found:
             cmdlet = found.group(1)

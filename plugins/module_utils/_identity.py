@@ -94,6 +94,9 @@ CLOUDS = {
     },
 }
 GRAPH, EXCHANGE = 'graph', 'exchange'
+# The URL options and the column of CLOUDS each overrides.
+URL_OPTIONS = {'authority_host': 'authority', 'graph_endpoint': GRAPH, 'exo_endpoint': EXCHANGE,
+               'exo_token_resource': 'exchange_resource'}
 GUID = re.compile(r'[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}')
 TENANT_DOMAIN = re.compile(r'(?=.{4,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+'
                            r'[A-Za-z]{2,63}')
@@ -187,8 +190,10 @@ def endpoint_url(value, option):
         if problem:
             pass
         elif parts.scheme.lower() != 'https':
-            problem = ('must be an https:// URL: tokens and secrets go there, so plain http:// '
-                       'and other schemes are refused')
+            problem = ('must be an https:// URL: %s, so plain http:// and other schemes are '
+                       'refused' % ('it names the audience of Exchange Online tokens'
+                                    if option == 'exo_token_resource'
+                                    else 'tokens and secrets go there'))
         elif not parts.hostname:
             problem = 'names no host'
         elif '@' in parts.netloc:
@@ -196,8 +201,9 @@ def endpoint_url(value, option):
         elif parts.query or parts.fragment or text.endswith(('?', '#')):
             problem = 'must not carry a query or a fragment'
     if problem:
-        raise IdentityError('%s %s (got %r), for example https://graph.microsoft.com'
-                            % (option, problem, _cut(value, 200)), phase='input')
+        example = CLOUDS['public'][URL_OPTIONS.get(option, 'graph')]
+        raise IdentityError('%s %s (got %r), for example %s'
+                            % (option, problem, _cut(value, 200), example), phase='input')
     return text.rstrip('/')
 
 
