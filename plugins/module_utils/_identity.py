@@ -369,6 +369,14 @@ def load_certificate(path, password=None, send_chain=False):
             certs = [x509.load_pem_x509_certificate(pem)]
         except ValueError as e:
             raise IdentityError('no certificate in %s: %s' % (path, e), phase='input')
+    # the app's certificate is the one of the key, wherever it stands; the rest is its chain
+    own = [c for c in certs if _same_key(c.public_key(), key.public_key())]
+    if not own:
+        raise IdentityError('no certificate in %s belongs to its private key (the file holds %d '
+                            'certificate%s): put the app\'s certificate and its own key in one '
+                            'PEM file' % (path, len(certs), '' if len(certs) == 1 else 's'),
+                            phase='input')
+    certs = own[:1] + [c for c in certs if c is not own[0]]
     # SHA-1 in upper-case hex: what the app registration shows, and what msal's thumbprint takes
     thumbprint = hashlib.sha1(certs[0].public_bytes(serialization.Encoding.DER)).hexdigest()
     thumbprint = thumbprint.upper()
@@ -387,6 +395,12 @@ def load_certificate(path, password=None, send_chain=False):
     else:
         credential['thumbprint'] = thumbprint
     return credential, thumbprint
+
+
+def _same_key(one, other):
+    """Whether two public keys are the same key (compared as SubjectPublicKeyInfo DER)."""
+    form = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return one.public_bytes(*form) == other.public_bytes(*form)
 
 
 def signs_ps256():
