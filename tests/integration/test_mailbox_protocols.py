@@ -1,5 +1,8 @@
 """mailbox_protocols against the emulator's Exchange admin endpoint, with real msal and requests."""
 
+import threading
+import time
+
 from tests.integration.conftest import m365_args
 
 ROLES = ('User.Read.All', 'Exchange.ManageAsApp')
@@ -173,3 +176,43 @@ def test_names_resolve_by_upn_or_address_and_a_missing_exchange_role_is_named(m3
         scopes = [r['scope'] for r in m365.requests
                   if r['resource'] == 'token' and r['client_id'] == who['client_id']]
         assert scopes and len(scopes) == len(set(scopes)), scopes  # no refresh after the 401
+
+
+def test_a_set_whose_answers_are_lost_is_read_back_not_taken_as_not_applied(m365):
+    """Set-CASMailbox is carried out but every answer is lost on the way back (retried: the same
+    absolute values, so nothing changes twice). The outcome is read back from Exchange: adele's
+    switch is off as asked (changed, with a warning); bob's read-back fails too, so his result
+    says the outcome is unknown instead of "unchanged"."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mailboxes import (
+        ProtocolChange)
+    m365.add_user('adele@contoso.test')
+    m365.add_user('bob@contoso.test')
+    app = m365.add_app(secret=SECRET, roles=ROLES)
+    params = dict(m365_args(m365, app), timeout=1.0, mailboxes=['adele@contoso.test'], pop=False)
+    m365.inject('POST', r'/InvokeCommand$', lose_answer=True, count=50, cmdlet='Set-CASMailbox')
+    result = ProtocolChange(params).run()
+    entry = result['mailboxes'][0]
+    assert m365.cas_mailbox('adele@contoso.test')['PopEnabled'] is False
+    assert len(sets(m365)) >= 2  # retried
+    assert not result.get('failed') and result['changed'] and entry['changed'], result
+    assert entry['after'] == {'pop': False, 'imap': True, 'smtp_auth': 'inherit'}
+    assert result['warnings'] == [
+        'adele@contoso.test: Set-CASMailbox got no answer it could read (%s); read back '
+        'afterwards, the mailbox is as asked' % entry['set_error']]
+    m365.clear_log()
+    m365.inject('POST', r'/InvokeCommand$', lose_answer=True, count=50, cmdlet='Set-CASMailbox')
+
+    def refuse_reads_once_a_set_came():  # after the first read, before the read-back
+        deadline = time.monotonic() + 20
+        while not sets(m365) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        m365.inject('POST', r'/InvokeCommand$', 400, count=50, cmdlet='Get-CASMailbox')
+    watcher = threading.Thread(target=refuse_reads_once_a_set_came, daemon=True)
+    watcher.start()
+    result = ProtocolChange(dict(params, mailboxes=['bob@contoso.test'])).run()
+    watcher.join(25)
+    entry = result['mailboxes'][0]
+    assert result['failed'] and entry['failed'] and entry['after'] is None, result
+    assert entry['msg'].startswith('Set-CASMailbox: Exchange Online answered no answer '), entry
+    assert entry['msg'].endswith('; the outcome is unknown (reading the mailbox back failed: '
+                                 'Get-CASMailbox: Exchange Online answered 400 '), entry['msg']

@@ -675,10 +675,12 @@ class M365Emulator:
             self.requests = []
 
     def inject(self, method, path_regex, status=None, count=1, retry_after=None, body=None,
-               content_type=None, headers=None, hang=None, next_link=None, lose_answer=False):
+               content_type=None, headers=None, hang=None, next_link=None, lose_answer=False,
+               cmdlet=None):
         """The next ``count`` requests with ``method`` (None or '*': any) whose path (no query)
         matches ``path_regex`` (re.search) get a fault; inside $batch the inner request's path
-        (/v1.0/...) is matched and only that item fails. Faults:
+        (/v1.0/...) is matched and only that item fails; ``cmdlet``: only InvokeCommand calls
+        of that cmdlet (any case). Faults:
 
         - ``status`` (with ``retry_after``: the Retry-After header as given, e.g. 0 or -5): the
           answer has this status and Graph's (or EXO's, AAD's) error body, or ``body`` (bytes
@@ -701,13 +703,15 @@ class M365Emulator:
                                  'count': int(count), 'retry_after': retry_after, 'body': body,
                                  'content_type': content_type, 'headers': dict(headers or {}),
                                  'hang': hang, 'lose_answer': bool(lose_answer),
-                                 'next_link': next_link})
+                                 'next_link': next_link,
+                                 'cmdlet': cmdlet.lower() if cmdlet else None})
 
-    def take_fault(self, method, path):
+    def take_fault(self, method, path, cmdlet=None):
         with self.lock:
             for fault in self._faults:
                 if fault['count'] > 0 and fault['method'] in ('*', method) \
-                        and fault['regex'].search(path):
+                        and fault['regex'].search(path) and fault['cmdlet'] in (
+                            None, str(cmdlet or '').lower()):
                     fault['count'] -= 1
                     if fault['count'] <= 0:
                         self._faults.remove(fault)
@@ -926,7 +930,8 @@ class M365Emulator:
         claims, problem = self.check_token(handler.headers.get('Authorization'),
                                            (self.url,) + identity.EXO_RESOURCES)
         entry['client_id'] = claims.get('appid')
-        fault = self.take_fault(handler.command, urllib.parse.urlsplit(handler.path).path)
+        fault = self.take_fault(handler.command, urllib.parse.urlsplit(handler.path).path,
+                                entry['cmdlet'])
         return self.answer_fault(fault, entry, lambda: self._invoke_answer(
             handler, tenant_segment, query, body, entry, claims, problem),
             self.exo.fault_response, self.url + handler.path)
