@@ -30,7 +30,7 @@ options:
     description:
       - PEM file holding the app's certificate and its RSA private key (certificate credentials
         are preferred over secrets), and for O(client_certificate_send_chain) the chain, in any
-        order: the app's certificate is the one of the key. The thumbprint is computed.
+        order; the app's certificate is the one of the key. The thumbprint is computed.
       - With msal 1.35 or later the client assertion is signed PS256 and names the certificate
         by its SHA-256 thumbprint (C(x5t#S256)), as Microsoft's certificate credentials page
         asks; msal then also sends the certificate (C(x5c)). Older msal signs RS256 with the
