@@ -358,10 +358,32 @@ class ProtocolChange:
             found.update(zip(rest, pool.map(one, rest)))
         return found
 
+    @staticmethod
+    def identity_of(cas, name):
+        return cas.get('ExternalDirectoryObjectId') or cas.get('Identity') or name
+
+    def settle(self, entry, cas, error, warnings):
+        """A Set-CASMailbox failed, yet Exchange may have carried it out (an answer lost, a 500
+        after the write): what the mailbox is now is read back, never assumed."""
+        try:
+            found = self.exo.invoke('Get-CASMailbox', {'Identity': self.identity_of(
+                cas, entry['mailbox'])}, check=cas_problem)
+            now, problem = (protocol_state(found[0]), None) if found else (None, 'no mailbox')
+        except GraphError as e:
+            now, problem = None, str(e)
+        if now is not None and now == entry['after']:
+            warnings.append('%s: Set-CASMailbox failed (%s), but read back afterwards the '
+                            'mailbox is as asked' % (entry['mailbox'], error))
+        elif now is None:
+            entry.update(failed=True, changed=False, after=None,
+                         msg='%s; the outcome is unknown (reading the mailbox back failed: %s)'
+                             % (error, problem))
+        else:
+            entry.update(failed=True, changed=now != entry['before'], after=now, msg=error)
+
     def set_one(self, item):
         name, cas, after = item
-        parameters = {'Identity': cas.get('ExternalDirectoryObjectId') or cas.get('Identity')
-                      or name}
+        parameters = {'Identity': self.identity_of(cas, name)}
         if 'pop' in self.wanted:
             parameters['PopEnabled'] = after['pop']
         if 'imap' in self.wanted:
@@ -377,7 +399,7 @@ class ProtocolChange:
     def run(self):
         names = list(dict.fromkeys(self.params.get('mailboxes') or []))
         current = self.read(names) if names and self.wanted else {}
-        entries, todo = [], []
+        entries, todo, warnings = [], [], []
         for name in names if self.wanted else []:
             cas = current.get(name)
             if cas is None:
@@ -395,11 +417,12 @@ class ProtocolChange:
             with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
                 errors = list(pool.map(self.set_one, todo))
             by_name = dict((e['mailbox'], e) for e in entries)
-            for (name, dummy, dummy2), error in zip(todo, errors):
+            for (name, cas, dummy), error in zip(todo, errors):
                 if error:
-                    by_name[name].update(failed=True, changed=False, msg=error,
-                                         after=by_name[name]['before'])
+                    self.settle(by_name[name], cas, error, warnings)
         result = {'mailboxes': entries}
+        if warnings:
+            result['warnings'] = warnings
         tenant_changed = False
         if self.params.get('tenant_smtp_auth'):
             config = self.exo.invoke('Get-TransportConfig', check=transport_problem)

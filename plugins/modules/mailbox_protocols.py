@@ -109,7 +109,12 @@ mailboxes:
       description: C({pop, imap, smtp_auth}) before.
       type: dict
     after:
-      description: C({pop, imap, smtp_auth}) after (unchanged when it failed).
+      description:
+        - C({pop, imap, smtp_auth}) after.
+        - When C(Set-CASMailbox) failed, what Exchange reads back afterwards (a lost answer or a
+          500 may come after the change was made; the retries send the same values, so nothing
+          changes twice); V(null) when reading back failed too, and the outcome is unknown. A
+          mailbox read back as asked is no failure, with a warning.
       type: dict
     failed:
       description: Present and true when this mailbox could not be read or set.
