@@ -157,3 +157,27 @@ def test_a_mailbox_is_never_given_to_a_user_who_only_shares_its_address(m365, di
         found = by_upn(result)
         assert found['a@' + d]['has_mailbox'] is False, len(names)
         assert all(found[n]['has_mailbox'] for n in names[1:]), len(names)
+
+
+def test_an_address_two_users_carry_is_resolved_by_proxy_addresses_or_refused(m365):
+    """Asked by an address that Graph finds on two users: the one whose proxyAddresses hold it
+    (Exchange's own address) is the mailbox, not the one with only the mail attribute; when
+    both hold it the task names them instead of picking one."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mailboxes import (
+        Mailboxes)
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
+        RecordError)
+    d = m365.tenant_domain
+    m365.add_domain('contoso.test', verified=True, services=['Email'])
+    m365.add_user('a@' + d, mail='shared@contoso.test', mailbox=False, proxy_addresses=[])
+    m365.add_user('b@' + d, mail='shared@contoso.test')
+    app = m365.add_app(secret='mailbox-info-secret', roles=ROLES)
+    params = dict(m365_args(m365, app), mailboxes=['Shared@contoso.test'], include=['mailbox'])
+    [entry] = Mailboxes(params).info()['mailboxes']
+    assert (entry['upn'], entry['has_mailbox']) == ('b@' + d, True)
+    m365.add_user('c@' + d, mail='other@contoso.test',
+                  proxy_addresses=['SMTP:other@contoso.test', 'smtp:shared@contoso.test'])
+    with pytest.raises(RecordError) as err:
+        Mailboxes(params).info()
+    assert str(err.value) == ('mailboxes: Shared@contoso.test is an address of 2 users (b@%s, '
+                              'c@%s): give the user principal name' % (d, d))
