@@ -132,6 +132,21 @@ def match_mailboxes(objects, users):
     return out
 
 
+def address_owner(address, users):
+    """The one of Graph's ``users`` found by ``address`` that it belongs to: the only one, else
+    the only one whose proxyAddresses hold it (Exchange's own addresses; ``mail`` alone can be
+    set on a user without a mailbox); RecordError when that is still not one user."""
+    if len(users) == 1:
+        return users[0]
+    holders = [u for u in users if address.lower() in
+               set(a.lower() for a in smtp_addresses(u.get('proxyAddresses')))]
+    if len(holders) == 1:
+        return holders[0]
+    named = sorted(u['userPrincipalName'] for u in holders or users)
+    raise RecordError('mailboxes: %s is an address of %d users (%s): give the user principal '
+                      'name' % (address, len(named), ', '.join(named)))
+
+
 def routing_address(addresses):
     for address in addresses:
         if address.lower().endswith('.mail.onmicrosoft.com'):
@@ -196,7 +211,7 @@ class Mailboxes:
             for i in missing:
                 status, body = by_address[str(i)]
                 hits = body['value'] if status == 200 else []
-                found[str(i)] = (200, hits[0]) if hits else (404, None)
+                found[str(i)] = (200, address_owner(asked[i], hits)) if hits else (404, None)
         out = []
         for i, name in enumerate(asked):
             status, body = found[str(i)]

@@ -58,6 +58,8 @@ options:
     description:
       - User principal names or e-mail addresses (primary or proxy). Mutually exclusive with
         O(all).
+      - An address that Graph finds on several users names the one whose C(proxyAddresses)
+        hold it; when that is still more than one, the task fails naming them.
       - Each name reaches Graph as one percent-encoded URL path segment, never as path or
         query (a name like C(a@contoso.com?$expand=manager) is just a user that does not
         exist). A name holding control characters, or V(.) or V(..), is refused.
