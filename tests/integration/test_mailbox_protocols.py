@@ -217,3 +217,32 @@ def test_a_set_whose_answers_are_lost_is_read_back_not_taken_as_not_applied(m365
     assert entry['msg'].startswith('Set-CASMailbox: Exchange Online answered no answer '), entry
     assert ('; the outcome is unknown (reading the mailbox back failed: Get-CASMailbox: '
             'Exchange Online answered 400 ') in entry['msg'], entry['msg']
+
+
+def test_a_failed_tenant_default_keeps_what_the_mailboxes_got(m365):
+    """Set-TransportConfig comes after the mailboxes: when Exchange refuses it, the result still
+    says that the mailbox changed (changed, its entry) and fails naming the tenant step; when
+    its answer is lost but the change was made, reading it back settles it."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mailboxes import (
+        ProtocolChange)
+    m365.add_user('adele@contoso.test')
+    app = m365.add_app(secret=SECRET, roles=ROLES)
+    params = dict(m365_args(m365, app), timeout=1.0, mailboxes=['adele@contoso.test'],
+                  pop=False, tenant_smtp_auth='enabled')
+    m365.inject('POST', r'/InvokeCommand$', 400, count=1, cmdlet='Set-TransportConfig')
+    result = ProtocolChange(params).run()
+    assert m365.cas_mailbox('adele@contoso.test')['PopEnabled'] is False
+    assert result['failed'] and result['changed'] and result['changed_count'] == 1, result
+    assert result['mailboxes'][0]['changed'] and result['phase'] == 'Set-TransportConfig'
+    assert result['msg'].startswith('Set-TransportConfig: Exchange Online answered 400 '), result
+    assert result['msg'].endswith('; the mailboxes before it: 1 set as asked (1 changed now)')
+    assert result['tenant'] == {'before': {'smtp_auth': False}, 'after': {'smtp_auth': False},
+                                'changed': False}
+    m365.inject('POST', r'/InvokeCommand$', lose_answer=True, count=50,
+                cmdlet='Set-TransportConfig')
+    result = ProtocolChange(params).run()
+    assert m365.transport_config['SmtpClientAuthenticationDisabled'] is False
+    assert not result.get('failed') and result['changed'], result
+    assert result['tenant'] == {'before': {'smtp_auth': False}, 'after': {'smtp_auth': True},
+                                'changed': True}
+    assert result['warnings'][0].startswith('tenant: Set-TransportConfig failed (')
