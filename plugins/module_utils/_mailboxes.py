@@ -435,22 +435,14 @@ class ProtocolChange:
             for (name, cas, dummy), error in zip(todo, errors):
                 if error:
                     self.settle(by_name[name], cas, error, warnings)
-        result = {'mailboxes': entries}
-        if warnings:
-            result['warnings'] = warnings
-        tenant_changed = False
+        result = {'mailboxes': entries, 'warnings': warnings}
+        tenant_error = None
         if self.params.get('tenant_smtp_auth'):
-            config = self.exo.invoke('Get-TransportConfig', check=transport_problem)
-            disabled_now = bool(config and config[0]['SmtpClientAuthenticationDisabled'])
-            want_disabled = self.params['tenant_smtp_auth'] == 'disabled'
-            tenant_changed = disabled_now != want_disabled
-            if tenant_changed and not self.check_mode:
-                self.exo.invoke('Set-TransportConfig',
-                                {'SmtpClientAuthenticationDisabled': want_disabled},
-                                phase='Set-TransportConfig')
-            result['tenant'] = {'before': {'smtp_auth': not disabled_now},
-                                'after': {'smtp_auth': not want_disabled},
-                                'changed': tenant_changed}
+            try:
+                result['tenant'], tenant_error = self.tenant_default(warnings)
+            except GraphError as e:  # Get-TransportConfig: the mailboxes' outcome stands
+                tenant_error = (e.phase, str(e))
+        tenant_changed = bool(result.get('tenant', {}).get('changed'))
         failed = [e for e in entries if e.get('failed')]
         result['changed'] = tenant_changed or any(e['changed'] for e in entries)
         result['changed_count'] = sum(1 for e in entries if e['changed'])
@@ -462,7 +454,56 @@ class ProtocolChange:
             result.update(failed=True, msg=failure_message(entries, failed, self.check_mode),
                           phase='Set-CASMailbox' if any('before' in e for e in failed)
                           else 'Get-CASMailbox')
+        if not warnings:
+            del result['warnings']
+        if tenant_error is not None:
+            phase, msg = tenant_error
+            if entries:
+                msg += '; the mailboxes before it: ' + (
+                    failure_message(entries, failed, self.check_mode) if failed else
+                    '%d %s as asked (%d %s)' % (
+                        len(entries), 'would be set' if self.check_mode else 'set',
+                        result['changed_count'],
+                        'would change' if self.check_mode else 'changed now'))
+            result.update(failed=True, phase=phase, msg=msg)
         return result
+
+    def tenant_disabled(self):
+        config = self.exo.invoke('Get-TransportConfig', check=transport_problem)
+        return bool(config and config[0]['SmtpClientAuthenticationDisabled'])
+
+    def tenant_default(self, warnings):
+        """(the tenant's result entry, (phase, message) of a failure or None): the tenant's SMTP
+        AUTH default read, and set where it differs; a failed Set-TransportConfig is read back
+        like a mailbox's (see settle)."""
+        disabled_now = self.tenant_disabled()
+        want_disabled = self.params['tenant_smtp_auth'] == 'disabled'
+        entry = {'before': {'smtp_auth': not disabled_now},
+                 'after': {'smtp_auth': not want_disabled},
+                 'changed': disabled_now != want_disabled}
+        if not entry['changed'] or self.check_mode:
+            return entry, None
+        try:
+            self.exo.invoke('Set-TransportConfig',
+                            {'SmtpClientAuthenticationDisabled': want_disabled},
+                            phase='Set-TransportConfig')
+            return entry, None
+        except GraphError as e:
+            error = str(e)
+        try:
+            now, problem = self.tenant_disabled(), None
+        except GraphError as e:
+            now, problem = None, str(e)
+        if now == want_disabled:
+            warnings.append('tenant: Set-TransportConfig failed (%s), but read back afterwards '
+                            'the default is as asked' % error)
+            return entry, None
+        if now is None:
+            entry.update(after=None, changed=False)
+            return entry, ('Set-TransportConfig', '%s; the outcome is unknown (reading the '
+                           'tenant default back failed: %s)' % (error, problem))
+        entry.update(after={'smtp_auth': not now}, changed=now != disabled_now)
+        return entry, ('Set-TransportConfig', error)
 
 
 def failure_message(entries, failed, check_mode):

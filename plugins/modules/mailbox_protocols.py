@@ -123,7 +123,9 @@ mailboxes:
       description: Why it failed.
       type: str
 tenant:
-  description: The tenant default before and after, when O(tenant_smtp_auth) is given.
+  description: The tenant default before and after, when O(tenant_smtp_auth) is given. It is set
+    after the mailboxes; when C(Set-TransportConfig) fails, C(after) is what Exchange reads back
+    (V(null) when that fails too), and the mailboxes' entries still say what they got.
   returned: when O(tenant_smtp_auth) is set
   type: dict
 changed_count:
@@ -134,7 +136,8 @@ phase:
   description: On failure, where it failed. Before any mailbox was handled, the step that failed
     (C(token), C(Get-CASMailbox), ...); when single mailboxes failed (see RV(mailboxes)),
     V(Get-CASMailbox) when each of them was not found, V(Set-CASMailbox) when setting one was
-    refused.
+    refused; V(Set-TransportConfig) (or V(Get-TransportConfig)) when the tenant default
+    failed.
   returned: on failure
   type: str
 '''
