@@ -67,7 +67,7 @@ def test_only_a_token_401_refreshes(answer, refresh):
 
 def test_role_hint_names_cmdlet_role_and_source():
     hint = BARE.service_hint(401, 'Unauthorized', 'User is not allowed to call '
-                                                            'Set-CASMailbox')
+                                                  'Set-CASMailbox')
     assert '(Set-CASMailbox)' in hint and role_for('Set-CASMailbox') in hint
     assert 'https://learn.microsoft.com/powershell/exchange/app-only-auth-powershell-v2' in hint
     assert 'Global Reader' in role_for('Get-CASMailbox')
