@@ -1,5 +1,8 @@
 """Graph's serviceConfigurationRecords as rrsets: SRV owners (issue 12, item 10)."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import pytest
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._domains import (

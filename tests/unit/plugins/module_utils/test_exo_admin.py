@@ -1,6 +1,9 @@
 """The pure parts of the Exchange admin client: the tenant GUID from the token, which answers
 are retried, which 401 is a token problem, the role hint, and mailbox matching (issue 12)."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import base64
 import json
 

@@ -2,6 +2,9 @@
 against the README's, the token cache lookup on every allowed msal, the certificate credential
 msal is given."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import os
 import re
 import warnings

@@ -1,5 +1,8 @@
 """The Exchange plans that give a mailbox, from Microsoft's licensing list (issue 12, item 7)."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import re
 
 import pytest
