@@ -160,7 +160,8 @@ unit() {
 
 # What the floor virtualenv runs besides the unit tests: the paths where msal, requests and
 # dnspython are called (identity and token cache, Graph and Exchange paging, DNS updates).
-floor_integration=(tests/integration/test_m365_token_cache.py tests/integration/test_graph_client.py
+floor_integration=(tests/integration/test_m365_token_cache.py tests/integration/test_m365_identity.py
+                   tests/integration/test_graph_client.py
                    tests/integration/test_mailbox_info.py tests/integration/test_mailbox_protocols.py
                    tests/integration/test_domain.py tests/integration/test_smtp_test.py
                    tests/integration/test_mail_dns.py)

@@ -29,7 +29,8 @@ options:
   client_certificate_path:
     description:
       - PEM file holding the app's certificate and its RSA private key (certificate credentials
-        are preferred over secrets). The thumbprint is computed.
+        are preferred over secrets), and for O(client_certificate_send_chain) the chain, in any
+        order; the app's certificate is the one of the key. The thumbprint is computed.
       - With msal 1.35 or later the client assertion is signed PS256 and names the certificate
         by its SHA-256 thumbprint (C(x5t#S256)), as Microsoft's certificate credentials page
         asks; msal then also sends the certificate (C(x5c)). Older msal signs RS256 with the
@@ -143,8 +144,10 @@ requirements:
 options: {}
 notes:
   - "Exchange Online (its admin endpoint C(InvokeCommand)): the URL and C(X-AnchorMailbox) carry
-    the tenant GUID (the access token's C(tid) claim) whatever form O(tenant_id) has, since
-    Exchange refuses follow-up pages asked by a domain. Its answers 408, 429, 500, 503, 504 and
+    the tenant GUID (O(tenant_id) when it is one, else the access token's C(tid) claim), since
+    Exchange refuses follow-up pages asked by a domain; a token whose C(tid) is another tenant
+    than a GUID O(tenant_id) fails the task before Exchange is asked. Its answers 408, 429, 500,
+    503, 504 and
     any answer saying C(maximum number of concurrent requests per tenant) are retried like
     Graph's throttling (see O(timeout)); a 400 or 404 is not. All pages of one cmdlet must come
     within 30 minutes, the lifetime of Exchange's paging cursor, each page within the bound of

@@ -10,7 +10,7 @@ lives in this file, so it can be swapped for another transport.
 
 What the public clients of the endpoint do and this client does too (CIPP-API New-ExoRequest,
 GreyCorbel ExoHelper, CISA ScubaGear): the URL and the ``X-AnchorMailbox`` carry the tenant GUID
-(the token's ``tid`` claim), whatever form ``tenant_id`` was given in, on the first request and
+(tenant_id when it is one, else the token's ``tid`` claim), on the first request and
 on every follow-up page (with a domain, follow-up pages fail "Expired or Invalid pagination
 request", Microsoft Q&A 1023619); 408, 429, 500, 503, 504 and any answer saying "maximum number
 of concurrent requests per tenant" are retried within the Graph client's bound; all pages of one
@@ -22,6 +22,7 @@ cmdlet are read within PAGING_TIME (the paging cursor lives 30 minutes, "Default
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
 import re
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
@@ -30,6 +31,8 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import 
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
     EXCHANGE,
+    GUID,
+    IdentityError,
     token_tenant,
 )
 
@@ -40,7 +43,7 @@ RETRY_STATUS = (408, 429, 500, 503, 504)
 CONCURRENT = 'maximum number of concurrent requests per tenant'
 PAGING_TIME = 1800.0  # seconds for all pages of one cmdlet: the paging cursor's 30 minutes
 ROLES_DOC = 'https://learn.microsoft.com/powershell/exchange/app-only-auth-powershell-v2'
-NOT_ALLOWED = re.compile(r'not allowed to call ([A-Za-z]+-[A-Za-z]+)')
+NOT_ALLOWED = re.compile(r'User is not allowed to call ([A-Za-z]+-[A-Za-z]+)', re.IGNORECASE)
 
 
 def role_for(cmdlet):
@@ -87,11 +90,16 @@ class ExoAdminClient(GraphClient):
                     break
         return code, message, request_id, date
 
-    @staticmethod
-    def service_hint(status, code, message):
+    def service_hint(self, status, code, message):
         """Exchange Online answers 401 "User is not allowed to call <cmdlet>" to an app that has
-        Exchange.ManageAsApp but no Exchange role that holds the cmdlet (RBAC)."""
-        found = NOT_ALLOWED.search(message or '') if status == 401 else None
+        Exchange.ManageAsApp but no Exchange role that holds the cmdlet (RBAC), and 401
+        InvalidAudienceForResource to a token asked for another resource."""
+        if status == 401 and code == 'InvalidAudienceForResource':
+            return ('the token is for %s, which this Exchange Online endpoint does not take: set '
+                    'exo_token_resource to the resource of exo_endpoint (for the clouds of the '
+                    'README\'s table, its root), or leave both to cloud'
+                    % self.identity.resources[EXCHANGE])
+        found = NOT_ALLOWED.match(message or '') if status == 401 else None
         if found:
             cmdlet = found.group(1)
             return ('the app\'s service principal has no Exchange Online role that holds this '
@@ -103,11 +111,17 @@ class ExoAdminClient(GraphClient):
 
     @staticmethod
     def token_refused(r):
-        """A 401 that says "not allowed to call" and does not challenge the token
-        (WWW-Authenticate error="invalid_token") is the RBAC refusal: no refresh for it."""
+        """A 401 whose error.message is "User is not allowed to call <cmdlet>" and that does not
+        challenge the token (WWW-Authenticate error="invalid_token") is the RBAC refusal: no
+        refresh for it. The words elsewhere (a cmdlet error quoting a name) do not count."""
         if 'invalid_token' in (r.headers.get('WWW-Authenticate') or ''):
             return True
-        return 'not allowed to call' not in _text(r.content)
+        try:
+            err = json.loads(r.content).get('error')
+        except (ValueError, AttributeError, RecursionError):
+            return True
+        message = err.get('message') if isinstance(err, dict) else None
+        return not (isinstance(message, str) and NOT_ALLOWED.match(message))
 
     def retryable(self, r):
         """ExoHelper also retries Exchange's "You have reached the maximum number of concurrent
@@ -123,9 +137,19 @@ class ExoAdminClient(GraphClient):
         return retry.summary() + '; Exchange Online did not recover: run again later'
 
     def tenant(self):
-        """The tenant GUID for the URL and anchor: the token's ``tid``, else tenant_id."""
+        """The tenant GUID for the URL and anchor: tenant_id when it is a GUID (IdentityError
+        when the token's ``tid`` names another tenant: a token must not move the requests to
+        another tenant), else the token's ``tid``, else tenant_id as given."""
         self._auth()
-        return token_tenant(self._token) or self.identity.tenant_id
+        given, tid = self.identity.tenant_id, token_tenant(self._token)
+        if not GUID.fullmatch(given):
+            return tid or given
+        if tid and tid != given.lower():
+            raise IdentityError('the Exchange Online token is for the tenant %s (its tid claim), '
+                                'not for tenant_id %s; nothing was sent to Exchange Online. '
+                                'Check authority_host: tokens must come from the identity '
+                                'platform of the tenant_id tenant.' % (tid, given.lower()))
+        return given.lower()
 
     def invoke(self, cmdlet, parameters=None, phase=None, page_size=PAGE_SIZE, check=None):
         """Every object the cmdlet returns, following @odata.nextLink (the same POST again, on

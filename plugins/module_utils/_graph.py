@@ -414,8 +414,7 @@ class GraphClient:
         """(code, message, request id, date) from an error body; subclasses read theirs."""
         return _error_fields(body)
 
-    @staticmethod
-    def service_hint(status, code, message):
+    def service_hint(self, status, code, message):
         """What to do about a refusal that only this service words so (None: the general
         hint)."""
         return None

@@ -94,6 +94,9 @@ CLOUDS = {
     },
 }
 GRAPH, EXCHANGE = 'graph', 'exchange'
+# The URL options and the column of CLOUDS each overrides.
+URL_OPTIONS = {'authority_host': 'authority', 'graph_endpoint': GRAPH, 'exo_endpoint': EXCHANGE,
+               'exo_token_resource': 'exchange_resource'}
 GUID = re.compile(r'[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}')
 TENANT_DOMAIN = re.compile(r'(?=.{4,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+'
                            r'[A-Za-z]{2,63}')
@@ -187,8 +190,10 @@ def endpoint_url(value, option):
         if problem:
             pass
         elif parts.scheme.lower() != 'https':
-            problem = ('must be an https:// URL: tokens and secrets go there, so plain http:// '
-                       'and other schemes are refused')
+            problem = ('must be an https:// URL: %s, so plain http:// and other schemes are '
+                       'refused' % ('it names the audience of Exchange Online tokens'
+                                    if option == 'exo_token_resource'
+                                    else 'tokens and secrets go there'))
         elif not parts.hostname:
             problem = 'names no host'
         elif '@' in parts.netloc:
@@ -196,8 +201,9 @@ def endpoint_url(value, option):
         elif parts.query or parts.fragment or text.endswith(('?', '#')):
             problem = 'must not carry a query or a fragment'
     if problem:
-        raise IdentityError('%s %s (got %r), for example https://graph.microsoft.com'
-                            % (option, problem, _cut(value, 200)), phase='input')
+        example = CLOUDS['public'][URL_OPTIONS.get(option, 'graph')]
+        raise IdentityError('%s %s (got %r), for example %s'
+                            % (option, problem, _cut(value, 200), example), phase='input')
     return text.rstrip('/')
 
 
@@ -363,6 +369,14 @@ def load_certificate(path, password=None, send_chain=False):
             certs = [x509.load_pem_x509_certificate(pem)]
         except ValueError as e:
             raise IdentityError('no certificate in %s: %s' % (path, e), phase='input')
+    # the app's certificate is the one of the key, wherever it stands; the rest is its chain
+    own = [c for c in certs if _same_key(c.public_key(), key.public_key())]
+    if not own:
+        raise IdentityError('no certificate in %s belongs to its private key (the file holds %d '
+                            'certificate%s): put the app\'s certificate and its own key in one '
+                            'PEM file' % (path, len(certs), '' if len(certs) == 1 else 's'),
+                            phase='input')
+    certs = own[:1] + [c for c in certs if c is not own[0]]
     # SHA-1 in upper-case hex: what the app registration shows, and what msal's thumbprint takes
     thumbprint = hashlib.sha1(certs[0].public_bytes(serialization.Encoding.DER)).hexdigest()
     thumbprint = thumbprint.upper()
@@ -381,6 +395,12 @@ def load_certificate(path, password=None, send_chain=False):
     else:
         credential['thumbprint'] = thumbprint
     return credential, thumbprint
+
+
+def _same_key(one, other):
+    """Whether two public keys are the same key (compared as SubjectPublicKeyInfo DER)."""
+    form = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return one.public_bytes(*form) == other.public_bytes(*form)
 
 
 def signs_ps256():
@@ -664,9 +684,11 @@ def _cut(text, limit):
 
 def excerpt(content):
     """What came back, for a message: at most EXCERPT characters, control characters escaped,
-    and the size when there is more."""
+    and the size when there is more; only NUL bytes, as their count."""
     if not isinstance(content, bytes):
         content = json.dumps(content).encode('utf-8')
+    if content and not content.strip(b'\0'):
+        return '%d NUL bytes' % len(content)  # what Exchange answers some refusals with
     text = content[:EXCERPT * 4].decode('utf-8', 'replace')
     shown = json.dumps(text[:EXCERPT], ensure_ascii=False)
     if len(text) > EXCERPT or len(content) > EXCERPT * 4:

@@ -110,22 +110,41 @@ def user_addresses(user):
 
 
 def match_mailboxes(objects, users):
-    """{graph user id: cmdlet object}: by ExternalDirectoryObjectId first, then by any shared
-    SMTP address (case-insensitive); never by UPN, which Get-CASMailbox does not carry."""
+    """{graph user id: cmdlet object}: an object that carries ExternalDirectoryObjectId (the
+    Graph user id) belongs to that user only; one without it, by an SMTP address
+    (case-insensitive) that one user alone of ``users`` has. Never by UPN, which Get-CASMailbox
+    does not carry."""
     by_id = dict((u['id'].lower(), u) for u in users)
-    by_address = {}
+    owners = {}
     for user in users:
         for address in user_addresses(user):
-            by_address.setdefault(address, user)
+            owners.setdefault(address, set()).add(user['id'])
     out = {}
     for obj in objects:
-        user = by_id.get(str(obj.get('ExternalDirectoryObjectId') or '').lower())
-        if user is None:
-            user = next((by_address[a] for a in sorted(mailbox_addresses(obj))
-                         if a in by_address), None)
-        if user is not None:
-            out.setdefault(user['id'], obj)
+        directory_id = str(obj.get('ExternalDirectoryObjectId') or '').lower()
+        if directory_id:
+            user_ids = set([by_id[directory_id]['id']]) if directory_id in by_id else set()
+        else:
+            user_ids = set(uid for a in mailbox_addresses(obj) if len(owners.get(a, ())) == 1
+                           for uid in owners[a])
+        if len(user_ids) == 1:
+            out.setdefault(user_ids.pop(), obj)
     return out
+
+
+def address_owner(address, users):
+    """The one of Graph's ``users`` found by ``address`` that it belongs to: the only one, else
+    the only one whose proxyAddresses hold it (Exchange's own addresses; ``mail`` alone can be
+    set on a user without a mailbox); RecordError when that is still not one user."""
+    if len(users) == 1:
+        return users[0]
+    holders = [u for u in users if address.lower() in
+               set(a.lower() for a in smtp_addresses(u.get('proxyAddresses')))]
+    if len(holders) == 1:
+        return holders[0]
+    named = sorted(u['userPrincipalName'] for u in holders or users)
+    raise RecordError('mailboxes: %s is an address of %d users (%s): give the user principal '
+                      'name' % (address, len(named), ', '.join(named)))
 
 
 def routing_address(addresses):
@@ -192,7 +211,7 @@ class Mailboxes:
             for i in missing:
                 status, body = by_address[str(i)]
                 hits = body['value'] if status == 200 else []
-                found[str(i)] = (200, hits[0]) if hits else (404, None)
+                found[str(i)] = (200, address_owner(asked[i], hits)) if hits else (404, None)
         out = []
         for i, name in enumerate(asked):
             status, body = found[str(i)]
@@ -354,10 +373,32 @@ class ProtocolChange:
             found.update(zip(rest, pool.map(one, rest)))
         return found
 
+    @staticmethod
+    def identity_of(cas, name):
+        return cas.get('ExternalDirectoryObjectId') or cas.get('Identity') or name
+
+    def settle(self, entry, cas, error, warnings):
+        """A Set-CASMailbox failed, yet Exchange may have carried it out (an answer lost, a 500
+        after the write): what the mailbox is now is read back, never assumed."""
+        try:
+            found = self.exo.invoke('Get-CASMailbox', {'Identity': self.identity_of(
+                cas, entry['mailbox'])}, check=cas_problem)
+            now, problem = (protocol_state(found[0]), None) if found else (None, 'no mailbox')
+        except GraphError as e:
+            now, problem = None, str(e)
+        if now is not None and now == entry['after']:
+            warnings.append('%s: Set-CASMailbox failed (%s), but read back afterwards the '
+                            'mailbox is as asked' % (entry['mailbox'], error))
+        elif now is None:
+            entry.update(failed=True, changed=False, after=None,
+                         msg='%s; the outcome is unknown (reading the mailbox back failed: %s)'
+                             % (error, problem))
+        else:
+            entry.update(failed=True, changed=now != entry['before'], after=now, msg=error)
+
     def set_one(self, item):
         name, cas, after = item
-        parameters = {'Identity': cas.get('ExternalDirectoryObjectId') or cas.get('Identity')
-                      or name}
+        parameters = {'Identity': self.identity_of(cas, name)}
         if 'pop' in self.wanted:
             parameters['PopEnabled'] = after['pop']
         if 'imap' in self.wanted:
@@ -373,7 +414,7 @@ class ProtocolChange:
     def run(self):
         names = list(dict.fromkeys(self.params.get('mailboxes') or []))
         current = self.read(names) if names and self.wanted else {}
-        entries, todo = [], []
+        entries, todo, warnings = [], [], []
         for name in names if self.wanted else []:
             cas = current.get(name)
             if cas is None:
@@ -391,24 +432,17 @@ class ProtocolChange:
             with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
                 errors = list(pool.map(self.set_one, todo))
             by_name = dict((e['mailbox'], e) for e in entries)
-            for (name, dummy, dummy2), error in zip(todo, errors):
+            for (name, cas, dummy), error in zip(todo, errors):
                 if error:
-                    by_name[name].update(failed=True, changed=False, msg=error,
-                                         after=by_name[name]['before'])
-        result = {'mailboxes': entries}
-        tenant_changed = False
+                    self.settle(by_name[name], cas, error, warnings)
+        result = {'mailboxes': entries, 'warnings': warnings}
+        tenant_error = None
         if self.params.get('tenant_smtp_auth'):
-            config = self.exo.invoke('Get-TransportConfig', check=transport_problem)
-            disabled_now = bool(config and config[0]['SmtpClientAuthenticationDisabled'])
-            want_disabled = self.params['tenant_smtp_auth'] == 'disabled'
-            tenant_changed = disabled_now != want_disabled
-            if tenant_changed and not self.check_mode:
-                self.exo.invoke('Set-TransportConfig',
-                                {'SmtpClientAuthenticationDisabled': want_disabled},
-                                phase='Set-TransportConfig')
-            result['tenant'] = {'before': {'smtp_auth': not disabled_now},
-                                'after': {'smtp_auth': not want_disabled},
-                                'changed': tenant_changed}
+            try:
+                result['tenant'], tenant_error = self.tenant_default(warnings)
+            except GraphError as e:  # Get-TransportConfig: the mailboxes' outcome stands
+                tenant_error = (e.phase, str(e))
+        tenant_changed = bool(result.get('tenant', {}).get('changed'))
         failed = [e for e in entries if e.get('failed')]
         result['changed'] = tenant_changed or any(e['changed'] for e in entries)
         result['changed_count'] = sum(1 for e in entries if e['changed'])
@@ -420,7 +454,56 @@ class ProtocolChange:
             result.update(failed=True, msg=failure_message(entries, failed, self.check_mode),
                           phase='Set-CASMailbox' if any('before' in e for e in failed)
                           else 'Get-CASMailbox')
+        if not warnings:
+            del result['warnings']
+        if tenant_error is not None:
+            phase, msg = tenant_error
+            if entries:
+                msg += '; the mailboxes before it: ' + (
+                    failure_message(entries, failed, self.check_mode) if failed else
+                    '%d %s as asked (%d %s)' % (
+                        len(entries), 'would be set' if self.check_mode else 'set',
+                        result['changed_count'],
+                        'would change' if self.check_mode else 'changed now'))
+            result.update(failed=True, phase=phase, msg=msg)
         return result
+
+    def tenant_disabled(self):
+        config = self.exo.invoke('Get-TransportConfig', check=transport_problem)
+        return bool(config and config[0]['SmtpClientAuthenticationDisabled'])
+
+    def tenant_default(self, warnings):
+        """(the tenant's result entry, (phase, message) of a failure or None): the tenant's SMTP
+        AUTH default read, and set where it differs; a failed Set-TransportConfig is read back
+        like a mailbox's (see settle)."""
+        disabled_now = self.tenant_disabled()
+        want_disabled = self.params['tenant_smtp_auth'] == 'disabled'
+        entry = {'before': {'smtp_auth': not disabled_now},
+                 'after': {'smtp_auth': not want_disabled},
+                 'changed': disabled_now != want_disabled}
+        if not entry['changed'] or self.check_mode:
+            return entry, None
+        try:
+            self.exo.invoke('Set-TransportConfig',
+                            {'SmtpClientAuthenticationDisabled': want_disabled},
+                            phase='Set-TransportConfig')
+            return entry, None
+        except GraphError as e:
+            error = str(e)
+        try:
+            now, problem = self.tenant_disabled(), None
+        except GraphError as e:
+            now, problem = None, str(e)
+        if now == want_disabled:
+            warnings.append('tenant: Set-TransportConfig failed (%s), but read back afterwards '
+                            'the default is as asked' % error)
+            return entry, None
+        if now is None:
+            entry.update(after=None, changed=False)
+            return entry, ('Set-TransportConfig', '%s; the outcome is unknown (reading the '
+                           'tenant default back failed: %s)' % (error, problem))
+        entry.update(after={'smtp_auth': not now}, changed=now != disabled_now)
+        return entry, ('Set-TransportConfig', error)
 
 
 def failure_message(entries, failed, check_mode):

@@ -26,7 +26,8 @@ description:
     Without it Exchange answers 401 C(User is not allowed to call Get-CASMailbox); the task fails
     naming the cmdlet and the role to assign, without asking for a new token."
   - A Graph user is matched to its Exchange mailbox by its directory object id
-    (C(ExternalDirectoryObjectId)), else by an SMTP address the two share (C(mail),
+    (C(ExternalDirectoryObjectId); a mailbox that names another user is never this user's),
+    else by an SMTP address the two share and no other user asked for has (C(mail),
     C(proxyAddresses), C(PrimarySmtpAddress), C(EmailAddresses), in any case); never by user
     principal name, which C(Get-CASMailbox) does not return (a UPN
     C(alias@<tenant>.onmicrosoft.com) with the primary address C(first.last@contoso.com) is
@@ -50,6 +51,8 @@ options:
     description:
       - User principal names or e-mail addresses (primary or proxy). Mutually exclusive with
         O(all).
+      - An address that Graph finds on several users names the one whose C(proxyAddresses)
+        hold it; when that is still more than one, the task fails naming them.
       - Each name reaches Graph as one percent-encoded URL path segment, never as path or
         query (a name like C(a@contoso.com?$expand=manager) is just a user that does not
         exist). A name holding control characters, or V(.) or V(..), is refused.

@@ -102,7 +102,12 @@ mailboxes:
       description: C({pop, imap, smtp_auth}) before.
       type: dict
     after:
-      description: C({pop, imap, smtp_auth}) after (unchanged when it failed).
+      description:
+        - C({pop, imap, smtp_auth}) after.
+        - When C(Set-CASMailbox) failed, what Exchange reads back afterwards (a lost answer or a
+          500 may come after the change was made; the retries send the same values, so nothing
+          changes twice); V(null) when reading back failed too, and the outcome is unknown. A
+          mailbox read back as asked is no failure, with a warning.
       type: dict
     failed:
       description: Present and true when this mailbox could not be read or set.
@@ -111,7 +116,9 @@ mailboxes:
       description: Why it failed.
       type: str
 tenant:
-  description: The tenant default before and after, when O(tenant_smtp_auth) is given.
+  description: The tenant default before and after, when O(tenant_smtp_auth) is given. It is set
+    after the mailboxes; when C(Set-TransportConfig) fails, C(after) is what Exchange reads back
+    (V(null) when that fails too), and the mailboxes' entries still say what they got.
   returned: when O(tenant_smtp_auth) is set
   type: dict
 changed_count:
@@ -122,7 +129,8 @@ phase:
   description: On failure, where it failed. Before any mailbox was handled, the step that failed
     (C(token), C(Get-CASMailbox), ...); when single mailboxes failed (see RV(mailboxes)),
     V(Get-CASMailbox) when each of them was not found, V(Set-CASMailbox) when setting one was
-    refused.
+    refused; V(Set-TransportConfig) (or V(Get-TransportConfig)) when the tenant default
+    failed.
   returned: on failure
   type: str
 '''

@@ -211,3 +211,78 @@ def test_exchange_paging_has_its_own_time_bound(m365):
     assert err.value.code == 'PagingTimeout'
     assert 'more than the paging bound of 0 s; stopped' in str(err.value)
     assert 'the Exchange Online paging cursor expires' in str(err.value)
+
+
+OTHER_TENANT = '0b1e5c3a-7d2f-4e8a-9c6b-5a4d3e2f1a0b'
+
+
+@pytest.mark.parametrize('tid', [OTHER_TENANT, None, 'contoso.test'])
+def test_exchange_url_keeps_a_guid_tenant_id_whatever_the_token_says(m365, tid):
+    """tenant_id given as a GUID decides the InvokeCommand URL and anchor. A token whose tid is
+    another tenant's (an identity endpoint that is not the tenant's) is refused before anything
+    goes to Exchange Online: the token must not move a playbook's changes to another tenant.
+    A tid that is missing or no GUID leaves tenant_id as it is (Exchange then judges the
+    token)."""
+    app = m365.add_app(secret='s12', roles=('Exchange.ManageAsApp',))
+    m365.token_claims = {'tid': tid}
+    exo = exo_client(m365, app)
+    if tid == OTHER_TENANT:
+        with pytest.raises(IdentityError) as err:
+            exo.invoke('Get-TransportConfig')
+        assert str(err.value) == (
+            'token: the Exchange Online token is for the tenant %s (its tid claim), not for '
+            'tenant_id %s; nothing was sent to Exchange Online. Check authority_host: tokens '
+            'must come from the identity platform of the tenant_id tenant.'
+            % (OTHER_TENANT, m365.tenant_id))
+        assert not [r for r in m365.requests if r['resource'] == 'exo']
+        return
+    with pytest.raises(GraphError) as err:  # the emulator, like Exchange, judges the token
+        exo.invoke('Get-TransportConfig')
+    assert err.value.status == 401
+    paths = set(r['path'] for r in m365.requests if r['resource'] == 'exo')
+    assert paths == {'/adminapi/beta/%s/InvokeCommand' % m365.tenant_id}
+
+
+def test_exchange_401_with_the_rbac_words_in_user_data_still_refreshes_the_token(m365):
+    """A 401 without a challenge whose cmdlet error quotes a name holding "not allowed to call"
+    is no RBAC refusal: the token is renewed once and the call goes through."""
+    app = m365.add_app(secret='s13', roles=('Exchange.ManageAsApp',))
+    exo = exo_client(m365, app)
+    exo.invoke('Get-TransportConfig')
+    m365.clear_log()
+    m365.inject('POST', r'/InvokeCommand$', 401, count=1, body={'error': {
+        'code': 'Unauthorized', 'message': 'Error executing cmdlet', 'details': [{
+            'message': "Ex6F9304|Microsoft.Exchange.Configuration.Tasks."
+                       "ManagementObjectNotFoundException|The operation couldn't be performed "
+                       "because object 'not allowed to call Set-CASMailbox' couldn't be found."}]}})
+    assert exo.invoke('Get-TransportConfig')[0]['Identity'] == 'Transport Settings'
+    assert [r['resource'] for r in m365.requests] == ['exo', 'token', 'exo']
+
+
+def test_exchange_403_of_nul_bytes_reads_as_their_count(m365):
+    """Exchange answers some refusals 403 with a body of NUL bytes (graph2otel's live notes):
+    the message says so in words, not as a wall of \\u0000."""
+    app = m365.add_app(secret='s14', roles=('Exchange.ManageAsApp',))
+    exo = exo_client(m365, app)
+    m365.inject('POST', r'/InvokeCommand$', 403, count=1, body=b'\0' * 5000,
+                content_type='application/octet-stream')
+    with pytest.raises(GraphError) as err:
+        exo.invoke('Get-TransportConfig')
+    text = str(err.value)
+    assert 'answered 403 NonJsonResponse to POST ' in text and '5000 NUL bytes' in text, text
+    assert '\\u0000' not in text and 'Exchange.ManageAsApp' in text
+
+
+def test_exchange_token_for_another_resource_names_exo_token_resource(m365):
+    """A token of the wrong audience (exo_token_resource naming Graph, or exo_endpoint moved to
+    another host without it) gets Exchange's 401 InvalidAudienceForResource: the task says
+    which option to set."""
+    app = m365.add_app(secret='s15', roles=('Exchange.ManageAsApp',))
+    exo = exo_client(m365, app, exo_token_resource='https://graph.microsoft.com')
+    with pytest.raises(GraphError) as err:
+        exo.invoke('Get-TransportConfig')
+    text = str(err.value)
+    assert 'answered 401 InvalidAudienceForResource' in text, text
+    assert ("-- the token is for https://graph.microsoft.com, which this Exchange Online "
+            "endpoint does not take: set exo_token_resource to the resource of exo_endpoint "
+            "(for the clouds of the README's table, its root), or leave both to cloud") in text

@@ -139,3 +139,24 @@ def test_exo_token_resource_overrides_the_cloud(emu):
     assert [r['scope'] for r in token_requests(emu)] == ['https://outlook.office365.com/.default']
     invoke = [r for r in emu.requests if r.get('cmdlet') == 'Get-CASMailbox']
     assert invoke and invoke[0]['status'] == 200
+
+
+def test_the_certificate_of_the_key_is_found_in_any_order(emu, client_cert, tmp_path):
+    """A PEM whose chain comes before the app's certificate (as some exports write it) still
+    names the app's certificate; a PEM holding no certificate of its key says so before any
+    token request, instead of an AADSTS700027 with another certificate's thumbprint."""
+    cert, key, thumb = client_cert
+    issuer, dummy, dummy2 = make_client_certificate(common_name='exo-lab-issuer')
+    app = emu.add_app(certificate_pem=cert, roles=USERS)
+    pem = tmp_path / 'app.pem'
+    pem.write_text(issuer + key + cert)
+    identity = Identity(m365_args(emu, app, client_certificate_path=str(pem), timeout=10.0))
+    assert identity.thumbprint == thumb
+    assert identity.token(GRAPH)
+    pem.write_text(key + issuer)
+    with pytest.raises(IdentityError) as err:
+        Identity(m365_args(emu, app, client_certificate_path=str(pem), timeout=10.0))
+    assert str(err.value) == (
+        'input: no certificate in %s belongs to its private key (the file holds 1 '
+        'certificate): put the app\'s certificate and its own key in one PEM file' % pem)
+    assert len(token_requests(emu)) == 1

@@ -129,3 +129,55 @@ def test_missing_exchange_permission_is_named(m365, tenant, play):
     run = play([info(m365, app, mailboxes=['licensed@contoso.test'])])
     assert run.last['status'] == 'failed'
     assert 'Exchange.ManageAsApp' in run.last['result']['msg']
+
+
+@pytest.mark.parametrize('directory_id', [True, False])
+def test_a_mailbox_is_never_given_to_a_user_who_only_shares_its_address(m365, directory_id):
+    """a@ has no mailbox but the mail attribute of b@'s mailbox (Entra does not stop that for a
+    user without proxyAddresses). Over 50 names the tenant is paged once: b@'s CAS object must
+    not count as a@'s, whether b@ is listed or not, and whether the objects carry
+    ExternalDirectoryObjectId or not (then an address two listed users share decides
+    nothing)."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mailboxes import (
+        Mailboxes)
+    m365.exo.cas_directory_id = directory_id
+    d = m365.tenant_domain
+    m365.add_domain('contoso.test', verified=True, services=['Email'])
+    m365.add_user('a@' + d, mail='shared@contoso.test', mailbox=False, proxy_addresses=[])
+    m365.add_user('b@' + d, mail='shared@contoso.test')
+    others = [u['userPrincipalName'] for u in m365.generate_users(
+        55, domain=d, licensed_ratio=1, mailbox_ratio=1)]
+    app = m365.add_app(secret='mailbox-info-secret', roles=ROLES)
+    lists = [['a@' + d, 'b@' + d] + others]
+    if directory_id:  # without the id, an address of an unlisted mailbox cannot be told apart
+        lists.append(['a@' + d] + others)
+    for names in lists:
+        result = Mailboxes(dict(m365_args(m365, app), mailboxes=names,
+                                include=['mailbox'])).info()
+        found = by_upn(result)
+        assert found['a@' + d]['has_mailbox'] is False, len(names)
+        assert all(found[n]['has_mailbox'] for n in names[1:]), len(names)
+
+
+def test_an_address_two_users_carry_is_resolved_by_proxy_addresses_or_refused(m365):
+    """Asked by an address that Graph finds on two users: the one whose proxyAddresses hold it
+    (Exchange's own address) is the mailbox, not the one with only the mail attribute; when
+    both hold it the task names them instead of picking one."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mailboxes import (
+        Mailboxes)
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
+        RecordError)
+    d = m365.tenant_domain
+    m365.add_domain('contoso.test', verified=True, services=['Email'])
+    m365.add_user('a@' + d, mail='shared@contoso.test', mailbox=False, proxy_addresses=[])
+    m365.add_user('b@' + d, mail='shared@contoso.test')
+    app = m365.add_app(secret='mailbox-info-secret', roles=ROLES)
+    params = dict(m365_args(m365, app), mailboxes=['Shared@contoso.test'], include=['mailbox'])
+    [entry] = Mailboxes(params).info()['mailboxes']
+    assert (entry['upn'], entry['has_mailbox']) == ('b@' + d, True)
+    m365.add_user('c@' + d, mail='other@contoso.test',
+                  proxy_addresses=['SMTP:other@contoso.test', 'smtp:shared@contoso.test'])
+    with pytest.raises(RecordError) as err:
+        Mailboxes(params).info()
+    assert str(err.value) == ('mailboxes: Shared@contoso.test is an address of 2 users (b@%s, '
+                              'c@%s): give the user principal name' % (d, d))

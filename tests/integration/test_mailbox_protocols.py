@@ -1,5 +1,8 @@
 """mailbox_protocols against the emulator's Exchange admin endpoint, with real msal and requests."""
 
+import threading
+import time
+
 from tests.integration.conftest import m365_args
 
 ROLES = ('User.Read.All', 'Exchange.ManageAsApp')
@@ -173,3 +176,73 @@ def test_names_resolve_by_upn_or_address_and_a_missing_exchange_role_is_named(m3
         scopes = [r['scope'] for r in m365.requests
                   if r['resource'] == 'token' and r['client_id'] == who['client_id']]
         assert scopes and len(scopes) == len(set(scopes)), scopes  # no refresh after the 401
+
+
+def test_a_set_whose_answers_are_lost_is_read_back_not_taken_as_not_applied(m365):
+    """Set-CASMailbox is carried out but every answer is lost on the way back (retried: the same
+    absolute values, so nothing changes twice). The outcome is read back from Exchange: adele's
+    switch is off as asked (changed, with a warning); bob's read-back fails too, so his result
+    says the outcome is unknown instead of "unchanged"."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mailboxes import (
+        ProtocolChange)
+    m365.add_user('adele@contoso.test')
+    m365.add_user('bob@contoso.test')
+    app = m365.add_app(secret=SECRET, roles=ROLES)
+    params = dict(m365_args(m365, app), timeout=1.0, mailboxes=['adele@contoso.test'], pop=False)
+    m365.inject('POST', r'/InvokeCommand$', lose_answer=True, count=50, cmdlet='Set-CASMailbox')
+    result = ProtocolChange(params).run()
+    entry = result['mailboxes'][0]
+    assert m365.cas_mailbox('adele@contoso.test')['PopEnabled'] is False
+    assert len(sets(m365)) >= 2  # retried
+    assert not result.get('failed') and result['changed'] and entry['changed'], result
+    assert entry['after'] == {'pop': False, 'imap': True, 'smtp_auth': 'inherit'}
+    [warning] = result['warnings']
+    assert warning.startswith('adele@contoso.test: Set-CASMailbox failed (Set-CASMailbox: '
+                              'Exchange Online answered no answer NetworkError '), warning
+    assert warning.endswith('), but read back afterwards the mailbox is as asked'), warning
+    m365.clear_log()
+    m365.inject('POST', r'/InvokeCommand$', lose_answer=True, count=50, cmdlet='Set-CASMailbox')
+
+    def refuse_reads_once_a_set_came():  # after the first read, before the read-back
+        deadline = time.monotonic() + 20
+        while not sets(m365) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        m365.inject('POST', r'/InvokeCommand$', 400, count=50, cmdlet='Get-CASMailbox')
+    watcher = threading.Thread(target=refuse_reads_once_a_set_came, daemon=True)
+    watcher.start()
+    result = ProtocolChange(dict(params, mailboxes=['bob@contoso.test'])).run()
+    watcher.join(25)
+    entry = result['mailboxes'][0]
+    assert result['failed'] and entry['failed'] and entry['after'] is None, result
+    assert entry['msg'].startswith('Set-CASMailbox: Exchange Online answered no answer '), entry
+    assert ('; the outcome is unknown (reading the mailbox back failed: Get-CASMailbox: '
+            'Exchange Online answered 400 ') in entry['msg'], entry['msg']
+
+
+def test_a_failed_tenant_default_keeps_what_the_mailboxes_got(m365):
+    """Set-TransportConfig comes after the mailboxes: when Exchange refuses it, the result still
+    says that the mailbox changed (changed, its entry) and fails naming the tenant step; when
+    its answer is lost but the change was made, reading it back settles it."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mailboxes import (
+        ProtocolChange)
+    m365.add_user('adele@contoso.test')
+    app = m365.add_app(secret=SECRET, roles=ROLES)
+    params = dict(m365_args(m365, app), timeout=1.0, mailboxes=['adele@contoso.test'],
+                  pop=False, tenant_smtp_auth='enabled')
+    m365.inject('POST', r'/InvokeCommand$', 400, count=1, cmdlet='Set-TransportConfig')
+    result = ProtocolChange(params).run()
+    assert m365.cas_mailbox('adele@contoso.test')['PopEnabled'] is False
+    assert result['failed'] and result['changed'] and result['changed_count'] == 1, result
+    assert result['mailboxes'][0]['changed'] and result['phase'] == 'Set-TransportConfig'
+    assert result['msg'].startswith('Set-TransportConfig: Exchange Online answered 400 '), result
+    assert result['msg'].endswith('; the mailboxes before it: 1 set as asked (1 changed now)')
+    assert result['tenant'] == {'before': {'smtp_auth': False}, 'after': {'smtp_auth': False},
+                                'changed': False}
+    m365.inject('POST', r'/InvokeCommand$', lose_answer=True, count=50,
+                cmdlet='Set-TransportConfig')
+    result = ProtocolChange(params).run()
+    assert m365.transport_config['SmtpClientAuthenticationDisabled'] is False
+    assert not result.get('failed') and result['changed'], result
+    assert result['tenant'] == {'before': {'smtp_auth': False}, 'after': {'smtp_auth': True},
+                                'changed': True}
+    assert result['warnings'][0].startswith('tenant: Set-TransportConfig failed (')

@@ -269,6 +269,11 @@ class M365Emulator:
         self.latency = 0.0
         self.clock_offset = 0.0  # seconds now() runs ahead of the wall clock (cursor expiry)
         self.token_lifetime = 3600
+        # Claims every access token issued from now on carries instead of its own (None: the
+        # claim is left out): a token no Entra tenant issues for this tenant, e.g. another
+        # tenant's tid, none, or one that is no GUID. check_token still judges it as Exchange
+        # and Graph would (a tid other than this tenant's is "Invalid issuer").
+        self.token_claims = {}
         self.requests = []
         self.apps = {}
         self.domains = {}
@@ -402,6 +407,11 @@ class M365Emulator:
     def issue_token(self, app, audience, acr):
         lifetime = int(self.token_lifetime)
         claims = identity.access_token_claims(self, app, audience, acr, lifetime)
+        for name, value in self.token_claims.items():
+            if value is None:
+                claims.pop(name, None)
+            else:
+                claims[name] = value
         token = jwt.encode(claims, self.signing_key, algorithm='RS256',
                            headers={'kid': self.signing_kid, 'x5t': self.signing_kid,
                                     'typ': 'JWT'})
@@ -666,10 +676,12 @@ class M365Emulator:
             self.requests = []
 
     def inject(self, method, path_regex, status=None, count=1, retry_after=None, body=None,
-               content_type=None, headers=None, hang=None, next_link=None, lose_answer=False):
+               content_type=None, headers=None, hang=None, next_link=None, lose_answer=False,
+               cmdlet=None):
         """The next ``count`` requests with ``method`` (None or '*': any) whose path (no query)
         matches ``path_regex`` (re.search) get a fault; inside $batch the inner request's path
-        (/v1.0/...) is matched and only that item fails. Faults:
+        (/v1.0/...) is matched and only that item fails; ``cmdlet``: only InvokeCommand calls
+        of that cmdlet (any case). Faults:
 
         - ``status`` (with ``retry_after``: the Retry-After header as given, e.g. 0 or -5): the
           answer has this status and Graph's (or EXO's, AAD's) error body, or ``body`` (bytes
@@ -692,13 +704,15 @@ class M365Emulator:
                                  'count': int(count), 'retry_after': retry_after, 'body': body,
                                  'content_type': content_type, 'headers': dict(headers or {}),
                                  'hang': hang, 'lose_answer': bool(lose_answer),
-                                 'next_link': next_link})
+                                 'next_link': next_link,
+                                 'cmdlet': cmdlet.lower() if cmdlet else None})
 
-    def take_fault(self, method, path):
+    def take_fault(self, method, path, cmdlet=None):
         with self.lock:
             for fault in self._faults:
                 if fault['count'] > 0 and fault['method'] in ('*', method) \
-                        and fault['regex'].search(path):
+                        and fault['regex'].search(path) and fault['cmdlet'] in (
+                            None, str(cmdlet or '').lower()):
                     fault['count'] -= 1
                     if fault['count'] <= 0:
                         self._faults.remove(fault)
@@ -917,7 +931,8 @@ class M365Emulator:
         claims, problem = self.check_token(handler.headers.get('Authorization'),
                                            (self.url,) + identity.EXO_RESOURCES)
         entry['client_id'] = claims.get('appid')
-        fault = self.take_fault(handler.command, urllib.parse.urlsplit(handler.path).path)
+        fault = self.take_fault(handler.command, urllib.parse.urlsplit(handler.path).path,
+                                entry['cmdlet'])
         return self.answer_fault(fault, entry, lambda: self._invoke_answer(
             handler, tenant_segment, query, body, entry, claims, problem),
             self.exo.fault_response, self.url + handler.path)

@@ -17,6 +17,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._identity impo
 from ansible_collections.exchangeonline.mail.plugins.module_utils._mailboxes import match_mailboxes
 
 GUID = '72f988bf-86f1-41af-91ab-2d7cd011db47'
+BARE = ExoAdminClient.__new__(ExoAdminClient)  # the methods that need no identity
 
 
 def jwt_with(claims):
@@ -68,13 +69,13 @@ def test_only_a_token_401_refreshes(answer, refresh):
 
 
 def test_role_hint_names_cmdlet_role_and_source():
-    hint = ExoAdminClient.service_hint(401, 'Unauthorized', 'User is not allowed to call '
-                                                            'Set-CASMailbox')
+    hint = BARE.service_hint(401, 'Unauthorized', 'User is not allowed to call '
+                                                  'Set-CASMailbox')
     assert '(Set-CASMailbox)' in hint and role_for('Set-CASMailbox') in hint
     assert 'https://learn.microsoft.com/powershell/exchange/app-only-auth-powershell-v2' in hint
     assert 'Global Reader' in role_for('Get-CASMailbox')
     assert role_for('Set-TransportConfig') == 'Exchange Administrator'
-    assert ExoAdminClient.service_hint(403, 'Forbidden', 'not allowed to call X-Y') is None
+    assert BARE.service_hint(403, 'Forbidden', 'not allowed to call X-Y') is None
 
 
 def test_match_by_directory_id_then_smtp_addresses_never_upn():
@@ -98,3 +99,42 @@ def test_match_by_directory_id_then_smtp_addresses_never_upn():
     ]
     found = match_mailboxes(objects, users)
     assert found == {'AAAA': objects[0], 'bbbb': objects[1]}
+
+
+def test_an_object_that_names_its_directory_object_belongs_to_it_only():
+    """A CAS object whose ExternalDirectoryObjectId is a user outside the list is that user's
+    mailbox, even when a listed user (without a mailbox) carries one of its addresses as mail."""
+    users = [{'id': 'aaaa', 'userPrincipalName': 'a@t.onmicrosoft.com',
+              'mail': 'shared@contoso.com', 'proxyAddresses': []}]
+    objects = [{'ExternalDirectoryObjectId': 'bbbb', 'PrimarySmtpAddress': 'shared@contoso.com',
+                'EmailAddresses': ['SMTP:shared@contoso.com']}]
+    assert match_mailboxes(objects, users) == {}
+
+
+def test_an_address_two_users_share_matches_neither():
+    """Without a directory id, only an address that one listed user alone has decides."""
+    users = [
+        {'id': 'aaaa', 'userPrincipalName': 'a@t.onmicrosoft.com', 'mail': 'shared@contoso.com',
+         'proxyAddresses': []},
+        {'id': 'bbbb', 'userPrincipalName': 'b@t.onmicrosoft.com', 'mail': 'shared@contoso.com',
+         'proxyAddresses': ['SMTP:shared@contoso.com', 'smtp:b@t.mail.onmicrosoft.com']},
+    ]
+    b_mailbox = {'PrimarySmtpAddress': 'shared@contoso.com',
+                 'EmailAddresses': ['SMTP:shared@contoso.com', 'smtp:B@t.mail.onmicrosoft.com']}
+    only_shared = {'PrimarySmtpAddress': 'Shared@Contoso.com', 'EmailAddresses': None}
+    assert match_mailboxes([only_shared, b_mailbox], users) == {'bbbb': b_mailbox}
+
+
+USER_DATA_401 = (b'{"error":{"code":"Unauthorized","message":"Error executing cmdlet","details":[{'
+                 b'"message":"Ex6F9304|Microsoft.Exchange.Configuration.Tasks.ManagementObjectNot'
+                 b'FoundException|The operation couldn\'t be performed because object \'not '
+                 b'allowed to call Set-CASMailbox\' couldn\'t be found on \'DC1\'."}]}}')
+
+
+def test_the_rbac_refusal_is_exchanges_message_not_a_text_from_user_data():
+    """Only an error.message "User is not allowed to call <cmdlet>" is the
+    RBAC refusal; the same words inside a cmdlet error about a name from the playbook are not."""
+    assert ExoAdminClient.token_refused(Answer(401, USER_DATA_401)) is True
+    message = ExoAdminClient.error_fields(json.loads(USER_DATA_401))[1]
+    assert 'not allowed to call Set-CASMailbox' in message
+    assert BARE.service_hint(401, 'Unauthorized', message) is None

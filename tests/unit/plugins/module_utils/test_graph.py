@@ -229,3 +229,17 @@ def test_domain_name_refuses_what_is_not_a_host_name(value):
     with pytest.raises(RecordError) as err:
         domain_name(value)
     assert 'domain' in str(err.value)
+
+
+@pytest.mark.parametrize('option, example', [
+    ('authority_host', 'https://login.microsoftonline.com'),
+    ('graph_endpoint', 'https://graph.microsoft.com'),
+    ('exo_endpoint', 'https://outlook.office365.com'),
+    ('exo_token_resource', 'https://outlook.office365.com'),
+])
+def test_endpoint_url_refusal_gives_an_example_of_that_option(option, example):
+    with pytest.raises(IdentityError) as err:
+        endpoint_url('outlook.office365.com', option)
+    assert str(err.value).endswith('for example %s' % example), str(err.value)
+    if option == 'exo_token_resource':  # it names an audience: nothing goes there
+        assert 'go there' not in str(err.value)
