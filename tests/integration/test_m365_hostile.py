@@ -215,7 +215,7 @@ def mx(**fields):
 RECORDS = [
     (mx(ttl='abc'), 'ttl is a JSON string ("abc")'),
     (mx(label=None), 'the object has no label'),
-    (mx(label='mail.example.org'), "the label 'mail.example.org' is not in the domain"),
+    (mx(label='mail.example.org'), "the owner mail.example.org. (label 'mail.example.org') is not in the domain"),
     (mx(preference='10'), 'preference is a JSON string'),
     (mx(ttl=-1), 'ttl -1 is not a DNS TTL'),
     ('just text', 'a JSON string where an object belongs'),
