@@ -1,0 +1,89 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) exchangeonline.mail contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Private to this collection: may change without notice.
+"""The one way the collection waits: bounded, on the monotonic clock, with a floor and jitter.
+
+* :class:`Backoff` is the bound of one series of retries: at most ``max_retries`` pauses, all
+  within ``seconds``; each pause is what the server asked for (``Retry-After``) or the next step of
+  an exponential back-off from ``floor`` up to ``cap``, never under ``floor``, stretched by up to
+  ``jitter`` (so many hosts retrying at once spread out), and never past the deadline.
+* :func:`poll` calls ``attempt()`` until it is done or the time is up.
+
+``clock`` and ``sleep`` are parameters so that unit tests run without waiting; nothing else
+passes them.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import random
+import time
+
+
+class Backoff:
+    """The retry bound of one operation."""
+
+    def __init__(self, seconds, floor=1.0, cap=30.0, jitter=0.25, max_retries=None,
+                 clock=time.monotonic, sleep=time.sleep):
+        self.seconds = max(0.0, float(seconds))
+        self.floor, self.cap, self.jitter = floor, max(cap, floor), jitter
+        self.max_retries = max_retries
+        self.clock, self.sleep = clock, sleep
+        self.started = clock()
+        self.deadline = self.started + self.seconds
+        self.retries = 0
+        self.asked = None     # what the server last asked to wait, in seconds
+
+    def left(self):
+        """Seconds until the deadline (negative once it has passed)."""
+        return self.deadline - self.clock()
+
+    def elapsed(self):
+        return self.clock() - self.started
+
+    def timeout(self, timeout):
+        """The socket timeout of the next attempt: ``timeout``, cut to what is left, at least
+        0.1 s."""
+        return max(0.1, min(timeout, self.left()))
+
+    def delay(self, asked=None):
+        """The pause before the next retry, without waiting: ``asked`` or the back-off step,
+        never under ``floor``, stretched by up to ``jitter``."""
+        base = asked if asked is not None else min(self.cap, self.floor * 2 ** self.retries)
+        return max(self.floor, base) * random.uniform(1.0, 1.0 + self.jitter)
+
+    def pause(self, asked=None, room=None):
+        """Wait before the next attempt and return True, or return False at once when the bound
+        does not allow another one: the retries are used up, or the wait would leave less than
+        ``room`` seconds (``floor`` when not given) for the attempt."""
+        self.asked = asked
+        if self.max_retries is not None and self.retries >= self.max_retries:
+            return False
+        wait = self.delay(asked)
+        if wait + (self.floor if room is None else room) > self.left():
+            return False
+        self.retries += 1
+        self.sleep(wait)
+        return True
+
+
+def poll(attempt, seconds, interval=1.0, max_interval=10.0, jitter=0.1, clock=time.monotonic,
+         sleep=time.sleep):
+    """Call ``attempt() -> (done, value)`` until it is done or ``seconds`` have passed; the pause
+    doubles from ``interval`` up to ``max_interval``, each stretched or shrunk by up to
+    ``jitter``, and is cut so that it never overshoots the deadline: the last attempt is made at
+    the deadline. Returns ``(value, rounds, elapsed seconds)``; ``attempt`` is called at least
+    once."""
+    start = clock()
+    deadline = start + max(seconds, 0)
+    delay = interval
+    rounds = 0
+    while True:
+        rounds += 1
+        done, value = attempt()
+        now = clock()
+        if done or now >= deadline:
+            return value, rounds, now - start
+        sleep(max(0.0, min(delay * random.uniform(1.0 - jitter, 1.0 + jitter), deadline - now)))
+        delay = min(delay * 2, max_interval)
