@@ -2,11 +2,14 @@
 # Copyright (c) exchangeonline.mail contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # Private to this collection: may change without notice.
-"""The mail_dns engine: read, plan, back up, apply in one UPDATE, re-plan once; and rollback.
+"""The mail_dns engine: read, plan, back up, apply, verify, re-plan once; and rollback.
 
 It takes plain parameters and returns a result dict, so the module stays thin and tests can
 drive it against a real server (``on_planned`` lets a test change the zone between read and
-apply).
+apply). Zones are read and changed through a provider (``_dns_provider``), whose declared
+guarantee decides what the engine adds: with ``ATOMIC`` (RFC 2136: one UPDATE per zone, the read
+rrsets as prerequisites) a refused precondition changed nothing; with ``RRSET_CAS`` the part
+applied before it is undone; with ``NONE`` the names are read again just before applying.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,7 +20,6 @@ import json
 import os
 import stat
 import tempfile
-import time
 
 try:
     import dns.exception
@@ -25,6 +27,16 @@ try:
 except ImportError:
     pass  # the module reports the missing dnspython before this is used
 
+from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_provider import (
+    ATOMIC,
+    NONE,
+    ConcurrentChange,
+    provider_from_params,
+)
+from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
+    DnsError,
+    UpdateOutcomeUnknown,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import (
     PROTECTED_TYPES,
     Change,
@@ -33,6 +45,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns impo
     options_from_records,
     plan_changes,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._poll import poll
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
     DNSSEC_TYPES,
     MANAGED_TYPES,
@@ -41,17 +54,13 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._records impor
     name_text,
     to_name,
 )
-from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import (
-    ConcurrentChange,
-    DnsError,
-    DnsServer,
-    UpdateOutcomeUnknown,
-)
 
 BACKUP_FORMAT = 1
-# After a lost answer to an UPDATE: pauses (seconds, each at most timeout) before each read of
-# the zone that tells what became of it.
-READ_AGAIN_PAUSES = (0.2, 1.0, 2.0)
+# After a lost answer to an update: the reads of the zone that tell what became of it, for
+# READ_AGAIN_SECONDS (at most three timeouts), the first after 0.2 s, then pauses doubling from
+# 0.2 s (_poll.poll).
+READ_AGAIN_SECONDS = 3.2
+READ_AGAIN_FIRST_PAUSE = 0.2
 
 
 def _now():
@@ -80,17 +89,17 @@ def load_backup(path, must_exist=True):
     is never overwritten either."""
     if not path or not os.path.lexists(path):
         if must_exist:
-            raise DnsError('rollback', 'backup_path %s does not exist: there is nothing to roll '
-                           'back to. Give the backup_path of the run to undo.' % path)
+            raise DnsError('backup_path %s does not exist: there is nothing to roll '
+                           'back to. Give the backup_path of the run to undo.' % path, 'rollback')
         return None
     try:
         data = json.loads(_read_regular(path).decode('utf-8'))
         _check_backup(data)
     except (IOError, OSError, ValueError, KeyError, TypeError, RecordError,
             dns.exception.DNSException) as e:
-        raise DnsError('backup', 'cannot read backup %s: %s. It is not a mail_dns backup (or '
+        raise DnsError('cannot read backup %s: %s. It is not a mail_dns backup (or '
                        'is damaged); give another backup_path. Nothing was changed.'
-                       % (path, str(e)[:300]))
+                       % (path, str(e)[:300]), 'backup')
     return data
 
 
@@ -199,8 +208,8 @@ def _write_atomic(path, content):
         os.rename(tmp, path)
         tmp = None
     except (IOError, OSError) as e:
-        raise DnsError('backup', 'cannot write backup_path %s: %s. Nothing was changed.'
-                       % (path, e))
+        raise DnsError('cannot write backup_path %s: %s. Nothing was changed.'
+                       % (path, e), 'backup')
     finally:
         if tmp is not None:  # never leave a half-written temporary file behind
             try:
@@ -214,8 +223,9 @@ def merged_backup(previous, plan, zone, server, domain):
     data = previous or {'format': BACKUP_FORMAT, 'zone': zone, 'server': server,
                         'domain': domain, 'created': _now(), 'entries': []}
     if data.get('zone') != zone:
-        raise DnsError('backup', 'backup_path holds a backup of zone %s, not %s; use another '
-                       'backup_path per zone. Nothing was changed.' % (data.get('zone'), zone))
+        raise DnsError('backup_path holds a backup of zone %s, not %s; use another '
+                       'backup_path per zone. Nothing was changed.' % (data.get('zone'), zone),
+                       'backup')
     entries = dict(((e['name'], e['type']), e) for e in data['entries'])
     for change in plan.changes:
         after = change.after.to_backup() if change.after is not None else None
@@ -242,7 +252,7 @@ class Run:
         self.warnings = []
 
     def connect(self, domain):
-        server = DnsServer.from_params(self.params)
+        server = provider_from_params(self.params)
         if self.params.get('zone'):
             zone = name_text(to_name(self.params['zone'], what='zone'))
         else:
@@ -274,20 +284,28 @@ class Run:
                 self.on_planned(attempts, plan)
             undo = backup(plan) if backup else None
             try:
-                server.apply_update(zone, plan.changes)
+                if server.guarantee == NONE:
+                    reread_before_apply(server, zone, plan)
+                server.apply_changes(zone, plan.changes)
             except UpdateOutcomeUnknown as e:
                 # The backup stays whatever happened: the server may have applied the update.
                 return self.settle(server, zone, plan, result, e, attempts)
             except DnsError as e:
-                if undo:  # the server answered: the zone did not change, nor does the backup
+                applied = getattr(e, 'applied', [])
+                if applied and server.guarantee != ATOMIC:
+                    # Part of the set is in: undo it while the backup still holds it (an
+                    # UpdateOutcomeUnknown or refusal of that undo fails the task, backup kept).
+                    server.apply_changes(zone, [Change(c.after, c.before, 'undone')
+                                                for c in reversed(applied)])
+                if undo:  # nothing of it stayed applied: the zone did not change, nor the backup
                     undo()
                 if not isinstance(e, ConcurrentChange):
                     raise
                 if attempts >= 2:
-                    raise DnsError('apply', '%s. It was re-read and re-planned once and changed '
+                    raise DnsError('%s. It was re-read and re-planned once and changed '
                                    'again: someone else is editing the zone. Nothing was '
-                                   'changed; run again when it is quiet.'
-                                   % str(e).split(': ', 1)[-1])
+                                   'changed; run again when it is quiet.' % e.message,
+                                   'apply')
                 self.warnings.append('%s; re-read and re-planned' % e)
                 continue
             return self.finish(server, zone, plan, result, attempts)
@@ -309,7 +327,7 @@ class Run:
                  and not _synthesised(server, zone, c, served.get(c.key))]
         if wrong:
             where = self.params.get('backup_path')
-            raise DnsError('verify', '%s accepted the update of zone %s, but does not serve what '
+            raise DnsError('%s accepted the update of zone %s, but does not serve what '
                            'it was asked to: %s. It may have ignored a record it does not allow '
                            'next to other data (a CNAME next to another type, RFC 2136 3.4.2.2) '
                            'or its update policy dropped it; its log says which. %s'
@@ -319,7 +337,7 @@ class Run:
                                                             _show(c.after)) for c in wrong),
                               ('The backup %s is kept: state: rollback restores the records as '
                                'they were.' % where) if where else
-                              'The records as they were are in the before return value.'),
+                              'The records as they were are in the before return value.'), 'verify',
                            fields=dict(result, changed=True, backup_path=where))
         try:
             result['serial_after'] = server.serial(zone)
@@ -340,24 +358,29 @@ class Run:
         keep = ('the backup %s is kept, so state: rollback can restore the records as they '
                 'were' % where) if where else ('no backup_path was given: the records as they '
                                                'were are in the before return value')
-        state, reread = 'unknown', None
-        for pause in READ_AGAIN_PAUSES:
-            time.sleep(min(pause, server.timeout))
+        seen = {'state': 'unknown', 'reread': None}
+
+        def read_again():
+            """(done, state): applied and "someone else changed it" are final; "not applied"
+            is read again until the time is up (the server may be slow)."""
             try:
-                current = server.read(zone, names).at(names)
+                current = server.read_rrsets(zone, names).at(names)
             except DnsError as e:
-                reread = str(e)
-                continue
+                seen['reread'] = str(e)
+                return False, seen['state']
             if all(_same(current.get(c.key), c.after) for c in plan.changes):
-                state = 'applied'
-                break
+                return True, 'applied'
             if all(_same(current.get(c.key), c.before) for c in plan.changes):
-                state = 'not applied'  # read again after a pause: the server may be slow
-                continue
-            state = 'unknown'
-            reread = 'the zone now holds neither the records before nor those planned (someone ' \
-                     'else changed it)'
-            break
+                seen['state'] = 'not applied'
+                return False, 'not applied'
+            seen['reread'] = 'the zone now holds neither the records before nor those ' \
+                             'planned (someone else changed it)'
+            return True, 'unknown'
+
+        limit = min(READ_AGAIN_SECONDS, 3 * server.timeout)
+        state, _rounds, waited = poll(read_again, limit, READ_AGAIN_FIRST_PAUSE, limit,
+                                      first=READ_AGAIN_FIRST_PAUSE)
+        reread = seen['reread']
         result['update_reply'] = 'lost'
         result['outcome'] = state
         if state == 'applied':
@@ -366,14 +389,13 @@ class Run:
         if where:
             result['backup_path'] = where
         if state == 'not applied':
-            raise DnsError('apply', '%s; reads of the zone %.0f s later still show it as it was, '
+            raise DnsError('%s; reads of the zone %.0f s later still show it as it was, '
                            'so it was not applied. Nothing was changed; %s in case the server '
-                           'still applies it. Run again.'
-                           % (str(lost).split(': ', 1)[-1], sum(READ_AGAIN_PAUSES), keep),
+                           'still applies it. Run again.' % (lost.message, waited, keep),
+                           'apply',
                            fields=dict(result, changed=False))
-        raise DnsError('apply', '%s, and the outcome is unknown: %s. Check the zone; %s.'
-                       % (str(lost).split(': ', 1)[-1],
-                          reread or 'a read of the zone failed', keep),
+        raise DnsError('%s, and the outcome is unknown: %s. Check the zone; %s.'
+                       % (lost.message, reread or 'a read of the zone failed', keep), 'apply',
                        fields=dict(result, changed=True))
 
     def spec(self, state):
@@ -399,7 +421,7 @@ class Run:
         names = spec.names()
 
         def make_plan():
-            snapshot = server.read(zone, names)
+            snapshot = server.read_rrsets(zone, names)
             check_delegation(snapshot, spec.domain, zone, 'plan')
             return snapshot, plan_changes(spec, snapshot.at(names))
 
@@ -431,9 +453,9 @@ class Run:
         data = load_backup(p.get('backup_path'))
         zone = data['zone']
         if p.get('zone') and name_text(to_name(p['zone'], what='zone')) != zone:
-            raise DnsError('rollback', 'backup %s is of zone %s, not %s'
-                           % (p['backup_path'], zone, p['zone']))
-        server = DnsServer.from_params(p)
+            raise DnsError('backup %s is of zone %s, not %s'
+                           % (p['backup_path'], zone, p['zone']), 'rollback')
+        server = provider_from_params(p)
         entries = [(e, RRset.from_backup(e['before']) if e['before'] else None,
                     RRset.from_backup(e['after']) if e['after'] else None)
                    for e in data['entries']]
@@ -441,7 +463,7 @@ class Run:
         force = p.get('force')
 
         def make_plan():
-            snapshot = server.read(zone, names)
+            snapshot = server.read_rrsets(zone, names)
             current = snapshot.at(names)
             changes, drift = [], []
             for e, before, after in entries:
@@ -456,10 +478,10 @@ class Run:
                         continue
                 changes.append(Change(cur, before, 'restored from backup'))
             if drift and not force:
-                raise DnsError('rollback', 'records changed since the run that wrote %s, so a '
+                raise DnsError('records changed since the run that wrote %s, so a '
                                'rollback would lose those changes: %s. Nothing was changed. '
                                'Check them, then set force: true to restore the backup anyway.'
-                               % (p['backup_path'], '; '.join(drift)))
+                               % (p['backup_path'], '; '.join(drift)), 'rollback')
             if drift:
                 self.warnings.append('force: overwriting changes made since the backup: '
                                      + '; '.join(drift))
@@ -483,7 +505,7 @@ class Run:
         SOA exists): the server takes updates of the zone from the key."""
         spec = self.spec('present')
         server, zone = self.connect(spec.domain)
-        snapshot = server.read(zone, spec.names())
+        snapshot = server.read_rrsets(zone, spec.names())
         check_delegation(snapshot, spec.domain, zone, 'read')
         self.warnings.extend(snapshot.warnings)
         result = {'changed': False, 'zone': zone, 'domain': spec.domain, 'mx_host': spec.mx_host,
@@ -493,9 +515,9 @@ class Run:
         if self.check_mode:
             self.warnings.append('check mode sends no UPDATE, so the right of %s to update %s '
                                  'is not proven (the zone was read with it)'
-                                 % (_key_text(server), zone))
+                                 % (server.writer, zone))
         else:
-            server.prove_update(zone)
+            server.prove_write(zone)
             result['update_proven'] = True
         return result
 
@@ -523,10 +545,16 @@ def _synthesised(server, zone, change, found):
     return wildcard is not None and wildcard.values == found.values
 
 
-def _key_text(server):
-    if server.keyname is None:
-        return 'unsigned updates'
-    return 'the key %s' % server.keyname.to_text(omit_final_dot=True)
+def reread_before_apply(server, zone, plan):
+    """For a provider without preconditions (guarantee NONE): ConcurrentChange when the
+    touched rrsets are no longer as the plan read them. It narrows the window between read
+    and write; it cannot close it."""
+    names = sorted(set(c.key[0] for c in plan.changes))
+    now = server.read_rrsets(zone, names).at(names)
+    moved = [c.key for c in plan.changes if not _same(now.get(c.key), c.before)]
+    if moved:
+        raise ConcurrentChange('zone %s changed after it was read (%s)' % (zone, ', '.join(
+            '%s %s' % key for key in moved)), 'apply')
 
 
 def check_delegation(snapshot, domain, zone, phase):

@@ -69,16 +69,19 @@ class Backoff:
 
 
 def poll(attempt, seconds, interval=1.0, max_interval=10.0, jitter=0.1, clock=time.monotonic,
-         sleep=time.sleep):
+         sleep=time.sleep, first=0.0):
     """Call ``attempt() -> (done, value)`` until it is done or ``seconds`` have passed; the pause
     doubles from ``interval`` up to ``max_interval``, each stretched or shrunk by up to
     ``jitter``, and is cut so that it never overshoots the deadline: the last attempt is made at
-    the deadline. Returns ``(value, rounds, elapsed seconds)``; ``attempt`` is called at least
-    once."""
+    the deadline. ``first``: a pause before the first attempt (for a server that needs a moment
+    after a request whose answer was lost), within ``seconds`` too. Returns ``(value, rounds,
+    elapsed seconds)``; ``attempt`` is called at least once."""
     start = clock()
     deadline = start + max(seconds, 0)
     delay = interval
     rounds = 0
+    if first > 0:
+        sleep(min(first, max(seconds, 0)))
     while True:
         rounds += 1
         done, value = attempt()

@@ -10,11 +10,11 @@ __metaclass__ = type
 
 import traceback
 
+from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import DnsError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import GraphError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import IdentityError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._options import check_options
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
-from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import DnsError
 
 # The start of the message of an exception no engine expected: tests look for it.
 UNEXPECTED = 'unexpected error'

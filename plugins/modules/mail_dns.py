@@ -375,7 +375,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._options import PREFERENCE, TTL
 from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
-from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import (
+from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
     DNS_LIMITS,
     DNS_MUTUALLY_EXCLUSIVE,
     DNS_REQUIRED_BY,

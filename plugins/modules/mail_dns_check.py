@@ -377,7 +377,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._options impor
     seconds,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
-from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import (
+from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
     DNS_LIMITS,
     DNS_MUTUALLY_EXCLUSIVE,
     DNS_REQUIRED_BY,

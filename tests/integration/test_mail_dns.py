@@ -268,7 +268,7 @@ def test_concurrent_change_is_replanned_not_overwritten(bind):
 
 def test_zone_that_keeps_changing_fails_cleanly(bind):
     from ansible_collections.exchangeonline.mail.plugins.module_utils._migration import Run
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import DnsError
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import DnsError
     edits = []
 
     def busy_zone(attempt, plan):

@@ -20,11 +20,13 @@ def knot_server(tmp_path, transfer):
 
 
 def read(server, **params):
-    """DnsServer.read of the mail names of ZONE, as mail_dns reads them."""
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import DnsServer
+    """The RFC 2136 provider's read of the mail names of ZONE, as mail_dns reads them."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import (
+        Rfc2136Provider,
+    )
     args = dict(server.module_args(), key_file=None, protocol='tcp', timeout=5.0)
     args.update(params)
-    return DnsServer.from_params(args).read(
+    return Rfc2136Provider.from_params(args).read_rrsets(
         ZONE + '.', [ZONE + '.', 'autodiscover.' + ZONE + '.', '_dmarc.' + ZONE + '.'])
 
 
@@ -79,7 +81,7 @@ def test_read_by_transfer_acl(tmp_path, transfer, method):
 
 
 def test_key_unknown_and_key_not_allowed_read_apart(knot):
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import DnsError
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import DnsError
     assert NOT_ALLOWED in read(knot).warnings[0]
     with pytest.raises(DnsError) as unknown:
         read(knot, key_name='nobody')

@@ -306,7 +306,7 @@ def test_backup_path_that_is_a_fifo_fails_instead_of_hanging(tmp_path):
     ansible-playbook would leave its worker behind."""
     from ansible_collections.exchangeonline.mail.plugins.module_utils._migration import (
         load_backup)
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import DnsError
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import DnsError
     fifo = str(tmp_path / 'backup.json')
     os.mkfifo(fifo)
     outcome = []

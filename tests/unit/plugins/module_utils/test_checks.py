@@ -1,6 +1,6 @@
 """The checks of mail_dns_check without a network: SPF counting, DMARC syntax, MX per pattern.
 
-The last section covers the two pure helpers of ``_resolve``: server parsing and the wait loop
+The last section covers two pure helpers the checker uses: server parsing and the wait loop
 (with a fake clock).
 """
 
@@ -29,11 +29,11 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._checks import
     summary_line,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import Spec
-from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
-from ansible_collections.exchangeonline.mail.plugins.module_utils._resolve import (
-    poll,
+from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
     split_host_port,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._poll import poll
+from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
 
 D = 'contoso.com.'
 EXO = 'contoso-com.mail.protection.outlook.com.'
@@ -374,7 +374,7 @@ def test_expectation_checks_and_inputs():
         Expectation(Spec(D, dmarc='v=DMARC1; pct=5'))
 
 
-# -- _resolve: server parsing and the wait loop ---------------------------------------------
+# -- _dns_transport: server parsing, and the wait loop (_poll) ----------------------------
 @pytest.mark.parametrize('text, expected', [
     ('ns1.contoso.com', ('ns1.contoso.com', 53)),
     ('ns1.contoso.com:5353', ('ns1.contoso.com', 5353)),
@@ -426,3 +426,14 @@ def test_poll_stops_when_done_and_zero_timeout_is_one_round():
                                   sleep=clock.sleep)
     assert (value, rounds) == (3, 3) and 1.35 <= elapsed <= 1.65
     assert poll(lambda: (False, 0), 0, clock=clock, sleep=clock.sleep) == (0, 1, 0)
+
+
+def test_poll_pauses_first_when_asked_within_the_deadline():
+    clock = FakeClock()
+    results = iter([(False, 1), (True, 2)])
+    value, rounds, elapsed = poll(lambda: next(results), 3, 1, 1, clock=clock, sleep=clock.sleep,
+                                  first=0.2)
+    assert (value, rounds) == (2, 2) and clock.sleeps[0] == 0.2 and 1.1 <= elapsed <= 1.3
+    clock = FakeClock()
+    assert poll(lambda: (False, 0), 0.1, clock=clock, sleep=clock.sleep, first=5)[1] == 1
+    assert clock.sleeps == [0.1]

@@ -125,14 +125,14 @@ def test_two_txt_records_that_join_the_same_are_refused():
     'key "k" { algorithm hmac-sha256; secret "ab//cd+/ef=="; };\n',
 ])
 def test_key_file_secrets_with_slashes_and_comments(tmp_path, text):
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import read_key_file
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import read_key_file
     path = tmp_path / 'k.key'
     path.write_text(text)
     assert read_key_file(str(path)) == ('k', 'hmac-sha256', 'ab//cd+/ef==')
 
 
 def test_long_hmac_md5_name_is_accepted(tmp_path):
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import make_keyring
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import make_keyring
     path = tmp_path / 'k.key'
     path.write_text('key "old" { algorithm hmac-md5.sig-alg.reg.int; secret "c2VjcmV0"; };\n')
     keyring, name, algorithm = make_keyring({'key_file': str(path)})

@@ -1,0 +1,118 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) exchangeonline.mail contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Private to this collection: may change without notice.
+"""Where zones live: the seam between the mail_dns engine and a DNS provider.
+
+The planner produces changes (``_patterns.Change``: an rrset's key, what it was, what it becomes);
+a provider only reads rrsets and applies change sets. The contract:
+
+* ``find_zone(domain) -> str``: the zone (absolute name) that holds ``domain``.
+* ``read_rrsets(zone, names) -> Snapshot``: every rrset at ``names`` (DNSSEC data left out), the
+  zone's serial when the provider has one, how it was read, and warnings for the user.
+* ``apply_changes(zone, changes)``: apply the change set, each change's ``before`` being its
+  precondition (the rrset as it was read; None: the rrset is absent). It raises
+  :class:`ConcurrentChange` when a precondition no longer holds, carrying in ``applied`` the
+  changes that were applied before it was found (always [] for an ``ATOMIC`` provider);
+  :class:`UpdateOutcomeUnknown` when the request went out and no answer says what became of it;
+  any other ``DnsError`` when the provider refused it and nothing was applied.
+* ``served(keys) -> {key: RRset or None}``: what the zone's servers serve now (verification);
+  ``wildcard_rrsets(name, zone, phase) -> {type: RRset}``: the wildcard data a name that does not
+  exist is answered with; ``serial(zone)``; ``prove_write(zone)``: preflight, prove the right to
+  change the zone without changing it (DnsError otherwise); ``writer``: who writes, in words.
+* ``guarantee``, what ``apply_changes`` promises:
+
+  - ``ATOMIC``: the whole change set with all its preconditions applies or nothing does (RFC 2136:
+    one UPDATE per zone whose prerequisites are the rrsets read, RFC 2136 section 3.2).
+  - ``RRSET_CAS``: each rrset is compared and swapped on its own (an API with per-record versions
+    or ETags): a concurrent change may leave the set half applied.
+  - ``NONE``: no precondition at all (a plain record API).
+
+The engine does the rest from that guarantee (``_mail_dns``): it backs up before applying, re-reads
+and re-plans once on a concurrent change (undoing the ``applied`` part first when the provider is
+not atomic; for ``NONE`` it also re-reads just before applying, which narrows the window it cannot
+close), verifies what is served after applying, and never takes an unknown outcome as "not
+applied": it keeps the backup, reads the zone again and reports what it found. Rollback is a change
+set like any other.
+
+RFC 2136 (``_rfc2136.Rfc2136Provider``) is the first provider; hosted DNS (issue 16) comes as
+further classes with the same methods, chosen in :func:`provider_from_params`.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import DnsError
+
+ATOMIC = 'atomic'          # one change set with its preconditions, all or nothing
+RRSET_CAS = 'rrset_cas'    # compare-and-swap per rrset
+NONE = 'none'              # no precondition: the engine re-reads just before applying
+GUARANTEES = (ATOMIC, RRSET_CAS, NONE)
+
+
+class ConcurrentChange(DnsError):
+    """A precondition of the change set no longer holds: the zone changed after it was read.
+    ``applied``: the changes applied before that was found (none for an ATOMIC provider)."""
+
+    def __init__(self, message, phase=None, rcode=None, fields=None, applied=None):
+        super(ConcurrentChange, self).__init__(message, phase, rcode=rcode, fields=fields)
+        self.applied = list(applied or [])
+
+
+class Snapshot:
+    """What was read from the zone: its serial (None when the provider has none), its rrsets
+    ({(name, type): RRset}) and how they were read (``method``, the result's read_method)."""
+
+    def __init__(self, zone: str, serial, rrsets: dict, method: str) -> None:
+        self.zone = zone
+        self.serial = serial
+        self.rrsets = rrsets
+        self.method = method
+        self.warnings = []  # why it was read the way it was, for the user
+
+    def at(self, names) -> dict:
+        """The rrsets at ``names``."""
+        names = set(names)
+        return dict((k, v) for k, v in self.rrsets.items() if k[0] in names)
+
+
+class ZoneProvider:
+    """The interface a provider implements (see the module docstring for the contract)."""
+
+    guarantee = NONE
+    where = ''       # the provider's endpoint, in words, for messages
+    timeout = 10.0   # seconds one request may take
+
+    def find_zone(self, domain: str) -> str:
+        raise NotImplementedError
+
+    def read_rrsets(self, zone: str, names) -> Snapshot:
+        raise NotImplementedError
+
+    def apply_changes(self, zone: str, changes: list) -> None:
+        raise NotImplementedError
+
+    def served(self, keys) -> dict:
+        raise NotImplementedError
+
+    def wildcard_rrsets(self, name: str, zone: str, phase: str = 'read') -> dict:
+        return {}
+
+    def serial(self, zone: str):
+        return None
+
+    def prove_write(self, zone: str) -> None:
+        raise NotImplementedError
+
+    @property
+    def writer(self) -> str:
+        return 'the credentials given'
+
+
+def provider_from_params(params: dict) -> ZoneProvider:
+    """The provider the task's options name. Only RFC 2136 for now; a provider's module is
+    imported when it is chosen, so a run imports only its own."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import (
+        Rfc2136Provider,
+    )
+    return Rfc2136Provider.from_params(params)
