@@ -12,17 +12,18 @@ caller provides (a fake one in unit tests).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import re
-
-from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import (
-    is_exo_mx,
-    is_spf,
+from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy import (
+    dkim_selector,
+    dmarc_problems,
+    exo_in_order,
+    mx_expectation,
+    parse_dmarc,
+    parse_spf,
     spf_has_include,
+    spf_terms,
+    split_mx,
 )
-from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
-    RecordError,
-    parse_mx,
-)
+from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
 
 CHECKS = ('mx', 'autodiscover', 'spf', 'dmarc', 'dkim', 'verification')
 PASS, FAIL, WARN, SKIP = 'pass', 'fail', 'warn', 'skip'
@@ -32,10 +33,6 @@ SPF_DNS_MECHANISMS = ('include', 'a', 'mx', 'ptr', 'exists')
 SPF_MECHANISMS = SPF_DNS_MECHANISMS + ('all', 'ip4', 'ip6')
 # Stop following includes well past the limit: the verdict is clear and loops stay cheap.
 SPF_FOLLOW_CAP = 3 * SPF_LOOKUP_LIMIT
-DMARC_POLICIES = ('none', 'quarantine', 'reject')
-_MODIFIER = re.compile(r'^([A-Za-z][A-Za-z0-9._-]*)=(.*)$')
-_MAILTO = re.compile(r'^mailto:[^@\s,;!]+@[^@\s,;!]+\.[^@\s,;!]+(![0-9]+[kmgt]?)?$', re.I)
-_DMARC_START = re.compile(r'^\s*v\s*=\s*dmarc1\s*(;|$)', re.I)
 
 
 class Observed:
@@ -91,11 +88,10 @@ def check_mx(found, mx_host, pattern=None, primary='legacy', preference=None):
     MX, ordered by ``primary``. legacy_forward: any MX (Exchange Online is not expected in it).
     None (no pattern given): the Exchange Online MX is among them.
     """
-    records = sorted(parse_mx(v) for v in found)
+    split = split_mx(found, mx_host)
+    records = split.records
     shown = _mx_text(records)
-    exo = [r for r in records if r[1] == mx_host]
-    other_exo = [r for r in records if r[1] != mx_host and is_exo_mx(r[1])]
-    legacy = [r for r in records if r[1] != mx_host and not is_exo_mx(r[1])]
+    exo, other_exo, legacy = split.ours, split.other_exo, split.legacy
     if not records:
         return Outcome(FAIL, [], 'no MX records: mail to the domain goes to its A record or '
                        'bounces')
@@ -122,11 +118,11 @@ def check_mx(found, mx_host, pattern=None, primary='legacy', preference=None):
         if not legacy:
             return Outcome(FAIL, values, 'found %s; partial keeps at least one legacy MX next to '
                            'Exchange Online' % shown)
-        legacy_pref = min(r[0] for r in legacy)
-        if primary == 'exo' and not exo_pref < legacy_pref:
+        in_order = exo_in_order(primary, exo_pref, [r[0] for r in legacy])
+        if primary == 'exo' and not in_order:
             return Outcome(FAIL, values, 'found %s; with primary: exo the Exchange Online MX must '
                            'have a lower preference number than every legacy MX' % shown)
-        if primary != 'exo' and not legacy_pref < exo_pref:
+        if primary != 'exo' and not in_order:
             return Outcome(FAIL, values, 'found %s; with primary: legacy the legacy MX must have a '
                            'lower preference number than the Exchange Online MX' % shown)
         if other_exo:
@@ -135,18 +131,6 @@ def check_mx(found, mx_host, pattern=None, primary='legacy', preference=None):
         return Outcome(PASS, values, 'Exchange Online MX next to the legacy MX, %s first: %s'
                        % ('Exchange Online' if primary == 'exo' else 'legacy', shown))
     return Outcome(PASS, values, 'the Exchange Online MX is published: %s' % shown)
-
-
-def mx_expectation(mx_host, pattern=None, primary='legacy', preference=None):
-    host = mx_host if preference is None else '%d %s' % (preference, mx_host)
-    if pattern == 'full':
-        return 'only %s' % host
-    if pattern == 'partial':
-        return '%s and the legacy MX, %s preferred' % (
-            host, 'Exchange Online' if primary == 'exo' else 'legacy')
-    if pattern == 'legacy_forward':
-        return 'the existing (legacy) MX, untouched'
-    return '%s among the MX records' % host
 
 
 # -- CNAME ------------------------------------------------------------------------------------
@@ -168,38 +152,13 @@ def check_dkim(found, expected):
         if have != expected[name]:
             wrong.append('%s is %s, expected a CNAME to %s'
                          % (name, 'a CNAME to ' + have if have else 'missing', expected[name]))
-    shown = dict((_selector(n), found.get(n)) for n in sorted(expected))
+    shown = dict((dkim_selector(n), found.get(n)) for n in sorted(expected))
     if wrong:
         return Outcome(FAIL, shown, '; '.join(wrong))
     return Outcome(PASS, shown, 'all %d DKIM selector CNAMEs point to the tenant' % len(expected))
 
 
-def _selector(name):
-    return name.split('._domainkey.')[0]
-
-
 # -- SPF --------------------------------------------------------------------------------------
-def spf_terms(record):
-    """[(kind, name, argument or None)] of a v=spf1 record; ``kind`` is ``mechanism`` (qualifier
-    and CIDR length dropped) or ``modifier``. Names lower-case."""
-    out = []
-    for token in record.split()[1:]:
-        m = _MODIFIER.match(token)
-        if m:
-            out.append(('modifier', m.group(1).lower(), m.group(2)))
-            continue
-        if token[:1] in '+-~?':
-            token = token[1:]
-        name, sep, arg = token.partition(':')
-        name = name.lower()
-        if '/' in name:  # a/24, mx//64
-            name = name.split('/', 1)[0]
-        if sep and name in ('a', 'mx'):
-            arg = arg.split('/', 1)[0]
-        out.append(('mechanism', name, arg if sep else None))
-    return out
-
-
 class SpfCount:
     """The result of following one SPF record: ``lookups`` counted as a receiver would,
     ``unresolved`` targets (counted once each, not followed), ``problems`` (permanent errors at
@@ -267,7 +226,7 @@ def count_spf_lookups(record, lookup, domain=None):
         if txts is None:
             count.unresolved.append(target)
             return
-        records = [t for t in txts if is_spf(t)]
+        records = [t for t in txts if parse_spf(t)]
         if not records:
             count.problems.append('%s:%s has no SPF record, a permanent error at receivers'
                                   % (kind, target))
@@ -290,7 +249,7 @@ def _add(items, text):
 def check_spf(txt_values, include, lookup, domain=None):
     """The domain's TXT values: exactly one v=spf1 record, the Exchange Online include in it,
     at most 10 DNS-querying terms in all (includes followed through ``lookup``)."""
-    records = sorted(v for v in txt_values if is_spf(v))
+    records = sorted(v for v in txt_values if parse_spf(v))
     if not records:
         return Outcome(FAIL, [], 'no v=spf1 record; expected one with include:%s' % include)
     if len(records) > 1:
@@ -309,7 +268,7 @@ def check_spf(txt_values, include, lookup, domain=None):
                            SPF_LOOKUP_LIMIT))
     problems.extend(count.problems)
     notes = list(count.notes)
-    if any(t.lower() in ('all', '+all') for t in record.split()[1:]):
+    if any(t.is_all and t.passes for t in parse_spf(record).terms):
         notes.append('+all lets every host on the internet send as the domain')
     lookups = '%d of %d DNS lookups' % (count.lookups, SPF_LOOKUP_LIMIT)
     if count.unresolved:
@@ -324,79 +283,9 @@ def check_spf(txt_values, include, lookup, domain=None):
 
 
 # -- DMARC ------------------------------------------------------------------------------------
-def dmarc_tags(record):
-    """[(tag, value)] of a DMARC record, white space around names and values removed."""
-    tags = []
-    for part in record.split(';'):
-        part = part.strip()
-        if not part:
-            continue
-        key, sep, value = part.partition('=')
-        tags.append((key.strip(), value.strip() if sep else None))
-    return tags
-
-
-def normalise_dmarc(record):
-    """Comparable text: tags in order, case kept, ``; `` between them."""
-    return '; '.join(k if v is None else '%s=%s' % (k, v) for k, v in dmarc_tags(record))
-
-
-def dmarc_problems(record):
-    """(problems, notes) of a DMARC record against RFC 7489 section 6.3/6.4."""
-    problems, notes = [], []
-    tags = dmarc_tags(record)
-    if not tags or tags[0][0].lower() != 'v' or tags[0][1] != 'DMARC1':
-        problems.append('it must start with v=DMARC1 (exactly so)')
-    rest = tags[1:] if tags and tags[0][0].lower() == 'v' else tags
-    if not any(tag[0].lower() == 'p' for tag in rest):
-        problems.append('the p= tag (none, quarantine or reject) is missing')
-    elif rest[0][0].lower() != 'p':
-        problems.append('p= must come right after v=DMARC1')
-    seen = set()
-    for key, value in rest:
-        k = key.lower()
-        if value is None:
-            problems.append('%r is not a tag=value pair' % key)
-            continue
-        if k in seen:
-            problems.append('%s= appears more than once' % key)
-            continue
-        seen.add(k)
-        bad = _dmarc_tag_problem(k, value)
-        if bad is False:
-            notes.append('unknown tag %s= (receivers ignore it; a typo?)' % key)
-        elif bad:
-            problems.append('%s=%s: %s' % (key, value, bad))
-    return problems, notes
-
-
-def _dmarc_tag_problem(k, value):
-    """None when fine, a message when bad, False for an unknown tag."""
-    v = value.lower()
-    if k in ('p', 'sp', 'np'):
-        return None if v in DMARC_POLICIES else 'must be none, quarantine or reject'
-    if k == 'pct':
-        return None if v.isdigit() and 0 <= int(v) <= 100 else 'must be a number from 0 to 100'
-    if k in ('adkim', 'aspf'):
-        return None if v in ('r', 's') else 'must be r (relaxed) or s (strict)'
-    if k in ('rua', 'ruf'):
-        bad = [u.strip() for u in value.split(',') if not _MAILTO.match(u.strip())]
-        return 'not a mailto: address: %s' % ', '.join(bad) if bad else None
-    if k == 'fo':
-        bad = [o for o in v.split(':') if o.strip() not in ('0', '1', 'd', 's')]
-        return 'options are 0, 1, d and s separated by colons' if bad else None
-    if k == 'rf':
-        return None if all(f.strip() == 'afrf' for f in v.split(':')) else 'must be afrf'
-    if k == 'ri':
-        return None if v.isdigit() and int(v) < 2 ** 32 else 'must be a number of seconds'
-    if k == 'v':
-        return 'v= must be the first tag only'
-    return False
-
-
 def check_dmarc(txt_values, expected=None, name='_dmarc'):
     """The TXT values at _dmarc: one valid DMARC record; equal to ``expected`` when given."""
-    records = sorted(v for v in txt_values if _DMARC_START.match(v))
+    records = sorted(v for v in txt_values if parse_dmarc(v))
     if not records:
         if expected:
             return Outcome(FAIL, [], 'no DMARC record at %s; expected %s' % (name, expected))
@@ -408,7 +297,7 @@ def check_dmarc(txt_values, expected=None, name='_dmarc'):
                        'receivers ignore all of them' % (len(records), name))
     record = records[0]
     problems, notes = dmarc_problems(record)
-    if expected and normalise_dmarc(record) != normalise_dmarc(expected):
+    if expected and parse_dmarc(record) != parse_dmarc(expected):
         problems.insert(0, 'found %s, expected %s' % (record, expected))
     if problems:
         return Outcome(FAIL, records, '; '.join(problems))
@@ -428,27 +317,14 @@ def check_verification(txt_values, expected):
 
 # -- the whole evaluation ---------------------------------------------------------------------
 class Expectation:
-    """What every server should serve, from a normalised ``_patterns.Spec``."""
+    """What every server should serve: the policy of ``spec`` (a ``_mail_policy.Spec``, used as
+    it is), judged by ``pattern`` (None: only that the Exchange Online MX is published) on the
+    selected ``checks``."""
 
     def __init__(self, spec, pattern=None, checks=None):
-        self.domain = spec.domain
+        self.spec = spec
         self.pattern = pattern
-        self.mx_host = spec.mx_host
-        self.mx_preference = spec.mx_preference
-        self.primary = spec.primary
-        self.spf_include = spec.spf_include
-        self.autodiscover_name = spec.autodiscover_name
-        self.autodiscover_target = spec.autodiscover_target
-        self.dmarc_name = spec.dmarc_name
-        self.dkim = dict(spec.dkim)
-        self.verification_txt = spec.verification_txt
-        self.dmarc = spec.dmarc
-        if self.dmarc:
-            problems = dmarc_problems(self.dmarc)[0]
-            if problems:
-                raise RecordError('dmarc %r is not a valid DMARC record: %s'
-                                  % (self.dmarc, '; '.join(problems)))
-        applicable = {'dkim': bool(self.dkim), 'verification': bool(self.verification_txt)}
+        applicable = {'dkim': bool(spec.dkim), 'verification': bool(spec.verification_txt)}
         if checks:
             for check in checks:
                 if check not in CHECKS:
@@ -462,6 +338,10 @@ class Expectation:
         else:
             self.checks = [c for c in CHECKS if applicable.get(c, True)]
 
+    @property
+    def domain(self):
+        return self.spec.domain
+
     def questions(self):
         """The (name, type) queries each server is asked, for the selected checks."""
         out = []
@@ -472,52 +352,55 @@ class Expectation:
         return out
 
     def questions_of(self, check):
+        s = self.spec
         if check == 'mx':
-            return [(self.domain, 'MX')]
+            return [(s.domain, 'MX')]
         if check in ('spf', 'verification'):
-            return [(self.domain, 'TXT')]
+            return [(s.domain, 'TXT')]
         if check == 'autodiscover':
-            return [(self.autodiscover_name, 'CNAME')]
+            return [(s.autodiscover_name, 'CNAME')]
         if check == 'dmarc':
-            return [(self.dmarc_name, 'TXT')]
-        return [(name, 'CNAME') for name in sorted(self.dkim)]
+            return [(s.dmarc_name, 'TXT')]
+        return [(name, 'CNAME') for name in sorted(s.dkim)]
 
     def expected(self, check):
+        s = self.spec
         if check == 'mx':
-            return mx_expectation(self.mx_host, self.pattern, self.primary, self.mx_preference)
+            return mx_expectation(s.mx_host, self.pattern, s.primary, s.mx_preference)
         if check == 'autodiscover':
-            return self.autodiscover_target
+            return s.autodiscover_target
         if check == 'spf':
             return 'one v=spf1 record with include:%s, at most %d DNS lookups' % (
-                self.spf_include, SPF_LOOKUP_LIMIT)
+                s.spf_include, SPF_LOOKUP_LIMIT)
         if check == 'dmarc':
-            return self.dmarc or 'a valid DMARC record (optional)'
+            return s.dmarc or 'a valid DMARC record (optional)'
         if check == 'dkim':
-            return dict((_selector(n), t) for n, t in sorted(self.dkim.items()))
-        return self.verification_txt
+            return dict((dkim_selector(n), t) for n, t in sorted(s.dkim.items()))
+        return s.verification_txt
 
     def judge(self, check, answers, lookup):
         """The Outcome of ``check`` on one server, from its ``answers`` {(name, type): Observed}."""
+        s = self.spec
         observed = [answers[q] for q in self.questions_of(check)]
         for obs in observed:
             if obs.error:
                 return Outcome(SKIP if obs.unchecked else FAIL, None, obs.error, answered=False)
         if check == 'mx':
-            return check_mx(observed[0].values, self.mx_host, self.pattern, self.primary,
-                            self.mx_preference)
+            return check_mx(observed[0].values, s.mx_host, self.pattern, s.primary,
+                            s.mx_preference)
         if check == 'autodiscover':
-            return check_cname(self.autodiscover_name, observed[0].values,
-                               self.autodiscover_target)
+            return check_cname(s.autodiscover_name, observed[0].values,
+                               s.autodiscover_target)
         if check == 'spf':
-            return check_spf(observed[0].values, self.spf_include, lookup, self.domain)
+            return check_spf(observed[0].values, s.spf_include, lookup, s.domain)
         if check == 'dmarc':
-            return check_dmarc(observed[0].values, self.dmarc, self.dmarc_name)
+            return check_dmarc(observed[0].values, s.dmarc, s.dmarc_name)
         if check == 'dkim':
             found = {}
             for question, obs in zip(self.questions_of('dkim'), observed):
                 found[question[0]] = obs.values[0] if obs.values else None
-            return check_dkim(found, self.dkim)
-        return check_verification(observed[0].values, self.verification_txt)
+            return check_dkim(found, s.dkim)
+        return check_verification(observed[0].values, s.verification_txt)
 
 
 def summarise(outcomes):

@@ -37,12 +37,14 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport
     DnsError,
     UpdateOutcomeUnknown,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy import (
+    Spec,
+    require_inside,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import (
     PROTECTED_TYPES,
     Change,
     Plan,
-    Spec,
-    options_from_records,
     plan_changes,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._poll import poll
@@ -257,8 +259,7 @@ class Run:
             zone = name_text(to_name(self.params['zone'], what='zone'))
         else:
             zone = server.find_zone(domain)
-        if not to_name(domain).is_subdomain(to_name(zone)):
-            raise RecordError('domain %s is not inside zone %s' % (domain, zone))
+        require_inside(domain, zone)
         return server, zone
 
     def execute(self, server, zone, make_plan, backup=None):
@@ -400,19 +401,7 @@ class Run:
 
     def spec(self, state):
         """The planner's input from the options (and the records given in ``records``)."""
-        p = dict(self.params)
-        for option, value in options_from_records(p.get('records'), p.get('domain')).items():
-            if p.get(option) is None:
-                p[option] = value
-        return Spec(
-            p['domain'], pattern=p.get('pattern') or 'full', state=state, mx_host=p.get('mx_host'),
-            mx_preference=p.get('mx_preference'), legacy_mx=p.get('legacy_mx'),
-            primary=p.get('primary') or 'legacy', spf=p.get('spf') or 'merge',
-            spf_include=p.get('spf_include') or 'spf.protection.outlook.com',
-            spf_all=p.get('spf_all'),
-            autodiscover_target=p.get('autodiscover_target') or 'autodiscover.outlook.com',
-            dkim=p.get('dkim'), verification_txt=p.get('verification_txt'), dmarc=p.get('dmarc'),
-            ttl=p.get('ttl'), on_conflict=p.get('on_conflict') or 'fail')
+        return Spec.from_params(self.params, state)
 
     def present_or_absent(self):
         p = self.params

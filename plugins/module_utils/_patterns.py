@@ -12,136 +12,30 @@ UPDATE message.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import re
-
+from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy import (
+    DEFAULT_TTL,
+    exo_in_order,
+    is_exo_dkim_name,
+    is_exo_dkim_target,
+    new_spf,
+    parse_dmarc,
+    parse_spf,
+    render_mx,
+    spf_has_include,
+    spf_merge,
+    spf_remove_include,
+    split_mx,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
     DNSSEC_TYPES,
     RRset,
     RecordError,
-    check_txt_input,
     mx_value,
-    name_text,
     parse_mx,
-    rrset_from_values,
-    to_name,
-    validate_hostname,
 )
 
-# 'none': no migration change, only the records given (verification TXT, DKIM, DMARC).
-PATTERNS = ('full', 'partial', 'legacy_forward', 'none')
-DEFAULT_TTL = 3600
-EXO_SPF_INCLUDE = 'spf.protection.outlook.com'
-EXO_AUTODISCOVER = 'autodiscover.outlook.com.'
-SPF_ALL_CHOICES = ('-all', '~all', '?all')
-# MX host suffixes Exchange Online hands out (worldwide, new format, GCC High/DoD, 21Vianet).
-EXO_MX_SUFFIXES = (
-    '.mail.protection.outlook.com.',
-    '.mx.microsoft.',
-    '.mail.protection.office365.us.',
-    '.mail.protection.partner.outlook.cn.',
-)
-DKIM_SELECTOR = re.compile(r'[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?'
-                           r'(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*')
 # Types at a name that a CNAME may not replace even with on_conflict=replace.
 PROTECTED_TYPES = ('SOA', 'NS', 'DS')
-
-
-def exo_mx_host(domain):
-    """The classic EXO MX host of ``domain`` (a name text): dots to dashes.
-
-    Graph's value is always preferred: domains added to a tenant after 1 July 2026 get
-    ``*.mx.microsoft`` hosts (Message Center MC1048624), which cannot be computed.
-    """
-    return domain.rstrip('.').replace('.', '-') + '.mail.protection.outlook.com.'
-
-
-def is_exo_mx(host):
-    host = host.lower()
-    if not host.endswith('.'):
-        host += '.'
-    return any(host.endswith(s) for s in EXO_MX_SUFFIXES)
-
-
-def is_exo_dkim_target(target):
-    target = target.lower()
-    return '._domainkey.' in target and (
-        target.endswith('.onmicrosoft.com.') or target.endswith('.dkim.mail.microsoft.'))
-
-
-# -- SPF ------------------------------------------------------------------------------------------
-def is_spf(value):
-    v = value.strip().lower()
-    return v == 'v=spf1' or v.startswith('v=spf1 ')
-
-
-def _is_all(token):
-    return token.lower().lstrip('+-~?') == 'all'
-
-
-def _include_target(token, any_qualifier=False):
-    """The domain of an ``include:`` term that passes (bare or ``+``); with ``any_qualifier``
-    also of ``-include:``/``~include:``/``?include:`` (which make a match fail, not pass)."""
-    t = token.lower()
-    qualifier = ''
-    if t[:1] in '+-~?':
-        qualifier, t = t[0], t[1:]
-    if t.startswith('include:') and (any_qualifier or qualifier in ('', '+')):
-        return t[len('include:'):].rstrip('.')
-    return None
-
-
-def spf_has_include(value, include):
-    """True when ``include`` is included as a pass, and no other term includes it otherwise."""
-    include = include.lower().rstrip('.')
-    terms = value.split()[1:]
-    return any(_include_target(t) == include for t in terms) and not any(
-        _include_target(t, True) == include and _include_target(t) is None for t in terms)
-
-
-def spf_merge(value, include, spf_all=None):
-    """``value`` with ``include:<include>`` added before ``all``/``redirect=``; every other
-    mechanism and modifier stays where it was. ``spf_all`` replaces the ``all`` qualifier.
-    An include of it with a failing qualifier (``-include:``) becomes a plain include."""
-    tokens = value.split()
-    head, terms = tokens[0], tokens[1:]
-    changed = False
-    target = include.lower().rstrip('.')
-    for i, t in enumerate(terms):
-        if _include_target(t, True) == target and _include_target(t) is None:
-            terms[i] = 'include:%s' % include
-            changed = True
-    if not spf_has_include(' '.join([head] + terms), include):
-        changed = True
-        pos = len(terms)
-        for i, t in enumerate(terms):
-            if _is_all(t) or t.lower().startswith('redirect='):
-                pos = i
-                break
-        terms.insert(pos, 'include:%s' % include)
-    if spf_all:
-        alls = [i for i, t in enumerate(terms) if _is_all(t)]
-        if alls and terms[alls[0]].lower() != spf_all:
-            terms[alls[0]] = spf_all
-            changed = True
-        elif not alls:
-            terms.append(spf_all)
-            changed = True
-    # untouched records keep their exact spelling (spacing, case)
-    return ' '.join([head] + terms) if changed else value
-
-
-def spf_remove_include(value, include):
-    """``value`` without the include; None when only ``all`` (or nothing) would remain."""
-    include = include.lower().rstrip('.')
-    tokens = value.split()
-    terms = [t for t in tokens[1:] if _include_target(t, True) != include]
-    if all(_is_all(t) for t in terms):
-        return None
-    return ' '.join([tokens[0]] + terms)
-
-
-def new_spf(include, spf_all):
-    return 'v=spf1 include:%s %s' % (include, spf_all)
 
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -192,95 +86,6 @@ class Plan:
 
     def to_list(self):
         return [c.to_dict() for c in self.changes]
-
-
-class Spec:
-    """Normalised module input for the planner. Raises RecordError on bad input."""
-
-    def __init__(self, domain, pattern='full', state='present', mx_host=None, mx_preference=None,
-                 legacy_mx=None, primary='legacy', spf='merge', spf_include=EXO_SPF_INCLUDE,
-                 spf_all=None, autodiscover_target=EXO_AUTODISCOVER, dkim=None,
-                 verification_txt=None, dmarc=None, ttl=None, on_conflict='fail'):
-        self.domain = name_text(validate_hostname(domain, 'domain'))
-        if pattern not in PATTERNS:
-            raise RecordError('unknown pattern %r: choose one of %s' % (pattern, ', '.join(PATTERNS)))
-        self.pattern = pattern
-        self.state = state
-        self.mx_host = name_text(validate_hostname(mx_host, 'mx_host')) if mx_host \
-            else exo_mx_host(self.domain)
-        self.mx_host_computed = not mx_host
-        self.mx_preference = mx_preference
-        if mx_preference is not None:
-            mx_value(self.mx_host, mx_preference, 'mx')  # range check
-        self.legacy_mx = None
-        if legacy_mx is not None:
-            self.legacy_mx = []
-            for index, item in enumerate(legacy_mx):
-                if not isinstance(item, dict) or 'host' not in item:
-                    raise RecordError('legacy_mx entries need host and preference, got %r' % (item,))
-                self.legacy_mx.append(mx_value(item['host'], item.get('preference', 10),
-                                               'legacy_mx[%d]' % index))
-            if pattern == 'partial' and not self.legacy_mx:
-                raise RecordError('legacy_mx is empty: the partial pattern keeps at least one '
-                                  'legacy MX')
-        if primary not in ('legacy', 'exo'):
-            raise RecordError("primary must be 'legacy' or 'exo', got %r" % (primary,))
-        self.primary = primary
-        if spf not in ('merge', 'replace', 'keep'):
-            raise RecordError("spf must be merge, replace or keep, got %r" % (spf,))
-        self.spf = 'keep' if pattern == 'none' else spf
-        check_txt_input(spf_include, 'spf_include')
-        if ' ' in spf_include.strip() or ':' in spf_include:
-            raise RecordError('spf_include is a domain name such as spf.protection.outlook.com, '
-                              'got %r' % spf_include)
-        self.spf_include = name_text(to_name(spf_include, what='spf_include')).rstrip('.')
-        if spf_all is not None and spf_all not in SPF_ALL_CHOICES:
-            raise RecordError('spf_all must be one of %s, got %r'
-                              % (', '.join(SPF_ALL_CHOICES), spf_all))
-        self.spf_all = spf_all
-        self.autodiscover_target = name_text(validate_hostname(autodiscover_target,
-                                                               'autodiscover_target'))
-        self.dkim = {}
-        for selector, target in sorted((dkim or {}).items(), key=lambda kv: str(kv[0])):
-            if not isinstance(selector, str) or not isinstance(target, str):
-                raise RecordError('dkim maps selector names to CNAME targets (strings), got '
-                                  '%r: %r' % (selector, target))
-            if not DKIM_SELECTOR.fullmatch(selector):
-                raise RecordError('dkim selector %r is not a selector (RFC 6376 3.1: letters, '
-                                  'digits and hyphens in dot-separated labels, such as '
-                                  'selector1)' % selector[:80])
-            # validates the selector
-            label = to_name(selector + '._domainkey.' + self.domain, what='dkim selector')
-            self.dkim[name_text(label)] = name_text(validate_hostname(target, 'dkim target'))
-        self.verification_txt = None
-        if verification_txt:
-            self.verification_txt = check_txt_input(verification_txt, 'verification_txt').strip()
-        self.dmarc = None
-        if dmarc:
-            self.dmarc = check_txt_input(dmarc, 'dmarc').strip()
-            if not self.dmarc.startswith('v=DMARC1'):
-                raise RecordError('dmarc must start with v=DMARC1, got %r' % dmarc)
-        if ttl is not None and not 0 <= int(ttl) <= 2147483647:
-            raise RecordError('ttl must be from 0 to 2147483647, got %r' % (ttl,))
-        self.ttl = None if ttl is None else int(ttl)
-        if on_conflict not in ('fail', 'replace'):
-            raise RecordError("on_conflict must be 'fail' or 'replace', got %r" % (on_conflict,))
-        self.on_conflict = on_conflict
-
-    @property
-    def autodiscover_name(self):
-        return 'autodiscover.' + self.domain
-
-    @property
-    def dmarc_name(self):
-        return '_dmarc.' + self.domain
-
-    def names(self):
-        """Every owner name the plan may touch; the engine reads all rrsets at these names."""
-        dkim = set(self.dkim)
-        if self.state == 'absent':  # Exchange Online's own selectors, given or not
-            dkim.update('%s._domainkey.%s' % (s, self.domain) for s in ('selector1', 'selector2'))
-        return [self.domain, self.autodiscover_name, self.dmarc_name] + sorted(dkim)
 
 
 def _at(current, name):
@@ -359,7 +164,6 @@ class _Planner:
         name = s.domain
         self.need_no_cname(name, 'MX')
         current = self.current.get((name, 'MX'))
-        current_values = current.values if current is not None else frozenset()
         if s.pattern == 'full':
             pref = 0 if s.mx_preference is None else s.mx_preference
             self.put(name, 'MX', [mx_value(s.mx_host, pref)], 'full: Exchange Online MX only')
@@ -367,8 +171,8 @@ class _Planner:
         if s.legacy_mx is not None:
             legacy = list(s.legacy_mx)
         else:
-            legacy = sorted(v for v in current_values if not is_exo_mx(parse_mx(v)[1])
-                            and parse_mx(v)[1] != s.mx_host)
+            legacy = [render_mx(r) for r in split_mx(
+                current.values if current is not None else (), s.mx_host).legacy]
         if not legacy:
             raise RecordError('the partial pattern keeps the existing MX as fallback, but %s has '
                               'no MX other than Exchange Online. Give legacy_mx or use '
@@ -377,14 +181,14 @@ class _Planner:
         if s.primary == 'legacy':
             pref = s.mx_preference if s.mx_preference is not None \
                 else min(max(legacy_prefs) + 10, 65535)
-            if pref <= min(legacy_prefs):
+            if not exo_in_order(s.primary, pref, legacy_prefs):
                 raise RecordError('with primary: legacy the Exchange Online MX must have a higher '
                                   'preference number than the legacy MX (lowest %d), got %d; '
                                   'use primary: exo to put Exchange Online in front'
                                   % (min(legacy_prefs), pref), phase='plan')
         else:
             pref = 0 if s.mx_preference is None else s.mx_preference
-            if pref >= min(legacy_prefs):
+            if not exo_in_order(s.primary, pref, legacy_prefs):
                 raise RecordError('with primary: exo the Exchange Online MX must have a lower '
                                   'preference number than every legacy MX (lowest %d), got %d'
                                   % (min(legacy_prefs), pref), phase='plan')
@@ -398,7 +202,7 @@ class _Planner:
         values = list(current.values) if current is not None else []
         reasons = []
         if s.spf != 'keep':
-            spfs = [v for v in values if is_spf(v)]
+            spfs = [v for v in values if parse_spf(v)]
             default_all = s.spf_all or ('-all' if s.pattern == 'full' else '~all')
             if s.spf == 'replace' or not spfs:
                 if not spfs and s.pattern != 'full':
@@ -436,14 +240,14 @@ class _Planner:
         self.need_no_cname(name, 'TXT')
         current = self.current.get((name, 'TXT'))
         values = list(current.values) if current is not None else []
-        others = [v for v in values if v.lower().startswith('v=dmarc1')]
-        if others and others != [s.dmarc]:
-            if s.on_conflict == 'fail':
+        others = [v for v in values if parse_dmarc(v)]
+        # One record of the same policy, however it is spelled (RFC 7489 6.4 white space), is
+        # kept as it is; any other DMARC record, or several, conflict.
+        if not (len(others) == 1 and s.is_our_dmarc(others[0])):
+            if others and s.on_conflict == 'fail':
                 self.conflicts.append('%s: has the DMARC record %s, not %s'
-                                      % (name, ' | '.join(others), s.dmarc))
-            values = [v for v in values if v not in others]
-        if s.dmarc not in values:
-            values.append(s.dmarc)
+                                      % (name, ' | '.join(sorted(others)), s.dmarc))
+            values = [v for v in values if v not in others] + [s.dmarc]
         self.put(name, 'TXT', values, 'DMARC record')
 
     def plan_present(self):
@@ -466,8 +270,7 @@ class _Planner:
         s = self.spec
         mx = self.current.get((s.domain, 'MX'))
         if mx is not None:
-            keep = [v for v in mx.values
-                    if not (parse_mx(v)[1] == s.mx_host or is_exo_mx(parse_mx(v)[1]))]
+            keep = [render_mx(r) for r in split_mx(mx.values, s.mx_host).legacy]
             if not keep and mx.values:
                 self.warnings.append('%s has no MX left after removing Exchange Online; mail to it '
                                      'falls back to its A/AAAA record or bounces' % s.domain)
@@ -476,7 +279,7 @@ class _Planner:
         if txt is not None:
             values = []
             for v in txt.values:
-                if is_spf(v) and spf_has_include(v, s.spf_include) and s.spf != 'keep':
+                if parse_spf(v) and spf_has_include(v, s.spf_include) and s.spf != 'keep':
                     v = spf_remove_include(v, s.spf_include)
                 if v is not None and v != s.verification_txt:
                     values.append(v)
@@ -486,15 +289,14 @@ class _Planner:
         self.remove_cname_if(s.autodiscover_name, lambda v: v == target,
                              'autodiscover CNAME removed')
         for name in sorted(set(s.dkim) | set(
-                n for (n, t) in self.current if t == 'CNAME' and n.startswith('selector')
-                and n.endswith('._domainkey.' + s.domain))):
+                n for (n, t) in self.current if t == 'CNAME' and is_exo_dkim_name(n, s.domain))):
             wanted = s.dkim.get(name)
             self.remove_cname_if(name, lambda v, w=wanted: v == w if w else is_exo_dkim_target(v),
                                  'DKIM selector CNAME removed')
         if s.dmarc:
             cur = self.current.get((s.dmarc_name, 'TXT'))
             if cur is not None:
-                self.put(s.dmarc_name, 'TXT', [v for v in cur.values if v != s.dmarc],
+                self.put(s.dmarc_name, 'TXT', [v for v in cur.values if not s.is_our_dmarc(v)],
                          'DMARC record removed', keep_ttl=True)
 
 
@@ -524,69 +326,4 @@ def apply_plan(current, plan):
             out.pop(change.key, None)
         else:
             out[change.key] = change.after
-    return out
-
-
-def options_from_records(records, domain=None):
-    """mail_dns options from expected rrsets ({name, type, ttl, values}, as domain_info returns):
-    MX host, SPF include, autodiscover target, DKIM targets and verification TXT. Every entry is
-    checked as an rrset first, so a malformed one is named, not half used; with ``domain``,
-    every name must be the domain or below it. Two entries that give one option two values
-    are refused: which one is meant cannot be guessed."""
-    out, given = {}, {}
-    if records is not None and not isinstance(records, list):
-        raise RecordError('records must be a list of {name, type, ttl, values}, got %r'
-                          % (records,))
-    apex = to_name(domain, what='domain') if domain else None
-    for index, rr in enumerate(records or []):
-        what = 'records[%d]' % index
-        if not isinstance(rr, dict) or not isinstance(rr.get('type'), str) or \
-                not isinstance(rr.get('name'), str):
-            raise RecordError('%s needs name and type (strings) and values, got %r' % (what, rr))
-        rdtype = rr['type'].upper()
-        owner = to_name(rr['name'], what='%s.name' % what)
-        if apex is not None and not owner.is_subdomain(apex):
-            raise RecordError('%s.name %s is not %s or a name below it: these are records of '
-                              'another domain' % (what, name_text(owner), name_text(apex)))
-        name = name_text(owner)
-        values = rr.get('values')
-        if isinstance(values, str):
-            values = [values]
-        if not isinstance(values, list) or not values or \
-                not all(isinstance(v, str) for v in values):
-            raise RecordError('%s.values must be a non-empty list of strings, got %r'
-                              % (what, values))
-        ttl = rr.get('ttl', DEFAULT_TTL)
-        if isinstance(ttl, bool) or not isinstance(ttl, int) and not (
-                isinstance(ttl, str) and ttl.strip().isdigit()):
-            raise RecordError('%s.ttl must be a whole number of seconds, got %r' % (what, ttl))
-        if not 0 <= int(ttl) <= 2147483647:
-            raise RecordError('%s.ttl must be from 0 to 2147483647, got %s' % (what, ttl))
-        if rdtype not in ('MX', 'TXT', 'CNAME'):
-            continue  # SRV and others: not part of a mail migration
-        for value in rrset_from_values(name, rdtype, int(ttl), values, what).sorted_values():
-            option = None
-            if rdtype == 'MX':
-                option, value = 'mx_host', parse_mx(value)[1]
-            elif rdtype == 'TXT' and is_spf(value):
-                incs = [_include_target(t) for t in value.split()[1:] if _include_target(t)]
-                if incs:
-                    option, value = 'spf_include', incs[0]
-            elif rdtype == 'TXT' and value.startswith('MS='):
-                option = 'verification_txt'
-            elif rdtype == 'CNAME' and name.startswith('autodiscover.'):
-                option = 'autodiscover_target'
-            elif rdtype == 'CNAME' and '._domainkey.' in name:
-                option = 'dkim ' + name.split('._domainkey.')[0]
-            if option is None:
-                continue
-            if option in given and given[option][1] != value:
-                raise RecordError('%s and %s give %s two values (%s, %s): keep one, or give the '
-                                  'option itself' % (given[option][0], what, option,
-                                                     given[option][1], value))
-            given[option] = (what, value)
-            if option.startswith('dkim '):
-                out.setdefault('dkim', {})[option[5:]] = value
-            else:
-                out[option] = value
     return out

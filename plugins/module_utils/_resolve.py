@@ -29,11 +29,9 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport
     unique_labels,
     wait_for_answers,
 )
-from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import (
-    EXO_AUTODISCOVER,
-    EXO_SPF_INCLUDE,
+from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy import (
     Spec,
-    options_from_records,
+    require_inside,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
     RecordError,
@@ -45,17 +43,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._records impor
 # -- the engine of mail_dns_check -------------------------------------------------------------
 def expectation_from_params(p):
     """The Expectation from module parameters (explicit options win over ``records``)."""
-    p = dict(p)
-    for option, value in options_from_records(p.get('records'), p.get('domain')).items():
-        if p.get(option) is None:
-            p[option] = value
-    spec = Spec(p['domain'], pattern=p.get('pattern') or 'full', mx_host=p.get('mx_host'),
-                mx_preference=p.get('mx_preference'), primary=p.get('primary') or 'legacy',
-                spf_include=p.get('spf_include') or EXO_SPF_INCLUDE,
-                autodiscover_target=p.get('autodiscover_target') or EXO_AUTODISCOVER,
-                dkim=p.get('dkim'), verification_txt=p.get('verification_txt'),
-                dmarc=p.get('dmarc'))
-    return Expectation(spec, p.get('pattern'), p.get('checks'))
+    return Expectation(Spec.from_params(p), p.get('pattern'), p.get('checks'))
 
 
 class CheckRun:
@@ -86,8 +74,7 @@ class CheckRun:
         elif server is not None:
             self.zone = name_text(to_name(p['zone'], what='zone')) if p.get('zone') \
                 else server.find_zone(expect.domain)
-            if not to_name(expect.domain).is_subdomain(to_name(self.zone)):
-                raise RecordError('domain %s is not inside zone %s' % (expect.domain, self.zone))
+            require_inside(expect.domain, self.zone)
             for host in discover_nameservers(server, self.zone):
                 targets.extend(make_targets(host, port, AUTHORITATIVE, server))
         resolvers = []

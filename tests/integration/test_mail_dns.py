@@ -229,6 +229,32 @@ def test_cname_conflict_at_autodiscover(server, play, tmp_path):
     assert server.axfr(ZONE) == zone_before
 
 
+@pytest.mark.parametrize('published', ['v=DMARC1; p=reject', 'v = DMARC1 ;p=reject'])
+def test_dmarc_with_white_space_is_the_same_policy(bind, play, published):
+    """RFC 7489 6.4 allows white space around '=' and ';': both spellings are one DMARC record.
+    The same policy is adopted (no second record), another policy is a conflict, and
+    mail_dns_check reads the published spelling as the DMARC record."""
+    assert bind.update(ZONE, lambda u: u.add('_dmarc', 3600, 'TXT', '"%s"' % published)) \
+        == 'NOERROR'
+    run = play([
+        mail_dns(bind, name='same', domain=ZONE, pattern='none', dmarc='v=DMARC1; p=reject'),
+        mail_dns(bind, name='other', domain=ZONE, pattern='none', dmarc='v=DMARC1; p=none'),
+        {'name': 'check', 'register': 'out', 'ignore_errors': True,
+         'exchangeonline.mail.mail_dns_check': dns_args(bind, domain=ZONE, checks=['dmarc'],
+                                                        dmarc='v=DMARC1; p=reject')}])
+    same, other, checked = run.task('same'), run.task('other'), run.task('check')
+    assert same['status'] == 'ok', same['result'].get('msg')
+    assert same['result']['changed'] is False and same['result']['plan'] == []
+    assert other['status'] == 'failed'
+    assert other['result']['phase'] == 'plan'
+    assert ('_dmarc.contoso.test.: has the DMARC record %s, not v=DMARC1; p=none' % published) \
+        in other['result']['msg']
+    assert checked['status'] == 'ok', checked['result'].get('msg')
+    dmarc, = checked['result']['checks']
+    assert dmarc['status'] == 'pass' and dmarc['servers']['ns1.contoso.test']['found'] == [published]
+    assert txt_values(bind, '_dmarc.' + ZONE) == [published]
+
+
 def test_rollback_refuses_when_changed_since(bind, play, tmp_path):
     backup = str(tmp_path / 'b.json')
     play([mail_dns(bind, domain=ZONE, pattern='full', backup_path=backup)])

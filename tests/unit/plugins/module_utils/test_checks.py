@@ -20,15 +20,17 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._checks import
     check_spf,
     check_verification,
     count_spf_lookups,
-    dmarc_problems,
     evaluate,
     failure_message,
     judge_all,
-    normalise_dmarc,
-    spf_terms,
     summary_line,
 )
-from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import Spec
+from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy import (
+    Spec,
+    dmarc_problems,
+    normalise_dmarc,
+    spf_terms,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
     split_host_port,
 )

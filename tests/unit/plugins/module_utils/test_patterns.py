@@ -7,15 +7,17 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import (
+from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy import (
     Spec,
-    apply_plan,
     exo_mx_host,
     is_exo_mx,
     options_from_records,
-    plan_changes,
     spf_merge,
     spf_remove_include,
+)
+from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import (
+    apply_plan,
+    plan_changes,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RRset, RecordError
 
