@@ -6,7 +6,8 @@
 
 No I/O here. :func:`plan_changes` is what mail_dns runs before it sends anything, and again
 after a concurrent change; the same plan drives check mode, diff, the return value and the
-UPDATE message.
+UPDATE message. What the records are (SPF, DMARC, MX, DKIM, the Spec) is the policy of
+``_mail_policy``, which mail_dns_check reads too; this module only decides the changes.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,6 +15,7 @@ __metaclass__ = type
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy import (
     DEFAULT_TTL,
+    Spec,
     exo_in_order,
     is_exo_dkim_name,
     is_exo_dkim_target,
@@ -33,6 +35,11 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._records impor
     mx_value,
     parse_mx,
 )
+
+try:
+    from typing import Dict, Tuple
+except ImportError:  # pragma: no cover
+    pass
 
 # Types at a name that a CNAME may not replace even with on_conflict=replace.
 PROTECTED_TYPES = ('SOA', 'NS', 'DS')
@@ -301,6 +308,7 @@ class _Planner:
 
 
 def plan_changes(spec, current):
+    # type: (Spec, Dict[Tuple[str, str], RRset]) -> Plan
     """The changes that bring ``current`` ({(name, type): RRset} holding at least every rrset at
     ``spec.names()``) to the pattern. Raises RecordError for conflicts under on_conflict=fail."""
     planner = _Planner(spec, current)
@@ -319,6 +327,7 @@ def plan_changes(spec, current):
 
 
 def apply_plan(current, plan):
+    # type: (Dict[Tuple[str, str], RRset], Plan) -> Dict[Tuple[str, str], RRset]
     """``current`` with ``plan`` applied (what the server should hold afterwards)."""
     out = dict(current)
     for change in plan.changes:
