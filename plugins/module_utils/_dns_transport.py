@@ -97,6 +97,7 @@ DNS_LIMITS = {'port': PORT, 'timeout': seconds(300)}
 DNS_MUTUALLY_EXCLUSIVE = [('key_secret', 'key_file')]
 DNS_REQUIRED_BY = {'key_secret': 'key_name'}
 
+
 # -- errors -----------------------------------------------------------------------------------
 class DnsError(TaskError):
     """A DNS failure: the message names the server, what it answered and what to do. The
@@ -303,6 +304,7 @@ def is_ip(host):
         return True
     except ValueError:
         return False
+
 
 class DnsServer:
     """One authoritative server reached with (optional) TSIG."""
