@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
-import time
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
     NULL,
@@ -27,6 +26,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._identity impo
     Identity,
     token_roles,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._poll import Backoff
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
     RecordError,
     name_text,
@@ -52,6 +52,9 @@ RECORD_VALUE_SHAPES = {'mx': {'mailExchange': str, 'preference': int}, 'txt': {'
                        'srv': {'nameTarget': str, 'port': int, 'priority': int, 'weight': int,
                                'service': (str, NULL), 'protocol': (str, NULL)}}
 MAX_TTL = 2147483647  # RFC 2181 section 8
+# verify is sent again while the TXT record is not visible yet: first after 5 s, doubling up to
+# 60 s, all within verify_timeout (no jitter: one domain, one tenant)
+VERIFY_FIRST, VERIFY_CAP = 5.0, 60.0
 # An SRV record's service or protocol: one label, an underscore then letters, digits and hyphens
 # (RFC 2782, RFC 6335 5.1; Graph's _sipfederationtls is longer than RFC 6335's 15 characters).
 SRV_PART = re.compile(r'_[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?')
@@ -312,17 +315,17 @@ class Domains:
             return domain
 
     def verify(self, txt):
-        """POST verify, retried until verify_timeout while the TXT is not visible yet."""
-        timeout = self.params.get('verify_timeout') or 0
-        deadline = time.monotonic() + timeout
-        delay = 5.0
+        """POST verify, retried until verify_timeout while the TXT is not visible yet (Graph
+        answers 400 or 404 then); a pause that would end past verify_timeout is not made."""
+        bound = Backoff(self.params.get('verify_timeout') or 0, floor=VERIFY_FIRST,
+                        cap=VERIFY_CAP, jitter=0.0)
         while True:
             try:
                 return self.graph.request('POST', self.path + '/verify',
                                           phase='verify domain', permission=WRITE,
                                           check=self.domain_problem)[1]
             except GraphError as e:
-                if e.status not in (400, 404) or time.monotonic() + delay > deadline:
+                if e.status not in (400, 404) or not bound.pause(room=0.0):
                     if txt and e.status in (400, 404):
                         raise GraphError(e.phase, e.status, e.code, e.graph_message,
                                          e.request_id, e.date, 'POST',
@@ -332,8 +335,6 @@ class Domains:
                                          'wait until it is visible, or raise verify_timeout'
                                          % (txt, self.name))
                     raise
-                time.sleep(delay)
-                delay = min(delay * 2, 60.0)
 
     def absent(self, check_mode):
         domain = self.get()

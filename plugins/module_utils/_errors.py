@@ -16,6 +16,8 @@ alike). Anything else an engine raises is a bug and is reported as one.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from typing import Any, Dict, Mapping, Optional
+
 
 class TaskError(Exception):
     """An expected failure: ``phase``, ``message`` and the result ``fields`` it carries."""
@@ -23,13 +25,14 @@ class TaskError(Exception):
     # The phase of an instance made without one; subclasses name their usual phase.
     default_phase = 'internal'
 
-    def __init__(self, message, phase=None, fields=None):
+    def __init__(self, message: str, phase: Optional[str] = None,
+                 fields: Optional[Mapping[str, Any]] = None) -> None:
         self.phase = phase or self.default_phase
         self.message = message
         self.fields = dict(fields or {})
         super(TaskError, self).__init__('%s: %s' % (self.phase, message))
 
-    def result(self):
+    def result(self) -> Dict[str, Any]:
         """The failed task's result: ``msg`` (``str(self)``), ``phase``, ``changed: false`` and
         the fields (which may override ``changed``, for instance when an outcome is unknown)."""
         result = {'failed': True, 'changed': False, 'msg': str(self), 'phase': self.phase}

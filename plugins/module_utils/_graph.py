@@ -24,10 +24,10 @@ __metaclass__ = type
 
 import email.utils
 import json
-import random
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from urllib.parse import quote, urljoin
 
@@ -41,10 +41,15 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._identity impo
     excerpt,
     origin,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import TaskError
+from ansible_collections.exchangeonline.mail.plugins.module_utils._poll import Backoff
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
 
 if HAS_M365_LIBS:
     import requests
+
+JSON = Dict[str, Any]  # a JSON object as json.loads gives it
+Check = Callable[[Any], Optional[str]]  # what is wrong with an answer (None: nothing)
 
 RETRY_STATUS = (429, 503, 504)
 BATCH_LIMIT = 20
@@ -60,19 +65,19 @@ MAX_PAGES = 10000
 NAME_LIMIT = 1024    # characters of a name put into a URL path
 
 
-class GraphError(Exception):
-    """A Graph request failed; carries Graph's code, message, request-id and date."""
+class GraphError(TaskError):
+    """A Graph (or Exchange Online) request failed; carries the service's status, code, message,
+    request-id and date. The failed result holds ``status``, ``code`` and ``request_id``."""
 
     def __init__(self, phase, status, code, message, request_id=None, date=None, method=None,
                  url=None, hint=None, service='Graph'):
-        text = '%s: %s answered %s %s to %s %s: %s' % (
-            phase, service, status, code, method, url, message)
+        text = '%s answered %s %s to %s %s: %s' % (service, status, code, method, url, message)
         if hint:
             text += ' -- ' + hint
         if request_id:
             text += ' (request-id %s, date %s)' % (request_id, date)
-        super(GraphError, self).__init__(text)
-        self.phase = phase
+        super(GraphError, self).__init__(text, phase, {'status': status, 'code': code,
+                                                       'request_id': request_id})
         self.status = status
         self.code = code
         self.graph_message = message
@@ -90,7 +95,7 @@ HINTS = {
 
 
 # -- names into URLs --------------------------------------------------------------------------
-def path_segment(value, option):
+def path_segment(value: Any, option: str) -> str:
     """``value`` percent-encoded as exactly one URL path segment (RFC 3986 section 3.3: every
     character but the unreserved ones and '@'), or RecordError naming ``option``. A name can
     then never become path, query or fragment: ``a?$expand=x#`` and ``../../domains/x`` reach
@@ -126,7 +131,7 @@ def _has_type(value, kind):
     return isinstance(value, kind)
 
 
-def shape_problem(obj, fields):
+def shape_problem(obj: Any, fields: Mapping[str, Any]) -> Optional[str]:
     """None when ``obj`` is a JSON object whose ``fields`` ({name: type or tuple of types; str,
     int, bool, list, dict, STR_LIST, NULL}) have those types, else what is wrong. A field is
     required unless NULL is among its types."""
@@ -153,7 +158,7 @@ def _json(content):
 
 
 # -- retries ----------------------------------------------------------------------------------
-def retry_after(headers):
+def retry_after(headers: Any) -> Optional[float]:
     """Seconds a Retry-After header asks for (delta-seconds or an HTTP-date, RFC 9110 section
     10.2.3), or None when there is none or it is not valid (for example negative)."""
     if not isinstance(headers, dict) and not hasattr(headers, 'items'):
@@ -173,52 +178,17 @@ def retry_after(headers):
         return None
 
 
-def retry_delay(asked, retry):
-    """Seconds to wait before retry number ``retry`` (1, 2, ...): what the server asked for, else
-    exponential back-off; never under DELAY_FLOOR, stretched by up to JITTER."""
-    base = asked if asked is not None else min(BACKOFF_CAP, DELAY_FLOOR * 2 ** (retry - 1))
-    return max(DELAY_FLOOR, base) * random.uniform(1.0, 1.0 + JITTER)
+class Retry(Backoff):
+    """The retry bound of one request: a :class:`Backoff` of at most MAX_RETRIES retries, each
+    pause at least DELAY_FLOOR (also the room left for the attempt after it), back-off up to
+    BACKOFF_CAP, stretched by up to JITTER, all within ``seconds`` (RETRY_FACTOR x timeout)."""
 
+    def __init__(self, seconds: float, **clock: Callable[..., Any]) -> None:
+        super(Retry, self).__init__(seconds, floor=DELAY_FLOOR, cap=BACKOFF_CAP, jitter=JITTER,
+                                    max_retries=MAX_RETRIES, **clock)
 
-class Retry:
-    """The retry bound of one request: at most MAX_RETRIES retries, all of it within
-    ``seconds`` (RETRY_FACTOR x timeout)."""
-
-    def __init__(self, seconds):
-        self.seconds = seconds
-        self.started = time.monotonic()
-        self.deadline = self.started + seconds
-        self.retries = 0
-        self.asked = None
-
-    def left(self):
-        return self.deadline - time.monotonic()
-
-    def timeout(self, timeout):
-        """The socket timeout of the next attempt: ``timeout``, cut to what is left."""
-        return max(0.1, min(timeout, self.left()))
-
-    def pause(self, asked=None):
-        """Wait before the next attempt and return True, or return False at once when the bound
-        does not allow another one (the wait would leave less than DELAY_FLOOR for it)."""
-        self.asked = asked
-        if self.retries >= MAX_RETRIES:
-            return False
-        wait = retry_delay(asked, self.retries + 1)
-        if wait + DELAY_FLOOR > self.left():
-            return False
-        self.retries += 1
-        time.sleep(wait)
-        return True
-
-    def summary(self):
-        text = 'gave up after %d attempt%s in %.1f s' % (
-            self.retries + 1, '' if self.retries == 0 else 's', time.monotonic() - self.started)
-        if self.asked is not None:
-            text += ' (the server asked to wait %s)' % ('%.0f s' % self.asked
-                                                        if self.asked < 1e15 else 'forever')
-        return text + '; the bound is %d retries within %.0f s (%d x timeout)' % (
-            MAX_RETRIES, self.seconds, RETRY_FACTOR)
+    def summary(self) -> str:
+        return super(Retry, self).summary() + ' (%d x timeout)' % RETRY_FACTOR
 
 
 def _error_fields(body):
@@ -241,8 +211,9 @@ class GraphClient:
     retry_status = RETRY_STATUS
     max_paging_time = None  # seconds all pages of one collection may take (None: no bound)
 
-    def __init__(self, identity, max_retry_time=None, concurrency=4, phase='graph',
-                 resource=GRAPH, base=None):
+    def __init__(self, identity: Any, max_retry_time: Optional[float] = None,
+                 concurrency: int = 4, phase: str = 'graph', resource: str = GRAPH,
+                 base: Optional[str] = None) -> None:
         self.identity = identity
         self.resource = resource
         self.endpoint = identity.endpoints[resource]  # the origin every link must be on
@@ -262,7 +233,7 @@ class GraphClient:
             return self.base + path
         return self.follow(path, self.base, phase, 'GET')
 
-    def follow(self, link, page_url, phase, method):
+    def follow(self, link: Any, page_url: str, phase: str, method: str) -> str:
         """The absolute URL of a link from an answer (``@odata.nextLink``), resolved against
         the page it came with; GraphError unless it is on this endpoint."""
         if not isinstance(link, str) or not link or len(link) > 8192:
@@ -279,7 +250,8 @@ class GraphClient:
                                   '(same scheme, host and port); check %s' % self.option)
         return url
 
-    def invalid(self, phase, status, method, url, problem, content, content_type=None):
+    def invalid(self, phase: str, status: Any, method: str, url: str, problem: str,
+                content: Any, content_type: Optional[str] = None) -> GraphError:
         """The GraphError of a success answer that is not the documented JSON."""
         return GraphError(phase, status, 'InvalidResponse',
                           'the answer is not the documented JSON: %s; it was%s: %s'
@@ -308,8 +280,11 @@ class GraphClient:
                                r.headers.get('Content-Type'))
         return body
 
-    def request(self, method, path, params=None, json=None, headers=None, ok=(200, 201, 204),
-                phase=None, permission=None, check=None, idempotent=True, retry=None):
+    def request(self, method: str, path: str, params: Optional[Mapping[str, str]] = None,
+                json: Any = None, headers: Optional[Mapping[str, str]] = None,
+                ok: Sequence[int] = (200, 201, 204), phase: Optional[str] = None,
+                permission: Optional[str] = None, check: Optional[Check] = None,
+                idempotent: bool = True, retry: Optional[Backoff] = None) -> Tuple[int, JSON]:
         """(status, body) of one request; retries throttling and network errors within the
         bound, refreshes the token once on 401. Statuses outside ``ok`` raise GraphError;
         ``permission`` names the application permission the call needs, for the message of a
@@ -374,7 +349,8 @@ class GraphClient:
                 continue
             raise self.failure(r, method, url, phase, permission, retry)
 
-    def failure(self, r, method, url, phase, permission, retry):
+    def failure(self, r: Any, method: str, url: str, phase: str, permission: Optional[str],
+                retry: Retry) -> GraphError:
         """The GraphError of an answer outside the accepted statuses."""
         try:
             body = _json(r.content) if r.content else {}
@@ -395,34 +371,37 @@ class GraphClient:
                           request_id or r.headers.get('request-id'),
                           date or r.headers.get('Date'), method, url, hint, self.service)
 
-    def retryable(self, r):
+    def retryable(self, r: Any) -> bool:
         """True when an answer outside the accepted statuses is worth sending again."""
         return r.status_code in self.retry_status
 
     @staticmethod
-    def retry_hint(r, retry):
+    def retry_hint(r: Any, retry: Retry) -> str:
         """The hint of a retryable answer that lasted beyond the retry bound."""
         return retry.summary() + '; run again later'
 
     @staticmethod
-    def token_refused(r):
+    def token_refused(r: Any) -> bool:
         """True when a 401 refuses the token (so one refresh may help)."""
         return True
 
     @staticmethod
-    def error_fields(body):
+    def error_fields(body: Any) -> Tuple[str, str, Optional[str], Optional[str]]:
         """(code, message, request id, date) from an error body; subclasses read theirs."""
         return _error_fields(body)
 
-    def service_hint(self, status, code, message):
+    def service_hint(self, status: Any, code: str, message: str) -> Optional[str]:
         """What to do about a refusal that only this service words so (None: the general
         hint)."""
         return None
 
-    def get(self, path, params=None, **kwargs):
+    def get(self, path: str, params: Optional[Mapping[str, str]] = None,
+            **kwargs: Any) -> JSON:
         return self.request('GET', path, params=params, **kwargs)[1]
 
-    def get_all(self, path, params=None, phase=None, permission=None, check=None):
+    def get_all(self, path: str, params: Optional[Mapping[str, str]] = None,
+                phase: Optional[str] = None, permission: Optional[str] = None,
+                check: Optional[Check] = None) -> List[Any]:
         """Every item of a collection, following @odata.nextLink; ``check(item)`` says what is
         wrong with one item (None: nothing)."""
         phase = phase or self.phase
@@ -432,12 +411,13 @@ class GraphClient:
                             phase=phase, permission=permission)
         return self.collect(fetch, self.base + path, phase, 'GET', check)
 
-    def collect(self, fetch, url, phase, method, check=None):
+    def collect(self, fetch: Callable[[str, bool], JSON], url: str, phase: str, method: str,
+                check: Optional[Check] = None) -> List[Any]:
         """The items of every page: ``fetch(url, first)`` is one page's body. A nextLink is
         followed on this endpoint only, never twice, for at most max_pages pages and
         max_items items."""
         items, seen, first = [], set([url]), True
-        started = time.monotonic()
+        bound = None if self.max_paging_time is None else Backoff(self.max_paging_time)
         while True:
             body = fetch(url, first)
             value = body.get('value')
@@ -465,18 +445,18 @@ class GraphClient:
                 raise GraphError(phase, 200, 'TooManyPages', 'more than %d pages; stopped'
                                  % self.max_pages, method=method, url=url,
                                  service=self.service)
-            spent, bound = time.monotonic() - started, self.max_paging_time
-            if bound is not None and spent > bound:
+            if bound is not None and bound.left() < 0:
                 raise GraphError(phase, 200, 'PagingTimeout', '%d pages (%d objects) took %.0f '
                                  's, more than the paging bound of %.0f s; stopped'
-                                 % (len(seen), len(items), spent, float(bound)),
+                                 % (len(seen), len(items), bound.elapsed(), bound.seconds),
                                  method=method, url=url, service=self.service,
                                  hint='the %s paging cursor expires; run again when the service '
                                       'answers faster, or ask for fewer objects'
                                  % self.service)
             seen.add(url)
 
-    def batch(self, requests_, phase=None):
+    def batch(self, requests_: Sequence[JSON],
+              phase: Optional[str] = None) -> Dict[str, Tuple[int, Any]]:
         """{id: (status, body)} for [{'id', 'method', 'url', 'body'?}], 20 per $batch, up to
         ``concurrency`` batches at once; items throttled inside a batch are retried."""
         chunks = [requests_[i:i + BATCH_LIMIT] for i in range(0, len(requests_), BATCH_LIMIT)]
@@ -522,7 +502,7 @@ def _not_sent(exc):
         isinstance(reason, ConnectionRefusedError)
 
 
-def batch_problem(body, ids):
+def batch_problem(body: JSON, ids: Sequence[str]) -> Optional[str]:
     """What is wrong with a $batch answer to the requests ``ids``, or None
     (https://learn.microsoft.com/graph/json-batching: one response per request, any order)."""
     responses = body.get('responses')

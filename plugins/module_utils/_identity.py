@@ -25,11 +25,13 @@ import tempfile
 import threading
 import time
 import traceback
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from urllib.parse import urlsplit
 
 from ansible.module_utils.common.parameters import env_fallback
 
+from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import TaskError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._options import seconds
 
 try:
@@ -136,7 +138,7 @@ AADSTS_HINTS = {
 }
 
 
-def m365_argument_spec():
+def m365_argument_spec() -> Dict[str, Dict[str, Any]]:
     """The shared Microsoft 365 options (doc fragment exchangeonline.mail.m365)."""
     return dict(
         tenant_id=dict(type='str', fallback=(env_fallback, ['AZURE_TENANT_ID'])),
@@ -164,16 +166,18 @@ def m365_argument_spec():
 M365_LIMITS = {'timeout': seconds(600)}
 
 
-class IdentityError(Exception):
-    """A token could not be had; ``str()`` says why and what to do."""
+class IdentityError(TaskError):
+    """A token could not be had; ``str()`` says why and what to do. The failed result holds
+    ``aadsts``: the first AADSTS error code of the identity platform's answer, or None."""
 
-    def __init__(self, message, phase='token', aadsts=None):
-        super(IdentityError, self).__init__('%s: %s' % (phase, message))
-        self.phase = phase
+    default_phase = 'token'
+
+    def __init__(self, message: str, phase: str = 'token', aadsts: Optional[int] = None) -> None:
+        super(IdentityError, self).__init__(message, phase, {'aadsts': aadsts})
         self.aadsts = aadsts
 
 
-def endpoint_url(value, option):
+def endpoint_url(value: Any, option: str) -> str:
     """``value`` as an https URL without a trailing slash, or IdentityError naming ``option``."""
     text = value.strip() if isinstance(value, str) else ''
     problem = None
@@ -207,7 +211,7 @@ def endpoint_url(value, option):
     return text.rstrip('/')
 
 
-def origin(url):
+def origin(url: Any) -> Optional[Tuple[str, str, Optional[int]]]:
     """(scheme, host, port) of an absolute URL, default ports filled in; None if it has none,
     or if urllib.parse and urllib3 (which requests connects with) would read it differently:
     ``https://other:1\\@endpoint/`` is the endpoint to one and ``other`` to the other."""
@@ -337,7 +341,8 @@ class VerifyingSession(requests.Session if HAS_M365_LIBS else object):
 MSAL_PS256 = (1, 35)
 
 
-def load_certificate(path, password=None, send_chain=False):
+def load_certificate(path: str, password: Optional[str] = None,
+                     send_chain: bool = False) -> Tuple[Dict[str, str], str]:
     """(msal's client_credential dict, SHA-1 thumbprint) from a PEM file holding the certificate
     and its key (and, for ``send_chain``, its chain). The credential holds the certificate
     without a thumbprint where msal signs PS256 with it, else the SHA-1 thumbprint. The chain
@@ -403,7 +408,7 @@ def _same_key(one, other):
     return one.public_bytes(*form) == other.public_bytes(*form)
 
 
-def signs_ps256():
+def signs_ps256() -> bool:
     """Whether the installed msal signs a client assertion PS256 with the SHA-256 thumbprint
     (``x5t#S256``), as Microsoft's certificate-credentials page asks: msal 1.35 and later do so
     when given the certificate without a thumbprint (msal PR #835; they also send the certificate
@@ -413,7 +418,7 @@ def signs_ps256():
     return bool(found) and (int(found.group(1)), int(found.group(2))) >= MSAL_PS256
 
 
-def cached_tokens(cache, scopes):
+def cached_tokens(cache: Any, scopes: List[str]) -> List[Dict[str, Any]]:
     """The access tokens for ``scopes`` in msal's ``cache``, as a list. msal 1.29 added
     ``TokenCache.search`` and deprecated ``find`` (a DeprecationWarning); 1.24 to 1.28 have only
     ``find``, with the same arguments."""
@@ -421,7 +426,7 @@ def cached_tokens(cache, scopes):
     return list(search(msal.TokenCache.CredentialType.ACCESS_TOKEN, target=scopes))
 
 
-def check_ca_path(path):
+def check_ca_path(path: str) -> None:
     """IdentityError unless ``path`` is a directory or a file holding a PEM certificate."""
     if os.path.isdir(path):
         return
@@ -440,7 +445,7 @@ class Identity:
 
     ``check_mode``: the token cache is read but never written."""
 
-    def __init__(self, params, check_mode=False):
+    def __init__(self, params: Mapping[str, Any], check_mode: bool = False) -> None:
         self.params = params
         self.check_mode = check_mode
         cloud = CLOUDS[params.get('cloud') or 'public']
@@ -507,10 +512,10 @@ class Identity:
                                 'authority_host.' % (self.authority_host, self.tenant_id,
                                                      _short(e)))
 
-    def scopes(self, resource):
+    def scopes(self, resource: str) -> List[str]:
         return ['%s/.default' % self.resources[resource]]
 
-    def token(self, resource=GRAPH, refresh=False):
+    def token(self, resource: str = GRAPH, refresh: bool = False) -> str:
         """An access token for ``resource``; ``refresh`` drops the cached one first."""
         scopes = self.scopes(resource)
         if refresh:
@@ -638,7 +643,7 @@ class Identity:
                                 % (self.cache_path, e), phase='token cache')
 
 
-def token_claims(token):
+def token_claims(token: Any) -> Optional[Dict[str, Any]]:
     """The payload of an access token (a JWT) as a dict, or None when the token is not a JWT
     whose payload can be read (Microsoft may issue tokens that are opaque to clients). The
     signature is not checked: the claims only name things in messages and URLs, they never
@@ -653,7 +658,7 @@ def token_claims(token):
     return claims if isinstance(claims, dict) else None
 
 
-def token_roles(token):
+def token_roles(token: Any) -> Optional[List[str]]:
     """The application permissions in the ``roles`` claim of an app-only access token (a JWT),
     sorted; [] when it has no such claim; None when the token is not a JWT whose payload can be
     read (Microsoft may issue tokens that are opaque to clients). The signature is not checked:
@@ -668,7 +673,7 @@ def token_roles(token):
     return sorted(roles)
 
 
-def token_tenant(token):
+def token_tenant(token: Any) -> Optional[str]:
     """The tenant GUID in the ``tid`` claim of an access token (a JWT), or None when the token
     cannot be read or carries no GUID there. Exchange Online's InvokeCommand wants the GUID in
     its URL and anchor whatever form tenant_id was given in (its paging fails on a domain). The
@@ -682,7 +687,7 @@ def _cut(text, limit):
     return text if len(text) <= limit else text[:limit] + '...'
 
 
-def excerpt(content):
+def excerpt(content: Any) -> str:
     """What came back, for a message: at most EXCERPT characters, control characters escaped,
     and the size when there is more; only NUL bytes, as their count."""
     if not isinstance(content, bytes):

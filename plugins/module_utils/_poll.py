@@ -19,13 +19,16 @@ __metaclass__ = type
 
 import random
 import time
+from typing import Any, Callable, Optional, Tuple
 
 
 class Backoff:
     """The retry bound of one operation."""
 
-    def __init__(self, seconds, floor=1.0, cap=30.0, jitter=0.25, max_retries=None,
-                 clock=time.monotonic, sleep=time.sleep):
+    def __init__(self, seconds: float, floor: float = 1.0, cap: float = 30.0,
+                 jitter: float = 0.25, max_retries: Optional[int] = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Any] = time.sleep) -> None:
         self.seconds = max(0.0, float(seconds))
         self.floor, self.cap, self.jitter = floor, max(cap, floor), jitter
         self.max_retries = max_retries
@@ -33,27 +36,29 @@ class Backoff:
         self.started = clock()
         self.deadline = self.started + self.seconds
         self.retries = 0
-        self.asked = None     # what the server last asked to wait, in seconds
+        self.asked = None  # type: Optional[float]  # what the server last asked to wait (s)
 
-    def left(self):
+    def left(self) -> float:
         """Seconds until the deadline (negative once it has passed)."""
         return self.deadline - self.clock()
 
-    def elapsed(self):
+    def elapsed(self) -> float:
         return self.clock() - self.started
 
-    def timeout(self, timeout):
+    def timeout(self, timeout: float) -> float:
         """The socket timeout of the next attempt: ``timeout``, cut to what is left, at least
         0.1 s."""
         return max(0.1, min(timeout, self.left()))
 
-    def delay(self, asked=None):
+    def delay(self, asked: Optional[float] = None) -> float:
         """The pause before the next retry, without waiting: ``asked`` or the back-off step,
         never under ``floor``, stretched by up to ``jitter``."""
-        base = asked if asked is not None else min(self.cap, self.floor * 2 ** self.retries)
+        # the exponent stops growing at 64 (far past any cap) so that the float never overflows
+        base = asked if asked is not None else min(self.cap,
+                                                   self.floor * 2.0 ** min(self.retries, 64))
         return max(self.floor, base) * random.uniform(1.0, 1.0 + self.jitter)
 
-    def pause(self, asked=None, room=None):
+    def pause(self, asked: Optional[float] = None, room: Optional[float] = None) -> bool:
         """Wait before the next attempt and return True, or return False at once when the bound
         does not allow another one: the retries are used up, or the wait would leave less than
         ``room`` seconds (``floor`` when not given) for the attempt."""
@@ -67,9 +72,23 @@ class Backoff:
         self.sleep(wait)
         return True
 
+    def summary(self) -> str:
+        """How the series ended, for a message: ``gave up after N attempts in T s``, what the
+        server last asked to wait, and the bound."""
+        text = 'gave up after %d attempt%s in %.1f s' % (
+            self.retries + 1, '' if self.retries == 0 else 's', self.elapsed())
+        if self.asked is not None:
+            text += ' (the server asked to wait %s)' % ('%.0f s' % self.asked
+                                                        if self.asked < 1e15 else 'forever')
+        if self.max_retries is None:
+            return text + '; the bound is %.0f s' % self.seconds
+        return text + '; the bound is %d retries within %.0f s' % (self.max_retries, self.seconds)
 
-def poll(attempt, seconds, interval=1.0, max_interval=10.0, jitter=0.1, clock=time.monotonic,
-         sleep=time.sleep, first=0.0):
+
+def poll(attempt: Callable[[], Tuple[bool, Any]], seconds: float, interval: float = 1.0,
+         max_interval: float = 10.0, jitter: float = 0.1,
+         clock: Callable[[], float] = time.monotonic,
+         sleep: Callable[[float], Any] = time.sleep, first: float = 0.0) -> Tuple[Any, int, float]:
     """Call ``attempt() -> (done, value)`` until it is done or ``seconds`` have passed; the pause
     doubles from ``interval`` up to ``max_interval``, each stretched or shrunk by up to
     ``jitter``, and is cut so that it never overshoots the deadline: the last attempt is made at

@@ -20,7 +20,6 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import 
     batch_problem,
     path_segment,
     retry_after,
-    retry_delay,
     shape_problem,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
@@ -83,26 +82,45 @@ def test_retry_after_date_in_the_future():
     (None, 9, 30.0, 37.5), (0.2, 3, 1.0, 1.25), (60.0, 1, 60.0, 75.0),
 ])
 def test_every_delay_has_a_floor_and_jitter(asked, retry, low, high):
-    delays = [retry_delay(asked, retry) for dummy in range(200)]
+    bound = Retry(10 ** 6)
+    bound.retries = retry - 1
+    delays = [bound.delay(asked) for dummy in range(200)]
     assert all(low <= d <= high for d in delays)
     assert len(set(delays)) > 100  # jitter
 
 
-def test_retry_bound_counts_retries_and_time(monkeypatch):
-    slept = []
-    monkeypatch.setattr(_graph.time, 'sleep', slept.append)
-    retry = Retry(10 ** 6)
+class FakeClock:
+    """A monotonic clock that moves only when the code under test sleeps."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self.slept = []
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_retry_bound_counts_retries_and_time():
+    fake = FakeClock()
+    retry = Retry(10 ** 6, clock=fake.clock, sleep=fake.sleep)
     while retry.pause(0.0):
         pass
-    assert retry.retries == len(slept) == _graph.MAX_RETRIES
-    assert min(slept) >= 1.0
-    assert 'gave up after 11 attempts' in retry.summary()
+    assert retry.retries == len(fake.slept) == _graph.MAX_RETRIES
+    assert min(fake.slept) >= 1.0
+    assert retry.summary() == (
+        'gave up after 11 attempts in %.1f s (the server asked to wait 0 s); the bound is 10 '
+        'retries within 1000000 s (4 x timeout)' % sum(fake.slept))
 
-    slept[:] = []
-    retry = Retry(20.0)
-    assert retry.pause(19.5) is False and slept == []  # what is asked exceeds what is left
-    assert 'asked to wait 20 s' in retry.summary()
-    retry = Retry(20.0)
+    fake = FakeClock()
+    retry = Retry(20.0, clock=fake.clock, sleep=fake.sleep)
+    assert retry.pause(19.5) is False and fake.slept == []  # what is asked exceeds what is left
+    assert retry.summary() == ('gave up after 1 attempt in 0.0 s (the server asked to wait 20 s);'
+                               ' the bound is 10 retries within 20 s (4 x timeout)')
+    retry = Retry(20.0, clock=fake.clock, sleep=fake.sleep)
     assert retry.pause(math.inf) is False
     assert 'asked to wait forever' in retry.summary()
 
