@@ -261,3 +261,32 @@ def test_endpoint_url_refusal_gives_an_example_of_that_option(option, example):
     assert str(err.value).endswith('for example %s' % example), str(err.value)
     if option == 'exo_token_resource':  # it names an audience: nothing goes there
         assert 'go there' not in str(err.value)
+
+
+def test_graph_and_identity_errors_are_task_errors_with_todays_failed_result():
+    """GraphError and IdentityError are TaskErrors: ``str()`` is 'phase: message' as before, and
+    ``.result()`` is the failed result _run.run_work makes of them (msg, phase, changed false,
+    status, code and request_id; aadsts)."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import TaskError
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_work
+    graph = _graph.GraphError('read domain', 403, 'Authorization_RequestDenied', 'Insufficient',
+                              'req-1', 'Mon, 01 Dec 2026', 'GET', '/domains/x', 'grant it')
+    assert str(graph) == ('read domain: Graph answered 403 Authorization_RequestDenied to GET '
+                          '/domains/x: Insufficient -- grant it (request-id req-1, date Mon, 01 '
+                          'Dec 2026)')
+    assert (graph.phase, graph.status, graph.code, graph.graph_message, graph.request_id,
+            graph.date) == ('read domain', 403, 'Authorization_RequestDenied', 'Insufficient',
+                            'req-1', 'Mon, 01 Dec 2026')
+    token = IdentityError('no token for x', aadsts=7000215)
+    connect = IdentityError('cannot reach', phase='connect')
+    for error, extra in ((graph, {'status': 403, 'code': 'Authorization_RequestDenied',
+                                  'request_id': 'req-1'}),
+                         (token, {'aadsts': 7000215}), (connect, {'aadsts': None})):
+        assert isinstance(error, TaskError)
+        expected = dict(failed=True, changed=False, msg=str(error), phase=error.phase, **extra)
+        assert error.result() == expected
+
+        def work():
+            raise error
+        assert run_work(work) == expected
+    assert str(token) == 'token: no token for x' and str(connect) == 'connect: cannot reach'
