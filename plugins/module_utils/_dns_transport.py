@@ -318,7 +318,7 @@ class DnsServer:
         self.algorithm = algorithm
         self.protocol = protocol
         self.timeout = timeout
-        self.address = self._resolve(server)
+        self.address = self._address_of(server)
         self._wildcards = {}  # {wildcard name: {type: RRset}}, asked once per run
 
     @classmethod
@@ -327,7 +327,7 @@ class DnsServer:
         return cls(params['server'], params['port'], keyring, keyname, algorithm,
                    params['protocol'], params['timeout'])
 
-    def _resolve(self, server):
+    def _address_of(self, server):
         try:
             to_name(server, what='server')  # an address is a valid name too
         except RecordError as e:

@@ -433,8 +433,10 @@ def module_kwargs():
 
 def work(params, check_mode, diff_mode):
     """The result dict; raises RecordError/DnsError (see _run.run_work)."""
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._migration import Run
-    return Run(params, check_mode, diff_mode).run()
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_dns import (
+        MailDnsEngine,
+    )
+    return MailDnsEngine(params, check_mode, diff_mode).result()
 
 
 def main():

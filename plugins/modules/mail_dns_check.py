@@ -429,8 +429,10 @@ def module_kwargs():
 
 def work(params, check_mode, diff_mode):
     """The result dict, failed when a check fails; raises RecordError/DnsError on bad input."""
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._resolve import CheckRun
-    result = CheckRun(params).run()
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_dns_check import (
+        MailDnsCheck,
+    )
+    result = MailDnsCheck(params).result()
     if not result['ok']:
         result.update(failed=True, phase='check')
     return result

@@ -278,14 +278,17 @@ def _engine_params(bind, **extra):
 
 
 def test_concurrent_change_is_replanned_not_overwritten(bind):
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._migration import Run
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_dns import (
+        MailDnsEngine,
+    )
 
     def someone_else(attempt, plan):
         if attempt == 1:  # between our read and our update, another admin adds a TXT value
             assert bind.update(ZONE, lambda u: u.add(APEX, 3600, 'TXT', '"other-team=keep-me"')) \
                 == 'NOERROR'
 
-    result = Run(_engine_params(bind, domain=ZONE, pattern='full'), on_planned=someone_else).run()
+    result = MailDnsEngine(_engine_params(bind, domain=ZONE, pattern='full'),
+                           on_planned=someone_else).result()
     assert result['attempts'] == 2
     assert any('re-planned' in w for w in result['warnings'])
     assert txt_values(bind, ZONE) == sorted([GOOGLE, SPF_AFTER, 'other-team=keep-me'])
@@ -293,7 +296,9 @@ def test_concurrent_change_is_replanned_not_overwritten(bind):
 
 
 def test_zone_that_keeps_changing_fails_cleanly(bind):
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._migration import Run
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_dns import (
+        MailDnsEngine,
+    )
     from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import DnsError
     edits = []
 
@@ -303,7 +308,8 @@ def test_zone_that_keeps_changing_fails_cleanly(bind):
         edits.append(value)
 
     with pytest.raises(DnsError) as err:
-        Run(_engine_params(bind, domain=ZONE, pattern='full'), on_planned=busy_zone).run()
+        MailDnsEngine(_engine_params(bind, domain=ZONE, pattern='full'),
+                      on_planned=busy_zone).result()
     assert 'changed again' in str(err.value) and 'Nothing was changed' in str(err.value)
     # Only the other writer's edits are there: none of ours.
     assert bind.rrset(ZONE, 'MX')[1] == [LEGACY_MX]

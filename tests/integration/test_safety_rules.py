@@ -304,7 +304,7 @@ def test_backup_path_that_is_a_fifo_fails_instead_of_hanging(tmp_path):
     """backup_path is read whole, whatever it is: a FIFO blocks the run for ever (and
     /dev/zero reads until memory runs out). Lower level than a playbook on purpose: a hung
     ansible-playbook would leave its worker behind."""
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._migration import (
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_dns import (
         load_backup)
     from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import DnsError
     fifo = str(tmp_path / 'backup.json')

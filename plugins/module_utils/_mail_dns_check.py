@@ -46,22 +46,22 @@ def expectation_from_params(p):
     return Expectation(Spec.from_params(p), p.get('pattern'), p.get('checks'))
 
 
-class CheckRun:
+class MailDnsCheck:
+    """The mail_dns_check task: ``result()`` is its result dict (``ok`` false when a check
+    fails); bad input raises RecordError or DnsError."""
+
     def __init__(self, params):
         self.params = params
         self.warnings = []
         self.zone = None
 
-    def _validate(self):
+    def _check_intervals(self):
+        """The one rule between options the argument spec cannot say (their ranges it checks)."""
         p = self.params
-        if (p.get('wait_timeout') or 0) < 0:
-            raise RecordError('wait_timeout must be 0 or more seconds')
-        if p.get('interval', 1.0) <= 0 or p.get('max_interval', 10.0) < p.get('interval', 1.0):
-            raise RecordError('interval must be above 0 and max_interval at least interval')
-        if p.get('timeout', 10.0) <= 0:
-            raise RecordError('timeout must be above 0 seconds')
+        if p.get('max_interval', 10.0) < p.get('interval', 1.0):
+            raise RecordError('max_interval must be at least interval')
 
-    def targets(self, expect):
+    def servers_to_ask(self, expect):
         """(targets to check, targets for the SPF include lookups)."""
         p = self.params
         server = DnsServer.from_params(p) if p.get('server') else None
@@ -91,11 +91,11 @@ class CheckRun:
             lookup_targets = [t for t in targets if not t.error][:1]
         return targets, lookup_targets
 
-    def run(self):
-        self._validate()
+    def result(self):
+        self._check_intervals()
         p = self.params
         expect = expectation_from_params(p)
-        targets, lookup_targets = self.targets(expect)
+        targets, lookup_targets = self.servers_to_ask(expect)
         resolver = Resolver(p.get('timeout') or 10.0, p.get('protocol') or 'udp')
         questions = expect.questions()
 

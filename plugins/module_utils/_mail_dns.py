@@ -245,7 +245,10 @@ def merged_backup(previous, plan, zone, server, domain):
 
 
 # -- the run ----------------------------------------------------------------------------------
-class Run:
+class MailDnsEngine:
+    """The mail_dns task: ``result()`` is its result dict; expected failures raise TaskError
+    subclasses (DnsError, RecordError), which ``_run`` turns into the failed result."""
+
     def __init__(self, params, check_mode=False, diff_mode=False, on_planned=None):
         self.params = params
         self.check_mode = check_mode
@@ -253,16 +256,16 @@ class Run:
         self.on_planned = on_planned
         self.warnings = []
 
-    def connect(self, domain):
-        server = provider_from_params(self.params)
+    def provider_and_zone(self, domain):
+        provider = provider_from_params(self.params)
         if self.params.get('zone'):
             zone = name_text(to_name(self.params['zone'], what='zone'))
         else:
-            zone = server.find_zone(domain)
+            zone = provider.find_zone(domain)
         require_inside(domain, zone)
-        return server, zone
+        return provider, zone
 
-    def execute(self, server, zone, make_plan, backup=None):
+    def plan_and_apply(self, provider, zone, make_plan, backup=None):
         """Read, plan, (back up,) apply; one re-read and re-plan when the zone changed."""
         attempts = 0
         first_snapshot = None
@@ -285,18 +288,18 @@ class Run:
                 self.on_planned(attempts, plan)
             undo = backup(plan) if backup else None
             try:
-                if server.guarantee == NONE:
-                    reread_before_apply(server, zone, plan)
-                server.apply_changes(zone, plan.changes)
+                if provider.guarantee == NONE:
+                    reread_before_apply(provider, zone, plan)
+                provider.apply_changes(zone, plan.changes)
             except UpdateOutcomeUnknown as e:
                 # The backup stays whatever happened: the server may have applied the update.
-                return self.settle(server, zone, plan, result, e, attempts)
+                return self.settle_lost_reply(provider, zone, plan, result, e, attempts)
             except DnsError as e:
                 applied = getattr(e, 'applied', [])
-                if applied and server.guarantee != ATOMIC:
+                if applied and provider.guarantee != ATOMIC:
                     # Part of the set is in: undo it while the backup still holds it (an
                     # UpdateOutcomeUnknown or refusal of that undo fails the task, backup kept).
-                    server.apply_changes(zone, [Change(c.after, c.before, 'undone')
+                    provider.apply_changes(zone, [Change(c.after, c.before, 'undone')
                                                 for c in reversed(applied)])
                 if undo:  # nothing of it stayed applied: the zone did not change, nor the backup
                     undo()
@@ -309,30 +312,30 @@ class Run:
                                    'apply')
                 self.warnings.append('%s; re-read and re-planned' % e)
                 continue
-            return self.finish(server, zone, plan, result, attempts)
+            return self.verify_applied(provider, zone, plan, result, attempts)
 
-    def finish(self, server, zone, plan, result, attempts):
+    def verify_applied(self, provider, zone, plan, result, attempts):
         """The result of an applied update, once the server serves what was planned.
 
         A server may answer NOERROR and still leave a record out (RFC 2136 3.4.2.2 lets it
         ignore a CNAME added next to other data), so every touched rrset is asked for again."""
         result['attempts'] = attempts
         try:
-            served = server.served(c.key for c in plan.changes)
+            served = provider.served(c.key for c in plan.changes)
         except DnsError as e:  # the update is in; only the proof is missing
             served = None
             self.warnings.append('the update was applied, but asking the server for the new '
                                  'records failed: %s' % e)
         wrong = [c for c in plan.changes if served is not None
                  and not _same(served.get(c.key), c.after)
-                 and not _synthesised(server, zone, c, served.get(c.key))]
+                 and not _synthesised(provider, zone, c, served.get(c.key))]
         if wrong:
             where = self.params.get('backup_path')
             raise DnsError('%s accepted the update of zone %s, but does not serve what '
                            'it was asked to: %s. It may have ignored a record it does not allow '
                            'next to other data (a CNAME next to another type, RFC 2136 3.4.2.2) '
                            'or its update policy dropped it; its log says which. %s'
-                           % (server.where, zone, '; '.join(
+                           % (provider.where, zone, '; '.join(
                                '%s %s is %s, planned %s' % (c.key[0], c.key[1],
                                                             _show(served.get(c.key)),
                                                             _show(c.after)) for c in wrong),
@@ -341,14 +344,14 @@ class Run:
                               'The records as they were are in the before return value.'), 'verify',
                            fields=dict(result, changed=True, backup_path=where))
         try:
-            result['serial_after'] = server.serial(zone)
+            result['serial_after'] = provider.serial(zone)
         except DnsError as e:  # the update is in: a failed read of the serial changes nothing
             result['serial_after'] = None
             self.warnings.append('the update was applied, but reading the new serial failed: %s'
                                  % e)
         return result
 
-    def settle(self, server, zone, plan, result, lost, attempts):
+    def settle_lost_reply(self, provider, zone, plan, result, lost, attempts):
         """Learn from the zone itself what became of an update whose answer was lost.
 
         Applied: the run succeeded (with a warning). The zone as it was: not applied, and the
@@ -365,7 +368,7 @@ class Run:
             """(done, state): applied and "someone else changed it" are final; "not applied"
             is read again until the time is up (the server may be slow)."""
             try:
-                current = server.read_rrsets(zone, names).at(names)
+                current = provider.read_rrsets(zone, names).at(names)
             except DnsError as e:
                 seen['reread'] = str(e)
                 return False, seen['state']
@@ -378,7 +381,7 @@ class Run:
                              'planned (someone else changed it)'
             return True, 'unknown'
 
-        limit = min(READ_AGAIN_SECONDS, 3 * server.timeout)
+        limit = min(READ_AGAIN_SECONDS, 3 * provider.timeout)
         state, _rounds, waited = poll(read_again, limit, READ_AGAIN_FIRST_PAUSE, limit,
                                       first=READ_AGAIN_FIRST_PAUSE)
         reread = seen['reread']
@@ -386,7 +389,7 @@ class Run:
         result['outcome'] = state
         if state == 'applied':
             self.warnings.append('%s; a read of the zone shows the update applied' % lost)
-            return self.finish(server, zone, plan, result, attempts)
+            return self.verify_applied(provider, zone, plan, result, attempts)
         if where:
             result['backup_path'] = where
         if state == 'not applied':
@@ -399,18 +402,19 @@ class Run:
                        % (lost.message, reread or 'a read of the zone failed', keep), 'apply',
                        fields=dict(result, changed=True))
 
-    def spec(self, state):
+    def spec_for(self, state):
         """The planner's input from the options (and the records given in ``records``)."""
         return Spec.from_params(self.params, state)
 
-    def present_or_absent(self):
+    def apply_pattern(self):
+        """state: present or absent."""
         p = self.params
-        spec = self.spec(p['state'])
-        server, zone = self.connect(spec.domain)
+        spec = self.spec_for(p['state'])
+        provider, zone = self.provider_and_zone(spec.domain)
         names = spec.names()
 
         def make_plan():
-            snapshot = server.read_rrsets(zone, names)
+            snapshot = provider.read_rrsets(zone, names)
             check_delegation(snapshot, spec.domain, zone, 'plan')
             return snapshot, plan_changes(spec, snapshot.at(names))
 
@@ -424,7 +428,7 @@ class Run:
                 json.loads(json.dumps(previous)) if previous else None, plan, zone,
                 '%s:%d' % (p['server'], p['port']), spec.domain))
 
-        result = self.execute(server, zone, make_plan, backup if backup_path else None)
+        result = self.plan_and_apply(provider, zone, make_plan, backup if backup_path else None)
         if result['changed'] and not backup_path and not self.check_mode:
             # not in check mode: a plan writes nothing, and its apply may well give a backup_path
             self.warnings.append('no backup_path was given, so state: rollback cannot undo this '
@@ -437,14 +441,15 @@ class Run:
             result['backup_path'] = backup_path
         return result
 
-    def rollback(self):
+    def roll_back(self):
+        """state: rollback: put back the records a backup holds as they were before."""
         p = self.params
         data = load_backup(p.get('backup_path'))
         zone = data['zone']
         if p.get('zone') and name_text(to_name(p['zone'], what='zone')) != zone:
             raise DnsError('backup %s is of zone %s, not %s'
                            % (p['backup_path'], zone, p['zone']), 'rollback')
-        server = provider_from_params(p)
+        provider = provider_from_params(p)
         entries = [(e, RRset.from_backup(e['before']) if e['before'] else None,
                     RRset.from_backup(e['after']) if e['after'] else None)
                    for e in data['entries']]
@@ -452,7 +457,7 @@ class Run:
         force = p.get('force')
 
         def make_plan():
-            snapshot = server.read_rrsets(zone, names)
+            snapshot = provider.read_rrsets(zone, names)
             current = snapshot.at(names)
             changes, drift = [], []
             for e, before, after in entries:
@@ -476,7 +481,7 @@ class Run:
                                      + '; '.join(drift))
             return snapshot, Plan(changes, [], {})
 
-        result = self.execute(server, zone, make_plan)
+        result = self.plan_and_apply(provider, zone, make_plan)
         if result['changed'] and not self.check_mode:
             data['rolled_back'] = _now()
             try:
@@ -492,9 +497,9 @@ class Run:
         with the key (the names that state present reads), no delegation on the way to the
         domain, and, outside check mode, an UPDATE that carries only a prerequisite (the zone's
         SOA exists): the server takes updates of the zone from the key."""
-        spec = self.spec('present')
-        server, zone = self.connect(spec.domain)
-        snapshot = server.read_rrsets(zone, spec.names())
+        spec = self.spec_for('present')
+        provider, zone = self.provider_and_zone(spec.domain)
+        snapshot = provider.read_rrsets(zone, spec.names())
         check_delegation(snapshot, spec.domain, zone, 'read')
         self.warnings.extend(snapshot.warnings)
         result = {'changed': False, 'zone': zone, 'domain': spec.domain, 'mx_host': spec.mx_host,
@@ -504,42 +509,42 @@ class Run:
         if self.check_mode:
             self.warnings.append('check mode sends no UPDATE, so the right of %s to update %s '
                                  'is not proven (the zone was read with it)'
-                                 % (server.writer, zone))
+                                 % (provider.writer, zone))
         else:
-            server.prove_write(zone)
+            provider.prove_write(zone)
             result['update_proven'] = True
         return result
 
-    def run(self):
+    def result(self):
         if self.params['state'] == 'rollback':
-            result = self.rollback()
+            result = self.roll_back()
         elif self.params['state'] == 'preflight':
             result = self.preflight()
         else:
-            result = self.present_or_absent()
+            result = self.apply_pattern()
         if self.warnings:
             result['warnings'] = self.warnings
         return result
 
 
-def _synthesised(server, zone, change, found):
+def _synthesised(provider, zone, change, found):
     """True when an rrset that should be gone is only what a wildcard answers for the name
     (RFC 4592: a name that does not exist gets the wildcard's data)."""
     if change.after is not None or found is None:
         return False
     try:
-        wildcard = server.wildcard_rrsets(change.key[0], zone, 'verify').get(change.key[1])
+        wildcard = provider.wildcard_rrsets(change.key[0], zone, 'verify').get(change.key[1])
     except DnsError:
         return False
     return wildcard is not None and wildcard.values == found.values
 
 
-def reread_before_apply(server, zone, plan):
+def reread_before_apply(provider, zone, plan):
     """For a provider without preconditions (guarantee NONE): ConcurrentChange when the
     touched rrsets are no longer as the plan read them. It narrows the window between read
     and write; it cannot close it."""
     names = sorted(set(c.key[0] for c in plan.changes))
-    now = server.read_rrsets(zone, names).at(names)
+    now = provider.read_rrsets(zone, names).at(names)
     moved = [c.key for c in plan.changes if not _same(now.get(c.key), c.before)]
     if moved:
         raise ConcurrentChange('zone %s changed after it was read (%s)' % (zone, ', '.join(
