@@ -34,6 +34,7 @@ import ipaddress
 import re
 import socket
 import traceback
+from typing import Callable, List, Optional, Tuple
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._checks import Observed
 from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import TaskError
@@ -78,7 +79,7 @@ AUTHORITATIVE, RESOLVER = 'authoritative', 'resolver'
 _NO_ROUTE = (errno.ENETUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
 
 
-def dns_argument_spec():
+def dns_argument_spec() -> dict:
     """The shared DNS connection options (doc fragment exchangeonline.mail.dns)."""
     return dict(
         server=dict(type='str', required=True),
@@ -107,12 +108,13 @@ class DnsError(TaskError):
 
     default_phase = 'dns'
 
-    def __init__(self, message, phase=None, rcode=None, fields=None, tsig_error=None):
+    def __init__(self, message: str, phase: Optional[str] = None, rcode: Optional[str] = None,
+                 fields: Optional[dict] = None, tsig_error: Optional[str] = None) -> None:
         super(DnsError, self).__init__(message, phase, dict({'rcode': rcode}, **(fields or {})))
         self.tsig_error = tsig_error
 
     @property
-    def rcode(self):
+    def rcode(self) -> Optional[str]:
         return self.fields.get('rcode')
 
 
@@ -121,7 +123,8 @@ class UpdateOutcomeUnknown(DnsError):
     as "not applied" (only a read of the zone can tell)."""
 
 
-def failure_text(exc, where, timeout, key=None, tries=1, fix=True):
+def failure_text(exc: BaseException, where: str, timeout: float, key: Optional[str] = None,
+                 tries: int = 1, fix: bool = True) -> Optional[str]:
     """The one wording of a failed exchange with the server at ``where``, or None for an
     exception that is not a network or DNS failure (a bug, raised on). ``key``: the TSIG key
     name that signed the request; ``tries``: how many times it was asked; ``fix``: add what to
@@ -161,7 +164,7 @@ def failure_text(exc, where, timeout, key=None, tries=1, fix=True):
     return None
 
 
-def lost_reply(where, timeout, exc):
+def lost_reply(where: str, timeout: float, exc: BaseException) -> str:
     """Why the answer to an UPDATE sent to ``where`` is missing, in words."""
     if isinstance(exc, (dns.exception.Timeout, socket.timeout, TimeoutError)):
         what = 'no answer within %.1f s' % timeout
@@ -185,7 +188,7 @@ def lost_reply(where, timeout, exc):
 
 
 # -- TSIG -------------------------------------------------------------------------------------
-def read_key_file(path, key_name=None):
+def read_key_file(path: str, key_name: Optional[str] = None) -> Tuple[str, str, str]:
     """(name, algorithm, secret) from a BIND key file (``tsig-keygen`` output)."""
     try:
         with open(path, 'rb') as f:
@@ -227,7 +230,7 @@ def _strip_comments(text):
                   lambda m: m.group(1) or '', text, flags=re.S)
 
 
-def make_keyring(params):
+def make_keyring(params: dict) -> tuple:
     """(keyring, keyname, algorithm) from module params, or (None, None, None) for no TSIG."""
     name, algorithm, secret = params.get('key_name'), params.get('key_algorithm'), \
         params.get('key_secret')
@@ -257,7 +260,7 @@ def make_keyring(params):
 
 
 # -- servers ----------------------------------------------------------------------------------
-def split_host_port(text, default_port, what='server'):
+def split_host_port(text: str, default_port: int, what: str = 'server') -> Tuple[str, int]:
     """(host, port) from ``host``, ``host:port``, ``[v6]``, ``[v6]:port`` or a bare IPv6;
     ``what`` names the option in messages."""
     if not isinstance(text, str) or not text.strip():
@@ -298,7 +301,7 @@ def _ip_or_fail(host, shown):
         raise RecordError('%s is not a valid server: %r is not an IPv6 address' % (shown, host))
 
 
-def is_ip(host):
+def is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
         return True
@@ -309,8 +312,8 @@ def is_ip(host):
 class DnsServer:
     """One authoritative server reached with (optional) TSIG."""
 
-    def __init__(self, server, port=53, keyring=None, keyname=None, algorithm=None,
-                 protocol='tcp', timeout=10.0):
+    def __init__(self, server: str, port: int = 53, keyring=None, keyname=None, algorithm=None,
+                 protocol: str = 'tcp', timeout: float = 10.0) -> None:
         self.server_text = server
         self.port = port
         self.keyring = keyring
@@ -322,7 +325,7 @@ class DnsServer:
         self._wildcards = {}  # {wildcard name: {type: RRset}}, asked once per run
 
     @classmethod
-    def from_params(cls, params):
+    def from_params(cls, params: dict) -> 'DnsServer':
         keyring, keyname, algorithm = make_keyring(params)
         return cls(params['server'], params['port'], keyring, keyname, algorithm,
                    params['protocol'], params['timeout'])
@@ -341,15 +344,15 @@ class DnsServer:
         return infos[0][4][0]
 
     @property
-    def where(self):
+    def where(self) -> str:
         return '%s port %d/%s' % (self.server_text, self.port, self.protocol)
 
     @property
-    def key_text(self):
+    def key_text(self) -> Optional[str]:
         """The TSIG key's name, or None for unsigned requests."""
         return self.keyname.to_text(omit_final_dot=True) if self.keyname else None
 
-    def explain(self, phase, exc):
+    def explain(self, phase: str, exc: BaseException) -> Optional[DnsError]:
         """A DnsError for a dnspython/socket exception (``failure_text``), or None for anything
         else (a bug, raised on). BADKEY and BADSIG the server sent are kept in ``tsig_error``."""
         text = failure_text(exc, self.where, self.timeout, key=self.key_text)
@@ -359,7 +362,7 @@ class DnsServer:
                       dns.tsig.PeerBadSignature: 'BADSIG'}.get(type(exc))
         return DnsError(text, phase, tsig_error=tsig_error)
 
-    def exchange(self, phase, message):
+    def exchange(self, phase: str, message):
         """Send a query ``message``; return the response. All failures become DnsError."""
         try:
             if self.protocol == 'udp':
@@ -397,7 +400,7 @@ class DnsServer:
                            'TCP port %d to the server.' % (self.where, why, self.port), phase,
                            rcode=err.rcode)
 
-    def send_update(self, message, phase='apply'):
+    def send_update(self, message, phase: str = 'apply'):
         """The server's answer to an UPDATE message.
 
         Until the message is on its way, failures are DnsError (nothing was sent, so nothing
@@ -441,14 +444,14 @@ class DnsServer:
         finally:
             sock.close()
 
-    def query(self, name, rdtype, phase='read'):
+    def query(self, name, rdtype: str, phase: str = 'read'):
         q = dns.message.make_query(name, rdtype, use_edns=True, payload=4096)
         if self.keyring:
             q.use_tsig(self.keyring, keyname=self.keyname, algorithm=self.algorithm)
         return self.exchange(phase, q)
 
     # -- zone discovery -----------------------------------------------------------------------
-    def find_zone(self, name):
+    def find_zone(self, name: str) -> str:
         """The zone (absolute name text) this server is authoritative for that holds ``name``."""
         qname = to_name(name)
         while True:
@@ -476,7 +479,7 @@ class DnsServer:
             qname = qname.parent()
 
     # -- reading ------------------------------------------------------------------------------
-    def transfer(self, zone):
+    def transfer(self, zone: str) -> Tuple[Optional[int], dict]:
         """(serial, {(name, type): RRset}) of the whole zone by a (signed) AXFR; DNSSEC data is
         left out (the signer maintains it; never planned, never compared). A DnsError whose
         ``transfer_blocked`` is true when the transfer did not get through at all (a firewall
@@ -522,7 +525,7 @@ class DnsServer:
                 rrsets[rr.key] = rr
         return serial, rrsets
 
-    def rrsets_at(self, name, phase):
+    def rrsets_at(self, name: str, phase: str) -> dict:
         """{(name, type): RRset} of what the server answers at ``name`` for the types mail_dns
         looks at (ANY first; a server may answer ANY with one rrset only, RFC 8482)."""
         rrsets = {}
@@ -542,7 +545,7 @@ class DnsServer:
                 rrsets[rr.key] = rr
         return rrsets
 
-    def wildcard_rrsets(self, name, zone, phase='read'):
+    def wildcard_rrsets(self, name: str, zone: str, phase: str = 'read') -> dict:
         """{type: RRset} of the closest wildcard above ``name`` in ``zone`` that has data (the
         one a query for a name that does not exist would be answered from), or {}."""
         apex = to_name(zone)
@@ -557,7 +560,7 @@ class DnsServer:
                 return self._wildcards[star]
         return {}
 
-    def served(self, keys):
+    def served(self, keys) -> dict:
         """{(name, type): RRset or None}: what the server serves for each key now, each asked
         for by a query of its own (an ANY query may show only part of a name's data, RFC
         8482)."""
@@ -574,7 +577,7 @@ class DnsServer:
                     out[(name, rdtype)] = RRset.from_rdataset(name, rrset)
         return out
 
-    def serial(self, zone):
+    def serial(self, zone: str) -> int:
         r = self.query(zone, 'SOA')
         for rrset in r.answer:
             if rrset.rdtype == dns.rdatatype.SOA:
@@ -588,7 +591,8 @@ class Target:
 
     __slots__ = ('label', 'host', 'address', 'port', 'kind', 'error', 'reachable')
 
-    def __init__(self, label, host, address, port, kind, error=None):
+    def __init__(self, label: str, host: str, address: Optional[str], port: int, kind: str,
+                 error: Optional[str] = None) -> None:
         self.label = label
         self.host = host
         self.address = address
@@ -597,7 +601,7 @@ class Target:
         self.error = error
         self.reachable = False
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         d = {'name': self.label, 'host': self.host, 'address': self.address, 'port': self.port,
              'kind': self.kind, 'reachable': self.reachable}
         if self.error:
@@ -605,7 +609,7 @@ class Target:
         return d
 
 
-def addresses_of(host, server=None):
+def addresses_of(host: str, server: Optional[DnsServer] = None) -> Tuple[List[str], Optional[str]]:
     """([addresses], error): an IP as it is; a name from ``server`` (in-zone A/AAAA), then from
     the system resolver."""
     if is_ip(host):
@@ -632,7 +636,8 @@ def addresses_of(host, server=None):
     return found, None
 
 
-def make_targets(host, port, kind, server=None, label=None):
+def make_targets(host: str, port: int, kind: str, server: Optional[DnsServer] = None,
+                 label: Optional[str] = None) -> List[Target]:
     """Targets for one server entry: one per address of ``host``."""
     label = label or host.rstrip('.')
     addresses, error = addresses_of(host, server)
@@ -643,7 +648,7 @@ def make_targets(host, port, kind, server=None, label=None):
     return [Target('%s/%s' % (label, a), host, a, port, kind) for a in addresses]
 
 
-def discover_nameservers(server, zone):
+def discover_nameservers(server: DnsServer, zone: str) -> List[str]:
     """The host names in the zone's NS rrset, as ``server`` serves it."""
     r = server.query(to_name(zone), 'NS', phase='find name servers')
     rcode = dns.rcode.to_text(r.rcode())
@@ -661,7 +666,7 @@ def discover_nameservers(server, zone):
     return sorted(set(hosts))
 
 
-def unique_labels(targets):
+def unique_labels(targets: List[Target]) -> List[Target]:
     seen = set()
     for t in targets:
         if t.label in seen:
@@ -683,7 +688,7 @@ class Truncated(Exception):
 class Resolver:
     """Sends queries; every outcome is an Observed, never an exception."""
 
-    def __init__(self, timeout=10.0, protocol='udp', retries=1):
+    def __init__(self, timeout: float = 10.0, protocol: str = 'udp', retries: int = 1) -> None:
         self.timeout = timeout
         self.protocol = protocol
         self.retries = retries
@@ -708,7 +713,7 @@ class Resolver:
                 raise Truncated(e)
         return r
 
-    def ask(self, target, name, rdtype):
+    def ask(self, target: Target, name: str, rdtype: str) -> Observed:
         """What ``target`` serves for (name, rdtype)."""
         if target.error:
             return Observed(error=target.error)
@@ -766,7 +771,7 @@ class Resolver:
                         values.append(value)
         return Observed(values, cname=cname)
 
-    def ask_all(self, jobs):
+    def ask_all(self, jobs: list) -> List[Observed]:
         """[Observed] for [(target, name, rdtype)], in parallel."""
         if not jobs:
             return []
@@ -781,7 +786,7 @@ class Resolver:
             return Observed(error='unexpected error asking %s: %s: %s'
                             % (target.label, type(e).__name__, e))
 
-    def txt_lookup(self, targets):
+    def txt_lookup(self, targets: List[Target]) -> Callable[[str], Optional[list]]:
         """``lookup(name)`` for the SPF count: TXT strings from the first target that answers,
         [] when the name does not exist, None when none of them could say."""
         def lookup(name):
@@ -794,8 +799,9 @@ class Resolver:
 
 
 # -- waiting ----------------------------------------------------------------------------------
-def wait_for_answers(resolver, targets, questions, judge, wait_timeout, interval=1.0,
-                     max_interval=10.0):
+def wait_for_answers(resolver: Resolver, targets: List[Target], questions: list,
+                     judge: Callable[[dict], tuple], wait_timeout: float, interval: float = 1.0,
+                     max_interval: float = 10.0) -> tuple:
     """Ask every target every question (in parallel) in rounds until ``judge(observed) ->
     (done, value)`` is done or ``wait_timeout`` seconds have passed (``_poll.poll``: back-off
     from ``interval`` up to ``max_interval``, jittered, never past the deadline). ``observed``

@@ -20,6 +20,7 @@ import json
 import os
 import stat
 import tempfile
+from typing import Callable, Optional, Tuple
 
 try:
     import dns.exception
@@ -31,6 +32,8 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_provider 
     ATOMIC,
     NONE,
     ConcurrentChange,
+    Snapshot,
+    ZoneProvider,
     provider_from_params,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
@@ -69,7 +72,7 @@ def _now():
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def diff_of(plan, zone):
+def diff_of(plan: Plan, zone: str) -> dict:
     before, after = [], []
     for change in plan.changes:
         if change.before is not None:
@@ -85,7 +88,7 @@ def diff_of(plan, zone):
 BACKUP_MAX_BYTES = 16 * 1024 * 1024
 
 
-def load_backup(path, must_exist=True):
+def load_backup(path: Optional[str], must_exist: bool = True) -> Optional[dict]:
     """The backup in ``path`` (checked entry by entry), or None when it does not exist and
     ``must_exist`` is false. Anything that is not a backup this module wrote is refused, so it
     is never overwritten either."""
@@ -178,7 +181,7 @@ def _check_backup(data):
             RRset.from_backup(rr)
 
 
-def write_backup(path, data):
+def write_backup(path: str, data: dict) -> Callable[[], None]:
     """Write atomically with mode 0600 (the file names every record the run touched). Returns a
     function that puts back what the file held before (for an update the server refused)."""
     try:
@@ -220,7 +223,8 @@ def _write_atomic(path, content):
                 pass
 
 
-def merged_backup(previous, plan, zone, server, domain):
+def merged_backup(previous: Optional[dict], plan: Plan, zone: str, server: Optional[str],
+                  domain: Optional[str]) -> dict:
     """The backup after this run: the earliest 'before' of each rrset, the latest 'after'."""
     data = previous or {'format': BACKUP_FORMAT, 'zone': zone, 'server': server,
                         'domain': domain, 'created': _now(), 'entries': []}
@@ -249,14 +253,15 @@ class MailDnsEngine:
     """The mail_dns task: ``result()`` is its result dict; expected failures raise TaskError
     subclasses (DnsError, RecordError), which ``_run`` turns into the failed result."""
 
-    def __init__(self, params, check_mode=False, diff_mode=False, on_planned=None):
+    def __init__(self, params: dict, check_mode: bool = False, diff_mode: bool = False,
+                 on_planned: Optional[Callable[[int, Plan], None]] = None) -> None:
         self.params = params
         self.check_mode = check_mode
         self.diff_mode = diff_mode
         self.on_planned = on_planned
         self.warnings = []
 
-    def provider_and_zone(self, domain):
+    def provider_and_zone(self, domain: str) -> Tuple[ZoneProvider, str]:
         provider = provider_from_params(self.params)
         if self.params.get('zone'):
             zone = name_text(to_name(self.params['zone'], what='zone'))
@@ -265,7 +270,9 @@ class MailDnsEngine:
         require_inside(domain, zone)
         return provider, zone
 
-    def plan_and_apply(self, provider, zone, make_plan, backup=None):
+    def plan_and_apply(self, provider: ZoneProvider, zone: str,
+                       make_plan: Callable[[], Tuple[Snapshot, Plan]],
+                       backup: Optional[Callable[[Plan], Callable[[], None]]] = None) -> dict:
         """Read, plan, (back up,) apply; one re-read and re-plan when the zone changed."""
         attempts = 0
         first_snapshot = None
@@ -402,11 +409,11 @@ class MailDnsEngine:
                        % (lost.message, reread or 'a read of the zone failed', keep), 'apply',
                        fields=dict(result, changed=True))
 
-    def spec_for(self, state):
+    def spec_for(self, state: str) -> Spec:
         """The planner's input from the options (and the records given in ``records``)."""
         return Spec.from_params(self.params, state)
 
-    def apply_pattern(self):
+    def apply_pattern(self) -> dict:
         """state: present or absent."""
         p = self.params
         spec = self.spec_for(p['state'])
@@ -441,7 +448,7 @@ class MailDnsEngine:
             result['backup_path'] = backup_path
         return result
 
-    def roll_back(self):
+    def roll_back(self) -> dict:
         """state: rollback: put back the records a backup holds as they were before."""
         p = self.params
         data = load_backup(p.get('backup_path'))
@@ -492,7 +499,7 @@ class MailDnsEngine:
         result['backup_path'] = p['backup_path']
         return result
 
-    def preflight(self):
+    def preflight(self) -> dict:
         """state: preflight. Prove what a run needs and change nothing: the zone found and read
         with the key (the names that state present reads), no delegation on the way to the
         domain, and, outside check mode, an UPDATE that carries only a prerequisite (the zone's
@@ -515,7 +522,7 @@ class MailDnsEngine:
             result['update_proven'] = True
         return result
 
-    def result(self):
+    def result(self) -> dict:
         if self.params['state'] == 'rollback':
             result = self.roll_back()
         elif self.params['state'] == 'preflight':
@@ -539,7 +546,7 @@ def _synthesised(provider, zone, change, found):
     return wildcard is not None and wildcard.values == found.values
 
 
-def reread_before_apply(provider, zone, plan):
+def reread_before_apply(provider: ZoneProvider, zone: str, plan: Plan) -> None:
     """For a provider without preconditions (guarantee NONE): ConcurrentChange when the
     touched rrsets are no longer as the plan read them. It narrows the window between read
     and write; it cannot close it."""
@@ -551,7 +558,7 @@ def reread_before_apply(provider, zone, plan):
             '%s %s' % key for key in moved)), 'apply')
 
 
-def check_delegation(snapshot, domain, zone, phase):
+def check_delegation(snapshot: Snapshot, domain: str, zone: str, phase: str) -> None:
     """RecordError when ``domain`` is delegated away from ``zone`` (see delegation_between)."""
     cut = delegation_between(snapshot, domain, zone)
     if cut:
@@ -560,7 +567,7 @@ def check_delegation(snapshot, domain, zone, phase):
                           '%s.' % (domain, cut, zone, cut), phase=phase)
 
 
-def delegation_between(snapshot, domain, zone):
+def delegation_between(snapshot: Snapshot, domain: str, zone: str) -> Optional[str]:
     """The first name from ``domain`` up to (not including) the apex that holds NS records."""
     name, apex = to_name(domain), to_name(zone)
     while name != apex and name.is_subdomain(apex):

@@ -8,6 +8,8 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from typing import List, Tuple
+
 from ansible_collections.exchangeonline.mail.plugins.module_utils._checks import (
     Expectation,
     FAIL,
@@ -41,7 +43,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._records impor
 
 
 # -- the engine of mail_dns_check -------------------------------------------------------------
-def expectation_from_params(p):
+def expectation_from_params(p: dict) -> Expectation:
     """The Expectation from module parameters (explicit options win over ``records``)."""
     return Expectation(Spec.from_params(p), p.get('pattern'), p.get('checks'))
 
@@ -50,7 +52,7 @@ class MailDnsCheck:
     """The mail_dns_check task: ``result()`` is its result dict (``ok`` false when a check
     fails); bad input raises RecordError or DnsError."""
 
-    def __init__(self, params):
+    def __init__(self, params: dict) -> None:
         self.params = params
         self.warnings = []
         self.zone = None
@@ -61,7 +63,7 @@ class MailDnsCheck:
         if p.get('max_interval', 10.0) < p.get('interval', 1.0):
             raise RecordError('max_interval must be at least interval')
 
-    def servers_to_ask(self, expect):
+    def servers_to_ask(self, expect: Expectation) -> Tuple[List[Target], List[Target]]:
         """(targets to check, targets for the SPF include lookups)."""
         p = self.params
         server = DnsServer.from_params(p) if p.get('server') else None
@@ -91,7 +93,7 @@ class MailDnsCheck:
             lookup_targets = [t for t in targets if not t.error][:1]
         return targets, lookup_targets
 
-    def result(self):
+    def result(self) -> dict:
         self._check_intervals()
         p = self.params
         expect = expectation_from_params(p)
