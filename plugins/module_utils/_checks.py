@@ -4,7 +4,7 @@
 # Private to this collection: may change without notice.
 """The checks of mail_dns_check as pure functions: what each server served -> pass/fail and why.
 
-No I/O here. The resolver layer (``_resolve``) turns answers into :class:`Observed` values; the
+No I/O here. The transport (``_dns_transport``) turns answers into :class:`Observed` values; the
 SPF lookup count follows include/redirect targets through a ``lookup(name)`` callable that the
 caller provides (a fake one in unit tests).
 """
