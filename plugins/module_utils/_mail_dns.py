@@ -307,7 +307,7 @@ class MailDnsEngine:
                     # Part of the set is in: undo it while the backup still holds it (an
                     # UpdateOutcomeUnknown or refusal of that undo fails the task, backup kept).
                     provider.apply_changes(zone, [Change(c.after, c.before, 'undone')
-                                                for c in reversed(applied)])
+                                                  for c in reversed(applied)])
                 if undo:  # nothing of it stayed applied: the zone did not change, nor the backup
                     undo()
                 if not isinstance(e, ConcurrentChange):
