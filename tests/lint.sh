@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # lint.sh [COLLECTION_DIR]: ansible-lint with the production profile over the roles and playbooks
-# of the collection copy, then ansible-builder create for meta/execution-environment.yml (default: the one tests/run.sh setup makes, honouring EXO_BUILD_DIR).
-# Runs in its own virtualenv, .venv/lint, built from the pinned tests/lint-requirements.txt and
+# of the collection copy, mypy over the typed files (tests/typed-files.txt), then ansible-builder create for meta/execution-environment.yml (default: the one tests/run.sh setup makes, honouring EXO_BUILD_DIR).
+# Runs in its own virtualenv, .venv/lint (under EXO_VENV_DIR when set), built from the pinned tests/lint-requirements.txt and
 # rebuilt when that file changes. Offline: installs no collections or roles.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="${EXO_BUILD_DIR:-$root/build/collections}"
 coll="${1:-$build/ansible_collections/exchangeonline/mail}"
-venv="$root/.venv/lint"
+venv="${EXO_VENV_DIR:-$root/.venv}/lint"
 req="$root/tests/lint-requirements.txt"
 
 if [ ! -f "$coll/galaxy.yml" ]; then
@@ -57,6 +57,15 @@ env -u ANSIBLE_CONFIG \
     ANSIBLE_HOME="$venv/ansible-home" \
     ANSIBLE_COLLECTIONS_PATH="$collections_path" \
     "$venv/bin/ansible-lint" --profile production --offline --nocolor roles/ playbooks/
+
+# The typed module_utils, as imported (ansible_collections.exchangeonline.mail...): the files of
+# tests/typed-files.txt, with every function and method annotated.
+mapfile -t typed < <(grep -vE '^\s*(#|$)' "$coll/tests/typed-files.txt")
+echo "== mypy: $("$venv/bin/mypy" --version), ${#typed[@]} file(s) of tests/typed-files.txt"
+(cd "$collections_path" && "$venv/bin/mypy" --python-version 3.10 --namespace-packages \
+    --explicit-package-bases --ignore-missing-imports --follow-imports silent \
+    --disallow-untyped-defs --disallow-incomplete-defs --check-untyped-defs --warn-unused-ignores \
+    --no-incremental --cache-dir /dev/null "${typed[@]/#/ansible_collections/exchangeonline/mail/}")
 
 echo "== ansible-builder create -f meta/execution-environment.yml: $("$venv/bin/ansible-builder" --version)"
 context=$(mktemp -d)

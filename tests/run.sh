@@ -7,10 +7,20 @@
 #   tests/run.sh bench   benchmarks (prints ratios; not a pass/fail test)
 #   tests/run.sh lab     the lab in the background (tests/lab/background.py): an inventory for it
 #                        and the commands to run the playbooks against it; lab-stop stops it
-# Matrix: ansible-core 2.19 on Python 3.11 and 2.21 on Python 3.12 (each where that Python exists),
-# and a "floor" virtualenv with the oldest versions the collection claims: ansible-core of
-# meta/runtime.yml's requires_ansible and the lowest version each requirement file allows
-# (tests/bootstrap-venv.sh --floor). The integration runs of the matrix go side by side.
+# Matrix: every ansible-core that meta/runtime.yml's requires_ansible claims, 2.16 to 2.21, each
+# on a Python it supports (2.16/2.17: 3.10-3.12, 2.18/2.19: 3.11-3.13, 2.20/2.21: 3.12 and later).
+#   2.16  the "floor" virtualenv: also the lowest version each requirement file allows
+#         (tests/bootstrap-venv.sh --floor); full sanity, unit, the msal/requests/dnspython part of
+#         the integration tests, module process
+#   2.19  Python 3.11: compact sanity, unit, every integration test as module processes
+#         (EXO_MAIL_INPROCESS=0)
+#   2.21  Python 3.12 (or 3.13): full sanity, unit, every integration test through the in-process
+#         path of the action plugins (EXO_MAIL_INPROCESS=1), side by side with the 2.19 run
+#   2.17, 2.18, 2.20  compact sanity (compile, import, validate-modules, yamllint), unit
+# and on every version tests/integration/test_execution_paths.py, which runs every module on both
+# execution paths and compares them. Where no Python 3.12+ exists, tests/bootstrap-python.sh builds
+# one (CPython from Debian's source package). A combination that cannot run fails the run after
+# the table of what ran (EXO_MATRIX_PARTIAL=1: a developer's shortcut that only warns).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venvs="${EXO_VENV_DIR:-$root/.venv}"
@@ -18,44 +28,105 @@ build="${EXO_BUILD_DIR:-$root/build/collections}"
 coll="$build/ansible_collections/exchangeonline/mail"
 labdir="${EXO_LAB_DIR:-$root/lab}"
 
-# find_python 3.12: a working interpreter of that version (PATH, then pyenv's versions).
+# find_python 3.12: a working interpreter of that version (PATH, pyenv's versions, then the one
+# tests/bootstrap-python.sh built).
 find_python() {
     local v=$1 candidate
-    for candidate in "python$v" "/usr/bin/python$v" "${PYENV_ROOT:-$HOME/.pyenv}/versions/$v"*"/bin/python$v"; do
-        if "$candidate" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    for candidate in "python$v" "/usr/bin/python$v" "${PYENV_ROOT:-$HOME/.pyenv}/versions/$v"*"/bin/python$v" \
+                     "$venvs/cpython-$v/bin/python$v"; do
+        if "$candidate" -c 'import venv, ensurepip, ssl, sqlite3' >/dev/null 2>&1; then
             command -v "$candidate"
             return 0
         fi
     done
     return 1
 }
-matrix=()
-if py=$(find_python 3.11); then matrix+=("3.11 $py <2.20"); fi
-if py=$(find_python 3.12); then matrix+=("3.12 $py >=2.21,<2.22"); fi
-if [ ${#matrix[@]} -eq 0 ] && python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-    # Neither 3.11 nor 3.12 (Debian 13 has 3.13): the system python3 with a current ansible-core.
-    ver=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-    matrix+=("$ver $(command -v python3) >=2.19,<2.22")
-fi
-if [ ${#matrix[@]} -eq 0 ]; then
-    echo "Need python3.11, python3.12 or a python3 of 3.11 or later, with venv (apt-get install python3-venv)." >&2
-    exit 1
-fi
+# first_python 3.11 3.12 ...: the first of these versions found.
+first_python() {
+    local v
+    for v in "$@"; do
+        if find_python "$v"; then return 0; fi
+    done
+    return 1
+}
 
-# The floor: the oldest ansible-core the collection claims runs on Python 3.10 to 3.12 only.
 floor_core=$(sed -n "s/^requires_ansible: *'>=\([0-9.]*\)'.*/\1/p" "$root/meta/runtime.yml")
-floor_python="" floor_ver=""
-for entry in "${matrix[@]}"; do
-    read -r ver py _ <<< "$entry"
-    case $ver in 3.10|3.11|3.12) floor_python=$py floor_ver=$ver; break ;; esac
-done
+# CORE PYTHON_VERSIONS VENV_NAME ANSIBLE_CORE_SPEC ROLE: the claimed combinations, oldest first.
+# ROLE: floor | module (whole integration suite, module process) | inprocess (whole suite,
+# in-process path) | compact. VENV_NAME "@" is py<the Python found>.
+claimed=("$floor_core 3.11,3.10,3.12 floor ==$floor_core floor"
+         "2.17 3.11,3.10,3.12 core2.17 >=2.17,<2.18 compact"
+         "2.18 3.11,3.12,3.13 core2.18 >=2.18,<2.19 compact"
+         "2.19 3.11,3.12,3.13 @ >=2.19,<2.20 module"
+         "2.20 3.12,3.13 core2.20 >=2.20,<2.21 compact"
+         "2.21 3.12,3.13 @ >=2.21,<2.22 inprocess")
+# matrix: "CORE PYVER PYTHON VENV SPEC ROLE" for each combination that has its Python; missing:
+# "CORE reason" for those that do not.
+matrix=() missing=()
+resolve_matrix() {
+    local entry core pys name spec role py ver
+    matrix=() missing=()
+    for entry in "${claimed[@]}"; do
+        read -r core pys name spec role <<< "$entry"
+        # shellcheck disable=SC2086
+        if py=$(first_python ${pys//,/ }); then
+            ver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+            [ "$name" = "@" ] && name="py$ver"
+            matrix+=("$core $ver $py $venvs/$name $spec $role")
+        else
+            missing+=("$core no Python ${pys//,/ or } (tests/bootstrap-python.sh builds 3.13 as root)")
+        fi
+    done
+}
+resolve_matrix
+status_file="$build/matrix-status.txt"
+# record CORE WHAT STATUS: one line of the table printed at the end.
+record() { mkdir -p "$build"; printf '%s|%s|%s\n' "$1" "$2" "$3" >> "$status_file"; }
+# run_recorded CORE WHAT COMMAND...: the command, its outcome recorded; fails as it fails.
+run_recorded() {
+    local core=$1 what=$2; shift 2
+    if "$@"; then record "$core" "$what" passed; else record "$core" "$what" FAILED; return 1; fi
+}
+print_table() {
+    local rc=$? core ver venv line stages
+    [ "$matrix_command" = 1 ] || return $rc
+    echo
+    echo "== matrix: what ran (ansible-core, Python, execution path)"
+    printf '%-8s %-7s %s\n' core python results
+    for entry in "${matrix[@]}"; do
+        read -r core ver _ venv _ <<< "$entry"
+        core=$("$venv/bin/python" -c 'import ansible.release as r; print(r.__version__)' 2>/dev/null || echo "$core")
+        stages=$(grep "^${entry%% *}|" "$status_file" 2>/dev/null | cut -d'|' -f2- | sed 's/|/: /' | paste -sd';' - | sed 's/;/; /g')
+        printf '%-8s %-7s %s\n' "$core" "$ver" "${stages:-nothing run by this command}"
+    done
+    for line in "${missing[@]}"; do
+        printf '%-8s %-7s NOT RUN: %s\n' "${line%% *}" - "${line#* }"
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "${EXO_MATRIX_PARTIAL:-0}" = 1 ]; then
+            echo "!! EXO_MATRIX_PARTIAL=1: ${#missing[@]} claimed ansible-core version(s) NOT TESTED" >&2
+        else
+            echo "!! ${#missing[@]} claimed ansible-core version(s) NOT TESTED: failing (EXO_MATRIX_PARTIAL=1 only warns)" >&2
+            [ "$rc" -eq 0 ] && rc=1
+        fi
+    fi
+    return $rc
+}
+matrix_command=0  # 1 for the commands that run the matrix: they print the table and may fail
+trap 'print_table; exit $?' EXIT
 
 setup() {
     "$root/tests/bootstrap-system.sh"
+    if [ ${#missing[@]} -gt 0 ] && ! first_python 3.12 3.13 >/dev/null; then
+        "$root/tests/bootstrap-python.sh" "$venvs/cpython-3.13"
+        resolve_matrix
+    fi
     for entry in "${matrix[@]}"; do
-        read -r ver py core <<< "$entry"
-        "$root/tests/bootstrap-venv.sh" "$py" "$venvs/py$ver" "$core"
+        read -r _ _ py venv spec role <<< "$entry"
+        [ "$role" = floor ] && continue
+        "$root/tests/bootstrap-venv.sh" "$py" "$venv" "$spec"
     done
+    rm -f "$status_file"
     # ansible-test and Ansible itself want the tree at .../ansible_collections/<ns>/<name>.
     rm -rf "$coll"
     mkdir -p "$coll"
@@ -68,19 +139,22 @@ setup() {
 
 # setup_floor: the floor virtualenv (only the tests use it).
 setup_floor() {
-    if [ -n "$floor_python" ]; then
-        "$root/tests/bootstrap-venv.sh" --floor "$floor_python" "$venvs/floor" "==$floor_core"
-    fi
+    for entry in "${matrix[@]}"; do
+        read -r _ _ py venv spec role <<< "$entry"
+        if [ "$role" = floor ]; then
+            "$root/tests/bootstrap-venv.sh" --floor "$py" "$venv" "$spec"
+        fi
+    done
 }
 
-newest_python() { read -r ver _ <<< "${matrix[-1]}"; echo "$venvs/py$ver/bin/python"; }
+newest_python() { local venv; read -r _ _ _ venv _ <<< "${matrix[-1]}"; echo "$venv/bin/python"; }
 
 # lab_control status|stop|start ...: tests/lab/background.py from this checkout, with the system
 # Python (it needs only the standard library, so make lab-stop works without the virtualenvs).
 lab_control() {
     local action=$1 py
     shift
-    read -r _ py _ <<< "${matrix[0]}"
+    read -r _ _ py _ <<< "${matrix[0]}"
     (cd "$root" && PYTHONDONTWRITEBYTECODE=1 "$py" -m tests.lab.background "$action" "$@" "$labdir")
 }
 
@@ -131,14 +205,20 @@ side_pytest() {
         "$python" -m pytest -p no:cacheprovider -q -rfEs "$@")
 }
 
+# The sanity tests each combination runs besides the floor's and the newest's full set.
+compact_sanity=(--test compile --test import --test validate-modules --test yamllint)
+
 sanity() {
+    local core ver venv role
     for entry in "${matrix[@]}"; do
-        read -r ver _ <<< "$entry"
-        "$root/tests/sanity.sh" "$venvs/py$ver" "$ver" "$coll"
+        read -r core ver _ venv _ role <<< "$entry"
+        if [ "$role" = floor ] || [ "$entry" = "${matrix[-1]}" ]; then
+            run_recorded "$core" "sanity (all)" "$root/tests/sanity.sh" "$venv" "$ver" "$coll"
+        else
+            run_recorded "$core" "sanity (compile, import, validate-modules, yamllint)" \
+                "$root/tests/sanity.sh" "$venv" "$ver" "$coll" "${compact_sanity[@]}"
+        fi
     done
-    if [ -n "$floor_python" ]; then
-        "$root/tests/sanity.sh" "$venvs/floor" "$floor_ver" "$coll"
-    fi
 }
 
 lint() {
@@ -146,16 +226,17 @@ lint() {
 }
 
 unit() {
+    local core ver venv role
     for entry in "${matrix[@]}"; do
-        read -r ver _ <<< "$entry"
-        echo "== unit tests: Python $ver"
-        pytest_run "$venvs/py$ver/bin/python" tests/unit
+        read -r core ver _ venv _ role <<< "$entry"
+        if [ "$role" = floor ]; then
+            echo "== unit tests: ansible-core $core, Python $ver, floor versions ($("$venv/bin/python" -m pip freeze 2>/dev/null \
+                | grep -iE '^(ansible-core|dnspython|msal|requests)==' | tr '\n' ' '))"
+        else
+            echo "== unit tests: ansible-core $core, Python $ver"
+        fi
+        run_recorded "$core" unit pytest_run "$venv/bin/python" tests/unit
     done
-    if [ -n "$floor_python" ]; then
-        echo "== unit tests: floor versions ($("$venvs/floor/bin/python" -m pip freeze 2>/dev/null \
-            | grep -iE '^(ansible-core|dnspython|msal|requests)==' | tr '\n' ' '))"
-        pytest_run "$venvs/floor/bin/python" tests/unit
-    fi
 }
 
 # What the floor virtualenv runs besides the unit tests: the paths where msal, requests and
@@ -165,32 +246,77 @@ floor_integration=(tests/integration/test_m365_token_cache.py tests/integration/
                    tests/integration/test_mailbox_info.py tests/integration/test_mailbox_protocols.py
                    tests/integration/test_domain.py tests/integration/test_smtp_test.py
                    tests/integration/test_mail_dns.py)
+# Tests of the lab itself (BIND, Knot, Postfix and Microsoft 365 emulator fixtures, make lab): they
+# run no module of the collection, so they run once, in the module-process run.
+lab_selftests=(tests/integration/test_lab.py tests/integration/test_lab_postfix.py
+               tests/integration/test_m365_emulator.py tests/integration/test_m365_emulator_exo.py)
+execution_paths=tests/integration/test_execution_paths.py
+
+# compact_integration ENTRY... --basetemp=DIR: for side_by_side, one after the other: the floor's
+# part of the suite (module process) and, on each combination, the test of both execution paths.
+compact_integration() {
+    local basetemp=${*: -1} entries=("${@:1:$#-1}") rc=0 core ver venv role
+    for entry in "${entries[@]}"; do
+        read -r core ver _ venv _ role <<< "$entry"
+        if [ "$role" = floor ]; then
+            echo "== ansible-core $core (floor versions), EXO_MAIL_INPROCESS=0: ${floor_integration[*]##*/}"
+            if side_pytest 0 "$venv/bin/python" "${floor_integration[@]}" "$basetemp"; then
+                record "$core" "integration (floor part, module process)" passed
+            else
+                record "$core" "integration (floor part, module process)" FAILED; rc=1
+            fi
+        fi
+        echo "== ansible-core $core: both execution paths (${execution_paths##*/})"
+        if side_pytest 0 "$venv/bin/python" "$execution_paths" "$basetemp"; then
+            record "$core" "execution paths (module process and in-process)" passed
+        else
+            record "$core" "execution paths (module process and in-process)" FAILED; rc=1
+        fi
+    done
+    return $rc
+}
+
+# full_integration CORE INPROCESS PYTHON ARGS...: the whole suite on one execution path.
+full_integration() {
+    local core=$1 inprocess=$2 path=module\ process; shift 2
+    [ "$inprocess" = 1 ] && path=in-process
+    if side_pytest "$inprocess" "$@"; then
+        record "$core" "integration (all, $path, execution paths)" passed
+    else
+        record "$core" "integration (all, $path, execution paths)" FAILED; return 1
+    fi
+}
 
 integration() {
-    # Both execution paths get the whole suite: the module process (first Python of the
-    # matrix) and the in-process path of the action plugins for connection: local (the last).
-    # The floor virtualenv runs its part through the module process.
-    local inprocess=0 jobs=()
+    # The whole suite twice side by side, once per execution path (2.19 as module processes,
+    # 2.21 in-process); beside them, the floor's part and the execution paths test of the others.
+    local jobs=() compact=() core ver venv role
     for entry in "${matrix[@]}"; do
-        read -r ver _ <<< "$entry"
-        [ "$entry" = "${matrix[-1]}" ] && inprocess=1
-        echo "== integration tests (real BIND 9, ansible-playbook): Python $ver, EXO_MAIL_INPROCESS=$inprocess"
-        jobs+=("py$ver" side_pytest "$inprocess" "$venvs/py$ver/bin/python" tests/integration --)
+        read -r core ver _ venv _ role <<< "$entry"
+        case $role in
+            module)
+                echo "== integration tests (real BIND 9, ansible-playbook): ansible-core $core, Python $ver, EXO_MAIL_INPROCESS=0"
+                jobs+=("core$core" full_integration "$core" 0 "$venv/bin/python" tests/integration --) ;;
+            inprocess)
+                echo "== integration tests: ansible-core $core, Python $ver, EXO_MAIL_INPROCESS=1 (lab self-tests only in the other run)"
+                jobs+=("core$core" full_integration "$core" 1 "$venv/bin/python" tests/integration
+                       "${lab_selftests[@]/#/--ignore=}" --) ;;
+            *) compact+=("$entry") ;;
+        esac
     done
-    if [ -n "$floor_python" ]; then
-        echo "== integration tests: floor versions, EXO_MAIL_INPROCESS=0 (${floor_integration[*]##*/})"
-        jobs+=(floor side_pytest 0 "$venvs/floor/bin/python" "${floor_integration[@]}" --)
+    if [ ${#compact[@]} -gt 0 ]; then
+        jobs+=(others compact_integration "${compact[@]}" --)
     fi
     side_by_side "${jobs[@]}"
 }
 
 case "${1:-test}" in
     setup) setup ;;
-    test) setup; setup_floor; sanity; lint; unit; integration ;;
-    sanity) setup; setup_floor; sanity ;;
+    test) matrix_command=1; setup; setup_floor; sanity; lint; unit; integration ;;
+    sanity) matrix_command=1; setup; setup_floor; sanity ;;
     lint) setup; lint ;;
-    unit) setup; setup_floor; unit ;;
-    integration) setup; setup_floor; integration ;;
+    unit) matrix_command=1; setup; setup_floor; unit ;;
+    integration) matrix_command=1; setup; setup_floor; integration ;;
     demo) setup; (cd "$coll" && PYTHONPATH="$build" "$(newest_python)" -m tests.lab.demo \
                   --output "$root/demo-output" --lab-dir "$labdir" "${@:2}") ;;
     # A lab that runs already keeps its build copy: start then says that it runs.

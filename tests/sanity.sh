@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# sanity.sh VENV PYTHON_VERSION COLLECTION_DIR: `ansible-test sanity` for one Python.
+# sanity.sh VENV PYTHON_VERSION COLLECTION_DIR [ANSIBLE_TEST_ARGS...]: `ansible-test sanity` for
+# one Python (all tests, or those the arguments name: --test compile --test import ...).
 # Runs --local in the venv's own ansible-core; ansible-test's per-test virtualenvs get pip from
 # tests/get_pip_standin.py (the real get-pip download is out of reach here), and live in a HOME
 # under .venv/ so later runs are warm.
 set -euo pipefail
 venv=$1 py=$2 coll=$3
+shift 3
 here=$(cd "$(dirname "$0")" && pwd)
 home="$(dirname "$venv")/ansible-test-home-$(basename "$venv")"
 mkdir -p "$home/.ansible/test/cache"
@@ -20,4 +22,4 @@ if [ -f "$ca_bundle" ]; then
 fi
 echo "== ansible-test sanity: Python $py, $("$venv/bin/ansible" --version | sed -n 1p)"
 cd "$coll"
-HOME="$home" PATH="$venv/bin:$PATH" "$venv/bin/ansible-test" sanity --local --python "$py" --color no
+HOME="$home" PATH="$venv/bin:$PATH" "$venv/bin/ansible-test" sanity --local --python "$py" --color no "$@"
