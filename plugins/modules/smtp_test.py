@@ -408,14 +408,14 @@ def module_kwargs():
 
 def input_failure(result, params):
     """The result of options the shared checks refused, with every key of a failed test."""
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import (
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_test import (
         input_failure as smtp_input_failure)
     return smtp_input_failure(result, params)
 
 
 def work(params, check_mode, diff_mode):
     from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import Identity
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import SmtpTest
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_test import SmtpTest
     return SmtpTest(params, check_mode,
                     lambda p: Identity(p, check_mode=check_mode)).run()
 

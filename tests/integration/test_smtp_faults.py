@@ -27,7 +27,7 @@ TIMEOUT = 3.0
 # A plain SmtpTest run, as the module does it; prints the result and nothing else.
 CHILD = r'''
 import json, sys
-from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import SmtpTest
+from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_test import SmtpTest
 params = json.loads(sys.argv[1])
 result = SmtpTest(params, False).run()
 print(json.dumps(result))
@@ -305,7 +305,7 @@ CONCURRENT = ('432 4.3.2 Concurrent connections limit exceeded. Visit https://ak
 
 
 def test_432_then_a_closed_connection_names_the_432_and_its_hint(hostile):
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import SmtpTest
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_test import SmtpTest
     server = hostile(at='MAIL', how='432 4.3.2 STOREDRV.ClientSubmit; sender thread limit '
                      'exceeded', greeting=EXO_GREETING)
     r = SmtpTest(direct_params(server.port), False).run()
@@ -317,7 +317,7 @@ def test_432_then_a_closed_connection_names_the_432_and_its_hint(hostile):
 
 
 def test_432_at_the_end_of_data_is_not_said_to_be_retried(hostile):
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import SmtpTest
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_test import SmtpTest
     server = hostile(at='.', how=CONCURRENT, greeting=EXO_GREETING)
     r = SmtpTest(direct_params(server.port), False).run()
     assert (r['failed_phase'], r['smtp_code'], r['enhanced_code']) == ('data', 432, '4.3.2'), \

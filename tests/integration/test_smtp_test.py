@@ -231,7 +231,7 @@ def direct(emu, **extra):
 
 
 def test_send_as_550_5_7_60_at_the_end_of_data_gets_the_send_as_hint(emu):
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import SmtpTest
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_test import SmtpTest
     emu.smtp.send_as_reply = 'send_as_permission'
     r = SmtpTest(direct(emu, username=SENDER, sender=CEO), False).run()
     assert (r['failed_phase'], r['smtp_code'], r['enhanced_code']) == ('data', 550, '5.7.60')
@@ -242,8 +242,9 @@ def test_send_as_550_5_7_60_at_the_end_of_data_gets_the_send_as_hint(emu):
 def test_432_sender_thread_limit_is_retried_until_a_session_ends(emu):
     """Three other sessions send as adele (real smtplib, held open); the test's MAIL FROM gets
     432 4.3.2, waits and tries again; one session ends meanwhile, and the message goes."""
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import (
-        THROTTLE_WAITS, SmtpTest)
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_hints import (
+        THROTTLE_WAITS)
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_test import SmtpTest
     params = direct(emu)
     held = []
     for dummy in range(3):
@@ -656,7 +657,7 @@ def test_a_mailbox_without_junk_email_is_proven_by_its_inbox_and_one_without_inb
     without Junk Email the Inbox alone is asked (with a warning), without an Inbox the delivery
     phase fails naming the mailbox and the fix; neither is ever taken as delivered."""
     from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import Identity
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import SmtpTest
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_test import SmtpTest
 
     def run():
         params = direct(emu, **m365_args(emu, app))
@@ -683,7 +684,7 @@ def test_a_wrong_password_says_nothing_of_the_smtp_auth_switch(emu):
     """The password is checked before the SMTP AUTH switches (they need the signed-in
     mailbox): a wrong password for a mailbox with SMTP AUTH off is still 'the user credentials
     were incorrect', so that answer proves nothing about the switch."""
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import SmtpTest
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_test import SmtpTest
     emu.cas_mailbox(SENDER)['SmtpClientAuthenticationDisabled'] = True
     r = SmtpTest(direct(emu, auth='login', username=SENDER, password='not-the-password',
                         access_token=None), False).run()

@@ -9,9 +9,14 @@ import email.policy
 
 import pytest
 
-from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp import (
-    _SMTP, SmtpTest, build_message, check_input, hint_for, is_exchange_online, message_bytes,
-    queue_id_of, split_reply)
+from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_hints import (
+    hint_for, is_exchange_online, split_reply)
+from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_message import (
+    build_message, message_bytes)
+from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_session import queue_id_of
+from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_test import (
+    SmtpTest, check_input)
+from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_transcript import _SMTP
 
 
 @pytest.mark.parametrize('reply,queue_id', [
@@ -292,7 +297,7 @@ def test_transcript_is_bounded_in_bytes_and_says_where_it_was_cut():
     smtp = _SMTP()
     smtp._setup_recorder(0.0, 30.0, None)
     for i in range(400):
-        smtp._note('server', '250-%03d ' % i + 'x' * 2000)
+        smtp.note('server', '250-%03d ' % i + 'x' * 2000)
     kept = [t for t in smtp.transcript if t['direction'] == 'server']
     assert sum(len(t['line']) for t in kept) <= 262144
     assert len(kept) == 262144 // 2008
