@@ -92,7 +92,6 @@ def tls_context(params: Dict[str, Any]) -> ssl.SSLContext:
     return ctx
 
 
-
 def cert_error(e: ssl.SSLError) -> str:
     return getattr(e, 'verify_message', None) or str(e)
 
@@ -105,7 +104,6 @@ def cert_hint(params: Dict[str, Any]) -> str:
     return ('the certificate is not valid for %s or not signed by a trusted CA: connect by the '
             'name in the certificate (smtp.office365.com for Exchange Online) or give the '
             'server\'s CA in ca_path' % params['host'])
-
 
 
 def tls_hint(params: Dict[str, Any]) -> str:

@@ -15,7 +15,6 @@ import email.utils
 import re
 import smtplib
 import ssl
-import time
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._poll import Backoff
@@ -45,12 +44,10 @@ def queue_id_of(text: Optional[str]) -> Optional[str]:
     return None
 
 
-
 def ehlo_lines(smtp: smtplib.SMTP) -> List[str]:
     """The EHLO keywords the server announced (the lines after the greeting)."""
     text = printable(smtp.ehlo_resp or b'')
     return [line.strip() for line in text.split('\n')[1:] if line.strip()]
-
 
 
 class SmtpSession(object):
@@ -179,7 +176,6 @@ class SmtpSession(object):
         except IdentityError as e:
             raise SmtpFailure('auth', 'no access token for XOAUTH2: %s' % e)
 
-
     def envelope(self, sender):
         smtp, options = self.smtp, []
         addresses = [sender] + list(self.params['to'])
@@ -287,7 +283,6 @@ class SmtpSession(object):
 
 def _b64(text):
     return base64.b64encode(text.encode('utf-8')).decode('ascii')
-
 
 
 def silent_hint(params: Dict[str, Any]) -> str:

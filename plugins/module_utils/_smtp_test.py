@@ -101,7 +101,6 @@ class SmtpTest(SmtpSession, DeliveryProof):
             self._identity = self.identity_factory(self.params)
         return self._identity
 
-
     def run(self) -> Dict[str, Any]:
         p = self.params
         problem = check_input(p)

@@ -224,7 +224,6 @@ class _Recorder(object):
             self.inbuf += data
 
 
-
 class _SMTP(_Recorder, smtplib.SMTP):
     pass
 
