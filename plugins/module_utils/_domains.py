@@ -14,6 +14,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import InputError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
     NULL,
     STR_LIST,
@@ -70,10 +71,11 @@ def domain_summary(graph_domain):
 
 
 def domain_name(value):
-    """The domain option as Graph's domain id (lower-case, ASCII), or RecordError naming it."""
+    """The domain option as Graph's domain id (lower-case, ASCII), or an InputError (RecordError
+    from validate_hostname) naming it."""
     name = validate_hostname(value, 'domain')  # its messages name the option
     if len(name.labels) < 3:
-        raise RecordError('domain %r is not a domain a tenant can have: give at least two '
+        raise InputError('domain %r is not a domain a tenant can have: give at least two '
                           'labels, for example contoso.com' % value)
     return name_text(name).rstrip('.')
 
@@ -85,8 +87,8 @@ def srv_owner(record):
     ``protocol`` its *service* and *protocol* (resources/domaindnssrvrecord), as Microsoft's DNS
     set-up pages list Service ``_sip``, Protocol ``_tls``, Name ``@``. No capture of a real answer
     is public, so a service or protocol without its leading underscore gets one, and a label that
-    already starts with them is taken as the whole owner name. RecordError when they are no DNS
-    labels.
+    already starts with them is taken as the whole owner name. InputError (RecordError from
+    to_name) when they are no DNS labels.
     """
     label = to_name(record['label'], what='label')
     prefix = []
@@ -100,7 +102,7 @@ def srv_owner(record):
     for field in ('service', 'protocol'):
         value = (record.get(field) or '').strip()
         if value and not SRV_PART.fullmatch(value if value.startswith('_') else '_' + value):
-            raise RecordError('%s %r is not one DNS label (an underscore, then letters, digits '
+            raise InputError('%s %r is not one DNS label (an underscore, then letters, digits '
                               'and hyphens, RFC 2782)' % (field, value))
     wanted = [part.lower() for part in given.labels[:len(given) - len(label)]]
     if [part.lower() for part in label.labels[:len(wanted)]] == wanted:
@@ -109,15 +111,15 @@ def srv_owner(record):
 
 
 def record_owner(record):
-    """The DNS owner name of a domainDnsRecord (RecordError when it is none, or when a label of
-    it is not made of letters, digits, hyphens and underscores)."""
+    """The DNS owner name of a domainDnsRecord (RecordError when it is none, InputError when a
+    label of it is not made of letters, digits, hyphens and underscores)."""
     if (record.get('recordType') or '').lower() == 'srv':
         owner = srv_owner(record)
     else:
         owner = to_name(record.get('label') or '', what='label')
     for part in name_text(owner).rstrip('.').split('.'):
         if not OWNER_LABEL.fullmatch(part):
-            raise RecordError('label %r holds %s, not only letters, digits, hyphens and '
+            raise InputError('label %r holds %s, not only letters, digits, hyphens and '
                               'underscores' % (record.get('label'), part))
     return owner
 
@@ -132,6 +134,8 @@ def record_problem(record, domain):
         return 'ttl %d is not a DNS TTL' % record['ttl']
     try:
         owner = record_owner(record)
+    except InputError as e:
+        return e.message
     except RecordError as e:
         return str(e)
     if not owner.is_subdomain(to_name(domain)):
@@ -341,7 +345,7 @@ class Domains:
         if domain is None:
             return {'changed': False, 'actions': [], 'domain': None, 'before': None}
         if domain.get('isInitial') or domain.get('isDefault'):
-            raise RecordError('%s is the tenant\'s %s domain; Microsoft 365 does not remove it'
+            raise InputError('%s is the tenant\'s %s domain; Microsoft 365 does not remove it'
                               % (self.name, 'initial' if domain.get('isInitial') else 'default'))
         if not check_mode:
             self.graph.request('DELETE', self.path, phase='remove domain', permission=WRITE)

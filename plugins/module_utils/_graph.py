@@ -41,9 +41,11 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._identity impo
     excerpt,
     origin,
 )
-from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import TaskError
+from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import (
+    InputError,
+    TaskError,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._poll import Backoff
-from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
 
 if HAS_M365_LIBS:
     import requests
@@ -97,18 +99,18 @@ HINTS = {
 # -- names into URLs --------------------------------------------------------------------------
 def path_segment(value: Any, option: str) -> str:
     """``value`` percent-encoded as exactly one URL path segment (RFC 3986 section 3.3: every
-    character but the unreserved ones and '@'), or RecordError naming ``option``. A name can
+    character but the unreserved ones and '@'), or InputError naming ``option``. A name can
     then never become path, query or fragment: ``a?$expand=x#`` and ``../../domains/x`` reach
     the server as one segment."""
     if not isinstance(value, str) or not value.strip():
-        raise RecordError('%s: a name must be a non-empty string, not %r' % (option, value))
+        raise InputError('%s: a name must be a non-empty string, not %r' % (option, value))
     if len(value) > NAME_LIMIT:
-        raise RecordError('%s: %r... is longer than %d characters'
+        raise InputError('%s: %r... is longer than %d characters'
                           % (option, value[:40], NAME_LIMIT))
     if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
-        raise RecordError('%s: %r holds a control character' % (option, value))
+        raise InputError('%s: %r holds a control character' % (option, value))
     if value in ('.', '..'):
-        raise RecordError('%s: %r is not a name' % (option, value))
+        raise InputError('%s: %r is not a name' % (option, value))
     return quote(value, safe='@')
 
 

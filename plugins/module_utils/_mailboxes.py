@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from urllib.parse import quote
 
+from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import InputError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._exo_admin import ExoAdminClient
 from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
     NULL,
@@ -29,7 +30,6 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import 
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils import _service_plans
 from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import Identity
-from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
 
 PARTS = ('license', 'mailbox', 'protocols', 'routing')
 USER_SELECT = 'id,userPrincipalName,mail,proxyAddresses'
@@ -135,7 +135,7 @@ def match_mailboxes(objects, users):
 def address_owner(address, users):
     """The one of Graph's ``users`` found by ``address`` that it belongs to: the only one, else
     the only one whose proxyAddresses hold it (Exchange's own addresses; ``mail`` alone can be
-    set on a user without a mailbox); RecordError when that is still not one user."""
+    set on a user without a mailbox); InputError when that is still not one user."""
     if len(users) == 1:
         return users[0]
     holders = [u for u in users if address.lower() in
@@ -143,7 +143,7 @@ def address_owner(address, users):
     if len(holders) == 1:
         return holders[0]
     named = sorted(u['userPrincipalName'] for u in holders or users)
-    raise RecordError('mailboxes: %s is an address of %d users (%s): give the user principal '
+    raise InputError('mailboxes: %s is an address of %d users (%s): give the user principal '
                       'name' % (address, len(named), ', '.join(named)))
 
 

@@ -165,8 +165,7 @@ def test_an_address_two_users_carry_is_resolved_by_proxy_addresses_or_refused(m3
     both hold it the task names them instead of picking one."""
     from ansible_collections.exchangeonline.mail.plugins.module_utils._mailboxes import (
         Mailboxes)
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
-        RecordError)
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import InputError
     d = m365.tenant_domain
     m365.add_domain('contoso.test', verified=True, services=['Email'])
     m365.add_user('a@' + d, mail='shared@contoso.test', mailbox=False, proxy_addresses=[])
@@ -177,7 +176,7 @@ def test_an_address_two_users_carry_is_resolved_by_proxy_addresses_or_refused(m3
     assert (entry['upn'], entry['has_mailbox']) == ('b@' + d, True)
     m365.add_user('c@' + d, mail='other@contoso.test',
                   proxy_addresses=['SMTP:other@contoso.test', 'smtp:shared@contoso.test'])
-    with pytest.raises(RecordError) as err:
+    with pytest.raises(InputError) as err:
         Mailboxes(params).info()
-    assert str(err.value) == ('mailboxes: Shared@contoso.test is an address of 2 users (b@%s, '
-                              'c@%s): give the user principal name' % (d, d))
+    assert str(err.value) == ('input: mailboxes: Shared@contoso.test is an address of 2 users '
+                              '(b@%s, c@%s): give the user principal name' % (d, d))

@@ -5,6 +5,7 @@ __metaclass__ = type
 
 import pytest
 
+from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import InputError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._domains import (
     record_problem,
     records_to_rrsets,
@@ -100,7 +101,7 @@ def test_srv_owner_refuses_what_is_no_dns_name():
 def test_hostile_srv_owner_parts_are_refused(fields, says):
     problem = record_problem(srv(**fields), 'contoso.com')
     assert problem and says in problem, problem
-    with pytest.raises(RecordError):
+    with pytest.raises((RecordError, InputError)):
         records_to_rrsets([srv(**fields)])
 
 
