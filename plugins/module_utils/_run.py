@@ -11,6 +11,7 @@ __metaclass__ = type
 import traceback
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import DnsError
+from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import TaskError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import GraphError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import IdentityError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._options import check_options
@@ -38,6 +39,8 @@ def run_work(work):
     except GraphError as e:
         return {'failed': True, 'msg': str(e), 'phase': e.phase, 'status': e.status,
                 'code': e.code, 'request_id': e.request_id, 'changed': False}
+    except TaskError as e:
+        return e.result()
     except Exception as e:  # pylint: disable=broad-except
         # A bug, not the user's fault: say so, and keep the trace for -vvv and bug reports.
         return {'failed': True, 'changed': False, 'phase': 'internal',
