@@ -252,7 +252,7 @@ def make_keyring(params: dict) -> tuple:
     try:
         keyname = to_name(name, what='key_name')
     except RecordError as e:
-        raise DnsError(str(e), 'key')
+        raise DnsError(e.message, 'key')
     algo = dns.name.from_text(algorithm if algorithm != 'hmac-md5'
                               else 'hmac-md5.sig-alg.reg.int')
     keyring = dns.tsigkeyring.from_text({keyname.to_text(): (algo.to_text(), secret)})
@@ -335,7 +335,7 @@ class DnsServer:
             to_name(server, what='server')  # an address is a valid name too
         except RecordError as e:
             raise DnsError('%s. Give the host name or IP address of the DNS server.'
-                           % e, 'input')
+                           % e.message, 'input')
         try:
             infos = socket.getaddrinfo(server, self.port, 0, socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as e:

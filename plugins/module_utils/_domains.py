@@ -29,7 +29,6 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._identity impo
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._poll import Backoff
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
-    RecordError,
     name_text,
     to_name,
     validate_hostname,
@@ -134,10 +133,8 @@ def record_problem(record, domain):
         return 'ttl %d is not a DNS TTL' % record['ttl']
     try:
         owner = record_owner(record)
-    except InputError as e:
+    except InputError as e:  # RecordError too
         return e.message
-    except RecordError as e:
-        return str(e)
     if not owner.is_subdomain(to_name(domain)):
         return 'the owner %s (label %r) is not in the domain %s' % (
             name_text(owner), record['label'], domain)

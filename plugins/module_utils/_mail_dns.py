@@ -104,7 +104,7 @@ def load_backup(path: Optional[str], must_exist: bool = True) -> Optional[dict]:
             dns.exception.DNSException) as e:
         raise DnsError('cannot read backup %s: %s. It is not a mail_dns backup (or '
                        'is damaged); give another backup_path. Nothing was changed.'
-                       % (path, str(e)[:300]), 'backup')
+                       % (path, str(getattr(e, 'message', e))[:300]), 'backup')
     return data
 
 

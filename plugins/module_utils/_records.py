@@ -15,6 +15,8 @@ __metaclass__ = type
 
 import traceback
 
+from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import InputError
+
 DNSPYTHON_IMPORT_ERROR = None
 try:
     import dns.exception
@@ -35,13 +37,12 @@ TXT_MAX = 2048  # octets of one TXT value the collection writes (RFC 7208 3.4: S
 DNSSEC_TYPES = ('RRSIG', 'NSEC', 'NSEC3', 'NSEC3PARAM', 'DNSKEY', 'CDS', 'CDNSKEY', 'TYPE65534')
 
 
-class RecordError(ValueError):
-    """Bad input (phase ``input``) or data the collection refuses to touch (phase ``plan``);
-    the message is for the user."""
+class RecordError(InputError):
+    """Bad DNS record input (phase ``input``) or data the collection refuses to touch (phase
+    ``plan``); ``message`` is for the user, ``str()`` is ``"<phase>: <message>"``."""
 
     def __init__(self, message, phase='input'):
-        super(RecordError, self).__init__(message)
-        self.phase = phase
+        super(RecordError, self).__init__(message, phase)
 
 
 def to_name(text, origin=None, what=None):

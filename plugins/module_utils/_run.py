@@ -10,12 +10,8 @@ __metaclass__ = type
 
 import traceback
 
-from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import DnsError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import TaskError
-from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import GraphError
-from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import IdentityError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._options import check_options
-from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
 
 # The start of the message of an exception no engine expected: tests look for it.
 UNEXPECTED = 'unexpected error'
@@ -25,20 +21,6 @@ def run_work(work):
     """``work()``'s result dict, or a failed result carrying the phase and the message."""
     try:
         return work()
-    except RecordError as e:
-        return {'failed': True, 'msg': '%s: %s' % (e.phase, e), 'phase': e.phase,
-                'changed': False}
-    except DnsError as e:
-        result = {'failed': True, 'msg': str(e), 'phase': e.phase, 'rcode': e.rcode,
-                  'changed': False}
-        result.update(e.fields)
-        return result
-    except IdentityError as e:
-        return {'failed': True, 'msg': str(e), 'phase': e.phase, 'aadsts': e.aadsts,
-                'changed': False}
-    except GraphError as e:
-        return {'failed': True, 'msg': str(e), 'phase': e.phase, 'status': e.status,
-                'code': e.code, 'request_id': e.request_id, 'changed': False}
     except TaskError as e:
         return e.result()
     except Exception as e:  # pylint: disable=broad-except

@@ -399,7 +399,7 @@ def value_problem(label, value, spec, limits, host):
     try:
         check_options(result.validated_parameters, {label: checked}, limits)
     except RecordError as e:
-        return str(e)
+        return e.message
     return None
 
 
