@@ -75,7 +75,7 @@ def domain_name(value):
     name = validate_hostname(value, 'domain')  # its messages name the option
     if len(name.labels) < 3:
         raise InputError('domain %r is not a domain a tenant can have: give at least two '
-                          'labels, for example contoso.com' % value)
+                         'labels, for example contoso.com' % value)
     return name_text(name).rstrip('.')
 
 
@@ -102,7 +102,7 @@ def srv_owner(record):
         value = (record.get(field) or '').strip()
         if value and not SRV_PART.fullmatch(value if value.startswith('_') else '_' + value):
             raise InputError('%s %r is not one DNS label (an underscore, then letters, digits '
-                              'and hyphens, RFC 2782)' % (field, value))
+                             'and hyphens, RFC 2782)' % (field, value))
     wanted = [part.lower() for part in given.labels[:len(given) - len(label)]]
     if [part.lower() for part in label.labels[:len(wanted)]] == wanted:
         return label
@@ -119,7 +119,7 @@ def record_owner(record):
     for part in name_text(owner).rstrip('.').split('.'):
         if not OWNER_LABEL.fullmatch(part):
             raise InputError('label %r holds %s, not only letters, digits, hyphens and '
-                              'underscores' % (record.get('label'), part))
+                             'underscores' % (record.get('label'), part))
     return owner
 
 
@@ -343,7 +343,7 @@ class Domains:
             return {'changed': False, 'actions': [], 'domain': None, 'before': None}
         if domain.get('isInitial') or domain.get('isDefault'):
             raise InputError('%s is the tenant\'s %s domain; Microsoft 365 does not remove it'
-                              % (self.name, 'initial' if domain.get('isInitial') else 'default'))
+                             % (self.name, 'initial' if domain.get('isInitial') else 'default'))
         if not check_mode:
             self.graph.request('DELETE', self.path, phase='remove domain', permission=WRITE)
         return {'changed': True, 'actions': ['remove'], 'domain': None,

@@ -106,7 +106,7 @@ def path_segment(value: Any, option: str) -> str:
         raise InputError('%s: a name must be a non-empty string, not %r' % (option, value))
     if len(value) > NAME_LIMIT:
         raise InputError('%s: %r... is longer than %d characters'
-                          % (option, value[:40], NAME_LIMIT))
+                         % (option, value[:40], NAME_LIMIT))
     if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
         raise InputError('%s: %r holds a control character' % (option, value))
     if value in ('.', '..'):

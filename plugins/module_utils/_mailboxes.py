@@ -144,7 +144,7 @@ def address_owner(address, users):
         return holders[0]
     named = sorted(u['userPrincipalName'] for u in holders or users)
     raise InputError('mailboxes: %s is an address of %d users (%s): give the user principal '
-                      'name' % (address, len(named), ', '.join(named)))
+                     'name' % (address, len(named), ', '.join(named)))
 
 
 def routing_address(addresses):
