@@ -62,10 +62,11 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._records impor
 
 BACKUP_FORMAT = 1
 # After a lost answer to an update: the reads of the zone that tell what became of it, for
-# READ_AGAIN_SECONDS (at most three timeouts), the first after 0.2 s, then pauses doubling from
-# 0.2 s (_poll.poll).
+# READ_AGAIN_SECONDS (at most three timeouts) but at least READ_AGAIN_ROUNDS reads, the first
+# after 0.2 s, then after pauses of 1 and 2 s (_poll.poll).
 READ_AGAIN_SECONDS = 3.2
 READ_AGAIN_FIRST_PAUSE = 0.2
+READ_AGAIN_ROUNDS = 3
 
 
 def _now():
@@ -389,8 +390,10 @@ class MailDnsEngine:
             return True, 'unknown'
 
         limit = min(READ_AGAIN_SECONDS, 3 * provider.timeout)
-        state, _rounds, waited = poll(read_again, limit, READ_AGAIN_FIRST_PAUSE, limit,
-                                      first=READ_AGAIN_FIRST_PAUSE)
+        # At least READ_AGAIN_ROUNDS reads after pauses of 0.2, 1 and 2 s, however long each
+        # read takes: a server that applies the update late must get its chance to show it.
+        state, _rounds, waited = poll(read_again, limit, 1.0, 2.0, first=READ_AGAIN_FIRST_PAUSE,
+                                      min_rounds=READ_AGAIN_ROUNDS)
         reread = seen['reread']
         result['update_reply'] = 'lost'
         result['outcome'] = state

@@ -88,13 +88,16 @@ class Backoff:
 def poll(attempt: Callable[[], Tuple[bool, Any]], seconds: float, interval: float = 1.0,
          max_interval: float = 10.0, jitter: float = 0.1,
          clock: Callable[[], float] = time.monotonic,
-         sleep: Callable[[float], Any] = time.sleep, first: float = 0.0) -> Tuple[Any, int, float]:
+         sleep: Callable[[float], Any] = time.sleep, first: float = 0.0,
+         min_rounds: int = 1) -> Tuple[Any, int, float]:
     """Call ``attempt() -> (done, value)`` until it is done or ``seconds`` have passed; the pause
     doubles from ``interval`` up to ``max_interval``, each stretched or shrunk by up to
     ``jitter``, and is cut so that it never overshoots the deadline: the last attempt is made at
     the deadline. ``first``: a pause before the first attempt (for a server that needs a moment
-    after a request whose answer was lost), within ``seconds`` too. Returns ``(value, rounds,
-    elapsed seconds)``; ``attempt`` is called at least once."""
+    after a request whose answer was lost), within ``seconds`` too. ``min_rounds``: at least
+    this many attempts, each after its full pause, however long the attempts themselves take
+    (slow attempts then stretch the deadline, bounded by ``min_rounds`` attempts). Returns
+    ``(value, rounds, elapsed seconds)``; ``attempt`` is called at least once."""
     start = clock()
     deadline = start + max(seconds, 0)
     delay = interval
@@ -105,7 +108,8 @@ def poll(attempt: Callable[[], Tuple[bool, Any]], seconds: float, interval: floa
         rounds += 1
         done, value = attempt()
         now = clock()
-        if done or now >= deadline:
+        if done or now >= deadline and rounds >= min_rounds:
             return value, rounds, now - start
-        sleep(max(0.0, min(delay * random.uniform(1.0 - jitter, 1.0 + jitter), deadline - now)))
+        pause = delay * random.uniform(1.0 - jitter, 1.0 + jitter)
+        sleep(pause if rounds < min_rounds else max(0.0, min(pause, deadline - now)))
         delay = min(delay * 2, max_interval)

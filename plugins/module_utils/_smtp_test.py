@@ -21,6 +21,7 @@ import socket
 import time
 from typing import Any, Callable, Dict, Optional
 
+from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import TaskError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_delivery import (
     DeliveryProof)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_hints import (
@@ -117,6 +118,8 @@ class SmtpTest(SmtpSession, DeliveryProof):
                 self.steps(sender)
         except SmtpFailure as e:
             self.fail(e)
+        except TaskError as e:  # e.g. a name refused on its way into a Graph URL
+            self.fail(SmtpFailure(self.next_phase(), e.message))
         except (socket.timeout, TimeoutError) as e:  # the TCP connection
             self.fail(SmtpFailure(self.next_phase(), 'no answer within %s s (%s)'
                                   % (p.get('timeout') or 30.0, e or 'timed out'),
@@ -282,6 +285,15 @@ def check_input(p: Dict[str, Any]) -> Optional[str]:
                     'tenant_id, client_id and client_secret or client_certificate_path')
         if p['confirm_delivery']['timeout'] <= 0 or p['confirm_delivery']['interval'] <= 0:
             return 'confirm_delivery timeout and interval must be positive'
+        mailbox = p['confirm_delivery'].get('mailbox') or (p.get('to') or [None])[0]
+        if mailbox is not None:
+            # Checked before anything is sent: the mailbox goes into a Graph URL afterwards.
+            from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
+                path_segment)
+            try:
+                path_segment(mailbox, 'confirm_delivery.mailbox')
+            except TaskError as e:
+                return e.message
     return None
 
 

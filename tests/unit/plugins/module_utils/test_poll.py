@@ -151,3 +151,32 @@ def test_poll_attempts_once_even_without_time():
     fake = FakeClock()
     assert poll(lambda: (False, 'x'), -5, clock=fake.clock, sleep=fake.sleep) == ('x', 1, 0.0)
     assert fake.slept == []
+
+
+def test_poll_min_rounds_waits_full_pauses_however_slow_the_attempts():
+    """The reads after a lost UPDATE answer: three of them after pauses of 0.2, 1 and 2 s even
+    when each read takes 2 s (the deadline counts the reads' time; the pauses must not)."""
+    fake = FakeClock()
+    calls = []
+
+    def slow_attempt():
+        calls.append(fake.now)
+        fake.advance(2.0)
+        return False, len(calls)
+    value, rounds, elapsed = poll(slow_attempt, 3.2, 1.0, 2.0, jitter=0.0, clock=fake.clock,
+                                  sleep=fake.sleep, first=0.2, min_rounds=3)
+    assert rounds == value == 3
+    assert fake.slept == pytest.approx([0.2, 1.0, 2.0])
+    assert elapsed == pytest.approx(0.2 + 2 + 1.0 + 2 + 2.0 + 2)
+
+
+def test_poll_min_rounds_with_fast_attempts_keeps_the_deadline():
+    fake = FakeClock()
+    calls = []
+
+    def attempt():
+        calls.append(fake.now)
+        return False, None
+    poll(attempt, 3.2, 1.0, 2.0, jitter=0.0, clock=fake.clock, sleep=fake.sleep, first=0.2,
+         min_rounds=3)
+    assert [c - 5000.0 for c in calls] == pytest.approx([0.2, 1.2, 3.2])

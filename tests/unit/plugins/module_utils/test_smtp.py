@@ -250,6 +250,14 @@ BASE = dict(port=587, tls='starttls', auth='login', allow_plaintext_auth=False,
       'quit_after': 'rcpt'}, 'remove quit_after'),
     ({'confirm_delivery': {'mailbox': None, 'timeout': 0, 'interval': 1}, 'tenant_id': 't',
       'client_id': 'c', 'client_secret': 's'}, 'must be positive'),
+    # The mailbox goes into a Graph URL after the message is sent: refused before sending.
+    ({'confirm_delivery': {'mailbox': 'user@contoso.com\x7f', 'timeout': 5, 'interval': 1},
+      'tenant_id': 't', 'client_id': 'c', 'client_secret': 's'},
+     "confirm_delivery.mailbox: 'user@contoso.com\\x7f' holds a control character"),
+    ({'confirm_delivery': {'mailbox': '..', 'timeout': 5, 'interval': 1},
+      'tenant_id': 't', 'client_id': 'c', 'client_secret': 's'}, 'confirm_delivery.mailbox'),
+    ({'confirm_delivery': {'mailbox': None, 'timeout': 5, 'interval': 1},
+      'to': ['b@contoso.com'], 'tenant_id': 't', 'client_id': 'c', 'client_secret': 's'}, None),
 ])
 def test_check_input(change, problem):
     params = dict(BASE, **change)
