@@ -168,7 +168,7 @@ pytest_run() {
 # HOME and pytest base directory of its own, its output lines prefixed with its tag); fails when
 # one of them fails, after all have ended. Two CPUs do two ansible-playbook runs at once.
 side_by_side() {
-    local pids=() tags=() tag rc=0 i
+    local pids=() tags=() failed=() tag rc=0 i
     while [ $# -gt 0 ]; do
         tag=$1; shift
         local cmd=()
@@ -180,7 +180,7 @@ side_by_side() {
             export HOME="$base/home"
             tmp=$(mktemp -d "/tmp/exo-pytest-$tag.XXXXXX")
             set +e
-            "${cmd[@]}" --basetemp="$tmp" 2>&1 | sed -u "s/^/[$tag] /"
+            "${cmd[@]}" --basetemp="$tmp" 2>&1 | tee "$base/output.log" | sed -u "s/^/[$tag] /"
             status=${PIPESTATUS[0]}
             rm -rf "$tmp"
             exit "$status"
@@ -191,8 +191,16 @@ side_by_side() {
         if wait "${pids[$i]}"; then
             echo "== ${tags[$i]}: passed"
         else
-            echo "== ${tags[$i]}: FAILED"; rc=1
+            echo "== ${tags[$i]}: FAILED"; rc=1; failed+=("${tags[$i]}")
         fi
+    done
+    # The failures again at the end, where a CI log that keeps only its tail shows them: pytest's
+    # short summary lines and the last lines of each failed job.
+    for tag in "${failed[@]}"; do
+        echo "== $tag: what failed"
+        grep -E '^(FAILED|ERROR) ' "$coll/tests/output/$tag/output.log" | cut -c1-400 | head -40 \
+            | sed "s/^/[$tag] /"
+        tail -n 5 "$coll/tests/output/$tag/output.log" | sed "s/^/[$tag] /"
     done
     return $rc
 }
