@@ -6,10 +6,12 @@
 
 It takes plain parameters and returns a result dict, so the module stays thin and tests can
 drive it against a real server (``on_planned`` lets a test change the zone between read and
-apply). Zones are read and changed through a provider (``_dns_provider``), whose declared
-guarantee decides what the engine adds: with ``ATOMIC`` (RFC 2136: one UPDATE per zone, the read
-rrsets as prerequisites) a refused precondition changed nothing; with ``RRSET_CAS`` the part
-applied before it is undone; with ``NONE`` the names are read again just before applying.
+apply) or a provider of their own (``provider``). Zones are read and changed through a provider
+(``_dns_provider``), whose declared guarantee decides what the engine adds: with ``ATOMIC``
+(RFC 2136: one UPDATE per zone, the read rrsets as prerequisites) a refused precondition changed
+nothing; with ``RRSET_CAS`` the part applied before it is undone (and when that undo fails, the
+task fails saying what is still in, the backup kept); with ``NONE`` the names are read again just
+before applying.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -182,6 +184,11 @@ def _check_backup(data):
             RRset.from_backup(rr)
 
 
+class BackupNotWritten(DnsError):
+    """The backup file could not be written (the message says why; what that means for the zone
+    is for the caller to add)."""
+
+
 def write_backup(path: str, data: dict) -> Callable[[], None]:
     """Write atomically with mode 0600 (the file names every record the run touched). Returns a
     function that puts back what the file held before (for an update the server refused)."""
@@ -214,8 +221,7 @@ def _write_atomic(path, content):
         os.rename(tmp, path)
         tmp = None
     except (IOError, OSError) as e:
-        raise DnsError('cannot write backup_path %s: %s. Nothing was changed.'
-                       % (path, e), 'backup')
+        raise BackupNotWritten('cannot write backup_path %s: %s' % (path, e), 'backup')
     finally:
         if tmp is not None:  # never leave a half-written temporary file behind
             try:
@@ -255,15 +261,20 @@ class MailDnsEngine:
     subclasses (DnsError, RecordError), which ``_run`` turns into the failed result."""
 
     def __init__(self, params: dict, check_mode: bool = False, diff_mode: bool = False,
-                 on_planned: Optional[Callable[[int, Plan], None]] = None) -> None:
+                 on_planned: Optional[Callable[[int, Plan], None]] = None,
+                 provider: Optional[ZoneProvider] = None) -> None:
         self.params = params
         self.check_mode = check_mode
         self.diff_mode = diff_mode
         self.on_planned = on_planned
+        self.provider = provider  # None: the one the options name (provider_from_params)
         self.warnings = []
 
+    def zone_provider(self) -> ZoneProvider:
+        return self.provider or provider_from_params(self.params)
+
     def provider_and_zone(self, domain: str) -> Tuple[ZoneProvider, str]:
-        provider = provider_from_params(self.params)
+        provider = self.zone_provider()
         if self.params.get('zone'):
             zone = name_text(to_name(self.params['zone'], what='zone'))
         else:
@@ -294,7 +305,10 @@ class MailDnsEngine:
                 return result
             if self.on_planned:
                 self.on_planned(attempts, plan)
-            undo = backup(plan) if backup else None
+            try:
+                undo = backup(plan) if backup else None
+            except BackupNotWritten as e:  # before the apply: nothing was changed
+                raise DnsError('%s. Nothing was changed.' % e.message, e.phase)
             try:
                 if provider.guarantee == NONE:
                     reread_before_apply(provider, zone, plan)
@@ -305,12 +319,14 @@ class MailDnsEngine:
             except DnsError as e:
                 applied = getattr(e, 'applied', [])
                 if applied and provider.guarantee != ATOMIC:
-                    # Part of the set is in: undo it while the backup still holds it (an
-                    # UpdateOutcomeUnknown or refusal of that undo fails the task, backup kept).
-                    provider.apply_changes(zone, [Change(c.after, c.before, 'undone')
-                                                  for c in reversed(applied)])
+                    # Part of the set is in: undo it while the backup still holds it. When the
+                    # undo fails too, the task fails saying what stayed in; the backup is kept.
+                    self.undo_applied(provider, zone, applied, e, result, backup)
                 if undo:  # nothing of it stayed applied: the zone did not change, nor the backup
-                    undo()
+                    try:
+                        undo()
+                    except BackupNotWritten as written:
+                        raise DnsError('%s. Nothing was changed.' % written.message, 'backup')
                 if not isinstance(e, ConcurrentChange):
                     raise
                 if attempts >= 2:
@@ -321,6 +337,54 @@ class MailDnsEngine:
                 self.warnings.append('%s; re-read and re-planned' % e)
                 continue
             return self.verify_applied(provider, zone, plan, result, attempts)
+
+    def undo_applied(self, provider: ZoneProvider, zone: str, applied: list, refused: DnsError,
+                     result: dict,
+                     backup: Optional[Callable[[Plan], Callable[[], None]]] = None) -> None:
+        """Undo the ``applied`` part of a change set the provider refused halfway (``refused``;
+        RRSET_CAS). When the undo fails as well (refused, a concurrent change, or no answer), the
+        zone is left partly changed and the task fails with both answers and what was applied.
+        The backup of this run is kept (the caller's undo of it is never reached), narrowed to
+        the changes that were applied, so that state: rollback restores those and does not take
+        the rrsets this run never changed (one of them changed by someone else) for drift."""
+        try:
+            provider.apply_changes(zone, [Change(c.after, c.before, 'undone')
+                                          for c in reversed(applied)])
+            return
+        except DnsError as e:
+            failed = e
+        undone = set(c.key for c in getattr(failed, 'applied', []))
+        if isinstance(failed, UpdateOutcomeUnknown):
+            answer = 'the outcome of the undo is unknown (%s)' % failed.message
+            state = 'may now be partly changed'
+        else:
+            answer = 'the server answered: %s' % failed.message
+            state = 'is now partly changed'
+        if undone:  # the undo itself went in halfway
+            state += ' (not undone: %s)' % (', '.join('%s %s' % c.key for c in applied
+                                                      if c.key not in undone) or 'none')
+        where = self.params.get('backup_path')
+        if self.params.get('state') == 'rollback':
+            fix = ('The backup %s is kept: run state: rollback with it again to finish restoring '
+                   'the records, or fix them by hand.' % where)
+        elif where:
+            fix = ('The backup %s holds the records as they were and is kept: state: rollback '
+                   'with backup_path %s restores them, or fix them by hand.' % (where, where))
+            try:
+                if backup:
+                    backup(Plan(applied, [], {}))
+            except DnsError as e:  # the backup written before the apply stays as it was
+                fix += (' (Narrowing the backup to the changes applied failed: %s; a rollback '
+                        'may take the rrsets not applied for records changed since the run.)'
+                        % e.message)
+        else:
+            fix = ('No backup_path was given: the records as they were are in the before return '
+                   'value; put them back by hand.')
+        raise DnsError('%s. Before that, %s applied %s; undoing %s failed: %s. Zone %s %s. %s'
+                       % (refused.message, provider.where or 'the provider',
+                          ', '.join('%s %s' % c.key for c in applied),
+                          'them' if len(applied) > 1 else 'it', answer, zone, state, fix),
+                       'apply', fields=dict(result, changed=True, backup_path=where))
 
     def verify_applied(self, provider, zone, plan, result, attempts):
         """The result of an applied update, once the server serves what was planned.
@@ -459,7 +523,7 @@ class MailDnsEngine:
         if p.get('zone') and name_text(to_name(p['zone'], what='zone')) != zone:
             raise DnsError('backup %s is of zone %s, not %s'
                            % (p['backup_path'], zone, p['zone']), 'rollback')
-        provider = provider_from_params(p)
+        provider = self.zone_provider()
         entries = [(e, RRset.from_backup(e['before']) if e['before'] else None,
                     RRset.from_backup(e['after']) if e['after'] else None)
                    for e in data['entries']]
