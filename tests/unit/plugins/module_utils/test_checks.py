@@ -36,6 +36,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._poll import poll
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
+from tests.unit.plugins.module_utils.fake_clock import FakeClock
 
 D = 'contoso.com.'
 EXO = 'contoso-com.mail.protection.outlook.com.'
@@ -397,45 +398,33 @@ def test_split_host_port_rejects(text):
         split_host_port(text, 53)
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 100.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def test_poll_backs_off_capped_with_jitter_and_stops_at_the_deadline():
-    clock = FakeClock()
-    value, rounds, elapsed = poll(lambda: (False, 'v'), 20, 1, 4, clock=clock, sleep=clock.sleep)
+    fake = FakeClock()
+    value, rounds, elapsed = poll(lambda: (False, 'v'), 20, 1, 4, clock=fake.clock,
+                                  sleep=fake.sleep)
     assert value == 'v'
-    for got, nominal in zip(clock.sleeps, [1, 2, 4, 4, 4]):
+    for got, nominal in zip(fake.slept, [1, 2, 4, 4, 4]):
         assert 0.9 * nominal <= got <= 1.1 * nominal
-    assert len(set(clock.sleeps[2:5])) == 3  # jittered: not the same 4 s pause every time
-    assert sum(clock.sleeps) == pytest.approx(20) and elapsed == pytest.approx(20)
-    assert rounds == len(clock.sleeps) + 1
+    assert len(set(fake.slept[2:5])) == 3  # jittered: not the same 4 s pause every time
+    assert sum(fake.slept) == pytest.approx(20) and elapsed == pytest.approx(20)
+    assert rounds == len(fake.slept) + 1
 
 
 def test_poll_stops_when_done_and_zero_timeout_is_one_round():
-    clock = FakeClock()
+    fake = FakeClock()
     results = iter([(False, 1), (False, 2), (True, 3)])
-    value, rounds, elapsed = poll(lambda: next(results), 60, 0.5, 10, clock=clock,
-                                  sleep=clock.sleep)
+    value, rounds, elapsed = poll(lambda: next(results), 60, 0.5, 10, clock=fake.clock,
+                                  sleep=fake.sleep)
     assert (value, rounds) == (3, 3) and 1.35 <= elapsed <= 1.65
-    assert poll(lambda: (False, 0), 0, clock=clock, sleep=clock.sleep) == (0, 1, 0)
+    assert poll(lambda: (False, 0), 0, clock=fake.clock, sleep=fake.sleep) == (0, 1, 0)
 
 
 def test_poll_pauses_first_when_asked_within_the_deadline():
-    clock = FakeClock()
+    fake = FakeClock()
     results = iter([(False, 1), (True, 2)])
-    value, rounds, elapsed = poll(lambda: next(results), 3, 1, 1, clock=clock, sleep=clock.sleep,
-                                  first=0.2)
-    assert (value, rounds) == (2, 2) and clock.sleeps[0] == 0.2 and 1.1 <= elapsed <= 1.3
-    clock = FakeClock()
-    assert poll(lambda: (False, 0), 0.1, clock=clock, sleep=clock.sleep, first=5)[1] == 1
-    assert clock.sleeps == [0.1]
+    value, rounds, elapsed = poll(lambda: next(results), 3, 1, 1, clock=fake.clock,
+                                  sleep=fake.sleep, first=0.2)
+    assert (value, rounds) == (2, 2) and fake.slept[0] == 0.2 and 1.1 <= elapsed <= 1.3
+    fake = FakeClock()
+    assert poll(lambda: (False, 0), 0.1, clock=fake.clock, sleep=fake.sleep, first=5)[1] == 1
+    assert fake.slept == [0.1]

@@ -30,6 +30,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._identity impo
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import InputError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
+from tests.unit.plugins.module_utils.fake_clock import FakeClock
 
 
 @pytest.mark.parametrize('name, segment', [
@@ -88,21 +89,6 @@ def test_every_delay_has_a_floor_and_jitter(asked, retry, low, high):
     delays = [bound.delay(asked) for dummy in range(200)]
     assert all(low <= d <= high for d in delays)
     assert len(set(delays)) > 100  # jitter
-
-
-class FakeClock:
-    """A monotonic clock that moves only when the code under test sleeps."""
-
-    def __init__(self):
-        self.now = 1000.0
-        self.slept = []
-
-    def clock(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def test_retry_bound_counts_retries_and_time():

@@ -12,26 +12,7 @@ import math
 import pytest
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._poll import Backoff, poll
-
-
-class FakeClock:
-    """A monotonic clock that moves only when the code under test sleeps (or ``advance``)."""
-
-    def __init__(self):
-        self.now = 5000.0
-        self.slept = []
-
-    def clock(self):
-        return self.now
-
-    def sleep(self, seconds):
-        assert seconds >= 0
-        assert len(self.slept) < 100000, 'an unbounded series of pauses'
-        self.slept.append(seconds)
-        self.now += seconds
-
-    def advance(self, seconds):
-        self.now += seconds
+from tests.unit.plugins.module_utils.fake_clock import FakeClock
 
 
 def backoff(fake, seconds, **kwargs):
