@@ -393,7 +393,7 @@ class DnsServer:
             elif isinstance(e, dns.exception.Timeout):
                 why = 'no answer over TCP within %.1f s' % self.timeout
             else:
-                why = 'over TCP: %s' % str(err).split(': ', 1)[-1]
+                why = 'over TCP: %s' % err.message
             raise DnsError('%s answered over UDP with a truncated reply (TC flag): the '
                            'answer does not fit in a UDP datagram, and asking again over TCP '
                            'failed (%s). DNS servers must answer over TCP too (RFC 7766): allow '

@@ -46,7 +46,8 @@ class DeliveryProof(object):
             graph = GraphClient(self.identity(), phase='delivery')
 
             def attempt():
-                """One look in each folder: (True, None) once the message is found."""
+                """One look in each folder, as poll's (done, value): (True, True) once the
+                message is found, (False, False) while it is not (poll returns that value)."""
                 for folder in list(folders):
                     try:
                         found = graph.get('/users/%s/mailFolders/%s/messages'
