@@ -31,9 +31,9 @@ a provider only reads rrsets and applies change sets. The contract:
 The engine does the rest from that guarantee (``_mail_dns``): it backs up before applying, re-reads
 and re-plans once on a concurrent change (undoing the ``applied`` part first when the provider is
 not atomic, and failing with what is still in, the backup kept, when that undo fails; for ``NONE``
-it also re-reads just before applying, which narrows the window it cannot close), verifies what is served after applying, and never takes an unknown outcome as "not
-applied": it keeps the backup, reads the zone again and reports what it found. Rollback is a change
-set like any other.
+it also re-reads just before applying, which narrows the window it cannot close), verifies what
+is served after applying, and never takes an unknown outcome as "not applied": it keeps the
+backup, reads the zone again and reports what it found. Rollback is a change set like any other.
 
 RFC 2136 (``_rfc2136.Rfc2136Provider``) is the first provider; hosted DNS (issue 16) comes as
 further classes with the same methods, chosen in :func:`provider_from_params`.
