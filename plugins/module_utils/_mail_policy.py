@@ -27,7 +27,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._records impor
 )
 
 try:
-    from typing import Any, Dict, List, Mapping, Optional, Tuple
+    from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Union
 except ImportError:  # pragma: no cover
     pass
 
@@ -96,6 +96,7 @@ class MxSplit:
     __slots__ = ('ours', 'other_exo', 'legacy')
 
     def __init__(self, ours, other_exo, legacy):
+        # type: (List[Tuple[int, str]], List[Tuple[int, str]], List[Tuple[int, str]]) -> None
         self.ours = ours
         self.other_exo = other_exo
         self.legacy = legacy
@@ -177,11 +178,13 @@ class SpfTerm:
     __slots__ = ('text', 'kind', 'qualifier', 'name', 'arg')
 
     def __init__(self, text):
+        # type: (str) -> None
         self.text = text
         m = _SPF_MODIFIER.match(text)
         if m:
             self.kind, self.qualifier = 'modifier', ''
-            self.name, self.arg = m.group(1).lower(), m.group(2)
+            self.name = m.group(1).lower()  # type: str
+            self.arg = m.group(2)  # type: Optional[str]
             return
         self.kind = 'mechanism'
         self.qualifier = text[0] if text[:1] in '+-~?' else ''
@@ -220,6 +223,7 @@ class SpfRecord:
     __slots__ = ('version', 'terms')
 
     def __init__(self, version, terms):
+        # type: (str, Iterable[SpfTerm]) -> None
         self.version = version
         self.terms = list(terms)
 
@@ -228,18 +232,23 @@ class SpfRecord:
         return ' '.join([self.version] + [t.text for t in self.terms])
 
     def _key(self):
+        # type: () -> Tuple[str, ...]
         return tuple(t.text.lower() for t in self.terms)
 
     def __eq__(self, other):
+        # type: (object) -> bool
         return isinstance(other, SpfRecord) and self._key() == other._key()
 
     def __ne__(self, other):
+        # type: (object) -> bool
         return not self == other
 
     def __hash__(self):
+        # type: () -> int
         return hash(self._key())
 
     def __repr__(self):
+        # type: () -> str
         return 'SpfRecord(%r)' % self.render()
 
 
@@ -258,23 +267,33 @@ def is_spf(value):
     return parse_spf(value) is not None
 
 
+def _spf_record(value):
+    # type: (str) -> SpfRecord
+    """The SPF record of ``value``, which the caller knows to be one (ValueError if not)."""
+    record = parse_spf(value)
+    if record is None:
+        raise ValueError('not a v=spf1 record: %r' % (value,))
+    return record
+
+
 def spf_terms(record):
     # type: (str) -> List[Tuple[str, str, Optional[str]]]
     """[(kind, name, argument or None)] of a v=spf1 record (see :class:`SpfTerm`)."""
-    return [(t.kind, t.name, t.arg) for t in parse_spf(record).terms]
+    return [(t.kind, t.name, t.arg) for t in _spf_record(record).terms]
 
 
 def spf_includes(value):
     # type: (str) -> List[str]
     """The domains a v=spf1 record includes as a pass, in order."""
-    return [t.include_target() for t in parse_spf(value).terms if t.include_target()]
+    return [target for target in (t.include_target() for t in _spf_record(value).terms)
+            if target]
 
 
 def spf_has_include(value, include):
     # type: (str, str) -> bool
     """True when ``include`` is included as a pass, and no other term includes it otherwise."""
     include = include.lower().rstrip('.')
-    terms = parse_spf(value).terms
+    terms = _spf_record(value).terms
     return any(t.include_target() == include for t in terms) and not any(
         t.include_target(True) == include and not t.passes for t in terms)
 
@@ -284,7 +303,7 @@ def spf_merge(value, include, spf_all=None):
     """``value`` with ``include:<include>`` added before ``all``/``redirect=``; every other
     mechanism and modifier stays where it was. ``spf_all`` replaces the ``all`` qualifier.
     An include of it with a failing qualifier (``-include:``) becomes a plain include."""
-    record = parse_spf(value)
+    record = _spf_record(value)
     terms = record.terms
     changed = False
     target = include.lower().rstrip('.')
@@ -316,7 +335,7 @@ def spf_remove_include(value, include):
     # type: (str, str) -> Optional[str]
     """``value`` without the include; None when only ``all`` (or nothing) would remain."""
     include = include.lower().rstrip('.')
-    record = parse_spf(value)
+    record = _spf_record(value)
     record.terms = [t for t in record.terms if t.include_target(True) != include]
     if all(t.is_all for t in record.terms):
         return None
@@ -338,7 +357,7 @@ def dmarc_tags(record):
     # type: (str) -> List[Tuple[str, Optional[str]]]
     """[(tag, value or None)] of a tag-value list (RFC 7489 6.3/6.4, RFC 6376 3.2): parts
     between ``;``, white space around tags, ``=`` and values removed, empty parts skipped."""
-    tags = []
+    tags = []  # type: List[Tuple[str, Optional[str]]]
     for part in record.split(';'):
         part = part.strip(_WSP)
         if not part:
@@ -357,11 +376,12 @@ class DmarcRecord:
     __slots__ = ('tags',)
 
     def __init__(self, tags):
+        # type: (Iterable[Tuple[str, Optional[str]]]) -> None
         self.tags = tuple(tags)
 
     @property
     def version(self):
-        # type: () -> str
+        # type: () -> Optional[str]
         return self.tags[0][1]
 
     def render(self):
@@ -369,24 +389,29 @@ class DmarcRecord:
         return '; '.join(k if v is None else '%s=%s' % (k, v) for k, v in self.tags)
 
     def _key(self):
+        # type: () -> Tuple[Tuple[str, Optional[str]], ...]
         return tuple((k.lower(), v) for k, v in self.tags)
 
     def __eq__(self, other):
+        # type: (object) -> bool
         return isinstance(other, DmarcRecord) and self._key() == other._key()
 
     def __ne__(self, other):
+        # type: (object) -> bool
         return not self == other
 
     def __hash__(self):
+        # type: () -> int
         return hash(self._key())
 
     def __repr__(self):
+        # type: () -> str
         return 'DmarcRecord(%r)' % self.render()
 
     def problems(self):
         # type: () -> Tuple[List[str], List[str]]
         """(problems, notes) against RFC 7489 section 6.3/6.4."""
-        problems, notes = [], []
+        problems, notes = [], []  # type: List[str], List[str]
         if self.version != 'DMARC1':
             problems.append('it must start with v=DMARC1 (exactly so)')
         rest = self.tags[1:]
@@ -394,7 +419,7 @@ class DmarcRecord:
             problems.append('the p= tag (none, quarantine or reject) is missing')
         elif rest[0][0].lower() != 'p':
             problems.append('p= must come right after v=DMARC1')
-        seen = set()
+        seen = set()  # type: Set[str]
         for key, value in rest:
             k = key.lower()
             if value is None:
@@ -426,17 +451,6 @@ def parse_dmarc(value):
     return None
 
 
-def is_dmarc(value):
-    # type: (str) -> bool
-    return parse_dmarc(value) is not None
-
-
-def normalise_dmarc(record):
-    # type: (str) -> str
-    """Comparable text of any tag-value list: tags in order, case kept, ``; `` between them."""
-    return DmarcRecord(dmarc_tags(record)).render()
-
-
 def dmarc_problems(record):
     # type: (str) -> Tuple[List[str], List[str]]
     """(problems, notes) of a TXT value meant as a DMARC record."""
@@ -452,6 +466,7 @@ def dmarc_problems(record):
 
 
 def _dmarc_tag_problem(k, value):
+    # type: (str, str) -> Union[None, str, bool]
     """None when fine, a message when bad, False for an unknown tag."""
     v = value.lower()
     if k in ('p', 'sp', 'np'):
@@ -480,10 +495,26 @@ class Spec:
     """The policy of one domain from the module input, normalised; used as it is by the planner
     and the checker. Raises RecordError on bad input."""
 
-    def __init__(self, domain, pattern='full', state='present', mx_host=None, mx_preference=None,
-                 legacy_mx=None, primary='legacy', spf='merge', spf_include=EXO_SPF_INCLUDE,
-                 spf_all=None, autodiscover_target=EXO_AUTODISCOVER, dkim=None,
-                 verification_txt=None, dmarc=None, ttl=None, on_conflict='fail'):
+    def __init__(self,
+                 domain,  # type: str
+                 pattern='full',  # type: str
+                 state='present',  # type: str
+                 mx_host=None,  # type: Optional[str]
+                 mx_preference=None,  # type: Optional[int]
+                 legacy_mx=None,  # type: Optional[List[Any]]
+                 primary='legacy',  # type: str
+                 spf='merge',  # type: str
+                 spf_include=EXO_SPF_INCLUDE,  # type: str
+                 spf_all=None,  # type: Optional[str]
+                 autodiscover_target=EXO_AUTODISCOVER,  # type: str
+                 dkim=None,  # type: Optional[Mapping[Any, Any]]
+                 verification_txt=None,  # type: Optional[str]
+                 dmarc=None,  # type: Optional[str]
+                 ttl=None,  # type: Union[None, int, str]
+                 on_conflict='fail',  # type: str
+                 ):
+        # type: (...) -> None
+        # legacy_mx and dkim are the module input as given: their items are checked here
         self.domain = name_text(validate_hostname(domain, 'domain'))
         if pattern not in PATTERNS:
             raise RecordError('unknown pattern %r: choose one of %s' % (pattern, ', '.join(PATTERNS)))
@@ -495,7 +526,7 @@ class Spec:
         self.mx_preference = mx_preference
         if mx_preference is not None:
             mx_value(self.mx_host, mx_preference, 'mx')  # range check
-        self.legacy_mx = None
+        self.legacy_mx = None  # type: Optional[List[str]]
         if legacy_mx is not None:
             self.legacy_mx = []
             for index, item in enumerate(legacy_mx):
@@ -523,7 +554,7 @@ class Spec:
         self.spf_all = spf_all
         self.autodiscover_target = name_text(validate_hostname(autodiscover_target,
                                                                'autodiscover_target'))
-        self.dkim = {}
+        self.dkim = {}  # type: Dict[str, str]
         for selector, target in sorted((dkim or {}).items(), key=lambda kv: str(kv[0])):
             if not isinstance(selector, str) or not isinstance(target, str):
                 raise RecordError('dkim maps selector names to CNAME targets (strings), got '
@@ -535,11 +566,11 @@ class Spec:
             # validates the selector
             label = to_name(dkim_name(selector, self.domain), what='dkim selector')
             self.dkim[name_text(label)] = name_text(validate_hostname(target, 'dkim target'))
-        self.verification_txt = None
+        self.verification_txt = None  # type: Optional[str]
         if verification_txt:
             self.verification_txt = check_txt_input(verification_txt, 'verification_txt').strip()
-        self.dmarc = None
-        self.dmarc_record = None
+        self.dmarc = None  # type: Optional[str]
+        self.dmarc_record = None  # type: Optional[DmarcRecord]
         if dmarc:
             self.dmarc = check_txt_input(dmarc, 'dmarc').strip()
             self.dmarc_record = parse_dmarc(self.dmarc)
@@ -613,7 +644,8 @@ def options_from_records(records, domain=None):
     checked as an rrset first, so a malformed one is named, not half used; with ``domain``,
     every name must be the domain or below it. Two entries that give one option two values
     are refused: which one is meant cannot be guessed."""
-    out, given = {}, {}
+    out = {}  # type: Dict[str, Any]
+    given = {}  # type: Dict[str, Tuple[str, str]]
     if records is not None and not isinstance(records, list):
         raise RecordError('records must be a list of {name, type, ttl, values}, got %r'
                           % (records,))

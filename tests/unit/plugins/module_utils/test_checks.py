@@ -28,7 +28,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._checks import
 from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy import (
     Spec,
     dmarc_problems,
-    normalise_dmarc,
+    parse_dmarc,
     spf_terms,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
@@ -217,7 +217,7 @@ def test_dmarc_unknown_tag_warns_missing_record_warns_unless_expected():
 
 
 def test_dmarc_expected_value_compared_with_normalised_white_space_and_case_kept():
-    assert normalise_dmarc(' v=DMARC1;p = reject ;  rua=mailto:a@b.example; ') == \
+    assert parse_dmarc(' v=DMARC1;p = reject ;  rua=mailto:a@b.example; ').render() == \
         'v=DMARC1; p=reject; rua=mailto:a@b.example'
     assert check_dmarc(['v=DMARC1;p=reject'], expected='v=DMARC1; p=reject').status == 'pass'
     out = check_dmarc(['v=DMARC1; p=none'], expected='v=DMARC1; p=reject')

@@ -14,11 +14,15 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy i
     Spec,
     dkim_name,
     dkim_selector,
-    is_dmarc,
     is_spf,
     parse_dmarc,
     parse_spf,
     require_inside,
+    spf_has_include,
+    spf_includes,
+    spf_merge,
+    spf_remove_include,
+    spf_terms,
     split_mx,
     with_records,
 )
@@ -44,7 +48,7 @@ def test_dmarc_spellings_are_one_policy(value):
     'v=DMARC1x; p=none',
 ])
 def test_not_dmarc(value):
-    assert parse_dmarc(value) is None and not is_dmarc(value)
+    assert parse_dmarc(value) is None
 
 
 def test_dmarc_version_in_another_case_is_a_dmarc_record_with_a_problem():
@@ -94,6 +98,17 @@ def test_spf_terms_are_case_insensitive():
     assert parse_spf('v=spf1 INCLUDE:SPF.protection.outlook.com -ALL') == \
         parse_spf('V=SPF1 include:spf.protection.outlook.com  -all')
     assert parse_spf('v=spf1 a -all') != parse_spf('v=spf1 a ~all')
+
+
+@pytest.mark.parametrize('helper', [spf_terms, spf_includes,
+                                    lambda v: spf_has_include(v, 'spf.protection.outlook.com'),
+                                    lambda v: spf_merge(v, 'spf.protection.outlook.com'),
+                                    lambda v: spf_remove_include(v, 'spf.protection.outlook.com')])
+def test_spf_helpers_refuse_a_value_that_is_no_spf_record_by_name(helper):
+    # their callers pick the v=spf1 values first; a slip names the value (was: AttributeError
+    # on None)
+    with pytest.raises(ValueError, match="not a v=spf1 record: 'MS=ms123'"):
+        helper('MS=ms123')
 
 
 spf_term = st.one_of(
