@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import traceback
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple, Union
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import InputError
 
@@ -41,13 +42,14 @@ class RecordError(InputError):
     """Bad DNS record input (phase ``input``) or data the collection refuses to touch (phase
     ``plan``); ``message`` is for the user, ``str()`` is ``"<phase>: <message>"``."""
 
-    def __init__(self, message, phase='input'):
+    def __init__(self, message: str, phase: str = 'input') -> None:
         super(RecordError, self).__init__(message, phase)
 
 
-def to_name(text, origin=None, what=None):
-    """A dns.name.Name from user text: Unicode IDN accepted (IDNA 2008 where available), absolute.
-    ``what`` names the option in the message of a RecordError."""
+def to_name(text: Any, origin: Any = None, what: Optional[str] = None) -> Any:
+    """A dns.name.Name (``origin`` one too) from user text: Unicode IDN accepted (IDNA 2008
+    where available), absolute. ``text`` may be any value: what is not a string is refused, and
+    ``what`` names the option in the message of that RecordError."""
     label = '%s ' % what if what else ''
     if not isinstance(text, str) or not text.strip():
         raise RecordError('%sa DNS name must be a non-empty string, got %r' % (
@@ -88,18 +90,19 @@ def to_name(text, origin=None, what=None):
     return name
 
 
-def _short(text, limit=80):
+def _short(text: str, limit: int = 80) -> str:
     """``text`` cut for a message: a 100 KB value must not become a 100 KB error."""
     return text if len(text) <= limit else text[:limit] + '...(%d characters)' % len(text)
 
 
-def name_text(name):
+def name_text(name: Any) -> str:
     """Canonical text of a name: lower-case, absolute, ASCII (punycode)."""
     return name.to_text().lower()
 
 
-def validate_hostname(text, what):
-    """A target host name (MX exchange, CNAME target): LDH labels only, absolute."""
+def validate_hostname(text: Any, what: str) -> Any:
+    """A target host name (MX exchange, CNAME target) as a dns.name.Name: LDH labels only,
+    absolute."""
     name = to_name(text, what=what)
     if name == dns.name.root:
         raise RecordError('%s must be a host name, not the root' % what)
@@ -114,12 +117,12 @@ def validate_hostname(text, what):
     return name
 
 
-def txt_value(rdata):
+def txt_value(rdata: Any) -> str:
     """The value of a TXT rdata: its character-strings joined, as text."""
     return b''.join(rdata.strings).decode('utf-8', 'surrogateescape')
 
 
-def canonical_value(rdtype, rdata):
+def canonical_value(rdtype: str, rdata: Any) -> str:
     """Comparable text of one rdata of ``rdtype`` (a type name)."""
     if rdtype == 'TXT':
         return txt_value(rdata)
@@ -130,7 +133,7 @@ def canonical_value(rdtype, rdata):
     return rdata.to_text(relativize=False).lower()
 
 
-def check_txt_input(value, what):
+def check_txt_input(value: Any, what: str) -> str:
     """User-given TXT values are plain text: no zone-file quoting, no control characters."""
     if not isinstance(value, str):
         raise RecordError('%s must be a string, got %r' % (what, value))
@@ -150,7 +153,7 @@ def check_txt_input(value, what):
     return value
 
 
-def make_rdata(rdtype, value):
+def make_rdata(rdtype: str, value: str) -> Any:
     """An rdata of ``rdtype`` for a canonical ``value``; TXT split into 255-byte strings."""
     rdclass = dns.rdataclass.IN
     if rdtype == 'TXT':
@@ -160,7 +163,7 @@ def make_rdata(rdtype, value):
     return dns.rdata.from_text(rdclass, dns.rdatatype.from_text(rdtype), value)
 
 
-def mx_value(host, preference, what='MX'):
+def mx_value(host: Any, preference: Any, what: str = 'MX') -> str:
     """The canonical MX value; ``what`` names the option in messages."""
     if isinstance(preference, bool):
         preference = None
@@ -174,7 +177,7 @@ def mx_value(host, preference, what='MX'):
     return '%d %s' % (preference, name_text(validate_hostname(host, '%s host' % what)))
 
 
-def parse_mx(value):
+def parse_mx(value: str) -> Tuple[int, str]:
     pref, host = value.split(' ', 1)
     return int(pref), host
 
@@ -188,18 +191,20 @@ class RRset:
 
     __slots__ = ('name', 'rdtype', 'ttl', 'rdatas')
 
-    def __init__(self, name, rdtype, ttl, values=(), rdatas=None):
+    def __init__(self, name: str, rdtype: str, ttl: Union[int, str], values: Iterable[str] = (),
+                 rdatas: Optional[Dict[str, Any]] = None) -> None:
         self.name = name
         self.rdtype = rdtype
         self.ttl = int(ttl)
-        self.rdatas = dict(rdatas or {})
+        # value -> the rdata read, or None for a value written from its text
+        self.rdatas: Dict[str, Any] = dict(rdatas or {})
         for value in values:
             self.rdatas.setdefault(value, None)
 
     @classmethod
-    def from_rdataset(cls, name, rdataset):
+    def from_rdataset(cls, name: str, rdataset: Any) -> 'RRset':
         rdtype = dns.rdatatype.to_text(rdataset.rdtype)
-        rdatas = {}
+        rdatas: Dict[str, Any] = {}
         for rd in rdataset:
             value = canonical_value(rdtype, rd)
             if value in rdatas:
@@ -211,63 +216,64 @@ class RRset:
         return cls(name, rdtype, rdataset.ttl, rdatas=rdatas)
 
     @property
-    def key(self):
+    def key(self) -> Tuple[str, str]:
         return (self.name, self.rdtype)
 
     @property
-    def values(self):
+    def values(self) -> FrozenSet[str]:
         return frozenset(self.rdatas)
 
-    def sorted_values(self):
+    def sorted_values(self) -> List[str]:
         if self.rdtype == 'MX':
             return sorted(self.rdatas, key=lambda v: (parse_mx(v)[0], v))
         return sorted(self.rdatas)
 
-    def rdata_list(self):
+    def rdata_list(self) -> List[Any]:
         return [rd if rd is not None else make_rdata(self.rdtype, value)
                 for value, rd in sorted(self.rdatas.items(), key=lambda kv: kv[0])]
 
-    def with_values(self, values, ttl=None):
+    def with_values(self, values: Iterable[str], ttl: Optional[int] = None) -> 'RRset':
         """A new rrset with ``values``; rdata of values already here is kept."""
         return RRset(self.name, self.rdtype, self.ttl if ttl is None else ttl,
                      rdatas=dict((v, self.rdatas.get(v)) for v in values))
 
-    def same_as(self, other):
+    def same_as(self, other: Optional['RRset']) -> bool:
         return other is not None and self.key == other.key and self.ttl == other.ttl \
             and self.values == other.values
 
-    def zone_lines(self):
+    def zone_lines(self) -> List[str]:
         lines = []
         for rd in self.rdata_list():
             lines.append('%s %d IN %s %s'
                          % (self.name, self.ttl, self.rdtype, rd.to_text(relativize=False)))
         return lines
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         return {'name': self.name, 'type': self.rdtype, 'ttl': self.ttl,
                 'values': self.sorted_values()}
 
-    def to_backup(self):
+    def to_backup(self) -> Dict[str, Any]:
         """Exact form for backups: presentation text of each rdata as it was on the wire."""
         d = self.to_dict()
         d['rdata'] = sorted(rd.to_text(relativize=False) for rd in self.rdata_list())
         return d
 
     @classmethod
-    def from_backup(cls, d):
+    def from_backup(cls, d: Dict[str, Any]) -> 'RRset':
         rdtype = d['type']
-        rdatas = {}
+        rdatas: Dict[str, Any] = {}
         for text in d['rdata']:
             rd = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rdtype), text,
                                      origin=dns.name.root, relativize=False)
             rdatas[canonical_value(rdtype, rd)] = rd
         return cls(d['name'], rdtype, d['ttl'], rdatas=rdatas)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return 'RRset(%r, %r, %d, %r)' % (self.name, self.rdtype, self.ttl, self.sorted_values())
 
 
-def rrset_from_values(name, rdtype, ttl, values, what='record'):
+def rrset_from_values(name: str, rdtype: Any, ttl: Union[int, str], values: Iterable[Any],
+                      what: str = 'record') -> RRset:
     """An rrset from user-facing values (e.g. domain_info output); values are normalised.
     ``what`` names the input in messages."""
     rdtype = str(rdtype).upper()
