@@ -42,19 +42,26 @@ further classes with the same methods, chosen in :func:`provider_from_params`.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import DnsError
+from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import Change
+from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RRset
 
 ATOMIC = 'atomic'          # one change set with its preconditions, all or nothing
 RRSET_CAS = 'rrset_cas'    # compare-and-swap per rrset
 NONE = 'none'              # no precondition: the engine re-reads just before applying
-GUARANTEES = (ATOMIC, RRSET_CAS, NONE)
+
+Key = Tuple[str, str]  # an rrset's (name, type)
 
 
 class ConcurrentChange(DnsError):
     """A precondition of the change set no longer holds: the zone changed after it was read.
     ``applied``: the changes applied before that was found (none for an ATOMIC provider)."""
 
-    def __init__(self, message, phase=None, rcode=None, fields=None, applied=None):
+    def __init__(self, message: str, phase: Optional[str] = None, rcode: Optional[str] = None,
+                 fields: Optional[Dict[str, Any]] = None,
+                 applied: Optional[Iterable[Change]] = None) -> None:
         super(ConcurrentChange, self).__init__(message, phase, rcode=rcode, fields=fields)
         self.applied = list(applied or [])
 
@@ -63,17 +70,18 @@ class Snapshot:
     """What was read from the zone: its serial (None when the provider has none), its rrsets
     ({(name, type): RRset}) and how they were read (``method``, the result's read_method)."""
 
-    def __init__(self, zone: str, serial, rrsets: dict, method: str) -> None:
+    def __init__(self, zone: str, serial: Optional[int], rrsets: Dict[Key, RRset],
+                 method: str) -> None:
         self.zone = zone
         self.serial = serial
         self.rrsets = rrsets
         self.method = method
-        self.warnings = []  # why it was read the way it was, for the user
+        self.warnings: List[str] = []  # why it was read the way it was, for the user
 
-    def at(self, names) -> dict:
+    def at(self, names: Iterable[str]) -> Dict[Key, RRset]:
         """The rrsets at ``names``."""
-        names = set(names)
-        return dict((k, v) for k, v in self.rrsets.items() if k[0] in names)
+        wanted = set(names)
+        return dict((k, v) for k, v in self.rrsets.items() if k[0] in wanted)
 
 
 class ZoneProvider:
@@ -86,19 +94,19 @@ class ZoneProvider:
     def find_zone(self, domain: str) -> str:
         raise NotImplementedError
 
-    def read_rrsets(self, zone: str, names) -> Snapshot:
+    def read_rrsets(self, zone: str, names: Iterable[str]) -> Snapshot:
         raise NotImplementedError
 
-    def apply_changes(self, zone: str, changes: list) -> None:
+    def apply_changes(self, zone: str, changes: List[Change]) -> None:
         raise NotImplementedError
 
-    def served(self, keys) -> dict:
+    def served(self, keys: Iterable[Key]) -> Dict[Key, Optional[RRset]]:
         raise NotImplementedError
 
-    def wildcard_rrsets(self, name: str, zone: str, phase: str = 'read') -> dict:
+    def wildcard_rrsets(self, name: str, zone: str, phase: str = 'read') -> Dict[str, RRset]:
         return {}
 
-    def serial(self, zone: str):
+    def serial(self, zone: str) -> Optional[int]:
         return None
 
     def prove_write(self, zone: str) -> None:
@@ -109,7 +117,7 @@ class ZoneProvider:
         return 'the credentials given'
 
 
-def provider_from_params(params: dict) -> ZoneProvider:
+def provider_from_params(params: Dict[str, Any]) -> ZoneProvider:
     """The provider the task's options name. Only RFC 2136 for now; a provider's module is
     imported when it is chosen, so a run imports only its own."""
     from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import (
