@@ -34,7 +34,7 @@ import ipaddress
 import re
 import socket
 import traceback
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._checks import Observed
 from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import TaskError
@@ -107,6 +107,8 @@ class DnsError(TaskError):
     tell an unknown key from a key only kept from one operation."""
 
     default_phase = 'dns'
+    # set by DnsServer.transfer: true when the zone transfer did not get through at all
+    transfer_blocked = False
 
     def __init__(self, message: str, phase: Optional[str] = None, rcode: Optional[str] = None,
                  fields: Optional[dict] = None, tsig_error: Optional[str] = None) -> None:
@@ -130,7 +132,7 @@ def failure_text(exc: BaseException, where: str, timeout: float, key: Optional[s
     name that signed the request; ``tries``: how many times it was asked; ``fix``: add what to
     do about it (for the server the task was given; mail_dns_check lists the servers it asked
     without)."""
-    def with_fix(text, hint):
+    def with_fix(text: str, hint: str) -> str:
         return '%s. %s' % (text, hint) if fix else text
     if isinstance(exc, dns.tsig.PeerBadKey):
         return ('%s does not know the TSIG key %s (BADKEY): the key is unknown to it. %s'
@@ -223,14 +225,14 @@ def read_key_file(path: str, key_name: Optional[str] = None) -> Tuple[str, str, 
     return keys[0]
 
 
-def _strip_comments(text):
+def _strip_comments(text: str) -> str:
     """named.conf syntax: drop #, // and /* */ comments, but never inside quoted strings (a
     base64 secret may hold '//')."""
     return re.sub(r'("(?:[^"\\]|\\.)*")|#[^\n]*|//[^\n]*|/\*.*?\*/',
                   lambda m: m.group(1) or '', text, flags=re.S)
 
 
-def make_keyring(params: dict) -> tuple:
+def make_keyring(params: Dict[str, Any]) -> Tuple[Any, Any, Any]:
     """(keyring, keyname, algorithm) from module params, or (None, None, None) for no TSIG."""
     name, algorithm, secret = params.get('key_name'), params.get('key_algorithm'), \
         params.get('key_secret')
@@ -267,7 +269,7 @@ def split_host_port(text: str, default_port: int, what: str = 'server') -> Tuple
         raise RecordError('%s: a name server must be a non-empty string, got %r' % (what, text))
     text = text.strip()
     shown = '%s %r' % (what, text if len(text) <= 80 else text[:80] + '...')
-    port = default_port
+    port: Union[int, str] = default_port
     if text.startswith('['):
         host, sep, rest = text[1:].partition(']')
         if not sep or (rest and not rest.startswith(':')):
@@ -294,7 +296,7 @@ def split_host_port(text: str, default_port: int, what: str = 'server') -> Tuple
     return host, port
 
 
-def _ip_or_fail(host, shown):
+def _ip_or_fail(host: str, shown: str) -> None:
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -312,8 +314,9 @@ def is_ip(host: str) -> bool:
 class DnsServer:
     """One authoritative server reached with (optional) TSIG."""
 
-    def __init__(self, server: str, port: int = 53, keyring=None, keyname=None, algorithm=None,
-                 protocol: str = 'tcp', timeout: float = 10.0) -> None:
+    def __init__(self, server: str, port: int = 53, keyring: Any = None, keyname: Any = None,
+                 algorithm: Any = None, protocol: str = 'tcp', timeout: float = 10.0) -> None:
+        """``keyring``, ``keyname``, ``algorithm``: dnspython's, from :func:`make_keyring`."""
         self.server_text = server
         self.port = port
         self.keyring = keyring
@@ -322,15 +325,16 @@ class DnsServer:
         self.protocol = protocol
         self.timeout = timeout
         self.address = self._address_of(server)
-        self._wildcards = {}  # {wildcard name: {type: RRset}}, asked once per run
+        # {wildcard name: {type: RRset}}, asked once per run
+        self._wildcards: Dict[str, Dict[str, RRset]] = {}
 
     @classmethod
-    def from_params(cls, params: dict) -> 'DnsServer':
+    def from_params(cls, params: Dict[str, Any]) -> 'DnsServer':
         keyring, keyname, algorithm = make_keyring(params)
         return cls(params['server'], params['port'], keyring, keyname, algorithm,
                    params['protocol'], params['timeout'])
 
-    def _address_of(self, server):
+    def _address_of(self, server: str) -> str:
         try:
             to_name(server, what='server')  # an address is a valid name too
         except RecordError as e:
@@ -341,7 +345,7 @@ class DnsServer:
         except (socket.gaierror, UnicodeError) as e:
             raise DnsError('cannot resolve the DNS server name %s: %s. Give its IP '
                            'address as server.' % (server, e), 'connect')
-        return infos[0][4][0]
+        return str(infos[0][4][0])
 
     @property
     def where(self) -> str:
@@ -362,7 +366,11 @@ class DnsServer:
                       dns.tsig.PeerBadSignature: 'BADSIG'}.get(type(exc))
         return DnsError(text, phase, tsig_error=tsig_error)
 
-    def exchange(self, phase: str, message):
+    def _explained(self, phase: str, exc: BaseException) -> BaseException:
+        """What to raise for ``exc``: the DnsError of :meth:`explain`, or ``exc`` itself."""
+        return self.explain(phase, exc) or exc
+
+    def exchange(self, phase: str, message: Any) -> Any:
         """Send a query ``message``; return the response. All failures become DnsError."""
         try:
             if self.protocol == 'udp':
@@ -380,7 +388,7 @@ class DnsServer:
                 raise
             raise err
 
-    def _tcp_after_truncation(self, phase, message):
+    def _tcp_after_truncation(self, phase: str, message: Any) -> Any:
         """The question again over TCP, after a truncated UDP answer (RFC 7766 section 5)."""
         try:
             return dns.query.tcp(message, self.address, port=self.port, timeout=self.timeout)
@@ -400,7 +408,7 @@ class DnsServer:
                            'TCP port %d to the server.' % (self.where, why, self.port), phase,
                            rcode=err.rcode)
 
-    def send_update(self, message, phase: str = 'apply'):
+    def send_update(self, message: Any, phase: str = 'apply') -> Any:
         """The server's answer to an UPDATE message.
 
         Until the message is on its way, failures are DnsError (nothing was sent, so nothing
@@ -418,7 +426,7 @@ class DnsServer:
                                'not sent. Check server, port and firewalls, or raise timeout.'
                                % (self.where, self.timeout), phase)
             except OSError as e:
-                raise self.explain(phase, e)
+                raise self._explained(phase, e)
             sock.setblocking(False)
             try:
                 if self.protocol == 'tcp':
@@ -431,20 +439,21 @@ class DnsServer:
             except dns.tsig.PeerError as e:
                 if phase == 'preflight':
                     # an UPDATE that changes nothing: the error names what is wrong with the key
-                    raise self.explain(phase, e)
+                    raise self._explained(phase, e)
                 # A TSIG error answer is not signed (RFC 8945 5.3.2): anyone on the path could
                 # have sent it, so it proves nothing about what the server did with the update.
                 raise UpdateOutcomeUnknown(lost_reply(self.where, self.timeout, e), phase)
             except ConnectionRefusedError as e:
                 if self.protocol == 'udp':  # ICMP port unreachable: the datagram was not taken
-                    raise self.explain(phase, e)
+                    raise self._explained(phase, e)
                 raise UpdateOutcomeUnknown(lost_reply(self.where, self.timeout, e), phase)
             except Exception as e:
                 raise UpdateOutcomeUnknown(lost_reply(self.where, self.timeout, e), phase)
         finally:
             sock.close()
 
-    def query(self, name, rdtype: str, phase: str = 'read'):
+    def query(self, name: Any, rdtype: str, phase: str = 'read') -> Any:
+        """The answer to one (signed) query for ``name`` (a name text or dns.name.Name)."""
         q = dns.message.make_query(name, rdtype, use_edns=True, payload=4096)
         if self.keyring:
             q.use_tsig(self.keyring, keyname=self.keyname, algorithm=self.algorithm)
@@ -479,7 +488,7 @@ class DnsServer:
             qname = qname.parent()
 
     # -- reading ------------------------------------------------------------------------------
-    def transfer(self, zone: str) -> Tuple[Optional[int], dict]:
+    def transfer(self, zone: str) -> Tuple[Optional[int], Dict[Tuple[str, str], RRset]]:
         """(serial, {(name, type): RRset}) of the whole zone by a (signed) AXFR; DNSSEC data is
         left out (the signer maintains it; never planned, never compared). A DnsError whose
         ``transfer_blocked`` is true when the transfer did not get through at all (a firewall
@@ -512,7 +521,7 @@ class DnsServer:
             err.transfer_blocked = isinstance(e, dns.exception.Timeout) or (
                 isinstance(e, ConnectionRefusedError) and self.protocol == 'udp')
             raise err
-        rrsets = {}
+        rrsets: Dict[Tuple[str, str], RRset] = {}
         serial = None
         for owner, node in z.nodes.items():
             name = name_text(owner)
@@ -525,10 +534,10 @@ class DnsServer:
                 rrsets[rr.key] = rr
         return serial, rrsets
 
-    def rrsets_at(self, name: str, phase: str) -> dict:
+    def rrsets_at(self, name: str, phase: str) -> Dict[Tuple[str, str], RRset]:
         """{(name, type): RRset} of what the server answers at ``name`` for the types mail_dns
         looks at (ANY first; a server may answer ANY with one rrset only, RFC 8482)."""
-        rrsets = {}
+        rrsets: Dict[Tuple[str, str], RRset] = {}
         for rdtype in ('ANY', 'MX', 'TXT', 'CNAME', 'A', 'AAAA'):
             r = self.query(name, rdtype, phase=phase)
             rcode = dns.rcode.to_text(r.rcode())
@@ -545,7 +554,7 @@ class DnsServer:
                 rrsets[rr.key] = rr
         return rrsets
 
-    def wildcard_rrsets(self, name: str, zone: str, phase: str = 'read') -> dict:
+    def wildcard_rrsets(self, name: str, zone: str, phase: str = 'read') -> Dict[str, RRset]:
         """{type: RRset} of the closest wildcard above ``name`` in ``zone`` that has data (the
         one a query for a name that does not exist would be answered from), or {}."""
         apex = to_name(zone)
@@ -560,11 +569,11 @@ class DnsServer:
                 return self._wildcards[star]
         return {}
 
-    def served(self, keys) -> dict:
+    def served(self, keys: Iterable[Tuple[str, str]]) -> Dict[Tuple[str, str], Optional[RRset]]:
         """{(name, type): RRset or None}: what the server serves for each key now, each asked
         for by a query of its own (an ANY query may show only part of a name's data, RFC
         8482)."""
-        out = {}
+        out: Dict[Tuple[str, str], Optional[RRset]] = {}
         for name, rdtype in sorted(set(keys)):
             r = self.query(name, rdtype, phase='verify')
             rcode = dns.rcode.to_text(r.rcode())
@@ -601,9 +610,9 @@ class Target:
         self.error = error
         self.reachable = False
 
-    def to_dict(self) -> dict:
-        d = {'name': self.label, 'host': self.host, 'address': self.address, 'port': self.port,
-             'kind': self.kind, 'reachable': self.reachable}
+    def to_dict(self) -> Dict[str, Any]:
+        d: Dict[str, Any] = {'name': self.label, 'host': self.host, 'address': self.address,
+                             'port': self.port, 'kind': self.kind, 'reachable': self.reachable}
         if self.error:
             d['error'] = self.error
         return d
@@ -614,7 +623,7 @@ def addresses_of(host: str, server: Optional[DnsServer] = None) -> Tuple[List[st
     the system resolver."""
     if is_ip(host):
         return [host], None
-    found = []
+    found: List[str] = []
     if server is not None:
         for rdtype in ('A', 'AAAA'):
             try:
@@ -631,8 +640,9 @@ def addresses_of(host: str, server: Optional[DnsServer] = None) -> Tuple[List[st
     except (socket.gaierror, UnicodeError) as e:
         return [], 'cannot resolve the name server %s to an address: %s' % (host, e)
     for info in infos:
-        if info[4][0] not in found:
-            found.append(info[4][0])
+        address = str(info[4][0])
+        if address not in found:
+            found.append(address)
     return found, None
 
 
@@ -656,7 +666,7 @@ def discover_nameservers(server: DnsServer, zone: str) -> List[str]:
         raise DnsError('%s answered %s to the NS query for %s. Set zone, '
                        'or give nameservers.' % (server.where, rcode, zone), 'find name servers',
                        rcode=rcode)
-    hosts = []
+    hosts: List[str] = []
     for rrset in r.answer:
         if rrset.rdtype == dns.rdatatype.NS and name_text(rrset.name) == zone:
             hosts.extend(name_text(rd.target) for rd in rrset)
@@ -667,7 +677,7 @@ def discover_nameservers(server: DnsServer, zone: str) -> List[str]:
 
 
 def unique_labels(targets: List[Target]) -> List[Target]:
-    seen = set()
+    seen: Set[str] = set()
     for t in targets:
         if t.label in seen:
             t.label = '%s (%s)' % (t.label, t.kind)
@@ -679,7 +689,7 @@ def unique_labels(targets: List[Target]) -> List[Target]:
 class Truncated(Exception):
     """A UDP answer was truncated and the same question over TCP failed."""
 
-    def __init__(self, exc):
+    def __init__(self, exc: BaseException) -> None:
         super(Truncated, self).__init__(str(exc))
         self.reason = 'connection refused' if isinstance(exc, ConnectionRefusedError) else (
             '%s: %s' % (type(exc).__name__, exc) if str(exc) else type(exc).__name__)
@@ -693,22 +703,25 @@ class Resolver:
         self.protocol = protocol
         self.retries = retries
 
-    def _exchange(self, q, target):
+    def _exchange(self, q: Any, target: Target) -> Any:
+        address = target.address
+        if address is None:  # make_targets gives a target without an address an error
+            raise ValueError('%s has no address to ask' % target.label)
         if self.protocol == 'tcp':
-            return dns.query.tcp(q, target.address, port=target.port, timeout=self.timeout)
-        family = socket.AF_INET6 if ':' in target.address else socket.AF_INET
+            return dns.query.tcp(q, address, port=target.port, timeout=self.timeout)
+        family = socket.AF_INET6 if ':' in address else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             # A connected socket hears the ICMP port-unreachable: "refused" at once, no timeout.
             sock.setblocking(False)
-            sock.connect((target.address, target.port))
-            r = dns.query.udp(q, target.address, port=target.port, timeout=self.timeout,
+            sock.connect((address, target.port))
+            r = dns.query.udp(q, address, port=target.port, timeout=self.timeout,
                               sock=sock)
         finally:
             sock.close()
         if r.flags & dns.flags.TC:
             try:
-                r = dns.query.tcp(q, target.address, port=target.port, timeout=self.timeout)
+                r = dns.query.tcp(q, address, port=target.port, timeout=self.timeout)
             except (OSError, EOFError, dns.exception.DNSException) as e:
                 raise Truncated(e)
         return r
@@ -745,7 +758,8 @@ class Resolver:
             return self._interpret(r, rcode, target, name, rdtype, where)
 
     @staticmethod
-    def _interpret(r, rcode, target, name, rdtype, where):
+    def _interpret(r: Any, rcode: str, target: Target, name: str, rdtype: str,
+                   where: str) -> Observed:
         if rcode == 'NXDOMAIN':
             return Observed([], rcode=rcode)
         if rcode == 'REFUSED':
@@ -760,7 +774,8 @@ class Resolver:
                             'flag): it is not authoritative for the zone (lame delegation)'
                             % (where, name, rdtype))
         wanted = dns.rdatatype.from_text(rdtype)
-        values, cname = [], None
+        values: List[str] = []
+        cname: Optional[str] = None
         for rrset in r.answer:
             if rrset.rdtype == dns.rdatatype.CNAME and name_text(rrset.name) == name:
                 cname = name_text(rrset[0].target)
@@ -771,7 +786,7 @@ class Resolver:
                         values.append(value)
         return Observed(values, cname=cname)
 
-    def ask_all(self, jobs: list) -> List[Observed]:
+    def ask_all(self, jobs: List[Tuple[Target, str, str]]) -> List[Observed]:
         """[Observed] for [(target, name, rdtype)], in parallel."""
         if not jobs:
             return []
@@ -779,17 +794,17 @@ class Resolver:
             futures = [pool.submit(self._ask_safely, *job) for job in jobs]
             return [f.result() for f in futures]
 
-    def _ask_safely(self, target, name, rdtype):
+    def _ask_safely(self, target: Target, name: str, rdtype: str) -> Observed:
         try:
             return self.ask(target, name, rdtype)
         except Exception as e:  # one odd answer must not take down the whole round
             return Observed(error='unexpected error asking %s: %s: %s'
                             % (target.label, type(e).__name__, e))
 
-    def txt_lookup(self, targets: List[Target]) -> Callable[[str], Optional[list]]:
+    def txt_lookup(self, targets: List[Target]) -> Callable[[str], Optional[List[str]]]:
         """``lookup(name)`` for the SPF count: TXT strings from the first target that answers,
         [] when the name does not exist, None when none of them could say."""
-        def lookup(name):
+        def lookup(name: str) -> Optional[List[str]]:
             for target in targets:
                 obs = self.ask(target, name_text(to_name(name)), 'TXT')
                 if not obs.error:
@@ -799,9 +814,11 @@ class Resolver:
 
 
 # -- waiting ----------------------------------------------------------------------------------
-def wait_for_answers(resolver: Resolver, targets: List[Target], questions: list,
-                     judge: Callable[[dict], tuple], wait_timeout: float, interval: float = 1.0,
-                     max_interval: float = 10.0) -> tuple:
+def wait_for_answers(resolver: Resolver, targets: List[Target],
+                     questions: List[Tuple[str, str]],
+                     judge: Callable[[Dict[str, Dict[Tuple[str, str], Observed]]], Tuple[bool, Any]],
+                     wait_timeout: float, interval: float = 1.0,
+                     max_interval: float = 10.0) -> Tuple[Any, int, float]:
     """Ask every target every question (in parallel) in rounds until ``judge(observed) ->
     (done, value)`` is done or ``wait_timeout`` seconds have passed (``_poll.poll``: back-off
     from ``interval`` up to ``max_interval``, jittered, never past the deadline). ``observed``
@@ -809,11 +826,11 @@ def wait_for_answers(resolver: Resolver, targets: List[Target], questions: list,
     with every target unreachable until it answers. Returns (value, rounds, elapsed seconds)."""
     jobs = [(t, name, rdtype) for t in targets for name, rdtype in questions]
 
-    def attempt():
+    def attempt() -> Tuple[bool, Any]:
         for t in targets:
             t.reachable = False
         answers = iter(resolver.ask_all(jobs))
-        observed = {}
+        observed: Dict[str, Dict[Tuple[str, str], Observed]] = {}
         for t in targets:
             observed[t.label] = dict((q, next(answers)) for q in questions)
         return judge(observed)
