@@ -13,6 +13,8 @@ UPDATE message. What the records are (SPF, DMARC, MX, DKIM, the Spec) is the pol
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
 from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy import (
     DEFAULT_TTL,
     Spec,
@@ -36,10 +38,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._records impor
     parse_mx,
 )
 
-try:
-    from typing import Dict, Tuple
-except ImportError:  # pragma: no cover
-    pass
+Key = Tuple[str, str]  # an rrset's (name, type)
 
 # Types at a name that a CNAME may not replace even with on_conflict=replace.
 PROTECTED_TYPES = ('SOA', 'NS', 'DS')
@@ -51,28 +50,36 @@ class Change:
 
     __slots__ = ('before', 'after', 'reason')
 
-    def __init__(self, before, after, reason=''):
+    def __init__(self, before: Optional[RRset], after: Optional[RRset], reason: str = '') -> None:
         self.before = before
         self.after = after
         self.reason = reason
 
     @property
-    def key(self):
-        return (self.after or self.before).key
+    def rrset(self) -> RRset:
+        """``after``, or ``before`` for a delete."""
+        rr = self.after or self.before
+        if rr is None:
+            raise ValueError('a change without before and after: %r' % (self.reason,))
+        return rr
 
     @property
-    def action(self):
+    def key(self) -> Key:
+        return self.rrset.key
+
+    @property
+    def action(self) -> str:
         if self.before is None:
             return 'create'
         if self.after is None:
             return 'delete'
         return 'update'
 
-    def to_dict(self):
-        rr = self.after or self.before
-        d = {'action': self.action, 'name': rr.name, 'type': rr.rdtype, 'ttl': rr.ttl,
-             'values': rr.sorted_values()}
-        if self.action == 'update':
+    def to_dict(self) -> Dict[str, Any]:
+        rr = self.rrset
+        d: Dict[str, Any] = {'action': self.action, 'name': rr.name, 'type': rr.rdtype,
+                             'ttl': rr.ttl, 'values': rr.sorted_values()}
+        if self.before is not None and self.after is not None:  # an update
             d['ttl_before'] = self.before.ttl
             d['values_before'] = self.before.sorted_values()
         if self.reason:
@@ -81,39 +88,41 @@ class Change:
 
 
 class Plan:
-    def __init__(self, changes, warnings, desired):
+    def __init__(self, changes: Iterable[Change], warnings: List[str],
+                 desired: Dict[Key, Optional[RRset]]) -> None:
         self.changes = sorted(changes, key=lambda c: c.key)
         self.warnings = warnings
         # key -> RRset or None: what the touched rrsets should be after the run.
         self.desired = desired
 
     @property
-    def changed(self):
+    def changed(self) -> bool:
         return bool(self.changes)
 
-    def to_list(self):
+    def to_list(self) -> List[Dict[str, Any]]:
         return [c.to_dict() for c in self.changes]
 
 
-def _at(current, name):
+def _at(current: Dict[Key, RRset], name: str) -> Dict[str, RRset]:
     return dict((k[1], v) for k, v in current.items() if k[0] == name)
 
 
 class _Planner:
-    def __init__(self, spec, current):
+    def __init__(self, spec: Spec, current: Dict[Key, RRset]) -> None:
         self.spec = spec
         self.current = current
-        self.changes = {}
-        self.warnings = []
-        self.conflicts = []
+        self.changes: Dict[Key, Change] = {}
+        self.warnings: List[str] = []
+        self.conflicts: List[str] = []
 
-    def ttl_for(self, key):
+    def ttl_for(self, key: Key) -> int:
         if self.spec.ttl is not None:
             return self.spec.ttl
         existing = self.current.get(key)
         return existing.ttl if existing is not None else DEFAULT_TTL
 
-    def put(self, name, rdtype, values, reason, keep_ttl=False):
+    def put(self, name: str, rdtype: str, values: List[str], reason: str,
+            keep_ttl: bool = False) -> None:
         """Make the rrset (name, rdtype) hold ``values`` (empty: delete it)."""
         key = (name, rdtype)
         before = self.current.get(key)
@@ -129,13 +138,13 @@ class _Planner:
         if not after.same_as(before):
             self.changes[key] = Change(before, after, reason)
 
-    def conflict(self, name, rdtype, what):
+    def conflict(self, name: str, rdtype: str, what: str) -> None:
         self.conflicts.append('%s: %s' % (name, what))
         if self.spec.on_conflict == 'replace':
             before = self.current.get((name, rdtype))
             self.changes[(name, rdtype)] = Change(before, None, 'conflict replaced: ' + what)
 
-    def need_cname(self, name, target, reason):
+    def need_cname(self, name: str, target: str, reason: str) -> None:
         here = _at(self.current, name)
         for rdtype, rr in sorted(here.items()):
             if rdtype == 'CNAME' or rdtype in DNSSEC_TYPES:
@@ -154,19 +163,19 @@ class _Planner:
                 self.changes.pop((name, 'CNAME'), None)
         self.put(name, 'CNAME', [target], reason)
 
-    def need_no_cname(self, name, rdtype):
+    def need_no_cname(self, name: str, rdtype: str) -> None:
         existing = self.current.get((name, 'CNAME'))
         if existing is not None:
             self.conflict(name, 'CNAME', 'is a CNAME to %s; %s records cannot go next to it'
                           % (', '.join(existing.sorted_values()), rdtype))
 
-    def remove_cname_if(self, name, predicate, reason):
+    def remove_cname_if(self, name: str, predicate: Callable[[str], bool], reason: str) -> None:
         existing = self.current.get((name, 'CNAME'))
         if existing is not None and all(predicate(v) for v in existing.values):
             self.put(name, 'CNAME', [], reason)
 
     # -- present ------------------------------------------------------------------------------
-    def mx_present(self):
+    def mx_present(self) -> None:
         s = self.spec
         name = s.domain
         self.need_no_cname(name, 'MX')
@@ -202,12 +211,12 @@ class _Planner:
         self.put(name, 'MX', legacy + [mx_value(s.mx_host, pref)],
                  'partial: Exchange Online MX added, legacy MX kept')
 
-    def apex_txt_present(self):
+    def apex_txt_present(self) -> None:
         s = self.spec
         name = s.domain
         current = self.current.get((name, 'TXT'))
         values = list(current.values) if current is not None else []
-        reasons = []
+        reasons: List[str] = []
         if s.spf != 'keep':
             spfs = [v for v in values if parse_spf(v)]
             default_all = s.spf_all or ('-all' if s.pattern == 'full' else '~all')
@@ -239,7 +248,7 @@ class _Planner:
         if s.spf != 'keep' or s.verification_txt:
             self.put(name, 'TXT', values, '; '.join(reasons))
 
-    def dmarc_present(self):
+    def dmarc_present(self) -> None:
         s = self.spec
         if not s.dmarc:
             return
@@ -257,7 +266,7 @@ class _Planner:
             values = [v for v in values if v not in others] + [s.dmarc]
         self.put(name, 'TXT', values, 'DMARC record')
 
-    def plan_present(self):
+    def plan_present(self) -> None:
         s = self.spec
         if s.pattern in ('full', 'partial'):
             self.mx_present()
@@ -273,7 +282,7 @@ class _Planner:
         self.dmarc_present()
 
     # -- absent -------------------------------------------------------------------------------
-    def plan_absent(self):
+    def plan_absent(self) -> None:
         s = self.spec
         mx = self.current.get((s.domain, 'MX'))
         if mx is not None:
@@ -284,12 +293,13 @@ class _Planner:
             self.put(s.domain, 'MX', keep, 'Exchange Online MX removed', keep_ttl=True)
         txt = self.current.get((s.domain, 'TXT'))
         if txt is not None:
-            values = []
+            values: List[str] = []
             for v in txt.values:
+                kept: Optional[str] = v
                 if parse_spf(v) and spf_has_include(v, s.spf_include) and s.spf != 'keep':
-                    v = spf_remove_include(v, s.spf_include)
-                if v is not None and v != s.verification_txt:
-                    values.append(v)
+                    kept = spf_remove_include(v, s.spf_include)
+                if kept is not None and kept != s.verification_txt:
+                    values.append(kept)
             self.put(s.domain, 'TXT', values, 'Exchange Online SPF include/verification removed',
                      keep_ttl=True)
         target = s.autodiscover_target
@@ -298,8 +308,10 @@ class _Planner:
         for name in sorted(set(s.dkim) | set(
                 n for (n, t) in self.current if t == 'CNAME' and is_exo_dkim_name(n, s.domain))):
             wanted = s.dkim.get(name)
-            self.remove_cname_if(name, lambda v, w=wanted: v == w if w else is_exo_dkim_target(v),
-                                 'DKIM selector CNAME removed')
+
+            def ours(v: str, w: Optional[str] = wanted) -> bool:
+                return v == w if w else is_exo_dkim_target(v)
+            self.remove_cname_if(name, ours, 'DKIM selector CNAME removed')
         if s.dmarc:
             cur = self.current.get((s.dmarc_name, 'TXT'))
             if cur is not None:
@@ -307,8 +319,7 @@ class _Planner:
                          'DMARC record removed', keep_ttl=True)
 
 
-def plan_changes(spec, current):
-    # type: (Spec, Dict[Tuple[str, str], RRset]) -> Plan
+def plan_changes(spec: Spec, current: Dict[Key, RRset]) -> Plan:
     """The changes that bring ``current`` ({(name, type): RRset} holding at least every rrset at
     ``spec.names()``) to the pattern. Raises RecordError for conflicts under on_conflict=fail."""
     planner = _Planner(spec, current)
@@ -326,8 +337,7 @@ def plan_changes(spec, current):
     return Plan(changes, planner.warnings, desired)
 
 
-def apply_plan(current, plan):
-    # type: (Dict[Tuple[str, str], RRset], Plan) -> Dict[Tuple[str, str], RRset]
+def apply_plan(current: Dict[Key, RRset], plan: Plan) -> Dict[Key, RRset]:
     """``current`` with ``plan`` applied (what the server should hold afterwards)."""
     out = dict(current)
     for change in plan.changes:
