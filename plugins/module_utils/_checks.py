@@ -12,7 +12,10 @@ caller provides (a fake one in unit tests).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
 from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy import (
+    Spec,
     dkim_selector,
     dmarc_problems,
     exo_in_order,
@@ -34,6 +37,10 @@ SPF_MECHANISMS = SPF_DNS_MECHANISMS + ('all', 'ip4', 'ip6')
 # Stop following includes well past the limit: the verdict is clear and loops stay cheap.
 SPF_FOLLOW_CAP = 3 * SPF_LOOKUP_LIMIT
 
+Key = Tuple[str, str]  # a question: (name, type)
+# lookup(name) -> the TXT strings at name, [] when it does not exist, None when it cannot be said
+Lookup = Callable[[str], Optional[List[str]]]
+
 
 class Observed:
     """What one server answered to one question.
@@ -46,14 +53,16 @@ class Observed:
 
     __slots__ = ('values', 'error', 'unchecked', 'cname', 'rcode')
 
-    def __init__(self, values=None, error=None, unchecked=False, cname=None, rcode='NOERROR'):
-        self.values = None if error else list(values or [])
+    def __init__(self, values: Optional[Iterable[str]] = None, error: Optional[str] = None,
+                 unchecked: bool = False, cname: Optional[str] = None,
+                 rcode: str = 'NOERROR') -> None:
+        self.values: Optional[List[str]] = None if error else list(values or [])
         self.error = error
         self.unchecked = unchecked
         self.cname = cname
         self.rcode = rcode
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return 'Observed(%r, error=%r)' % (self.values, self.error)
 
 
@@ -63,25 +72,29 @@ class Outcome:
 
     __slots__ = ('status', 'found', 'message', 'extra', 'answered')
 
-    def __init__(self, status, found, message, answered=True, **extra):
+    def __init__(self, status: str, found: Any, message: str, answered: bool = True,
+                 **extra: Any) -> None:
+        """``found``: what the check found, as the result shows it (a list of values, a CNAME
+        target or None, {selector: target})."""
         self.status = status
         self.found = found
         self.message = message
         self.answered = answered
         self.extra = extra
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         d = {'status': self.status, 'found': self.found, 'message': self.message}
         d.update(self.extra)
         return d
 
 
 # -- MX ---------------------------------------------------------------------------------------
-def _mx_text(records):
+def _mx_text(records: List[Tuple[int, str]]) -> str:
     return ', '.join('%d %s' % r for r in records) or 'no MX records'
 
 
-def check_mx(found, mx_host, pattern=None, primary='legacy', preference=None):
+def check_mx(found: Iterable[str], mx_host: str, pattern: Optional[str] = None,
+             primary: str = 'legacy', preference: Optional[int] = None) -> Outcome:
     """The domain's MX rrset (canonical values ``'<pref> <host>'``) against the pattern.
 
     full: exactly the Exchange Online MX. partial: the Exchange Online MX and at least one legacy
@@ -134,7 +147,7 @@ def check_mx(found, mx_host, pattern=None, primary='legacy', preference=None):
 
 
 # -- CNAME ------------------------------------------------------------------------------------
-def check_cname(name, found, target):
+def check_cname(name: str, found: Sequence[str], target: str) -> Outcome:
     """``found``: the CNAME target(s) at ``name`` (canonical)."""
     if not found:
         return Outcome(FAIL, None, 'no CNAME at %s; expected one to %s' % (name, target))
@@ -144,8 +157,9 @@ def check_cname(name, found, target):
     return Outcome(PASS, target, '%s is a CNAME to %s' % (name, target))
 
 
-def check_dkim(found, expected):
-    """``found`` and ``expected``: {selector name: CNAME target or None}."""
+def check_dkim(found: Mapping[str, Optional[str]], expected: Mapping[str, str]) -> Outcome:
+    """``found``: {selector name: CNAME target or None}; ``expected``: {selector name: CNAME
+    target}."""
     wrong = []
     for name in sorted(expected):
         have = found.get(name)
@@ -164,26 +178,26 @@ class SpfCount:
     ``unresolved`` targets (counted once each, not followed), ``problems`` (permanent errors at
     receivers) and ``notes`` (worth knowing, not errors)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.lookups = 0
-        self.unresolved = []
-        self.problems = []
-        self.notes = []
-        self.followed = []
+        self.unresolved: List[str] = []
+        self.problems: List[str] = []
+        self.notes: List[str] = []
+        self.followed: List[str] = []
 
 
-def count_spf_lookups(record, lookup, domain=None):
+def count_spf_lookups(record: str, lookup: Lookup, domain: Optional[str] = None) -> SpfCount:
     """Count the DNS-querying terms of ``record``, following include: and redirect= targets
     through ``lookup(name) -> list of TXT strings, or None when it does not resolve``."""
     count = SpfCount()
-    cache = {}
+    cache: Dict[str, Optional[List[str]]] = {}
 
-    def fetch(name):
+    def fetch(name: str) -> Optional[List[str]]:
         if name not in cache:
             cache[name] = lookup(name)
         return cache[name]
 
-    def walk(rec, stack):
+    def walk(rec: str, stack: Tuple[str, ...]) -> None:
         terms = spf_terms(rec)
         has_all = any(t[:2] == ('mechanism', 'all') for t in terms)
         for kind, name, arg in terms:
@@ -209,7 +223,7 @@ def count_spf_lookups(record, lookup, domain=None):
             elif name == 'exists' and not arg:
                 count.problems.append('exists without a domain in %s' % stack[-1])
 
-    def follow(kind, target, stack):
+    def follow(kind: str, target: Optional[str], stack: Tuple[str, ...]) -> None:
         if not target:
             count.problems.append('%s without a domain in %s' % (kind, stack[-1]))
             return
@@ -241,12 +255,13 @@ def count_spf_lookups(record, lookup, domain=None):
     return count
 
 
-def _add(items, text):
+def _add(items: List[str], text: str) -> None:
     if text not in items:
         items.append(text)
 
 
-def check_spf(txt_values, include, lookup, domain=None):
+def check_spf(txt_values: Iterable[str], include: str, lookup: Lookup,
+              domain: Optional[str] = None) -> Outcome:
     """The domain's TXT values: exactly one v=spf1 record, the Exchange Online include in it,
     at most 10 DNS-querying terms in all (includes followed through ``lookup``)."""
     records = sorted(v for v in txt_values if parse_spf(v))
@@ -258,7 +273,7 @@ def check_spf(txt_values, include, lookup, domain=None):
                        % (len(records), ' | '.join(records)))
     record = records[0]
     count = count_spf_lookups(record, lookup, domain)
-    problems = []
+    problems: List[str] = []
     if include and not spf_has_include(record, include):
         problems.append('include:%s is missing' % include)
     if count.lookups > SPF_LOOKUP_LIMIT:
@@ -268,12 +283,13 @@ def check_spf(txt_values, include, lookup, domain=None):
                            SPF_LOOKUP_LIMIT))
     problems.extend(count.problems)
     notes = list(count.notes)
-    if any(t.is_all and t.passes for t in parse_spf(record).terms):
+    spf = parse_spf(record)
+    if spf is not None and any(t.is_all and t.passes for t in spf.terms):
         notes.append('+all lets every host on the internet send as the domain')
     lookups = '%d of %d DNS lookups' % (count.lookups, SPF_LOOKUP_LIMIT)
     if count.unresolved:
         lookups += ' (not resolved from here, counted once each: %s)' % ', '.join(count.unresolved)
-    extra = {'lookups': count.lookups, 'unresolved': count.unresolved}
+    extra: Dict[str, Any] = {'lookups': count.lookups, 'unresolved': count.unresolved}
     if problems:
         return Outcome(FAIL, [record], '%s; %s' % ('; '.join(problems), lookups), **extra)
     if notes:
@@ -283,7 +299,8 @@ def check_spf(txt_values, include, lookup, domain=None):
 
 
 # -- DMARC ------------------------------------------------------------------------------------
-def check_dmarc(txt_values, expected=None, name='_dmarc'):
+def check_dmarc(txt_values: Iterable[str], expected: Optional[str] = None,
+                name: str = '_dmarc') -> Outcome:
     """The TXT values at _dmarc: one valid DMARC record; equal to ``expected`` when given."""
     records = sorted(v for v in txt_values if parse_dmarc(v))
     if not records:
@@ -307,7 +324,7 @@ def check_dmarc(txt_values, expected=None, name='_dmarc'):
 
 
 # -- verification -----------------------------------------------------------------------------
-def check_verification(txt_values, expected):
+def check_verification(txt_values: Sequence[str], expected: Optional[str]) -> Outcome:
     ms = sorted(v for v in txt_values if v.startswith('MS='))
     if expected in txt_values:
         return Outcome(PASS, ms, 'verification TXT %s is published' % expected)
@@ -321,7 +338,8 @@ class Expectation:
     it is), judged by ``pattern`` (None: only that the Exchange Online MX is published) on the
     selected ``checks``."""
 
-    def __init__(self, spec, pattern=None, checks=None):
+    def __init__(self, spec: Spec, pattern: Optional[str] = None,
+                 checks: Optional[Sequence[str]] = None) -> None:
         self.spec = spec
         self.pattern = pattern
         applicable = {'dkim': bool(spec.dkim), 'verification': bool(spec.verification_txt)}
@@ -339,19 +357,19 @@ class Expectation:
             self.checks = [c for c in CHECKS if applicable.get(c, True)]
 
     @property
-    def domain(self):
+    def domain(self) -> str:
         return self.spec.domain
 
-    def questions(self):
+    def questions(self) -> List[Key]:
         """The (name, type) queries each server is asked, for the selected checks."""
-        out = []
+        out: List[Key] = []
         for check in self.checks:
             for q in self.questions_of(check):
                 if q not in out:
                     out.append(q)
         return out
 
-    def questions_of(self, check):
+    def questions_of(self, check: str) -> List[Key]:
         s = self.spec
         if check == 'mx':
             return [(s.domain, 'MX')]
@@ -363,7 +381,7 @@ class Expectation:
             return [(s.dmarc_name, 'TXT')]
         return [(name, 'CNAME') for name in sorted(s.dkim)]
 
-    def expected(self, check):
+    def expected(self, check: str) -> Union[None, str, Dict[str, str]]:
         s = self.spec
         if check == 'mx':
             return mx_expectation(s.mx_host, self.pattern, s.primary, s.mx_preference)
@@ -378,32 +396,34 @@ class Expectation:
             return dict((dkim_selector(n), t) for n, t in sorted(s.dkim.items()))
         return s.verification_txt
 
-    def judge(self, check, answers, lookup):
+    def judge(self, check: str, answers: Mapping[Key, Observed], lookup: Lookup) -> Outcome:
         """The Outcome of ``check`` on one server, from its ``answers`` {(name, type): Observed}."""
         s = self.spec
         observed = [answers[q] for q in self.questions_of(check)]
         for obs in observed:
             if obs.error:
                 return Outcome(SKIP if obs.unchecked else FAIL, None, obs.error, answered=False)
+        # no error: each answer has its values, a list (empty for none)
+        values = [obs.values or [] for obs in observed]
         if check == 'mx':
-            return check_mx(observed[0].values, s.mx_host, self.pattern, s.primary,
+            return check_mx(values[0], s.mx_host, self.pattern, s.primary,
                             s.mx_preference)
         if check == 'autodiscover':
-            return check_cname(s.autodiscover_name, observed[0].values,
+            return check_cname(s.autodiscover_name, values[0],
                                s.autodiscover_target)
         if check == 'spf':
-            return check_spf(observed[0].values, s.spf_include, lookup, s.domain)
+            return check_spf(values[0], s.spf_include, lookup, s.domain)
         if check == 'dmarc':
-            return check_dmarc(observed[0].values, s.dmarc, s.dmarc_name)
+            return check_dmarc(values[0], s.dmarc, s.dmarc_name)
         if check == 'dkim':
-            found = {}
-            for question, obs in zip(self.questions_of('dkim'), observed):
-                found[question[0]] = obs.values[0] if obs.values else None
+            found: Dict[str, Optional[str]] = {}
+            for question, answer in zip(self.questions_of('dkim'), values):
+                found[question[0]] = answer[0] if answer else None
             return check_dkim(found, s.dkim)
-        return check_verification(observed[0].values, s.verification_txt)
+        return check_verification(values[0], s.verification_txt)
 
 
-def summarise(outcomes):
+def summarise(outcomes: Mapping[str, Outcome]) -> str:
     """The status of one check over all servers: any fail fails it, then warn, then pass."""
     statuses = [o.status for o in outcomes.values()]
     for status in (FAIL, WARN, PASS):
@@ -412,7 +432,8 @@ def summarise(outcomes):
     return SKIP
 
 
-def judge_all(expect, observed, lookup):
+def judge_all(expect: Expectation, observed: Mapping[str, Mapping[Key, Observed]],
+              lookup: Lookup) -> Dict[str, Dict[str, Outcome]]:
     """{check: {server label: Outcome}} for every selected check on every server.
 
     ``observed``: {server label: {(name, type): Observed}} in the order to report the servers.
@@ -422,13 +443,15 @@ def judge_all(expect, observed, lookup):
                 for check in expect.checks)
 
 
-def evaluate(expect, observed, lookup):
+def evaluate(expect: Expectation, observed: Mapping[str, Mapping[Key, Observed]],
+             lookup: Lookup) -> List[Dict[str, Any]]:
     """Every selected check on every server (see :func:`judge_all`), as the list the module
     returns: [{name, status, message, expected, servers: {label: outcome dict}}]."""
     return report(expect, judge_all(expect, observed, lookup))
 
 
-def report(expect, judged):
+def report(expect: Expectation,
+           judged: Mapping[str, Mapping[str, Outcome]]) -> List[Dict[str, Any]]:
     """The ``checks`` return value from :func:`judge_all`'s verdicts."""
     results = []
     for check in CHECKS:
@@ -436,7 +459,7 @@ def report(expect, judged):
             continue
         outcomes = judged[check]
         status = summarise(outcomes)
-        groups = []
+        groups: List[Tuple[Tuple[str, str], List[str]]] = []
         for label, outcome in outcomes.items():
             for group in groups:
                 if group[0] == (outcome.status, outcome.message):
@@ -460,12 +483,12 @@ def report(expect, judged):
 SHOWN_VALUE = 100  # characters of one served value in the one-line summary
 
 
-def _short(value):
+def _short(value: Any) -> str:
     value = str(value)
     return value if len(value) <= SHOWN_VALUE else value[:SHOWN_VALUE - 3] + '...'
 
 
-def served_text(check, outcome):
+def served_text(check: str, outcome: Outcome) -> str:
     """What one server serves for ``check``, in a few words: ``MX 10 mail.contoso.com.``,
     ``no autodiscover CNAME``, ``SPF "v=spf1 ... -all"``; why it gave no answer, when so."""
     found = outcome.found
@@ -486,11 +509,11 @@ def served_text(check, outcome):
     return 'TXT %s' % ', '.join(found) if found else 'no MS= TXT'
 
 
-def behind(judged):
+def behind(judged: Mapping[str, Mapping[str, Outcome]]) -> Dict[str, List[str]]:
     """{server label: [what it serves, per failing check]} for each server that fails a check,
     in the order of the servers; a server that gave one reason for all its failures (no
     answer) gets that reason once."""
-    lagging = {}
+    lagging: Dict[str, List[str]] = {}
     for check in CHECKS:
         for label, outcome in judged.get(check, {}).items():
             if outcome.status == FAIL:
@@ -501,7 +524,7 @@ def behind(judged):
     return dict((label, lagging[label]) for label in labels if label in lagging)
 
 
-def summary_line(judged):
+def summary_line(judged: Mapping[str, Mapping[str, Outcome]]) -> str:
     """One line for a round of waiting: how many servers fail, and what each of them serves."""
     total = len(next(iter(judged.values()), {}))
     lagging = behind(judged)
@@ -515,21 +538,22 @@ def summary_line(judged):
                   for label, texts in lagging.items()))
 
 
-def _answered(judged, label):
+def _answered(judged: Mapping[str, Mapping[str, Outcome]], label: str) -> bool:
     """False when the server gave no usable answer to any question of a failing check."""
     return any(outcomes[label].answered for outcomes in judged.values()
                if label in outcomes and outcomes[label].status == FAIL)
 
 
-def failure_message(domain, checks, rounds, elapsed, wait_timeout):
+def failure_message(domain: str, checks: List[Dict[str, Any]], rounds: int, elapsed: float,
+                    wait_timeout: Optional[float]) -> str:
     """The task's msg when a check failed: which checks on which servers, found vs expected,
     and what to do."""
-    parts = []
+    parts: List[str] = []
     for check in checks:
         if check['status'] != FAIL:
             continue
         bad = [(label, o) for label, o in check['servers'].items() if o['status'] == FAIL]
-        groups = []
+        groups: List[Tuple[str, List[str]]] = []
         for label, o in bad:
             for group in groups:
                 if group[0] == o['message']:
@@ -555,5 +579,5 @@ def failure_message(domain, checks, rounds, elapsed, wait_timeout):
         domain, len(parts), waited, ' '.join(_sentence(p) for p in parts), '; '.join(hints))
 
 
-def _sentence(text):
+def _sentence(text: str) -> str:
     return text if text.endswith('.') else text + '.'
