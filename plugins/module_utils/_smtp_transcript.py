@@ -13,7 +13,7 @@ import re
 import smtplib
 import socket
 import time
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union, overload
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_hints import SmtpFailure
 
@@ -29,6 +29,22 @@ REPLY_BYTES = 32768
 TRANSCRIPT_LINES = 1000
 TRANSCRIPT_BYTES = 262144
 
+if TYPE_CHECKING:  # for the type checker only: what the mixin below is mixed into
+    from _typeshed import ReadableBuffer
+    _Mixed = smtplib.SMTP
+else:
+    _Mixed = object
+
+
+@overload
+def printable(data: Union[bytes, str]) -> str:
+    ...
+
+
+@overload
+def printable(data: None) -> None:
+    ...
+
 
 def printable(data: Union[bytes, str, None]) -> Optional[str]:
     """Text of a line sent or received, control characters (but tab and LF) shown as \\xNN, so
@@ -38,7 +54,7 @@ def printable(data: Union[bytes, str, None]) -> Optional[str]:
     return SHOWN_CONTROL.sub(lambda m: '\\x%02x' % ord(m.group()), data) if data else data
 
 
-class _Recorder(object):
+class _Recorder(_Mixed):
     """Mixin for smtplib.SMTP: its own bounded reply reader, a deadline per step, and every line
     sent and received in ``self.transcript`` (itself bounded).
 
@@ -47,30 +63,33 @@ class _Recorder(object):
     REPLY_BYTES octets, a line at most REPLY_LINE octets, and the whole step (``arm()``) must be
     done within ``timeout`` seconds, however slowly the server sends."""
 
-    def _setup_recorder(self, started, budget, silent_hint):
-        self.transcript = []
+    def _setup_recorder(self, started: float, budget: float, silent_hint: str) -> None:
+        self.transcript: List[Dict[str, Any]] = []  # {ms, direction, line}
         self.transcript_bytes = 0
-        self.transcript_cut = None  # the note that says how much was left out
+        # the note that says how much was left out
+        self.transcript_cut: Optional[Dict[str, Any]] = None
         self.left_out = 0
         self.started = started
-        self.redact = None  # None: record as sent; a str: record that instead
-        self.secrets = []  # what AUTH sent (and its parts): hidden in replies that quote it
-        self.body_size = None
+        self.redact: Optional[str] = None  # None: record as sent; a str: record that instead
+        # what AUTH sent (and its parts): hidden in replies that quote it
+        self.secrets: List[bytes] = []
+        self.body_size: Optional[int] = None
         self.budget = budget
         self.silent_hint = silent_hint
         self.phase, self.deadline = 'connect', time.monotonic() + budget
         self.awaiting = 'the greeting'  # what the next reply answers
         self.inbuf = b''
-        self.reply_lines = []  # the lines of the reply being read
+        self.reply_lines: List[bytes] = []  # the lines of the reply being read
         self.broken = False  # the server broke a bound: the session is not worth a QUIT
-        self.tls_hostname = None  # the name implicit TLS checks the certificate against
+        # the name implicit TLS checks the certificate against
+        self.tls_hostname: Optional[str] = None
 
     # -- deadlines ---------------------------------------------------------------------------
-    def arm(self, phase):
+    def arm(self, phase: str) -> None:
         """Start a step of ``phase``: it has ``budget`` seconds from now."""
         self.phase, self.deadline = phase, time.monotonic() + self.budget
 
-    def remaining(self, reading=True):
+    def remaining(self, reading: bool = True) -> float:
         left = self.deadline - time.monotonic()
         if left <= 0:
             if reading:
@@ -81,7 +100,7 @@ class _Recorder(object):
                                    'server')
         return left
 
-    def too_slow(self):
+    def too_slow(self) -> SmtpFailure:
         self.broken = True
         received = len(self.inbuf) + sum(len(line) for line in self.reply_lines)
         if not received:
@@ -93,7 +112,7 @@ class _Recorder(object):
             hint='the server sends its reply too slowly or never ends it: check that host and '
                  'port are an SMTP server; raise timeout only for a very slow one')
 
-    def too_big(self, what):
+    def too_big(self, what: str) -> SmtpFailure:
         self.broken = True
         return SmtpFailure(
             self.phase, '%s %s; an SMTP reply is a few short lines' % (self.awaiting, what),
@@ -101,7 +120,7 @@ class _Recorder(object):
                  'host and port; the connection was dropped')
 
     # -- the transcript ----------------------------------------------------------------------
-    def note(self, direction, line):
+    def note(self, direction: str, line: str) -> None:
         if self.transcript_cut is None and (len(self.transcript) >= TRANSCRIPT_LINES or
                                             self.transcript_bytes + len(line) > TRANSCRIPT_BYTES):
             self.transcript_cut = {'ms': self._ms(), 'direction': 'note'}
@@ -115,17 +134,18 @@ class _Recorder(object):
         self.transcript_bytes += len(line)
         self.transcript.append({'ms': self._ms(), 'direction': direction, 'line': line})
 
-    def _ms(self):
+    def _ms(self) -> int:
         return int((time.monotonic() - self.started) * 1000)
 
     # -- I/O ---------------------------------------------------------------------------------
-    def send(self, s):
+    def send(self, s: 'Union[ReadableBuffer, str]') -> None:
         if self.body_size is not None:
             self.note('client', '<message: %d bytes>' % self.body_size)
             self.body_size = None
             self.awaiting = 'the reply to the message'
         else:
-            text = s.decode('utf-8', 'replace') if isinstance(s, bytes) else s
+            # smtplib sends str (commands) and bytes (the message)
+            text = s if isinstance(s, str) else bytes(s).decode('utf-8', 'replace')
             shown = [self.redact if self.redact is not None else printable(line)
                      for line in text.splitlines()]
             for line in shown:
@@ -150,9 +170,9 @@ class _Recorder(object):
             self.close()
             raise smtplib.SMTPServerDisconnected('Server not connected')
 
-    def _get_socket(self, host, port, timeout):
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         """The TCP connection (every address of host in turn) within the connect deadline."""
-        error = OSError('%s has no address' % host)
+        error: OSError = OSError('%s has no address' % host)
         addresses = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
         for family, kind, proto, dummy, address in addresses:
             left = self.remaining()
@@ -166,10 +186,10 @@ class _Recorder(object):
                 error = e
         raise error
 
-    def _secure(self, sock):
+    def _secure(self, sock: socket.socket) -> socket.socket:
         return sock
 
-    def getreply(self):
+    def getreply(self) -> Tuple[int, bytes]:
         """(code, text) like smtplib's getreply(), within the bounds (see the class)."""
         self.reply_lines, size = [], 0
         code = -1
@@ -193,13 +213,13 @@ class _Recorder(object):
         self.reply_lines = []
         return code, text
 
-    def _hide(self, line):
+    def _hide(self, line: bytes) -> bytes:
         """``line`` with every secret AUTH sent replaced: a server may quote what it got."""
         for secret in self.secrets:
             line = line.replace(secret, REDACTED.encode('ascii'))
         return line
 
-    def _readline(self):
+    def _readline(self) -> bytes:
         while True:
             end = self.inbuf.find(b'\n', 0, REPLY_LINE)
             if end >= 0:
@@ -230,6 +250,6 @@ class _SMTP(_Recorder, smtplib.SMTP):
 
 class _SMTPS(_Recorder, smtplib.SMTP_SSL):
 
-    def _secure(self, sock):
+    def _secure(self, sock: socket.socket) -> socket.socket:
         sock.settimeout(self.remaining())  # the handshake as a whole, not each read
         return self.context.wrap_socket(sock, server_hostname=self.tls_hostname)
