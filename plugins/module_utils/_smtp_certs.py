@@ -12,20 +12,21 @@ __metaclass__ = type
 import datetime
 import os
 import ssl
-from typing import Any, Dict
+from typing import Any, Dict, Iterable, Optional, Tuple, cast
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_hints import SmtpFailure
 
 
 def tls_details(sock: ssl.SSLSocket, verified: bool) -> Dict[str, Any]:
-    out = {'version': sock.version(), 'cipher': None, 'bits': None, 'verified': verified,
-           'peer_certificate': None}
+    out: Dict[str, Any] = {'version': sock.version(), 'cipher': None, 'bits': None, 'verified': verified,
+                           'peer_certificate': None}
     cipher = sock.cipher()
     if cipher:
         out['cipher'], out['bits'] = cipher[0], cipher[2]
-    cert = sock.getpeercert() if verified else None
+    # ssl's dict of a checked certificate: its values are strings and tuples, by key
+    cert: Optional[Dict[str, Any]] = sock.getpeercert() if verified else None
     if cert:
-        def name(rdns):
+        def name(rdns: Iterable[Iterable[Tuple[str, str]]]) -> str:
             return ', '.join('%s=%s' % (k, v) for rdn in rdns for k, v in rdn)
         not_before, not_after = (_cert_time(cert.get(k)) for k in ('notBefore', 'notAfter'))
         out['peer_certificate'] = {
@@ -41,14 +42,14 @@ def tls_details(sock: ssl.SSLSocket, verified: bool) -> Dict[str, Any]:
     return out
 
 
-def _cert_time(text):
+def _cert_time(text: Optional[str]) -> Optional[datetime.datetime]:
     if not text:
         return None
     return datetime.datetime.fromtimestamp(ssl.cert_time_to_seconds(text),
                                            tz=datetime.timezone.utc)
 
 
-def _unverified_certificate(der):
+def _unverified_certificate(der: bytes) -> Dict[str, Any]:
     """What an unchecked peer certificate says (needs cryptography, else only its size)."""
     try:
         from cryptography import x509
@@ -57,8 +58,8 @@ def _unverified_certificate(der):
         return {'der_bytes': len(der)}
     cert = x509.load_der_x509_certificate(der)
     try:
-        names = [str(n.value) for n in
-                 cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value]
+        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        names = [str(n.value) for n in cast(x509.SubjectAlternativeName, san)]
     except x509.ExtensionNotFound:
         names = []
     not_after = getattr(cert, 'not_valid_after_utc', None) or \
