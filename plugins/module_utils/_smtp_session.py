@@ -15,7 +15,7 @@ import email.utils
 import re
 import smtplib
 import ssl
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._poll import Backoff
 from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_certs import (
@@ -25,7 +25,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_hints im
 from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_message import (
     ascii_only, build_message, message_bytes)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_transcript import (
-    REDACTED, _SMTP, _SMTPS, printable)
+    REDACTED, _SMTP, _SMTPS, _Recorder, printable)
 
 QUEUE_ID = (
     re.compile(r'queued as ([0-9A-Za-z]+)'),             # Postfix
@@ -53,7 +53,29 @@ def ehlo_lines(smtp: smtplib.SMTP) -> List[str]:
 class SmtpSession(object):
     """The protocol steps of SmtpTest: each raises SmtpFailure with the phase it failed in."""
 
-    def expect(self, phase, reply, ok):
+    # SmtpTest's state and steps (set in its __init__ and defined there), declared for the
+    # type checker: annotations only, nothing here at run time
+    params: Dict[str, Any]
+    result: Dict[str, Any]
+    started: float
+    smtp: Optional[_Recorder]  # None until connect()
+    ctx: Optional[ssl.SSLContext]  # None for tls: none
+    exchange_online: bool
+    smtputf8: bool
+    header_recipients: List[str]
+    reached: Optional[str]
+    timed: Callable[[str, Callable[[], Any]], Any]
+    done: Callable[[str], None]
+    identity: Callable[[], Any]
+
+    @property
+    def conn(self) -> _Recorder:
+        """The connection of the steps after connect()."""
+        assert self.smtp is not None, 'connect() comes first'
+        return self.smtp
+
+    def expect(self, phase: str, reply: Tuple[int, Union[bytes, str]],
+               ok: Sequence[int]) -> str:
         code, text = reply
         text = printable(text)
         if code == -1:
@@ -63,11 +85,11 @@ class SmtpSession(object):
             raise SmtpFailure(phase, 'the server answered %s %s' % (code, text), code, text)
         return text
 
-    def connect(self):
+    def connect(self) -> None:
         p = self.params
         self.ctx = tls_context(p) if p['tls'] != 'none' else None
         cls = _SMTPS if p['tls'] == 'tls' else _SMTP
-        kwargs = {'local_hostname': p.get('ehlo_name'), 'timeout': p.get('timeout') or 30.0}
+        kwargs: Dict[str, Any] = {'local_hostname': p.get('ehlo_name'), 'timeout': p.get('timeout') or 30.0}
         if cls is _SMTPS:
             kwargs['context'] = self.ctx
         smtp = cls(**kwargs)
@@ -85,18 +107,20 @@ class SmtpSession(object):
         self.exchange_online = is_exchange_online(p['host'], printable(text))
         self.expect('connect', (code, text), (220,))
         if p['tls'] == 'tls':
+            assert isinstance(smtp.sock, ssl.SSLSocket)  # implicit TLS: _SMTPS wrapped it
             self.result['tls'] = tls_details(smtp.sock, p.get('validate_certs', True))
 
-    def ehlo(self, phase, key):
-        code, text = self.smtp.ehlo()
+    def ehlo(self, phase: str, key: str) -> None:
+        code, text = self.conn.ehlo()
         if code != 250:
             # RFC 5321 4.1.4: fall back to HELO only where no extensions are needed.
             raise SmtpFailure(phase, 'EHLO refused: %s %s' % (code, printable(text)), code,
                               printable(text))
-        self.result['capabilities'][key] = ehlo_lines(self.smtp)
+        self.result['capabilities'][key] = ehlo_lines(self.conn)
 
-    def starttls(self):
-        smtp = self.smtp
+    def starttls(self) -> None:
+        smtp = self.conn
+        assert self.ctx is not None and smtp.sock is not None  # tls: starttls, connected
         if not smtp.has_extn('starttls'):
             raise SmtpFailure('starttls', 'the server does not offer STARTTLS (it announced: '
                               '%s); nothing was sent in clear text'
@@ -123,8 +147,8 @@ class SmtpSession(object):
         smtp.does_esmtp = False
         self.result['tls'] = tls_details(smtp.sock, self.params.get('validate_certs', True))
 
-    def auth(self):
-        p, smtp = self.params, self.smtp
+    def auth(self) -> None:
+        p, smtp = self.params, self.conn
         mechanism = p['auth'].upper()
         offered = (smtp.esmtp_features.get('auth') or '').upper().split()
         self.result['auth_mechanism'] = mechanism
@@ -136,6 +160,7 @@ class SmtpSession(object):
                                     'there LOGIN and XOAUTH2 (no PLAIN): use auth: xoauth2'
                                     if self.exchange_online else ''))
         user = p.get('username') or p.get('sender')
+        assert user, 'check_input: auth needs username or sender'
         if p.get('password'):
             smtp.secrets.append(p['password'].encode('utf-8'))
         if mechanism == 'XOAUTH2':
@@ -157,18 +182,19 @@ class SmtpSession(object):
                 reply = self.secret_cmd(_b64(p.get('password') or ''), REDACTED)
         self.expect('auth', reply, (235,))
 
-    def secret_cmd(self, line, shown):
+    def secret_cmd(self, line: str, shown: str) -> Tuple[int, bytes]:
+        smtp = self.conn
         secret = line.rsplit(' ', 1)[-1]
         if len(secret) >= 4:
-            self.smtp.secrets.append(secret.encode('ascii', 'replace'))
-        self.smtp.redact = shown
+            smtp.secrets.append(secret.encode('ascii', 'replace'))
+        smtp.redact = shown
         try:
-            self.smtp.putcmd(line)
-            return self.smtp.getreply()
+            smtp.putcmd(line)
+            return smtp.getreply()
         finally:
-            self.smtp.redact = None
+            smtp.redact = None
 
-    def token(self):
+    def token(self) -> str:
         from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
             EXCHANGE, IdentityError)
         try:
@@ -176,8 +202,9 @@ class SmtpSession(object):
         except IdentityError as e:
             raise SmtpFailure('auth', 'no access token for XOAUTH2: %s' % e)
 
-    def envelope(self, sender):
-        smtp, options = self.smtp, []
+    def envelope(self, sender: str) -> None:
+        smtp = self.conn
+        options: List[str] = []
         addresses = [sender] + list(self.params['to'])
         if not all(ascii_only(a) for a in addresses):  # a non-ASCII local part: RFC 6531
             if not smtp.has_extn('smtputf8'):
@@ -192,7 +219,7 @@ class SmtpSession(object):
         self.timed('mail', lambda: self.mail_from(sender, options))
         self.done('mail')
 
-        def recipients():
+        def recipients() -> None:
             for rcpt in self.params['to']:
                 smtp.arm('rcpt')  # timeout for each recipient
                 code, text = smtp.rcpt(rcpt)
@@ -201,21 +228,22 @@ class SmtpSession(object):
                                       % (rcpt, code, printable(text)), code, printable(text))
         self.timed('rcpt', recipients)
 
-    def mail_from(self, sender, options):
+    def mail_from(self, sender: str, options: List[str]) -> str:
         """MAIL FROM; Exchange Online's 432 4.3.2 (too many sessions sending as this mailbox)
         is retried after the THROTTLE_WAITS in the same session, each attempt with its own
         deadline."""
         # Each wait is stretched by up to 25 % (jitter); the bound leaves every attempt its
         # whole deadline, so only the count of THROTTLE_WAITS ends the retries.
-        budget = self.smtp.budget
+        smtp = self.conn
+        budget = smtp.budget
         backoff = Backoff(sum(THROTTLE_WAITS) * 1.25 + (len(THROTTLE_WAITS) + 1) * budget,
                           floor=min(THROTTLE_WAITS), cap=max(THROTTLE_WAITS), jitter=0.25,
                           max_retries=len(THROTTLE_WAITS))
-        throttled = None
+        throttled: Optional[str] = None
         while True:
-            self.smtp.arm('mail')
+            smtp.arm('mail')
             try:
-                code, text = self.smtp.mail(sender, options)
+                code, text = smtp.mail(sender, options)
             except smtplib.SMTPServerDisconnected:
                 if throttled is None:
                     raise
@@ -226,12 +254,12 @@ class SmtpSession(object):
                 return self.expect('mail', (code, text), (250,))
             throttled = printable(text)  # the text of the 432
             wait = THROTTLE_WAITS[backoff.retries]
-            self.smtp.note('note', 'sender thread limit: MAIL FROM again in %.1f s' % wait)
+            smtp.note('note', 'sender thread limit: MAIL FROM again in %.1f s' % wait)
             if not backoff.pause(asked=wait, room=budget):
                 return self.expect('mail', (code, text), (250,))
 
-    def data(self, sender):
-        p, smtp = self.params, self.smtp
+    def data(self, sender: str) -> Optional[str]:
+        p, smtp = self.params, self.conn
         if p.get('quit_after') == 'data':
             smtp.putcmd('DATA')
             self.expect('data', smtp.getreply(), (354,))
@@ -261,14 +289,14 @@ class SmtpSession(object):
         return message_id
 
     # -- the whole test ------------------------------------------------------------------------
-    def quit(self):
+    def quit(self) -> None:
         try:
-            self.timed('quit', self.smtp.quit)
+            self.timed('quit', self.conn.quit)
             self.done('quit')
         except (OSError, smtplib.SMTPException, SmtpFailure):
             pass  # the message was accepted already; a lost QUIT answer changes nothing
 
-    def close(self):
+    def close(self) -> None:
         smtp = self.smtp
         if smtp is not None and smtp.sock is not None:
             try:
@@ -281,7 +309,7 @@ class SmtpSession(object):
             smtp.close()
 
 
-def _b64(text):
+def _b64(text: str) -> str:
     return base64.b64encode(text.encode('utf-8')).decode('ascii')
 
 
