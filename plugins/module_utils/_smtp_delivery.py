@@ -9,7 +9,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._poll import poll
 from ansible_collections.exchangeonline.mail.plugins.module_utils._smtp_hints import SmtpFailure
@@ -21,6 +21,13 @@ DELIVERY_FOLDERS = ('inbox', 'junkemail')
 
 class DeliveryProof(object):
     """The delivery phase of SmtpTest (in _smtp_test)."""
+
+    # SmtpTest's state and its identity() (set in its __init__ and defined there), declared
+    # for the type checker: annotations only, nothing here at run time
+    params: Dict[str, Any]
+    result: Dict[str, Any]
+    header_recipients: List[str]
+    identity: Callable[[], Any]
 
     # -- delivery ---------------------------------------------------------------------------
     def confirm(self, message_id: str) -> None:
@@ -45,7 +52,7 @@ class DeliveryProof(object):
         try:
             graph = GraphClient(self.identity(), phase='delivery')
 
-            def attempt():
+            def attempt() -> Tuple[bool, bool]:
                 """One look in each folder, as poll's (done, value): (True, True) once the
                 message is found, (False, False) while it is not (poll returns that value)."""
                 for folder in list(folders):
@@ -80,8 +87,8 @@ class DeliveryProof(object):
                 return False, False
 
             # A look every interval (up to 10 % earlier or later), the last at the timeout.
-            delivered, dummy, dummy = poll(attempt, timeout, interval=interval,
-                                           max_interval=interval, jitter=0.1)
+            delivered = poll(attempt, timeout, interval=interval, max_interval=interval,
+                             jitter=0.1)[0]
             if not delivered:
                 raise SmtpFailure(
                     'delivery', 'the message %s was accepted but did not arrive in the Inbox '
