@@ -71,7 +71,7 @@ class SmtpTest(SmtpSession, DeliveryProof):
         self.params = params
         self.check_mode = check_mode
         self.identity_factory = identity_factory
-        self.timings = {}
+        self.timings: Dict[str, int] = {}
         self.reached = None
         self.smtp = None
         self.smtputf8 = False  # set by envelope() when an address needs RFC 6531
@@ -82,10 +82,10 @@ class SmtpTest(SmtpSession, DeliveryProof):
         self.result['timings_ms'] = self.timings
 
     # -- steps -----------------------------------------------------------------------------------
-    def stop_after(self, phase):
+    def stop_after(self, phase: str) -> bool:
         return self.check_mode and phase == 'rcpt' or self.params.get('quit_after') == phase
 
-    def timed(self, phase, step):
+    def timed(self, phase: str, step: Callable[[], Any]) -> Any:
         if self.smtp is not None and phase != 'delivery':
             self.smtp.arm('starttls' if phase == 'ehlo_after_tls' else phase)
         t0 = time.monotonic()
@@ -94,11 +94,14 @@ class SmtpTest(SmtpSession, DeliveryProof):
         finally:
             self.timings[phase] = int((time.monotonic() - t0) * 1000)
 
-    def done(self, phase):
+    def done(self, phase: str) -> None:
         self.reached = phase
 
-    def identity(self):
+    def identity(self) -> Any:
+        """The _identity.Identity of the task, made once (by ``identity_factory``)."""
         if not hasattr(self, '_identity'):
+            if self.identity_factory is None:
+                raise TypeError('this SmtpTest has no identity_factory to acquire a token with')
             self._identity = self.identity_factory(self.params)
         return self._identity
 
@@ -146,7 +149,7 @@ class SmtpTest(SmtpSession, DeliveryProof):
         self.result['elapsed_ms'] = int((time.monotonic() - self.started) * 1000)
         return self.result
 
-    def steps(self, sender):
+    def steps(self, sender: Optional[str]) -> None:
         p = self.params
         self.timed('ehlo', lambda: self.ehlo('ehlo', 'before_tls'))
         self.done('ehlo')
@@ -167,25 +170,26 @@ class SmtpTest(SmtpSession, DeliveryProof):
             self.done('auth')
         if self.stop_after('auth'):
             return
+        assert sender, 'check_input: a test that gets to MAIL FROM has a sender'
         self.envelope(sender)
         self.done('rcpt')
         if self.stop_after('rcpt'):
             self.send_as_unproven(sender)
-            self.smtp.arm('quit')
-            self.smtp.rset()
+            self.conn.arm('quit')
+            self.conn.rset()
             return
         message_id = self.timed('data', lambda: self.data(sender))
         self.done('data')
         if message_id is None:  # quit_after: data; drop the session, nothing is sent
             self.send_as_unproven(sender)
-            self.smtp.close()
+            self.conn.close()
             return
         self.quit()
         if p.get('confirm_delivery'):
             self.timed('delivery', lambda: self.confirm(message_id))
             self.done('delivery')
 
-    def send_as_unproven(self, sender):
+    def send_as_unproven(self, sender: str) -> None:
         """The warning of a test that stopped before the message: MAIL FROM and RCPT TO were
         accepted, but Exchange Online refuses a sender the mailbox may not send as only at the
         end of DATA (550 5.7.60, 554 5.2.252 SendAsDenied)."""
@@ -199,7 +203,7 @@ class SmtpTest(SmtpSession, DeliveryProof):
             'only after the message (550 5.7.60 or 554 5.2.252). Run it without %s to prove it.'
             % (how, what, how))
 
-    def next_phase(self):
+    def next_phase(self) -> str:
         order = ['connect', 'ehlo'] + (['starttls'] if self.params['tls'] == 'starttls' else [])
         order += ['auth'] if self.params['auth'] != 'none' else []
         order += ['mail', 'rcpt', 'data', 'quit', 'delivery']
@@ -208,7 +212,7 @@ class SmtpTest(SmtpSession, DeliveryProof):
         index = order.index(self.reached) if self.reached in order else len(order) - 2
         return order[min(index + 1, len(order) - 1)]
 
-    def fail(self, e):
+    def fail(self, e: SmtpFailure) -> None:
         r = self.result
         r['failed'] = True
         r['failed_phase'] = e.phase
@@ -324,13 +328,13 @@ def control_characters(p: Dict[str, Any]) -> Optional[str]:
     return None
 
 
-def _char_name(char):
+def _char_name(char: str) -> str:
     names = {0: 'NUL', 9: 'TAB', 10: 'LF', 13: 'CR', 27: 'ESC', 127: 'DEL', 0x85: 'NEL',
              0x2028: 'LINE SEPARATOR', 0x2029: 'PARAGRAPH SEPARATOR'}
     code = ord(char)
     return 'the control character U+%04X%s' % (code, ' (%s)' % names[code] if code in names else '')
 
 
-def _has_app(p):
+def _has_app(p: Dict[str, Any]) -> bool:
     return bool(p.get('tenant_id') and p.get('client_id') and
                 (p.get('client_secret') or p.get('client_certificate_path')))
