@@ -27,7 +27,7 @@ import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from urllib.parse import quote, urljoin
 
@@ -71,8 +71,11 @@ class GraphError(TaskError):
     """A Graph (or Exchange Online) request failed; carries the service's status, code, message,
     request-id and date. The failed result holds ``status``, ``code`` and ``request_id``."""
 
-    def __init__(self, phase, status, code, message, request_id=None, date=None, method=None,
-                 url=None, hint=None, service='Graph'):
+    def __init__(self, phase: str, status: Union[int, str], code: str, message: str,
+                 request_id: Optional[str] = None, date: Optional[str] = None,
+                 method: Optional[str] = None, url: Optional[str] = None,
+                 hint: Optional[str] = None, service: str = 'Graph') -> None:
+        """``status``: the HTTP status, or what stood in for one (``'no answer'``, ``'TLS'``)."""
         text = '%s answered %s %s to %s %s: %s' % (service, status, code, method, url, message)
         if hint:
             text += ' -- ' + hint
@@ -121,11 +124,11 @@ _JSON_TYPES = ((bool, 'boolean'), (int, 'number'), (float, 'number'), (str, 'str
                (list, 'array'), (dict, 'object'), (NULL, 'null'))
 
 
-def json_type(value):
+def json_type(value: Any) -> str:
     return next((name for kind, name in _JSON_TYPES if isinstance(value, kind)), 'value')
 
 
-def _has_type(value, kind):
+def _has_type(value: Any, kind: Any) -> bool:
     if kind == STR_LIST:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     if kind is int:
@@ -151,7 +154,7 @@ def shape_problem(obj: Any, fields: Mapping[str, Any]) -> Optional[str]:
     return None
 
 
-def _json(content):
+def _json(content: Union[bytes, str]) -> Any:
     """Parsed JSON of an answer body, or ValueError."""
     try:
         return json.loads(content)
@@ -193,7 +196,7 @@ class Retry(Backoff):
         return super(Retry, self).summary() + ' (%d x timeout)' % RETRY_FACTOR
 
 
-def _error_fields(body):
+def _error_fields(body: Any) -> Tuple[str, str, Optional[str], Optional[str]]:
     err = body.get('error') if isinstance(body, dict) else None
     if not isinstance(err, dict):
         return 'UnknownError', excerpt(body), None, None
@@ -211,7 +214,8 @@ class GraphClient:
     max_pages = MAX_PAGES
     max_items = MAX_ITEMS
     retry_status = RETRY_STATUS
-    max_paging_time = None  # seconds all pages of one collection may take (None: no bound)
+    # seconds all pages of one collection may take (None: no bound)
+    max_paging_time: Optional[float] = None
 
     def __init__(self, identity: Any, max_retry_time: Optional[float] = None,
                  concurrency: int = 4, phase: str = 'graph', resource: str = GRAPH,
@@ -223,14 +227,15 @@ class GraphClient:
         self.max_retry_time = max_retry_time or identity.retry_time
         self.concurrency = concurrency
         self.phase = phase
-        self._token = None
+        self._token: Optional[str] = None
 
-    def _auth(self, refresh=False):
-        if refresh or self._token is None:
-            self._token = self.identity.token(self.resource, refresh=refresh)
-        return {'Authorization': 'Bearer ' + self._token}
+    def _auth(self, refresh: bool = False) -> Dict[str, str]:
+        token = self._token
+        if refresh or token is None:
+            token = self._token = self.identity.token(self.resource, refresh=refresh)
+        return {'Authorization': 'Bearer ' + token}
 
-    def _url(self, path, phase):
+    def _url(self, path: str, phase: str) -> str:
         if origin(path) is None:
             return self.base + path
         return self.follow(path, self.base, phase, 'GET')
@@ -263,7 +268,7 @@ class GraphClient:
                           hint='check %s: it must be the %s root, not a proxy or a login page'
                                % (self.option, self.service))
 
-    def _answer(self, r, method, url, phase):
+    def _answer(self, r: Any, method: str, url: str, phase: str) -> JSON:
         """The JSON object of a success answer (204: {}), else GraphError."""
         if r.status_code == 204:
             return {}
@@ -352,7 +357,7 @@ class GraphClient:
             raise self.failure(r, method, url, phase, permission, retry)
 
     def failure(self, r: Any, method: str, url: str, phase: str, permission: Optional[str],
-                retry: Retry) -> GraphError:
+                retry: Backoff) -> GraphError:
         """The GraphError of an answer outside the accepted statuses."""
         try:
             body = _json(r.content) if r.content else {}
@@ -378,7 +383,7 @@ class GraphClient:
         return r.status_code in self.retry_status
 
     @staticmethod
-    def retry_hint(r: Any, retry: Retry) -> str:
+    def retry_hint(r: Any, retry: Backoff) -> str:
         """The hint of a retryable answer that lasted beyond the retry bound."""
         return retry.summary() + '; run again later'
 
@@ -408,7 +413,7 @@ class GraphClient:
         wrong with one item (None: nothing)."""
         phase = phase or self.phase
 
-        def fetch(url, first):
+        def fetch(url: str, first: bool) -> JSON:
             return self.get(path if first else url, params=params if first else None,
                             phase=phase, permission=permission)
         return self.collect(fetch, self.base + path, phase, 'GET', check)
@@ -418,7 +423,9 @@ class GraphClient:
         """The items of every page: ``fetch(url, first)`` is one page's body. A nextLink is
         followed on this endpoint only, never twice, for at most max_pages pages and
         max_items items."""
-        items, seen, first = [], set([url]), True
+        items: List[Any] = []
+        seen: Set[str] = set([url])
+        first = True
         bound = None if self.max_paging_time is None else Backoff(self.max_paging_time)
         while True:
             body = fetch(url, first)
@@ -462,22 +469,23 @@ class GraphClient:
         """{id: (status, body)} for [{'id', 'method', 'url', 'body'?}], 20 per $batch, up to
         ``concurrency`` batches at once; items throttled inside a batch are retried."""
         chunks = [requests_[i:i + BATCH_LIMIT] for i in range(0, len(requests_), BATCH_LIMIT)]
-        results = {}
+        results: Dict[str, Tuple[int, Any]] = {}
         with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(chunks) or 1))) as pool:
             for part in pool.map(lambda c: self._batch_chunk(c, phase), chunks):
                 results.update(part)
         return results
 
-    def _batch_chunk(self, chunk, phase):
+    def _batch_chunk(self, chunk: Sequence[JSON],
+                     phase: Optional[str]) -> Dict[str, Tuple[int, Any]]:
         pending = dict((str(r['id']), r) for r in chunk)
-        done = {}
+        done: Dict[str, Tuple[int, Any]] = {}
         retry = Retry(self.max_retry_time)
         while pending:
             asked = list(pending)
             body = self.request('POST', '/$batch', json={'requests': list(pending.values())},
                                 phase=phase, check=lambda b: batch_problem(b, asked),
                                 retry=retry)[1]  # one bound for the batch and its items
-            waits = []
+            waits: List[Optional[float]] = []
             for item in body['responses']:
                 rid = str(item['id'])
                 if item['status'] in RETRY_STATUS:
@@ -495,7 +503,7 @@ class GraphClient:
         return done
 
 
-def _not_sent(exc):
+def _not_sent(exc: BaseException) -> bool:
     """True when a requests exception says no connection was made, so nothing was sent."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
