@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 import traceback
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from urllib.parse import urlsplit
 
@@ -237,19 +237,25 @@ def origin(url: Any) -> Optional[Tuple[str, str, Optional[int]]]:
     return found
 
 
-class OffEndpoint(requests.exceptions.RequestException if HAS_M365_LIBS else Exception):
+# The bases of the classes below: requests' when it is there (without it the modules fail with
+# M365_IMPORT_ERROR before using them). Any: requests has no type hints of its own.
+_RequestException: Any = requests.exceptions.RequestException if HAS_M365_LIBS else Exception
+_Session: Any = requests.Session if HAS_M365_LIBS else object
+
+
+class OffEndpoint(_RequestException):
     """A request to a URL that is on none of the configured endpoints (never sent)."""
 
 
-class AnswerTooLarge(requests.exceptions.RequestException if HAS_M365_LIBS else Exception):
+class AnswerTooLarge(_RequestException):
     """An answer longer than BODY_LIMIT (reading stopped there)."""
 
 
-class NotJsonObject(requests.exceptions.RequestException if HAS_M365_LIBS else Exception):
+class NotJsonObject(_RequestException):
     """An identity endpoint answer that is not a JSON object (msal would trip over it)."""
 
 
-class VerifyingSession(requests.Session if HAS_M365_LIBS else object):
+class VerifyingSession(_Session):
     """The requests session of every call: certificate check explicit on every request, only
     to ``origins`` (the configured endpoints), redirects never followed, answers read up to
     ``limit`` bytes and before ``deadline`` (``RETRY_FACTOR`` x ``timeout`` when not given).
@@ -260,14 +266,19 @@ class VerifyingSession(requests.Session if HAS_M365_LIBS else object):
     per request; proxies from the environment still apply.
     """
 
-    def __init__(self, verify=True, timeout=30.0, origins=(), limit=BODY_LIMIT):
+    def __init__(self, verify: Union[bool, str] = True, timeout: float = 30.0,
+                 origins: Iterable[Optional[Tuple[str, str, Optional[int]]]] = (),
+                 limit: int = BODY_LIMIT) -> None:
+        """``verify``: check certificates (True), not (False), or the CA file or directory;
+        ``origins``: what :func:`origin` gives for each configured endpoint."""
         super(VerifyingSession, self).__init__()
         self.exo_verify = verify
         self.exo_timeout = timeout
         self.exo_origins = frozenset(origins)
         self.exo_limit = limit
 
-    def request(self, method, url, *args, **kwargs):  # pylint: disable=arguments-differ
+    def request(self, method: str, url: Any, *args: Any,  # pylint: disable=arguments-differ
+                **kwargs: Any) -> Any:
         deadline = kwargs.pop('deadline', None)
         json_object = kwargs.pop('json_object', True)
         if origin(url) not in self.exo_origins:
@@ -293,14 +304,14 @@ class VerifyingSession(requests.Session if HAS_M365_LIBS else object):
                     excerpt(response.content)))
         return response
 
-    def _within(self, deadline, url, send):
+    def _within(self, deadline: float, url: Any, send: Callable[[], Any]) -> Any:
         """``send()``'s response, read whole, before ``deadline``. A socket timeout bounds each
         read, not the answer: a server that trickles its headers or body a byte at a time
         would hold the request for ever. So the request runs in a daemon thread that is given
         up (and its answer closed) at the deadline; it ends with the process at the latest."""
-        outcome = {}
+        outcome: Dict[str, Any] = {}
 
-        def run():
+        def run() -> None:
             try:
                 outcome['response'] = send()
                 self._read(outcome['response'], deadline)
@@ -319,8 +330,9 @@ class VerifyingSession(requests.Session if HAS_M365_LIBS else object):
             raise outcome['error']
         return outcome['response']
 
-    def _read(self, response, deadline):
-        chunks, size = [], 0
+    def _read(self, response: Any, deadline: float) -> None:
+        chunks: List[bytes] = []
+        size = 0
         try:
             for chunk in response.iter_content(64 * 1024):
                 size += len(chunk)
@@ -402,7 +414,7 @@ def load_certificate(path: str, password: Optional[str] = None,
     return credential, thumbprint
 
 
-def _same_key(one, other):
+def _same_key(one: Any, other: Any) -> bool:
     """Whether two public keys are the same key (compared as SubjectPublicKeyInfo DER)."""
     form = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return one.public_bytes(*form) == other.public_bytes(*form)
@@ -415,7 +427,7 @@ def signs_ps256() -> bool:
     as ``x5c``). A given thumbprint is taken as SHA-1 and signed RS256 with ``x5t``, which msal
     marks deprecated but Entra still accepts; older msal can only do that with a PEM key."""
     found = re.match(r'(\d+)\.(\d+)', getattr(msal, '__version__', ''))
-    return bool(found) and (int(found.group(1)), int(found.group(2))) >= MSAL_PS256
+    return found is not None and (int(found.group(1)), int(found.group(2))) >= MSAL_PS256
 
 
 def cached_tokens(cache: Any, scopes: List[str]) -> List[Dict[str, Any]]:
@@ -486,13 +498,13 @@ class Identity:
         if params.get('client_certificate_path'):
             credential, self.thumbprint = load_certificate(
                 params['client_certificate_path'], params.get('client_certificate_password'),
-                params.get('client_certificate_send_chain'))
+                bool(params.get('client_certificate_send_chain')))
         elif params.get('client_secret'):
             credential = params['client_secret']
         else:
             raise IdentityError('give client_secret or client_certificate_path (or set '
                                 'AZURE_CLIENT_SECRET)', phase='input')
-        self.cache_path = params.get('token_cache_path')
+        self.cache_path: Optional[str] = params.get('token_cache_path')
         self.cache = msal.SerializableTokenCache()
         if self.cache_path:
             text = self._read_cache()
@@ -534,7 +546,7 @@ class Identity:
         self._save_cache()
         return result['access_token']
 
-    def _connect_error(self, exc):
+    def _connect_error(self, exc: BaseException) -> 'IdentityError':
         if isinstance(exc, OffEndpoint):
             return IdentityError('the identity endpoint %s sent the token request elsewhere: '
                                  '%s. Secrets go only to authority_host, graph_endpoint and '
@@ -552,7 +564,7 @@ class Identity:
         return IdentityError('cannot reach the identity endpoint %s: %s'
                              % (self.authority_host, _short(exc)), phase='connect')
 
-    def _error(self, result, resource):
+    def _error(self, result: Dict[str, Any], resource: str) -> 'IdentityError':
         codes = result.get('error_codes')
         codes = [c for c in codes if isinstance(c, int)] if isinstance(codes, list) else []
         description = str(result.get('error_description') or '').split('\r\n', 1)[0]
@@ -572,17 +584,18 @@ class Identity:
         return IdentityError(msg, aadsts=codes[0] if codes else None)
 
     # -- the token cache file --------------------------------------------------------------
-    def _refuse(self, why):
+    def _refuse(self, why: str) -> 'IdentityError':
         return IdentityError('token_cache_path %s %s; it is left as it is. Point '
                              'token_cache_path at a new file (the collection creates it with '
                              'mode 0600), or remove this one.' % (self.cache_path, why),
                              phase='token cache')
 
-    def _cache_stat(self):
-        """The file's stat, None when there is none; refuses a file the collection did not
-        write: not a regular file, another owner, readable or writable by others."""
+    def _cache_stat(self, path: str) -> Optional[os.stat_result]:
+        """The stat of the cache file at ``path``, None when there is none; refuses a file the
+        collection did not write: not a regular file, another owner, readable or writable by
+        others."""
         try:
-            st = os.lstat(self.cache_path)
+            st = os.lstat(path)
         except FileNotFoundError:
             return None
         except OSError as e:
@@ -601,13 +614,15 @@ class Identity:
             raise self._refuse('is larger than %d bytes' % CACHE_LIMIT)
         return st
 
-    def _read_cache(self):
+    def _read_cache(self) -> Optional[str]:
         """The cache file's text when it is a token cache this collection wrote, None when
-        there is no file; anything else is refused (never overwritten)."""
-        if self._cache_stat() is None:
+        there is no file (or no token_cache_path); anything else is refused (never
+        overwritten)."""
+        path = self.cache_path
+        if path is None or self._cache_stat(path) is None:
             return None
         try:
-            with open(self.cache_path, 'rb') as f:
+            with open(path, 'rb') as f:
                 raw = f.read(CACHE_LIMIT + 1)
         except (IOError, OSError) as e:
             raise IdentityError('cannot read token_cache_path %s: %s' % (self.cache_path, e),
@@ -624,7 +639,7 @@ class Identity:
                                'token cache: an object of %s)' % ', '.join(CACHE_SECTIONS))
         return raw.decode('utf-8')
 
-    def _save_cache(self):
+    def _save_cache(self) -> None:
         if not self.cache_path or self.check_mode or not self.cache.has_state_changed:
             return
         self._read_cache()  # still ours (or still absent) right before it is replaced
@@ -682,7 +697,7 @@ def token_tenant(token: Any) -> Optional[str]:
     return tid.lower() if isinstance(tid, str) and GUID.fullmatch(tid) else None
 
 
-def _cut(text, limit):
+def _cut(text: Any, limit: int) -> str:
     text = str(text)
     return text if len(text) <= limit else text[:limit] + '...'
 
@@ -701,5 +716,5 @@ def excerpt(content: Any) -> str:
     return shown
 
 
-def _short(exc):
+def _short(exc: Any) -> str:
     return _cut(exc, 300)
