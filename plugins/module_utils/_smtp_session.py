@@ -71,7 +71,8 @@ class SmtpSession(object):
     @property
     def conn(self) -> _Recorder:
         """The connection of the steps after connect()."""
-        assert self.smtp is not None, 'connect() comes first'
+        if self.smtp is None:
+            raise AssertionError('connect() comes first')
         return self.smtp
 
     def expect(self, phase: str, reply: Tuple[int, Union[bytes, str]],
@@ -107,7 +108,8 @@ class SmtpSession(object):
         self.exchange_online = is_exchange_online(p['host'], printable(text))
         self.expect('connect', (code, text), (220,))
         if p['tls'] == 'tls':
-            assert isinstance(smtp.sock, ssl.SSLSocket)  # implicit TLS: _SMTPS wrapped it
+            if not isinstance(smtp.sock, ssl.SSLSocket):
+                raise AssertionError('implicit TLS: _SMTPS wraps the socket')
             self.result['tls'] = tls_details(smtp.sock, p.get('validate_certs', True))
 
     def ehlo(self, phase: str, key: str) -> None:
@@ -120,7 +122,8 @@ class SmtpSession(object):
 
     def starttls(self) -> None:
         smtp = self.conn
-        assert self.ctx is not None and smtp.sock is not None  # tls: starttls, connected
+        if self.ctx is None or smtp.sock is None:
+            raise AssertionError('STARTTLS needs the TLS context of tls: starttls and the socket')
         if not smtp.has_extn('starttls'):
             raise SmtpFailure('starttls', 'the server does not offer STARTTLS (it announced: '
                               '%s); nothing was sent in clear text'
@@ -160,7 +163,8 @@ class SmtpSession(object):
                                     'there LOGIN and XOAUTH2 (no PLAIN): use auth: xoauth2'
                                     if self.exchange_online else ''))
         user = p.get('username') or p.get('sender')
-        assert user, 'check_input: auth needs username or sender'
+        if not user:
+            raise AssertionError('check_input: auth needs username or sender')
         if p.get('password'):
             smtp.secrets.append(p['password'].encode('utf-8'))
         if mechanism == 'XOAUTH2':

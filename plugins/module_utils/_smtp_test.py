@@ -170,7 +170,8 @@ class SmtpTest(SmtpSession, DeliveryProof):
             self.done('auth')
         if self.stop_after('auth'):
             return
-        assert sender, 'check_input: a test that gets to MAIL FROM has a sender'
+        if not sender:
+            raise AssertionError('check_input: a test that gets to MAIL FROM has a sender')
         self.envelope(sender)
         self.done('rcpt')
         if self.stop_after('rcpt'):
