@@ -334,6 +334,7 @@ case "${1:-test}" in
     bench) setup; (cd "$coll" && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_mail_dns "${@:2}" \
                    && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_token_cache \
                    && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_mailboxes \
-                   && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_legacy_forwarding) ;;
+                   && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_legacy_forwarding \
+                   && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_imports) ;;
     *) echo "usage: $0 test|demo|lab|lab-stop|bench|setup|sanity|lint|unit|integration" >&2; exit 2 ;;
 esac

@@ -47,10 +47,16 @@ def shaped_input_failure(result, input_failure, params):
     return result
 
 
-def run_module(module, work, limits, input_failure=None):
-    """Run ``work(params, check_mode, diff_mode)`` inside an AnsibleModule and exit with its
-    result; ``limits`` are the module's numeric ranges (see _options.check_options);
-    ``input_failure`` gives a failure of those checks the module's result shape."""
+def run_module(module, work, limits, requires, input_failure=None):
+    """A module's main(): fail naming the missing library when ``requires`` (the module's
+    ``REQUIRES``: library names, whether they imported, the import traceback) says so, else run
+    ``work(params, check_mode, diff_mode)`` and exit with its result; ``limits`` are the
+    module's numeric ranges (see _options.check_options); ``input_failure`` gives a failure of
+    those checks the module's result shape."""
+    from ansible.module_utils.basic import missing_required_lib
+    libraries, available, import_error = requires
+    if not available:
+        module.fail_json(msg=missing_required_lib(libraries), exception=import_error)
     result = shaped_input_failure(
         run_work(checked_work(work, module.params, module.check_mode, module._diff,
                               module.argument_spec, limits)), input_failure, module.params)

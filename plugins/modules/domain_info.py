@@ -170,7 +170,7 @@ phase:
   type: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
     HAS_M365_LIBS,
@@ -181,6 +181,8 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._identity impo
 from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
 
 
+# The libraries the module needs: names, whether they imported, the import traceback.
+REQUIRES = ('msal and requests', HAS_M365_LIBS, M365_IMPORT_ERROR)
 LIMITS = M365_LIMITS
 
 
@@ -205,11 +207,7 @@ def work(params, check_mode, diff_mode):
 
 
 def main():
-    module = AnsibleModule(**module_kwargs())
-    if not HAS_M365_LIBS:
-        module.fail_json(msg=missing_required_lib('msal and requests'),
-                         exception=M365_IMPORT_ERROR)
-    run_module(module, work, LIMITS)
+    run_module(AnsibleModule(**module_kwargs()), work, LIMITS, REQUIRES)
 
 
 if __name__ == '__main__':

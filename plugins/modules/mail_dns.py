@@ -371,7 +371,7 @@ phase:
   type: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._options import PREFERENCE, TTL
 from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
@@ -385,6 +385,8 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport
 )
 
 
+# The libraries the module needs: names, whether they imported, the import traceback.
+REQUIRES = ('dnspython', HAS_DNSPYTHON, DNSPYTHON_IMPORT_ERROR)
 LIMITS = dict(DNS_LIMITS, mx_preference=PREFERENCE, ttl=TTL,
               **{'legacy_mx.preference': PREFERENCE})
 
@@ -440,10 +442,7 @@ def work(params, check_mode, diff_mode):
 
 
 def main():
-    module = AnsibleModule(**module_kwargs())
-    if not HAS_DNSPYTHON:
-        module.fail_json(msg=missing_required_lib('dnspython'), exception=DNSPYTHON_IMPORT_ERROR)
-    run_module(module, work, LIMITS)
+    run_module(AnsibleModule(**module_kwargs()), work, LIMITS, REQUIRES)
 
 
 if __name__ == '__main__':

@@ -369,7 +369,7 @@ phase:
   type: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._options import (
     PAUSE,
@@ -389,17 +389,19 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport
 CHECK_CHOICES = ['mx', 'autodiscover', 'spf', 'dmarc', 'dkim', 'verification']
 
 
+# The libraries the module needs: names, whether they imported, the import traceback.
+REQUIRES = ('dnspython', HAS_DNSPYTHON, DNSPYTHON_IMPORT_ERROR)
 LIMITS = dict(DNS_LIMITS, mx_preference=PREFERENCE, wait_timeout=seconds(86400, above=False),
               interval=PAUSE, max_interval=PAUSE)
 
 
 def module_kwargs():
     """AnsibleModule's arguments; the action plugin validates with the same spec."""
-    argument_spec = dns_argument_spec()
-    # The checker can work from given name servers or resolvers alone, and prefers UDP.
-    argument_spec['server'] = dict(type='str')
-    argument_spec['protocol'] = dict(type='str', default='udp', choices=['tcp', 'udp'])
-    argument_spec.update(
+    argument_spec = dict(
+        dns_argument_spec(),
+        # The checker can work from given name servers or resolvers alone, and prefers UDP.
+        server=dict(type='str'),
+        protocol=dict(type='str', default='udp', choices=['tcp', 'udp']),
         domain=dict(type='str', required=True),
         pattern=dict(type='str', choices=['full', 'partial', 'legacy_forward']),
         primary=dict(type='str', default='legacy', choices=['legacy', 'exo']),
@@ -439,10 +441,7 @@ def work(params, check_mode, diff_mode):
 
 
 def main():
-    module = AnsibleModule(**module_kwargs())
-    if not HAS_DNSPYTHON:
-        module.fail_json(msg=missing_required_lib('dnspython'), exception=DNSPYTHON_IMPORT_ERROR)
-    run_module(module, work, LIMITS)
+    run_module(AnsibleModule(**module_kwargs()), work, LIMITS, REQUIRES)
 
 
 if __name__ == '__main__':

@@ -359,7 +359,7 @@ timings_ms:
   sample: {connect: 12, ehlo: 3, starttls: 20, ehlo_after_tls: 2, auth: 150, mail: 5, rcpt: 8, data: 40}
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
     HAS_M365_LIBS,
     M365_IMPORT_ERROR,
@@ -370,6 +370,8 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._options impor
 from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
 
 
+# The libraries the module needs: names, whether they imported, the import traceback.
+REQUIRES = ('msal and requests', HAS_M365_LIBS, M365_IMPORT_ERROR)
 LIMITS = dict(M365_LIMITS, port=PORT, **{
     'confirm_delivery.timeout': seconds(86400), 'confirm_delivery.interval': PAUSE})
 
@@ -421,11 +423,7 @@ def work(params, check_mode, diff_mode):
 
 
 def main():
-    module = AnsibleModule(**module_kwargs())
-    if not HAS_M365_LIBS:
-        module.fail_json(msg=missing_required_lib('msal and requests'),
-                         exception=M365_IMPORT_ERROR)
-    run_module(module, work, LIMITS, input_failure)
+    run_module(AnsibleModule(**module_kwargs()), work, LIMITS, REQUIRES, input_failure)
 
 
 if __name__ == '__main__':
