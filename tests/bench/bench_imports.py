@@ -39,7 +39,7 @@ def measure(name, python=sys.executable):
 
 
 def median_row(name, repeat):
-    runs = [measure(name) for _ in range(repeat)]
+    runs = [measure(name) for dummy in range(repeat)]
     return {'module': statistics.median(r['module'] for r in runs),
             'basic': statistics.median(r['basic'] for r in runs),
             'loaded': runs[0]['loaded']}
@@ -51,8 +51,8 @@ def main(argv=None):
     opts = parser.parse_args(argv)
     print('import time per module, median of %d fresh processes (Python %s)\n'
           % (opts.repeat, sys.version.split()[0]))
-    print('%-8s %-18s %10s %12s  %s' % ('kind', 'module', 'module ms', '+ basic ms',
-                                       'heavy libraries loaded'))
+    print('%-8s %-18s %10s %12s  %s'
+          % ('kind', 'module', 'module ms', '+ basic ms', 'heavy libraries loaded'))
     failed = False
     for kind, names in (('DNS', DNS_MODULES), ('M365', M365_MODULES)):
         for name in names:

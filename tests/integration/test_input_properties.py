@@ -83,7 +83,7 @@ def lab(tmp_path_factory):
     out = {'bind': bind, 'emu': emu, 'app': app, 'backup': backup, 'dir': str(workdir)}
     # the zone as after a partial migration, so that the base calls succeed and change nothing
     code = module_code('mail_dns')
-    applied = run_here(code, validate('mail_dns', code, base_args(out, 'mail_dns'))[0], False,
+    applied = run_here(code, validate('mail_dns', code, base_args(out, 'mail_dns')).params, False,
                        False)
     assert applied.get('changed') is True, applied
     yield out
@@ -129,11 +129,11 @@ def base_args(lab, module):
 def call(module, args):
     fqcn = 'exchangeonline.mail.%s' % module
     code = module_code(module)
-    params, dummy, problem = validate(fqcn, code, args)
-    if problem is not None:
-        return problem
+    checked = validate(fqcn, code, args)
+    if checked.problem is not None:
+        return checked.problem
     if INPROCESS:
-        return run_here(code, params, True, False)
+        return run_here(code, checked.params, True, False)
     try:
         json.dumps(args, ensure_ascii=False).encode('utf-8')
     except UnicodeError:  # a lone surrogate: ansible-playbook cannot hand it to a module process
