@@ -53,7 +53,8 @@ RECORD_VALUE_SHAPES = {'mx': {'mailExchange': str, 'preference': int}, 'txt': {'
                                'service': (str, NULL), 'protocol': (str, NULL)}}
 MAX_TTL = 2147483647  # RFC 2181 section 8
 # verify is sent again while the TXT record is not visible yet: first after 5 s, doubling up to
-# 60 s, all within verify_timeout (no jitter: one domain, one tenant)
+# 60 s (each pause stretched by up to 25 %, so the hosts of one tenant, one per domain, do not
+# ask in step), all within verify_timeout
 VERIFY_FIRST, VERIFY_CAP = 5.0, 60.0
 # An SRV record's service or protocol: one label, an underscore then letters, digits and hyphens
 # (RFC 2782, RFC 6335 5.1; Graph's _sipfederationtls is longer than RFC 6335's 15 characters).
@@ -319,7 +320,7 @@ class Domains:
         """POST verify, retried until verify_timeout while the TXT is not visible yet (Graph
         answers 400 or 404 then); a pause that would end past verify_timeout is not made."""
         bound = Backoff(self.params.get('verify_timeout') or 0, floor=VERIFY_FIRST,
-                        cap=VERIFY_CAP, jitter=0.0)
+                        cap=VERIFY_CAP)
         while True:
             try:
                 return self.graph.request('POST', self.path + '/verify',
