@@ -16,10 +16,14 @@ __metaclass__ = type
 
 import decimal
 import math
+from typing import Any, Mapping, Optional
 
 from ansible.module_utils.common.validation import check_type_dict
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
+
+# An argument spec as AnsibleModule takes it: option name -> its spec (type, options...).
+ArgumentSpec = Mapping[str, Optional[Mapping[str, Any]]]
 
 
 class Range:
@@ -27,19 +31,19 @@ class Range:
 
     __slots__ = ('low', 'high', 'above', 'unit')
 
-    def __init__(self, low, high, above=False, unit=''):
+    def __init__(self, low: float, high: float, above: bool = False, unit: str = '') -> None:
         self.low = low
         self.high = high
         self.above = above
         self.unit = unit
 
-    def describe(self):
+    def describe(self) -> str:
         unit = ' %s' % self.unit if self.unit else ''
         if self.above:
             return 'more than %s and at most %s%s' % (self.low, self.high, unit)
         return 'from %s to %s%s' % (self.low, self.high, unit)
 
-    def check(self, option, value):
+    def check(self, option: str, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RecordError('%s must be a number %s, got %r' % (option, self.describe(), value))
         if isinstance(value, float) and not math.isfinite(value):
@@ -49,7 +53,7 @@ class Range:
             raise RecordError('%s must be %s, got %s' % (option, self.describe(), value))
 
 
-def seconds(high, above=True):
+def seconds(high: float, above: bool = True) -> Range:
     return Range(0, high, above=above, unit='seconds')
 
 
@@ -62,7 +66,7 @@ PREFERENCE = Range(0, 65535)
 TTL = Range(0, 2147483647, unit='seconds')  # RFC 2181 section 8
 
 
-def check_raw_args(args, argument_spec):
+def check_raw_args(args: Mapping[str, Any], argument_spec: ArgumentSpec) -> None:
     """RecordError for raw task arguments that some ansible-core versions crash on instead of
     refusing them: ``inf`` or ``nan`` for an ``int`` option (2.19), and anything but a dict (or
     its text form) for an option with suboptions (2.19 to 2.21)."""
@@ -92,7 +96,7 @@ def check_raw_args(args, argument_spec):
                 check_raw_args(element, spec['options'])
 
 
-def _infinite(value):
+def _infinite(value: Any) -> bool:
     """True for inf/nan, also as text ('INF', '-Infinity'), as ansible-core reads numbers."""
     if isinstance(value, float):
         return not math.isfinite(value)
@@ -104,7 +108,8 @@ def _infinite(value):
     return False
 
 
-def check_options(params, argument_spec, limits):
+def check_options(params: Mapping[str, Any], argument_spec: ArgumentSpec,
+                  limits: Mapping[str, Range]) -> None:
     """RecordError (phase ``input``) naming the first option that breaks a rule.
 
     ``limits`` maps option names to Ranges; ``parent.child`` names a suboption (of a dict, or
@@ -113,7 +118,8 @@ def check_options(params, argument_spec, limits):
         _check_value(option, params.get(option), argument_spec[option], option, limits)
 
 
-def _check_value(label, value, spec, path, limits):
+def _check_value(label: str, value: Any, spec: Optional[Mapping[str, Any]], path: str,
+                 limits: Mapping[str, Range]) -> None:
     if value is None:
         return
     _check_nul(label, value)
@@ -132,7 +138,7 @@ def _check_value(label, value, spec, path, limits):
                          '%s.%s' % (path, name), limits)
 
 
-def _check_nul(label, value, depth=0):
+def _check_nul(label: str, value: Any, depth: int = 0) -> None:
     if depth > 20:
         raise RecordError('%s is nested too deeply' % label)
     if isinstance(value, str):
