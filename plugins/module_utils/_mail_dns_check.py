@@ -8,11 +8,14 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from typing import List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._checks import (
     Expectation,
     FAIL,
+    Key,
+    Observed,
+    Outcome,
     behind,
     failure_message,
     judge_all,
@@ -41,6 +44,9 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._records impor
     to_name,
 )
 
+# A round's verdict: (the checks list the module returns, {check: {server label: Outcome}}).
+Verdict = Tuple[List[Dict[str, Any]], Dict[str, Dict[str, Outcome]]]
+
 
 # -- the engine of mail_dns_check -------------------------------------------------------------
 def expectation_from_params(p: dict) -> Expectation:
@@ -54,10 +60,10 @@ class MailDnsCheck:
 
     def __init__(self, params: dict) -> None:
         self.params = params
-        self.warnings = []
-        self.zone = None
+        self.warnings: List[str] = []
+        self.zone: Optional[str] = None
 
-    def _check_intervals(self):
+    def _check_intervals(self) -> None:
         """The one rule between options the argument spec cannot say (their ranges it checks)."""
         p = self.params
         if p.get('max_interval', 10.0) < p.get('interval', 1.0):
@@ -101,7 +107,7 @@ class MailDnsCheck:
         resolver = Resolver(p.get('timeout') or 10.0, p.get('protocol') or 'udp')
         questions = expect.questions()
 
-        def judge(observed):
+        def judge(observed: Dict[str, Dict[Key, Observed]]) -> Tuple[bool, Verdict]:
             judged = judge_all(expect, observed, resolver.txt_lookup(lookup_targets))
             checks = report(expect, judged)
             return all(c['status'] != FAIL for c in checks), (checks, judged)
