@@ -14,9 +14,12 @@ the transport's (``_dns_transport``); what is here is what to ask and what the a
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_provider import (
     ATOMIC,
     ConcurrentChange,
+    Key,
     Snapshot,
     ZoneProvider,
 )
@@ -26,6 +29,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport
     DnsServer,
     UpdateOutcomeUnknown,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import Change
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RRset
 
 try:
@@ -46,18 +50,13 @@ class Rfc2136Provider(ZoneProvider):
 
     def __init__(self, server: DnsServer) -> None:
         self.server = server
+        # ZoneProvider's attributes: the server's, which do not change once it is made.
+        self.where = server.where
+        self.timeout = server.timeout
 
     @classmethod
     def from_params(cls, params: dict) -> 'Rfc2136Provider':
         return cls(DnsServer.from_params(params))
-
-    @property
-    def where(self) -> str:
-        return self.server.where
-
-    @property
-    def timeout(self) -> float:
-        return self.server.timeout
 
     @property
     def writer(self) -> str:
@@ -67,17 +66,17 @@ class Rfc2136Provider(ZoneProvider):
     def find_zone(self, domain: str) -> str:
         return self.server.find_zone(domain)
 
-    def served(self, keys) -> dict:
+    def served(self, keys: Iterable[Key]) -> Dict[Key, Optional[RRset]]:
         return self.server.served(keys)
 
-    def wildcard_rrsets(self, name: str, zone: str, phase: str = 'read') -> dict:
+    def wildcard_rrsets(self, name: str, zone: str, phase: str = 'read') -> Dict[str, RRset]:
         return self.server.wildcard_rrsets(name, zone, phase)
 
-    def serial(self, zone: str):
+    def serial(self, zone: str) -> int:
         return self.server.serial(zone)
 
     # -- reading ------------------------------------------------------------------------------
-    def read_rrsets(self, zone: str, names) -> Snapshot:
+    def read_rrsets(self, zone: str, names: Iterable[str]) -> Snapshot:
         """A Snapshot holding every rrset at ``names`` (and the SOA serial): by zone transfer,
         else (a transfer refused or blocked) by signed queries, saying why."""
         try:
@@ -87,7 +86,7 @@ class Rfc2136Provider(ZoneProvider):
             # A transfer the server refuses, cannot serve, or that a firewall drops: the
             # signed queries may still get through (they use protocol; a transfer uses TCP).
             if e.rcode not in ('REFUSED', 'NOTAUTH', 'NOTIMP', 'SERVFAIL') and \
-                    not getattr(e, 'transfer_blocked', False):
+                    not e.transfer_blocked:
                 raise
             refused = e
         key = self.server.key_text
@@ -113,8 +112,8 @@ class Rfc2136Provider(ZoneProvider):
                 'transfer).' % (refused.message, key, zone, key, key))
         return snapshot
 
-    def _read_queries(self, zone, names):
-        rrsets = {}
+    def _read_queries(self, zone: str, names: Iterable[str]) -> Snapshot:
+        rrsets: Dict[Key, RRset] = {}
         for name in sorted(set(names)):
             found = self.server.rrsets_at(name, 'read')
             # A name that does not exist answers with the data of the wildcard that covers it
@@ -130,12 +129,12 @@ class Rfc2136Provider(ZoneProvider):
         return Snapshot(zone, self.serial(zone), rrsets, 'query')
 
     # -- writing ------------------------------------------------------------------------------
-    def _message(self, zone):
+    def _message(self, zone: str) -> Any:
         s = self.server
         return dns.update.UpdateMessage(zone, keyring=s.keyring, keyname=s.keyname,
                                         keyalgorithm=s.algorithm or dns.tsig.default_algorithm)
 
-    def build_update(self, zone: str, changes: list):
+    def build_update(self, zone: str, changes: List[Change]) -> Any:
         """One UPDATE message: prerequisites are each touched rrset exactly as read."""
         u = self._message(zone)
         for c in changes:
@@ -148,7 +147,7 @@ class Rfc2136Provider(ZoneProvider):
                 u.present(name, *c.before.rdata_list())
         # Deletions first, then additions: RFC 2136 applies update RRs in order, and a server
         # ignores data added next to a CNAME that is only deleted later in the same message.
-        adds = []
+        adds: List[Tuple[Any, RRset]] = []  # (dnspython name, rrset)
         for c in changes:
             name = dns.name.from_text(c.key[0])
             rdtype = c.key[1]
@@ -169,7 +168,7 @@ class Rfc2136Provider(ZoneProvider):
             u.add(name, rrset.ttl, *rrset.rdata_list())
         return u
 
-    def apply_changes(self, zone: str, changes: list) -> None:
+    def apply_changes(self, zone: str, changes: List[Change]) -> None:
         """Send the changes as one UPDATE. ConcurrentChange when the prerequisites fail,
         UpdateOutcomeUnknown when its answer is lost."""
         r = self.server.send_update(self.build_update(zone, changes))
@@ -183,7 +182,7 @@ class Rfc2136Provider(ZoneProvider):
                        % (self.where, rcode, zone, self._refusal(rcode, zone)), 'apply',
                        rcode=rcode)
 
-    def _refusal(self, rcode, zone, probe=False):
+    def _refusal(self, rcode: str, zone: str, probe: bool = False) -> str:
         """What an UPDATE refused with ``rcode`` means, and what to do (``probe``: the update
         that carries only a prerequisite, so no record can be what was refused)."""
         key = self.server.key_text
