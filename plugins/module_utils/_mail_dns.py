@@ -22,7 +22,7 @@ import json
 import os
 import stat
 import tempfile
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Dict, List, Literal, Optional, Tuple, overload
 
 try:
     import dns.exception
@@ -71,7 +71,7 @@ READ_AGAIN_FIRST_PAUSE = 0.2
 READ_AGAIN_ROUNDS = 3
 
 
-def _now():
+def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
 
 
@@ -89,6 +89,16 @@ def diff_of(plan: Plan, zone: str) -> dict:
 
 # -- backups ----------------------------------------------------------------------------------
 BACKUP_MAX_BYTES = 16 * 1024 * 1024
+
+
+@overload
+def load_backup(path: Optional[str], must_exist: Literal[True] = True) -> dict:
+    ...
+
+
+@overload
+def load_backup(path: Optional[str], must_exist: bool) -> Optional[dict]:
+    ...
 
 
 def load_backup(path: Optional[str], must_exist: bool = True) -> Optional[dict]:
@@ -111,7 +121,7 @@ def load_backup(path: Optional[str], must_exist: bool = True) -> Optional[dict]:
     return data
 
 
-def _read_regular(path):
+def _read_regular(path: str) -> bytes:
     """The bytes of the regular file ``path``, at most BACKUP_MAX_BYTES; ValueError for a
     directory, FIFO, device or anything larger (opened without blocking, checked on the open
     file, so a FIFO swapped in after a check cannot hang the run)."""
@@ -119,7 +129,8 @@ def _read_regular(path):
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ValueError('it is not a regular file')
-        chunks, size = [], 0
+        chunks: List[bytes] = []
+        size = 0
         while True:
             chunk = os.read(fd, 1 << 20)
             if not chunk:
@@ -132,7 +143,7 @@ def _read_regular(path):
         os.close(fd)
 
 
-def _check_backup(data):
+def _check_backup(data: Any) -> None:
     """ValueError unless ``data`` has the shape write_backup gives it: rrsets at the names
     mail_dns manages for its domain, inside its zone, each once: MX, TXT and CNAME at the domain;
     at autodiscover, _dmarc and DKIM selectors also what a CNAME replaced (never SOA, NS, DS or
@@ -197,7 +208,7 @@ def write_backup(path: str, data: dict) -> Callable[[], None]:
     except (IOError, OSError, ValueError):
         old = None
 
-    def undo():
+    def undo() -> None:
         if old is None:
             os.unlink(path)
         else:
@@ -206,7 +217,7 @@ def write_backup(path: str, data: dict) -> Callable[[], None]:
     return undo
 
 
-def _write_atomic(path, content):
+def _write_atomic(path: str, content: bytes) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     tmp = None
     try:
@@ -268,7 +279,7 @@ class MailDnsEngine:
         self.diff_mode = diff_mode
         self.on_planned = on_planned
         self.provider = provider  # None: the one the options name (provider_from_params)
-        self.warnings = []
+        self.warnings: List[str] = []
 
     def zone_provider(self) -> ZoneProvider:
         return self.provider or provider_from_params(self.params)
@@ -386,7 +397,8 @@ class MailDnsEngine:
                           'them' if len(applied) > 1 else 'it', answer, zone, state, fix),
                        'apply', fields=dict(result, changed=True, backup_path=where))
 
-    def verify_applied(self, provider, zone, plan, result, attempts):
+    def verify_applied(self, provider: ZoneProvider, zone: str, plan: Plan, result: dict,
+                       attempts: int) -> dict:
         """The result of an applied update, once the server serves what was planned.
 
         A server may answer NOERROR and still leave a record out (RFC 2136 3.4.2.2 lets it
@@ -398,9 +410,11 @@ class MailDnsEngine:
             served = None
             self.warnings.append('the update was applied, but asking the server for the new '
                                  'records failed: %s' % e)
-        wrong = [c for c in plan.changes if served is not None
-                 and not _same(served.get(c.key), c.after)
-                 and not _synthesised(provider, zone, c, served.get(c.key))]
+        wrong: List[Tuple[Change, Optional[RRset]]] = []  # (change, what the server serves)
+        if served is not None:
+            wrong = [(c, served.get(c.key)) for c in plan.changes
+                     if not _same(served.get(c.key), c.after)
+                     and not _synthesised(provider, zone, c, served.get(c.key))]
         if wrong:
             where = self.params.get('backup_path')
             raise DnsError('%s accepted the update of zone %s, but does not serve what '
@@ -408,9 +422,8 @@ class MailDnsEngine:
                            'next to other data (a CNAME next to another type, RFC 2136 3.4.2.2) '
                            'or its update policy dropped it; its log says which. %s'
                            % (provider.where, zone, '; '.join(
-                               '%s %s is %s, planned %s' % (c.key[0], c.key[1],
-                                                            _show(served.get(c.key)),
-                                                            _show(c.after)) for c in wrong),
+                               '%s %s is %s, planned %s' % (c.key[0], c.key[1], _show(found),
+                                                            _show(c.after)) for c, found in wrong),
                               ('The backup %s is kept: state: rollback restores the records as '
                                'they were.' % where) if where else
                               'The records as they were are in the before return value.'), 'verify',
@@ -423,7 +436,8 @@ class MailDnsEngine:
                                  % e)
         return result
 
-    def settle_lost_reply(self, provider, zone, plan, result, lost, attempts):
+    def settle_lost_reply(self, provider: ZoneProvider, zone: str, plan: Plan, result: dict,
+                          lost: UpdateOutcomeUnknown, attempts: int) -> dict:
         """Learn from the zone itself what became of an update whose answer was lost.
 
         Applied: the run succeeded (with a warning). The zone as it was: not applied, and the
@@ -434,9 +448,9 @@ class MailDnsEngine:
         keep = ('the backup %s is kept, so state: rollback can restore the records as they '
                 'were' % where) if where else ('no backup_path was given: the records as they '
                                                'were are in the before return value')
-        seen = {'state': 'unknown', 'reread': None}
+        seen: Dict[str, Optional[str]] = {'state': 'unknown', 'reread': None}
 
-        def read_again():
+        def read_again() -> Tuple[bool, Optional[str]]:
             """(done, state): applied and "someone else changed it" are final; "not applied"
             is read again until the time is up (the server may be slow)."""
             try:
@@ -487,7 +501,7 @@ class MailDnsEngine:
         provider, zone = self.provider_and_zone(spec.domain)
         names = spec.names()
 
-        def make_plan():
+        def make_plan() -> Tuple[Snapshot, Plan]:
             snapshot = provider.read_rrsets(zone, names)
             check_delegation(snapshot, spec.domain, zone, 'plan')
             return snapshot, plan_changes(spec, snapshot.at(names))
@@ -497,12 +511,15 @@ class MailDnsEngine:
         if previous is not None:
             merged_backup(previous, Plan([], [], {}), zone, None, None)  # zone check, early
 
-        def backup(plan):
-            return write_backup(backup_path, merged_backup(
-                json.loads(json.dumps(previous)) if previous else None, plan, zone,
-                '%s:%d' % (p['server'], p['port']), spec.domain))
+        backup: Optional[Callable[[Plan], Callable[[], None]]] = None
+        if backup_path:
+            def backup_of(plan: Plan) -> Callable[[], None]:
+                return write_backup(backup_path, merged_backup(
+                    json.loads(json.dumps(previous)) if previous else None, plan, zone,
+                    '%s:%d' % (p['server'], p['port']), spec.domain))
+            backup = backup_of
 
-        result = self.plan_and_apply(provider, zone, make_plan, backup if backup_path else None)
+        result = self.plan_and_apply(provider, zone, make_plan, backup)
         if result['changed'] and not backup_path and not self.check_mode:
             # not in check mode: a plan writes nothing, and its apply may well give a backup_path
             self.warnings.append('no backup_path was given, so state: rollback cannot undo this '
@@ -530,10 +547,11 @@ class MailDnsEngine:
         names = sorted(set(entry[0]['name'] for entry in entries))
         force = p.get('force')
 
-        def make_plan():
+        def make_plan() -> Tuple[Snapshot, Plan]:
             snapshot = provider.read_rrsets(zone, names)
             current = snapshot.at(names)
-            changes, drift = [], []
+            changes: List[Change] = []
+            drift: List[str] = []
             for e, before, after in entries:
                 key = (e['name'], e['type'])
                 cur = current.get(key)
@@ -601,7 +619,8 @@ class MailDnsEngine:
         return result
 
 
-def _synthesised(provider, zone, change, found):
+def _synthesised(provider: ZoneProvider, zone: str, change: Change,
+                 found: Optional[RRset]) -> bool:
     """True when an rrset that should be gone is only what a wildcard answers for the name
     (RFC 4592: a name that does not exist gets the wildcard's data)."""
     if change.after is not None or found is None:
@@ -644,13 +663,13 @@ def delegation_between(snapshot: Snapshot, domain: str, zone: str) -> Optional[s
     return None
 
 
-def _same(a, b):
+def _same(a: Optional[RRset], b: Optional[RRset]) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return a.same_as(b)
 
 
-def _show(rr):
+def _show(rr: Optional[RRset]) -> str:
     if rr is None:
         return 'absent'
     return 'TTL %d %s' % (rr.ttl, ' | '.join(rr.sorted_values()))
