@@ -22,6 +22,8 @@ provision, not that it has.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from typing import Any, Mapping
+
 SOURCE_URL = 'https://learn.microsoft.com/entra/identity/users/licensing-service-plan-reference'
 CSV_URL = ('https://download.microsoft.com/download/e/3/e/e3e9faf2-f28b-490a-9ada-c6089a1fc5b0/'
            'Product%20names%20and%20service%20plan%20identifiers%20for%20licensing.csv')
@@ -80,7 +82,7 @@ _NAMES = frozenset([name for name, dummy, dummy2 in MAILBOX_PLANS] +
                    list(OTHER_SOURCE_MAILBOX_PLANS))
 
 
-def gives_mailbox(plan):
+def gives_mailbox(plan: Mapping[str, Any]) -> bool:
     """Whether a licenseDetails servicePlan ({servicePlanId, servicePlanName, ...}) is one that
     gives a mailbox, by its id or its name (its provisioningStatus is the caller's business)."""
     plan_id = plan.get('servicePlanId')
