@@ -24,17 +24,22 @@ __metaclass__ = type
 
 import json
 import re
+from typing import Any, List, Mapping, Optional, Tuple
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
+    Check,
     GraphClient,
+    JSON,
     _error_fields,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
     EXCHANGE,
     GUID,
+    Identity,
     IdentityError,
     token_tenant,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._poll import Backoff
 
 ANCHOR = 'APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@%s'
 PERMISSION = 'Exchange.ManageAsApp (plus an Exchange administrator role for the app)'
@@ -46,7 +51,7 @@ ROLES_DOC = 'https://learn.microsoft.com/powershell/exchange/app-only-auth-power
 NOT_ALLOWED = re.compile(r'User is not allowed to call ([A-Za-z]+-[A-Za-z]+)', re.IGNORECASE)
 
 
-def role_for(cmdlet):
+def role_for(cmdlet: Optional[str]) -> str:
     """The Microsoft Entra roles that let an app call ``cmdlet`` (app-only-auth-powershell-v2,
     step 5: Global Reader reads; Exchange Recipient Administrator manages recipients; Exchange
     Administrator does every task)."""
@@ -66,20 +71,21 @@ class ExoAdminClient(GraphClient):
     retry_status = RETRY_STATUS
     max_paging_time = PAGING_TIME
 
-    def __init__(self, identity, **kwargs):
+    def __init__(self, identity: Identity, **kwargs: Any) -> None:
         kwargs.setdefault('phase', 'exchange')
         base = '%s/adminapi/beta/%s' % (identity.endpoints[EXCHANGE], identity.tenant_id)
         super(ExoAdminClient, self).__init__(identity, resource=EXCHANGE, base=base, **kwargs)
 
     @staticmethod
-    def error_fields(body):
+    def error_fields(body: Any) -> Tuple[str, str, Optional[str], Optional[str]]:
         """Cmdlet errors carry a generic error.message ("Error executing cmdlet"); the text is in
         details[0].message or innererror.internalexception.message, after the last '|'
         ("Ex6F9304|Microsoft.Exchange...ManagementObjectNotFoundException|The operation...")."""
         code, message, request_id, date = _error_fields(body)
         err = body.get('error') if isinstance(body, dict) else None
         if isinstance(err, dict):
-            details = err.get('details') if isinstance(err.get('details'), list) else []
+            details = err.get('details')
+            details = details if isinstance(details, list) else []
             inner = err.get('innererror') or err.get('innerError')
             internal = inner.get('internalexception') if isinstance(inner, dict) else None
             texts = [d.get('message') for d in details if isinstance(d, dict)]
@@ -90,7 +96,7 @@ class ExoAdminClient(GraphClient):
                     break
         return code, message, request_id, date
 
-    def service_hint(self, status, code, message):
+    def service_hint(self, status: Any, code: str, message: str) -> Optional[str]:
         """Exchange Online answers 401 "User is not allowed to call <cmdlet>" to an app that has
         Exchange.ManageAsApp but no Exchange role that holds the cmdlet (RBAC), and 401
         InvalidAudienceForResource to a token asked for another resource."""
@@ -110,7 +116,7 @@ class ExoAdminClient(GraphClient):
         return None
 
     @staticmethod
-    def token_refused(r):
+    def token_refused(r: Any) -> bool:
         """A 401 whose error.message is "User is not allowed to call <cmdlet>" and that does not
         challenge the token (WWW-Authenticate error="invalid_token") is the RBAC refusal: no
         refresh for it. The words elsewhere (a cmdlet error quoting a name) do not count."""
@@ -123,20 +129,20 @@ class ExoAdminClient(GraphClient):
         message = err.get('message') if isinstance(err, dict) else None
         return not (isinstance(message, str) and NOT_ALLOWED.match(message))
 
-    def retryable(self, r):
+    def retryable(self, r: Any) -> bool:
         """ExoHelper also retries Exchange's "You have reached the maximum number of concurrent
         requests per tenant" whatever its status."""
         return r.status_code in self.retry_status or CONCURRENT in _text(r.content)
 
     @staticmethod
-    def retry_hint(r, retry):
+    def retry_hint(r: Any, retry: Backoff) -> str:
         if CONCURRENT in _text(r.content):
             return (retry.summary() + '; other clients of this tenant hold Exchange Online\'s '
                     'concurrent requests: run again later, or fewer runs against the tenant '
                     'at once')
         return retry.summary() + '; Exchange Online did not recover: run again later'
 
-    def tenant(self):
+    def tenant(self) -> str:
         """The tenant GUID for the URL and anchor: tenant_id when it is a GUID (IdentityError
         when the token's ``tid`` names another tenant: a token must not move the requests to
         another tenant), else the token's ``tid``, else tenant_id as given."""
@@ -151,7 +157,9 @@ class ExoAdminClient(GraphClient):
                                 'platform of the tenant_id tenant.' % (tid, given.lower()))
         return given.lower()
 
-    def invoke(self, cmdlet, parameters=None, phase=None, page_size=PAGE_SIZE, check=None):
+    def invoke(self, cmdlet: str, parameters: Optional[Mapping[str, Any]] = None,
+               phase: Optional[str] = None, page_size: int = PAGE_SIZE,
+               check: Optional[Check] = None) -> List[Any]:
         """Every object the cmdlet returns, following @odata.nextLink (the same POST again, on
         this endpoint only, within the paging bounds); ``check(object)`` says what is wrong with
         one object (None: nothing)."""
@@ -161,7 +169,7 @@ class ExoAdminClient(GraphClient):
         body = {'CmdletInput': {'CmdletName': cmdlet, 'Parameters': parameters or {}}}
         phase = phase or cmdlet
 
-        def fetch(url, first):
+        def fetch(url: str, first: bool) -> JSON:
             answer = self.request('POST', url, json=body, headers=headers, phase=phase,
                                   permission=PERMISSION)[1]
             if 'value' not in answer and not cmdlet.lower().startswith('get-'):
@@ -173,6 +181,6 @@ class ExoAdminClient(GraphClient):
         return self.collect(fetch, url, phase, 'POST', check)
 
 
-def _text(content):
+def _text(content: Optional[bytes]) -> str:
     """An answer body as lower-case text, for looking for Exchange's wording in it."""
     return (content or b'')[:65536].decode('utf-8', 'replace').lower()
