@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import InputError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
@@ -20,6 +21,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import 
     STR_LIST,
     GraphClient,
     GraphError,
+    JSON,
     path_segment,
     shape_problem,
 )
@@ -47,10 +49,11 @@ DOMAIN_SHAPE = {'id': str, 'isVerified': bool, 'supportedServices': STR_LIST,
                 'isInitial': (bool, NULL), 'isRoot': (bool, NULL)}
 RECORD_SHAPE = {'recordType': str, 'label': str, 'ttl': int, 'isOptional': (bool, NULL),
                 'supportedService': (str, NULL)}
-RECORD_VALUE_SHAPES = {'mx': {'mailExchange': str, 'preference': int}, 'txt': {'text': str},
-                       'cname': {'canonicalName': str},
-                       'srv': {'nameTarget': str, 'port': int, 'priority': int, 'weight': int,
-                               'service': (str, NULL), 'protocol': (str, NULL)}}
+RECORD_VALUE_SHAPES: Dict[str, Dict[str, Any]] = {
+    'mx': {'mailExchange': str, 'preference': int}, 'txt': {'text': str},
+    'cname': {'canonicalName': str},
+    'srv': {'nameTarget': str, 'port': int, 'priority': int, 'weight': int,
+            'service': (str, NULL), 'protocol': (str, NULL)}}
 MAX_TTL = 2147483647  # RFC 2181 section 8
 # verify is sent again while the TXT record is not visible yet: first after 5 s, doubling up to
 # 60 s (each pause stretched by up to 25 %, so the hosts of one tenant, one per domain, do not
@@ -64,13 +67,13 @@ SRV_PART = re.compile(r'_[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?')
 OWNER_LABEL = re.compile(r'[a-z0-9_-]{1,63}')
 
 
-def domain_summary(graph_domain):
+def domain_summary(graph_domain: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
     if graph_domain is None:
         return None
     return dict((snake, graph_domain.get(camel)) for camel, snake in DOMAIN_FIELDS)
 
 
-def domain_name(value):
+def domain_name(value: Any) -> str:
     """The domain option as Graph's domain id (lower-case, ASCII), or an InputError (RecordError
     from validate_hostname) naming it."""
     name = validate_hostname(value, 'domain')  # its messages name the option
@@ -80,7 +83,7 @@ def domain_name(value):
     return name_text(name).rstrip('.')
 
 
-def srv_owner(record):
+def srv_owner(record: Mapping[str, Any]) -> Any:
     """The DNS owner name of a domainDnsSrvRecord: ``_service._protocol.label`` (RFC 2782).
 
     Graph gives the three apart: ``label`` is the SRV record's *name* property, ``service`` and
@@ -110,7 +113,7 @@ def srv_owner(record):
     return given
 
 
-def record_owner(record):
+def record_owner(record: Mapping[str, Any]) -> Any:
     """The DNS owner name of a domainDnsRecord (RecordError when it is none, InputError when a
     label of it is not made of letters, digits, hyphens and underscores)."""
     if (record.get('recordType') or '').lower() == 'srv':
@@ -124,7 +127,7 @@ def record_owner(record):
     return owner
 
 
-def record_problem(record, domain):
+def record_problem(record: Any, domain: str) -> Optional[str]:
     """What is wrong with one domainDnsRecord of ``domain`` (None: nothing)."""
     problem = shape_problem(record, RECORD_SHAPE) or shape_problem(
         record, RECORD_VALUE_SHAPES.get(record['recordType'].lower(), {}))
@@ -142,7 +145,7 @@ def record_problem(record, domain):
     return None
 
 
-def record_value(record):
+def record_value(record: Mapping[str, Any]) -> Optional[str]:
     """The zone-file value of one Graph domainDnsRecord, or None for unavailable records."""
     rtype = (record.get('recordType') or '').lower()
     if rtype == 'mx':
@@ -157,14 +160,15 @@ def record_value(record):
     return None
 
 
-def records_to_rrsets(records, services=None):
+def records_to_rrsets(records: Optional[Iterable[Mapping[str, Any]]],
+                     services: Optional[Iterable[str]] = None) -> List[Dict[str, Any]]:
     """Graph records (checked with record_problem) -> [{name, type, ttl, values, services,
     optional}], grouped per rrset.
 
     ``services`` (e.g. ['Email']) keeps only records of those services (case-insensitive).
     """
     wanted = set(s.lower() for s in services) if services else None
-    rrsets = {}
+    rrsets: Dict[Tuple[str, str], Dict[str, Any]] = {}
     for record in records or []:
         rdtype = TYPES.get((record.get('recordType') or '').lower())
         value = record_value(record)
@@ -187,21 +191,21 @@ def records_to_rrsets(records, services=None):
 
 
 class Domains:
-    def __init__(self, params, check_mode=False):
+    def __init__(self, params: Mapping[str, Any], check_mode: bool = False) -> None:
         self.params = params
         self.name = domain_name(params.get('domain'))
         self.path = '/domains/' + path_segment(self.name, 'domain')
         self.identity = Identity(params, check_mode)
         self.graph = GraphClient(self.identity)
-        self.warnings = []
+        self.warnings: List[str] = []
 
-    def domain_problem(self, body):
+    def domain_problem(self, body: Any) -> Optional[str]:
         problem = shape_problem(body, DOMAIN_SHAPE)
         if problem is None and body['id'].lower().rstrip('.') != self.name:
             problem = 'it is the domain %r, not %s' % (body['id'], self.name)
         return problem
 
-    def get(self):
+    def get(self) -> Optional[JSON]:
         """The Graph domain resource, or None when the tenant does not have the domain."""
         try:
             return self.graph.get(self.path, phase='read domain', permission=READ,
@@ -211,23 +215,23 @@ class Domains:
                 return None
             raise
 
-    def records(self, kind, phase):
+    def records(self, kind: str, phase: str) -> List[JSON]:
         return self.graph.get_all('%s/%s' % (self.path, kind), phase=phase, permission=READ,
                                   check=lambda r: record_problem(r, self.name))
 
-    def verification_rrsets(self):
+    def verification_rrsets(self) -> List[Dict[str, Any]]:
         records = self.records('verificationDnsRecords', 'read verification records')
         txt = [r for r in records if r['recordType'].lower() == 'txt']
         return records_to_rrsets(txt)
 
-    def service_records(self):
+    def service_records(self) -> List[JSON]:
         return self.records('serviceConfigurationRecords', 'read service records')
 
     # -- domain_info ------------------------------------------------------------------------
-    def info(self):
+    def info(self) -> Dict[str, Any]:
         p = self.params
         domain = self.get()
-        result = {'changed': False, 'exists': domain is not None,
+        result: Dict[str, Any] = {'changed': False, 'exists': domain is not None,
                   'domain': domain_summary(domain), 'records': [],
                   'verification_records': [], 'warnings': [],
                   'permissions': dict((resource, token_roles(self.identity.token(resource)))
@@ -254,16 +258,16 @@ class Domains:
         return result
 
     # -- domain -----------------------------------------------------------------------------
-    def present(self, check_mode):
+    def present(self, check_mode: bool) -> Dict[str, Any]:
         p = self.params
         domain = self.get()
         before = domain_summary(domain)
-        actions = []
+        actions: List[str] = []
         if domain is None:
             actions.append('add')
             if not check_mode:
                 domain = self.add()
-        result = {}
+        result: Dict[str, Any] = {}
         if domain is not None and not domain.get('isVerified'):
             # what to publish, whether or not this run verifies
             rrsets = self.verification_rrsets()
@@ -285,7 +289,8 @@ class Domains:
                                        json={'supportedServices': list(wanted)},
                                        phase='set supported services', permission=WRITE)
                     domain = self.get()
-        after = domain_summary(domain) if domain is not None else {'id': self.name}
+        after: Optional[Dict[str, Any]] = (domain_summary(domain) if domain is not None
+                                           else {'id': self.name})
         if check_mode:
             after = dict(before or {'id': self.name, 'is_verified': False,
                                     'supported_services': []})
@@ -298,7 +303,7 @@ class Domains:
             result['warnings'] = self.warnings
         return result
 
-    def add(self):
+    def add(self) -> JSON:
         """POST the domain; a lost answer is settled by reading it back."""
         try:
             return self.graph.request('POST', '/domains', json={'id': self.name},
@@ -316,7 +321,7 @@ class Domains:
                                  'was added' % self.name)
             return domain
 
-    def verify(self, txt):
+    def verify(self, txt: Optional[str]) -> JSON:
         """POST verify, retried until verify_timeout while the TXT is not visible yet (Graph
         answers 400 or 404 then); a pause that would end past verify_timeout is not made."""
         bound = Backoff(self.params.get('verify_timeout') or 0, floor=VERIFY_FIRST,
@@ -338,7 +343,7 @@ class Domains:
                                          % (txt, self.name))
                     raise
 
-    def absent(self, check_mode):
+    def absent(self, check_mode: bool) -> Dict[str, Any]:
         domain = self.get()
         if domain is None:
             return {'changed': False, 'actions': [], 'domain': None, 'before': None}
