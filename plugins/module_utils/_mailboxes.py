@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from urllib.parse import quote
 
@@ -23,8 +24,10 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._exo_admin imp
 from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
     NULL,
     STR_LIST,
+    Check,
     GraphClient,
     GraphError,
+    JSON,
     path_segment,
     shape_problem,
 )
@@ -54,37 +57,37 @@ CAS_SHAPE = {'PopEnabled': bool, 'ImapEnabled': bool,
 TRANSPORT_SHAPE = {'SmtpClientAuthenticationDisabled': bool}
 
 
-def user_problem(user):
+def user_problem(user: Any) -> Optional[str]:
     return shape_problem(user, USER_SHAPE)
 
 
-def users_problem(body):
+def users_problem(body: Any) -> Optional[str]:
     return shape_problem(body, {'value': list}) or next(
         (p for p in map(user_problem, body['value']) if p), None)
 
 
-def license_problem(sku):
+def license_problem(sku: Any) -> Optional[str]:
     return shape_problem(sku, LICENSE_SHAPE) or next(
         (p for p in (shape_problem(plan, PLAN_SHAPE) for plan in sku.get('servicePlans') or [])
          if p), None)
 
 
-def licenses_problem(body):
+def licenses_problem(body: Any) -> Optional[str]:
     return shape_problem(body, {'value': list}) or next(
         (p for p in map(license_problem, body['value']) if p), None)
 
 
-def cas_problem(cas):
+def cas_problem(cas: Any) -> Optional[str]:
     return shape_problem(cas, CAS_SHAPE)
 
 
-def transport_problem(config):
+def transport_problem(config: Any) -> Optional[str]:
     return shape_problem(config, TRANSPORT_SHAPE)
 
 
-def smtp_addresses(values):
+def smtp_addresses(values: Optional[Iterable[str]]) -> List[str]:
     """Plain addresses from proxy address strings ('SMTP:a@b', 'smtp:c@d'), primary first."""
-    out = []
+    out: List[str] = []
     for value in values or []:
         if value[:5].lower() == 'smtp:':
             address = value[5:]
@@ -95,7 +98,7 @@ def smtp_addresses(values):
     return out
 
 
-def mailbox_addresses(obj):
+def mailbox_addresses(obj: Mapping[str, Any]) -> Set[str]:
     """The lower-case SMTP addresses of a cmdlet object: PrimarySmtpAddress and every smtp:/SMTP:
     entry of EmailAddresses."""
     found = smtp_addresses(obj.get('EmailAddresses'))
@@ -103,23 +106,23 @@ def mailbox_addresses(obj):
     return set(a.lower() for a in found if a)
 
 
-def user_addresses(user):
+def user_addresses(user: Mapping[str, Any]) -> Set[str]:
     """The lower-case SMTP addresses of a Graph user: mail and its smtp: proxyAddresses."""
     found = smtp_addresses(user.get('proxyAddresses')) + [user.get('mail') or '']
     return set(a.lower() for a in found if a)
 
 
-def match_mailboxes(objects, users):
+def match_mailboxes(objects: Iterable[JSON], users: Sequence[JSON]) -> Dict[str, JSON]:
     """{graph user id: cmdlet object}: an object that carries ExternalDirectoryObjectId (the
     Graph user id) belongs to that user only; one without it, by an SMTP address
     (case-insensitive) that one user alone of ``users`` has. Never by UPN, which Get-CASMailbox
     does not carry."""
     by_id = dict((u['id'].lower(), u) for u in users)
-    owners = {}
+    owners: Dict[str, Set[str]] = {}
     for user in users:
         for address in user_addresses(user):
             owners.setdefault(address, set()).add(user['id'])
-    out = {}
+    out: Dict[str, JSON] = {}
     for obj in objects:
         directory_id = str(obj.get('ExternalDirectoryObjectId') or '').lower()
         if directory_id:
@@ -132,7 +135,7 @@ def match_mailboxes(objects, users):
     return out
 
 
-def address_owner(address, users):
+def address_owner(address: str, users: Sequence[JSON]) -> JSON:
     """The one of Graph's ``users`` found by ``address`` that it belongs to: the only one, else
     the only one whose proxyAddresses hold it (Exchange's own addresses; ``mail`` alone can be
     set on a user without a mailbox); InputError when that is still not one user."""
@@ -147,27 +150,28 @@ def address_owner(address, users):
                      'name' % (address, len(named), ', '.join(named)))
 
 
-def routing_address(addresses):
+def routing_address(addresses: Iterable[str]) -> Optional[str]:
     for address in addresses:
         if address.lower().endswith('.mail.onmicrosoft.com'):
             return address
     return None
 
 
-def effective_smtp_auth(mailbox_disabled, tenant_disabled):
+def effective_smtp_auth(mailbox_disabled: Optional[bool],
+                        tenant_disabled: Optional[bool]) -> Tuple[bool, str]:
     """(enabled, source): the mailbox setting wins unless it is null (then the tenant's)."""
     if mailbox_disabled is None:
         return (not tenant_disabled), 'tenant'
     return (not mailbox_disabled), 'mailbox'
 
 
-def smtp_auth_setting(mailbox_disabled):
+def smtp_auth_setting(mailbox_disabled: Optional[bool]) -> str:
     if mailbox_disabled is None:
         return 'inherit'
     return 'disabled' if mailbox_disabled else 'enabled'
 
 
-def exchange_licensed(license_details):
+def exchange_licensed(license_details: Optional[Iterable[Mapping[str, Any]]]) -> bool:
     for sku in license_details or []:
         for plan in sku.get('servicePlans') or []:
             if _service_plans.gives_mailbox(plan) and \
@@ -177,7 +181,7 @@ def exchange_licensed(license_details):
 
 
 class Mailboxes:
-    def __init__(self, params, check_mode=False):
+    def __init__(self, params: Mapping[str, Any], check_mode: bool = False) -> None:
         self.params = params
         self.identity = Identity(params, check_mode)
         self.graph = GraphClient(self.identity)
@@ -185,7 +189,7 @@ class Mailboxes:
         self.include = set(params.get('include') or PARTS)  # the argument spec's choices
 
     # -- who ------------------------------------------------------------------------------------
-    def users(self):
+    def users(self) -> List[Tuple[str, Optional[JSON]]]:
         """[(asked, graph user or None)] in the order asked (all: the tenant's order)."""
         if self.params.get('all'):
             users = self.graph.get_all('/users', params={'$select': USER_SELECT, '$top': '999'},
@@ -208,7 +212,7 @@ class Mailboxes:
                 status, body = by_address[str(i)]
                 hits = body['value'] if status == 200 else []
                 found[str(i)] = (200, address_owner(asked[i], hits)) if hits else (404, None)
-        out = []
+        out: List[Tuple[str, Optional[JSON]]] = []
         for i, name in enumerate(asked):
             status, body = found[str(i)]
             if status == 200:
@@ -220,7 +224,8 @@ class Mailboxes:
         return out
 
     # -- parts ------------------------------------------------------------------------------
-    def batch_checked(self, items, phase, check):
+    def batch_checked(self, items: Sequence[JSON], phase: str,
+                      check: Check) -> Dict[str, Tuple[int, Any]]:
         """graph.batch, with each 200 body checked by ``check`` (GraphError naming the item)."""
         results = self.graph.batch(items, phase=phase)
         for item in items:
@@ -231,13 +236,13 @@ class Mailboxes:
                                          % (self.graph.base, item['url']), problem, body)
         return results
 
-    def licences(self, users):
+    def licences(self, users: Sequence[JSON]) -> Dict[str, List[JSON]]:
         ids = [u['id'] for u in users]
         got = self.batch_checked([{'id': str(i), 'method': 'GET',
                                    'url': '/users/%s/licenseDetails' % path_segment(uid, 'id')}
                                   for i, uid in enumerate(ids)], 'read licences',
                                  licenses_problem)
-        out = {}
+        out: Dict[str, List[JSON]] = {}
         for i, uid in enumerate(ids):
             status, body = got[str(i)]
             if status != 200:
@@ -245,12 +250,12 @@ class Mailboxes:
             out[uid] = (body or {}).get('value') or []
         return out
 
-    def exchange_objects(self, cmdlet, users):
+    def exchange_objects(self, cmdlet: str, users: Sequence[JSON]) -> Dict[str, JSON]:
         """{graph user id: object} for the users that have an Exchange Online mailbox."""
         if self.params.get('all') or len(users) > PAGE_THRESHOLD:
             objects = self.exo.invoke(cmdlet, {'ResultSize': 'Unlimited'}, check=cas_problem)
         else:
-            def one(user):
+            def one(user: JSON) -> List[Any]:
                 try:
                     return self.exo.invoke(cmdlet, {'Identity': user['id']}, check=cas_problem)
                 except GraphError as e:
@@ -261,12 +266,12 @@ class Mailboxes:
                 objects = [o for found in pool.map(one, users) for o in found]
         return match_mailboxes(objects, users)
 
-    def tenant_smtp_auth_disabled(self):
+    def tenant_smtp_auth_disabled(self) -> bool:
         config = self.exo.invoke('Get-TransportConfig', check=transport_problem)
         return bool(config and config[0]['SmtpClientAuthenticationDisabled'])
 
     # -- the result -------------------------------------------------------------------------
-    def info(self):
+    def info(self) -> Dict[str, Any]:
         asked = self.users()
         users = [u for dummy, u in asked if u is not None]
         licences = self.licences(users) if 'license' in self.include and users else {}
@@ -274,9 +279,9 @@ class Mailboxes:
         cas = self.exchange_objects('Get-CASMailbox', users) if need_cas and users else {}
         tenant_disabled = self.tenant_smtp_auth_disabled() \
             if 'protocols' in self.include else None
-        result = []
+        result: List[Dict[str, Any]] = []
         for name, user in asked:
-            entry = {'upn': name, 'exists': user is not None}
+            entry: Dict[str, Any] = {'upn': name, 'exists': user is not None}
             if user is None:
                 result.append(entry)
                 continue
@@ -301,17 +306,17 @@ class Mailboxes:
                 entry['proxy_addresses'] = addresses
                 entry['routing_address'] = routing_address(addresses)
             result.append(entry)
-        out = {'changed': False, 'mailboxes': result, 'count': len(result)}
+        out: Dict[str, Any] = {'changed': False, 'mailboxes': result, 'count': len(result)}
         if tenant_disabled is not None:
             out['tenant'] = {'smtp_auth': not tenant_disabled}
         return out
 
 
-def _q(text):
+def _q(text: str) -> str:
     return text.replace("'", "''")
 
 
-def _batch_error(phase, status, body, permission):
+def _batch_error(phase: str, status: int, body: Any, permission: str) -> GraphError:
     code, message, request_id, dummy = GraphClient.error_fields(body)
     hint = None
     if status == 403:
@@ -322,7 +327,7 @@ def _batch_error(phase, status, body, permission):
 SMTP_AUTH_VALUES = {'enabled': False, 'disabled': True, 'inherit': None}  # -> ...Disabled
 
 
-def protocol_state(cas):
+def protocol_state(cas: Mapping[str, Any]) -> Dict[str, Any]:
     return {'pop': bool(cas.get('PopEnabled')), 'imap': bool(cas.get('ImapEnabled')),
             'smtp_auth': smtp_auth_setting(cas.get('SmtpClientAuthenticationDisabled'))}
 
@@ -330,7 +335,8 @@ def protocol_state(cas):
 class ProtocolChange:
     """Read every listed mailbox's switches, send Set-CASMailbox only where they differ."""
 
-    def __init__(self, params, check_mode=False, diff_mode=False):
+    def __init__(self, params: Mapping[str, Any], check_mode: bool = False,
+                 diff_mode: bool = False) -> None:
         self.params = params
         self.check_mode = check_mode
         self.diff_mode = diff_mode
@@ -339,15 +345,15 @@ class ProtocolChange:
         self.wanted = dict((k, params.get(k)) for k in ('pop', 'imap', 'smtp_auth')
                            if params.get(k) is not None)
 
-    def read(self, names):
+    def read(self, names: Sequence[str]) -> Dict[str, Optional[JSON]]:
         """{name: CAS object or None}; the tenant paged once for long lists. A name is an SMTP
         address, an ExternalDirectoryObjectId or anything Exchange's -Identity takes (a UPN);
         names the page does not hold (a UPN that is no address) are asked one by one."""
-        found = {}
+        found: Dict[str, Optional[JSON]] = {}
         if len(names) > PAGE_THRESHOLD:
             objects = self.exo.invoke('Get-CASMailbox', {'ResultSize': 'Unlimited'},
                                       check=cas_problem)
-            index = {}
+            index: Dict[str, JSON] = {}
             for obj in objects:
                 keys = mailbox_addresses(obj) | set(
                     str(obj.get(k)).lower() for k in ('ExternalDirectoryObjectId', 'Identity')
@@ -357,7 +363,7 @@ class ProtocolChange:
             found = dict((n, index[n.lower()]) for n in names if n.lower() in index)
         rest = [n for n in names if n not in found]
 
-        def one(name):
+        def one(name: str) -> Optional[JSON]:
             try:
                 found = self.exo.invoke('Get-CASMailbox', {'Identity': name}, check=cas_problem)
             except GraphError as e:
@@ -370,10 +376,11 @@ class ProtocolChange:
         return found
 
     @staticmethod
-    def identity_of(cas, name):
+    def identity_of(cas: Mapping[str, Any], name: str) -> Any:
         return cas.get('ExternalDirectoryObjectId') or cas.get('Identity') or name
 
-    def settle(self, entry, cas, error, warnings):
+    def settle(self, entry: Dict[str, Any], cas: Mapping[str, Any], error: str,
+               warnings: List[str]) -> None:
         """A Set-CASMailbox failed, yet Exchange may have carried it out (an answer lost, a 500
         after the write): what the mailbox is now is read back, never assumed."""
         try:
@@ -392,9 +399,9 @@ class ProtocolChange:
         else:
             entry.update(failed=True, changed=now != entry['before'], after=now, msg=error)
 
-    def set_one(self, item):
+    def set_one(self, item: Tuple[str, JSON, Dict[str, Any]]) -> Optional[str]:
         name, cas, after = item
-        parameters = {'Identity': self.identity_of(cas, name)}
+        parameters: Dict[str, Any] = {'Identity': self.identity_of(cas, name)}
         if 'pop' in self.wanted:
             parameters['PopEnabled'] = after['pop']
         if 'imap' in self.wanted:
@@ -407,10 +414,12 @@ class ProtocolChange:
         except GraphError as e:
             return str(e)
 
-    def run(self):
+    def run(self) -> Dict[str, Any]:
         names = list(dict.fromkeys(self.params.get('mailboxes') or []))
         current = self.read(names) if names and self.wanted else {}
-        entries, todo, warnings = [], [], []
+        entries: List[Dict[str, Any]] = []
+        todo: List[Tuple[str, JSON, Dict[str, Any]]] = []
+        warnings: List[str] = []
         for name in names if self.wanted else []:
             cas = current.get(name)
             if cas is None:
@@ -419,7 +428,7 @@ class ProtocolChange:
                 continue
             before = protocol_state(cas)
             after = dict(before, **self.wanted)
-            entry = {'mailbox': name, 'before': before, 'after': after,
+            entry: Dict[str, Any] = {'mailbox': name, 'before': before, 'after': after,
                      'changed': before != after}
             entries.append(entry)
             if entry['changed']:
@@ -431,8 +440,8 @@ class ProtocolChange:
             for (name, cas, dummy), error in zip(todo, errors):
                 if error:
                     self.settle(by_name[name], cas, error, warnings)
-        result = {'mailboxes': entries, 'warnings': warnings}
-        tenant_error = None
+        result: Dict[str, Any] = {'mailboxes': entries, 'warnings': warnings}
+        tenant_error: Optional[Tuple[str, str]] = None
         if self.params.get('tenant_smtp_auth'):
             try:
                 result['tenant'], tenant_error = self.tenant_default(warnings)
@@ -464,17 +473,18 @@ class ProtocolChange:
             result.update(failed=True, phase=phase, msg=msg)
         return result
 
-    def tenant_disabled(self):
+    def tenant_disabled(self) -> bool:
         config = self.exo.invoke('Get-TransportConfig', check=transport_problem)
         return bool(config and config[0]['SmtpClientAuthenticationDisabled'])
 
-    def tenant_default(self, warnings):
+    def tenant_default(
+            self, warnings: List[str]) -> Tuple[Dict[str, Any], Optional[Tuple[str, str]]]:
         """(the tenant's result entry, (phase, message) of a failure or None): the tenant's SMTP
         AUTH default read, and set where it differs; a failed Set-TransportConfig is read back
         like a mailbox's (see settle)."""
         disabled_now = self.tenant_disabled()
         want_disabled = self.params['tenant_smtp_auth'] == 'disabled'
-        entry = {'before': {'smtp_auth': not disabled_now},
+        entry: Dict[str, Any] = {'before': {'smtp_auth': not disabled_now},
                  'after': {'smtp_auth': not want_disabled},
                  'changed': disabled_now != want_disabled}
         if not entry['changed'] or self.check_mode:
@@ -502,7 +512,8 @@ class ProtocolChange:
         return entry, ('Set-TransportConfig', error)
 
 
-def failure_message(entries, failed, check_mode):
+def failure_message(entries: Sequence[Mapping[str, Any]], failed: Sequence[Mapping[str, Any]],
+                    check_mode: bool) -> str:
     """What failed, worded for one mailbox, for all of them and for some (then what became of
     the others, or would in check mode), then each failure."""
     details = '; '.join('%s: %s' % (e['mailbox'], e['msg']) for e in failed)
@@ -520,8 +531,9 @@ def failure_message(entries, failed, check_mode):
         len(failed), len(entries), 'one' if others == 1 else others, state, details)
 
 
-def _diff_lines(entries, side, tenant):
-    lines = []
+def _diff_lines(entries: Iterable[Mapping[str, Any]], side: str,
+                tenant: Optional[Mapping[str, Any]]) -> str:
+    lines: List[str] = []
     for e in entries:
         if e.get('changed') and side in e:
             s = e[side]
