@@ -161,7 +161,7 @@ def record_value(record: Mapping[str, Any]) -> Optional[str]:
 
 
 def records_to_rrsets(records: Optional[Iterable[Mapping[str, Any]]],
-                     services: Optional[Iterable[str]] = None) -> List[Dict[str, Any]]:
+                      services: Optional[Iterable[str]] = None) -> List[Dict[str, Any]]:
     """Graph records (checked with record_problem) -> [{name, type, ttl, values, services,
     optional}], grouped per rrset.
 
@@ -231,11 +231,12 @@ class Domains:
     def info(self) -> Dict[str, Any]:
         p = self.params
         domain = self.get()
-        result: Dict[str, Any] = {'changed': False, 'exists': domain is not None,
-                  'domain': domain_summary(domain), 'records': [],
-                  'verification_records': [], 'warnings': [],
-                  'permissions': dict((resource, token_roles(self.identity.token(resource)))
-                                      for resource in p.get('token_permissions') or [])}
+        result: Dict[str, Any] = {
+            'changed': False, 'exists': domain is not None,
+            'domain': domain_summary(domain), 'records': [],
+            'verification_records': [], 'warnings': [],
+            'permissions': dict((resource, token_roles(self.identity.token(resource)))
+                                for resource in p.get('token_permissions') or [])}
         if domain is None:
             result['warnings'].append('the tenant does not have the domain %s; add it with '
                                       'exchangeonline.mail.domain' % self.name)

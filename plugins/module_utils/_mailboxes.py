@@ -429,7 +429,7 @@ class ProtocolChange:
             before = protocol_state(cas)
             after = dict(before, **self.wanted)
             entry: Dict[str, Any] = {'mailbox': name, 'before': before, 'after': after,
-                     'changed': before != after}
+                                     'changed': before != after}
             entries.append(entry)
             if entry['changed']:
                 todo.append((name, cas, after))
@@ -485,8 +485,8 @@ class ProtocolChange:
         disabled_now = self.tenant_disabled()
         want_disabled = self.params['tenant_smtp_auth'] == 'disabled'
         entry: Dict[str, Any] = {'before': {'smtp_auth': not disabled_now},
-                 'after': {'smtp_auth': not want_disabled},
-                 'changed': disabled_now != want_disabled}
+                                 'after': {'smtp_auth': not want_disabled},
+                                 'changed': disabled_now != want_disabled}
         if not entry['changed'] or self.check_mode:
             return entry, None
         try:
