@@ -213,7 +213,7 @@ class GraphClient:
     option = 'graph_endpoint'
     max_pages = MAX_PAGES
     max_items = MAX_ITEMS
-    retry_status = RETRY_STATUS
+    retry_status: Tuple[int, ...] = RETRY_STATUS
     # seconds all pages of one collection may take (None: no bound)
     max_paging_time: Optional[float] = None
 
