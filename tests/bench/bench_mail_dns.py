@@ -11,7 +11,7 @@ BIND 9, one inventory host per domain, default forks) it runs
 each from the same fresh zones, with the same ``ansible-playbook``. It prints the wall time of
 each whole run, the UPDATE messages and SOA serial bumps per zone and the ratio, checks that both
 sides leave every zone with the same records (AXFR, SOA aside) and says whether the targets are
-met: one UPDATE per zone, and at least 4x faster than the nsupdate loop at 20 domains.
+met: one UPDATE per zone, and at least 5x faster than the nsupdate loop at 20 domains.
 
 community.general must not become a dependency of the collection or of the test virtualenvs, and
 Galaxy is not reachable: the bench builds its own virtualenv (``.venv/bench`` beside the test
@@ -39,7 +39,7 @@ import zipfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ANSIBLE_SPEC = os.environ.get('EXO_BENCH_ANSIBLE', 'ansible')
 STAMP = '.exo-bench-stamp'
-TARGET_RATIO = 4.0
+TARGET_RATIO = 5.0  # issue 13: the 20-domain ratio stays at least 5x
 TARGET_UPDATES = 1
 
 
