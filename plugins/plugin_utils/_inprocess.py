@@ -90,15 +90,18 @@ class InProcessAction(ActionBase):
         self._update_module_args(self.MODULE, flags, task_vars or {})
         environment = {}
         self._compute_environment_string(raw_environment_out=environment)
-        with task_environment(environment):
-            result.update(self._run(code, task_vars, flags))
+        result.update(self._run(code, task_vars, flags, environment))
         self.show_progress(result, task_vars)
         return result
 
-    def _run(self, code, task_vars, flags):
+    def _run(self, code, task_vars, flags, environment):
+        """The result; the task's environment applies while the options are checked and the
+        work runs here, never while a module process is started (for another connection it is
+        the target's environment: a PATH or SSH_AUTH_SOCK meant for it must not reach ssh)."""
         from ansible_collections.exchangeonline.mail.plugins.module_utils._run import (
             shaped_input_failure)
-        checked = validate(self.MODULE, code, self._task.args)
+        with task_environment(environment):
+            checked = validate(self.MODULE, code, self._task.args)
         if checked.problem is not None:
             # Refused here for both paths: a NUL in an option would make the module process
             # fail in its syslog call before any check of ours could name the option.
@@ -111,8 +114,9 @@ class InProcessAction(ActionBase):
             display.vvv('%s: %s (%s)' % (self.MODULE, MODULE_PROCESS, why_not))
             return self._run_module_process(task_vars)
         display.vvv('%s: %s (connection local)' % (self.MODULE, IN_PROCESS))
-        outcome = run_here(code, checked.params, flags['_ansible_check_mode'],
-                           flags['_ansible_diff'])
+        with task_environment(environment):
+            outcome = run_here(code, checked.params, flags['_ansible_check_mode'],
+                               flags['_ansible_diff'])
         # As AnsibleModule's exit_json and fail_json: the warnings and deprecations, then the
         # invocation (ansible-core 2.19 and later return it only when asked), values of no_log
         # options hidden everywhere.
