@@ -24,8 +24,12 @@ __metaclass__ = type
 
 import contextlib
 import importlib
+import logging
 import os
+import sys
+import warnings as python_warnings
 
+from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.common.arg_spec import ModuleArgumentSpecValidator
@@ -39,6 +43,11 @@ display = Display()
 
 IN_PROCESS = 'runs in this process'  # the start of the -vvv line of the in-process path
 MODULE_PROCESS = 'runs as a module process'
+# What interpreter discovery is asked with: the controller's own Python may run the work.
+DISCOVERY = ('', 'auto', 'auto_silent', 'auto_legacy', 'auto_legacy_silent')
+# The libraries whose log records a module process sends to its stderr, which Ansible drops on
+# success: in this process they would reach the worker's stderr or ANSIBLE_LOG_PATH unredacted.
+QUIET_LOGGERS = ('msal', 'urllib3', 'requests')
 
 
 class InProcessAction(ActionBase):
@@ -61,7 +70,7 @@ class InProcessAction(ActionBase):
                             % (self.MODULE, type(e).__name__, e, MODULE_PROCESS))
             return None
 
-    def _why_not_here(self, code):
+    def _why_not_here(self, code, task_vars):
         """None when the module's work can run in this process, else why not."""
         if os.environ.get('EXO_MAIL_INPROCESS', '1') == '0':
             return 'EXO_MAIL_INPROCESS=0'
@@ -72,10 +81,26 @@ class InProcessAction(ActionBase):
         # Exactly ansible.builtin.local: a connection derived from it may run commands elsewhere.
         if type(self._connection) is not LocalConnection:  # pylint: disable=unidiomatic-typecheck
             return 'connection %s' % getattr(self._connection, 'transport', '?')
+        interpreter = self._python_interpreter(task_vars)
+        if interpreter is not None:
+            return 'ansible_python_interpreter is %s' % interpreter
         libraries, available, dummy = code.REQUIRES
         if not available:  # the module process says which library is missing, as a module does
             return '%s missing on the controller' % libraries
         return None
+
+    def _python_interpreter(self, task_vars):
+        """None when a module process would run this Python (the controller's, the usual
+        ``{{ ansible_playbook_python }}``, or discovery); else the interpreter asked for: its
+        user, namespace or libraries may differ, so the module process must run there."""
+        try:
+            wanted = C.config.get_config_value('INTERPRETER_PYTHON', variables=task_vars)
+            wanted = str(self._templar.template(wanted) or '').strip()
+        except Exception as e:  # pylint: disable=broad-except
+            return 'not known here (%s)' % type(e).__name__
+        if wanted in DISCOVERY or os.path.abspath(wanted) == os.path.abspath(sys.executable):
+            return None
+        return wanted
 
     def run(self, tmp=None, task_vars=None):
         result = super(InProcessAction, self).run(tmp, task_vars)
@@ -109,12 +134,12 @@ class InProcessAction(ActionBase):
                                            getattr(code, 'input_failure', None),
                                            checked.params or self._task.args)
             return remove_values(problem, checked.no_log_values)
-        why_not = self._why_not_here(code)
+        why_not = self._why_not_here(code, task_vars or {})
         if why_not:
             display.vvv('%s: %s (%s)' % (self.MODULE, MODULE_PROCESS, why_not))
             return self._run_module_process(task_vars)
         display.vvv('%s: %s (connection local)' % (self.MODULE, IN_PROCESS))
-        with task_environment(environment):
+        with task_environment(environment), quiet_libraries():
             outcome = run_here(code, checked.params, flags['_ansible_check_mode'],
                                flags['_ansible_diff'])
         # As AnsibleModule's exit_json and fail_json: the warnings and deprecations, then the
@@ -164,6 +189,27 @@ def task_environment(environment):
                 os.environ[name] = value
 
 
+@contextlib.contextmanager
+def quiet_libraries():
+    """What a module process sends to the stderr Ansible drops stays out of sight here too:
+    Python warnings (urllib3's for validate_certs: false) and the libraries' log records (msal
+    logs a token endpoint's answer text at ERROR)."""
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    saved = [(logger.propagate, logger.handlers[:]) for logger in loggers]
+    sink = logging.NullHandler()
+    try:
+        for logger in loggers:
+            logger.propagate = False
+            logger.handlers = [sink]
+        with python_warnings.catch_warnings():
+            python_warnings.simplefilter('ignore')
+            yield
+    finally:
+        for logger, (propagate, handlers) in zip(loggers, saved):
+            logger.propagate = propagate
+            logger.handlers = handlers
+
+
 class Checked:
     """What validate() found: ``params`` (validated), ``no_log_values``, ``warnings`` and
     ``deprecations`` of the argument spec, and ``problem``: a failed result, or None."""
@@ -186,9 +232,12 @@ def validate(module_name, code, args):
 
     kwargs = code.module_kwargs()
     spec = kwargs['argument_spec']
+    # The no_log values as given (a list or dict value is hidden item by item before the spec
+    # turns it into one text), and below as validated (defaults, environment fallbacks).
+    given = no_log_values(spec, dict(args))
     problem = run_work(lambda: check_raw_args(dict(args), spec))
     if problem:
-        return Checked(problem=problem)
+        return Checked(no_log_values=given, problem=problem)
     validator = ModuleArgumentSpecValidator(
         spec, kwargs.get('mutually_exclusive'), kwargs.get('required_together'),
         kwargs.get('required_one_of'), kwargs.get('required_if'), kwargs.get('required_by'))
@@ -202,11 +251,12 @@ def validate(module_name, code, args):
         validation = validator.validate(dict(args))
     except Exception as e:  # pylint: disable=broad-except
         # ansible-core's own validator failed on a value it should have refused
-        return Checked(problem={
+        return Checked(no_log_values=given, problem={
             'failed': True, 'changed': False, 'phase': 'input',
             'msg': 'input: ansible-core could not check the options of %s (%s: %s); check the '
                    'type of each option against the documentation'
-                   % (module_name, type(e).__name__, str(e)[:200])})
+                   % (module_name, type(e).__name__,
+                      remove_values(str(e), given)[:200])})
     warnings = list(module_warnings.get_warning_messages()[seen[0]:])
     deprecations = [dict(d) for d in module_warnings.get_deprecation_messages()[seen[1]:]]
     if validation.error_messages:
@@ -217,11 +267,11 @@ def validate(module_name, code, args):
         msg = '; '.join(e.msg for e in named)
         if isinstance(named[0], UnsupportedError):  # as AnsibleModule says it
             msg = 'Unsupported parameters for (%s) module: %s' % (module_name, msg)
-        # The no_log values as given (the message may quote one)
-        return Checked(no_log_values=no_log_values(spec, dict(args)),
+        hidden = given | no_log_values(spec, validation.validated_parameters or {})
+        return Checked(no_log_values=hidden,
                        problem={'failed': True, 'changed': False, 'msg': msg})
     params = validation.validated_parameters
-    hidden = no_log_values(spec, params)
+    hidden = given | no_log_values(spec, params)
     checked = Checked(params, hidden, warnings, deprecations)
     checked.problem = run_work(lambda: check_options(params, spec, code.LIMITS)) or None
     return checked

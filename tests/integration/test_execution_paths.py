@@ -5,7 +5,9 @@ against the lab (a real BIND 9, the Microsoft 365 emulator and its SMTP submissi
 The two runs must give the same results, warnings and deprecations included, and print the same
 warnings. tests/run.sh runs this file on every ansible-core version the collection claims."""
 
+import os
 import re
+import sys
 
 from tests.integration.conftest import ZONE, dns_args, m365_args, task
 
@@ -101,6 +103,9 @@ def test_module_process_and_in_process_paths_agree(bind, m365, play):
     assert paths_printed(inproc) == dict(
         (name, ['runs in this process (connection local)']) for name in modules)
     assert module.stdout.count('AnsiballZ_') > 0 and 'AnsiballZ_' not in inproc.stdout
+    # the secret given through environment: shows nowhere (-vvv prints the module process's
+    # command line, with its environment, on that path only)
+    assert app['secret'] not in inproc.stdout + inproc.stderr
     for name in MODULES:
         a, b = module.task(name), inproc.task(name)
         assert a['status'] == b['status'], (name, a['result'].get('msg'), b['result'].get('msg'))
@@ -110,3 +115,24 @@ def test_module_process_and_in_process_paths_agree(bind, m365, play):
     assert any('contoso.test. had no SPF record' in w for w in warned), warned
     assert printed_warnings(inproc) == warned
     assert len(bind.updates_seen()) == updates  # check mode: no UPDATE
+
+
+def test_another_python_interpreter_runs_the_module_process(bind, play):
+    """ansible_python_interpreter naming another Python than the controller's (its user,
+    namespace or libraries may differ) runs the module there, even another name of the same
+    one; the controller's own, as the README's inventory sets it, runs in-process."""
+    here = os.path.dirname(sys.executable)
+    other = os.path.join(here, 'python3' if os.path.basename(sys.executable) != 'python3'
+                         else 'python')
+    assert os.path.exists(other)
+    args = dns_args(bind, domain=ZONE, pattern='full')
+    calls = [dict(task('mail_dns_check', args, name='other'),
+                  vars={'ansible_python_interpreter': other}),
+             dict(task('mail_dns_check', args, name='own'),
+                  vars={'ansible_python_interpreter': '{{ ansible_playbook_python }}'})]
+    run = play(calls, verbosity=3, env={'EXO_MAIL_INPROCESS': '1'})
+    assert paths_printed(run) == {'mail_dns_check': [
+        'runs as a module process (ansible_python_interpreter is %s)' % other,
+        'runs in this process (connection local)']}, run.stdout[-2000:]
+    first, second = run.task('other'), run.task('own')
+    assert first['result']['msg'] == second['result']['msg'] and 'mx failed' in first['result']['msg']

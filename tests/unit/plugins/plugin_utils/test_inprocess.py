@@ -8,8 +8,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import importlib
+import logging
 import os
 import types
+import warnings
 
 import pytest
 
@@ -19,6 +21,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.exchangeonline.mail.plugins.plugin_utils._inprocess import (
     no_log_values,
+    quiet_libraries,
     task_environment,
     validate,
 )
@@ -153,3 +156,45 @@ def test_a_nul_in_the_task_environment_is_a_clear_failure(monkeypatch):
             pass  # pragma: no cover
     assert 'environment: EXO_TEST_B cannot be set' in str(caught.value)
     assert 'EXO_TEST_A' not in os.environ
+
+
+@pytest.mark.parametrize('secret', [{'a': 'INNER-1'}, ['INNER-1', 'INNER-2'], 'INNER-1'])
+def test_a_secret_of_another_type_is_hidden_item_by_item_as_ansiblemodule_does(secret):
+    code = code_of('domain_info')
+    args = dict(tenant_id='t', client_id='c', domain='contoso.test', client_secret=secret)
+    checked = validate('exchangeonline.mail.domain_info', code, args)
+    spec = code.module_kwargs()['argument_spec']
+    assert core_no_log_values(spec, dict(args)) <= checked.no_log_values
+    assert 'INNER-1' in checked.no_log_values
+
+
+def test_a_refused_raw_value_still_hides_the_secrets_given():
+    code = code_of('mail_dns')
+    checked = validate('exchangeonline.mail.mail_dns', code,
+                       dict(server='127.0.0.1', domain='contoso.\x00test', key_secret='c2VjcmV0'))
+    assert checked.problem and checked.no_log_values == {'c2VjcmV0'}
+
+
+def test_the_libraries_log_records_and_warnings_stay_out_of_sight_in_process():
+    seen = []
+
+    class Catch(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    root = logging.getLogger()
+    catch = Catch()
+    root.addHandler(catch)
+    try:
+        with warnings.catch_warnings(record=True) as shown:
+            warnings.simplefilter('always')
+            with quiet_libraries():
+                logging.getLogger('msal.oauth2cli').error('Token response is not json: secret')
+                logging.getLogger('urllib3.connectionpool').warning('retrying')
+                warnings.warn('Unverified HTTPS request')
+            logging.getLogger('msal').error('after the work')
+            warnings.warn('after the work too')
+    finally:
+        root.removeHandler(catch)
+    assert seen == ['after the work']
+    assert [str(w.message) for w in shown] == ['after the work too']
