@@ -12,6 +12,7 @@ Microsoft 365 emulator over HTTPS with its SMTP server, real ansible-playbook):
 import json
 import os
 import re
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -56,8 +57,16 @@ def junit_failures(lab, report_dir='exo-report'):
 
 
 def before(lab):
-    """The zones now, and how many reads named logged so far (those of this very call too)."""
+    """The zones now, and how many reads named logged so far (those of this very call too:
+    named logs "AXFR ended" after the client has the zone, so wait for those lines, at most
+    5 s)."""
+    def ended():
+        return sum(1 for line in lab.bind.reads_seen() if ': AXFR ended' in line)
+    start = ended()
     zones = dict((d, lab.bind.axfr(d)) for d in DOMAINS)
+    deadline = time.monotonic() + 5.0
+    while ended() < start + len(DOMAINS) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return zones, len(lab.bind.reads_seen())
 
 
