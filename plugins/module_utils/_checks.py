@@ -28,7 +28,8 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy i
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
 
-CHECKS = ('mx', 'autodiscover', 'spf', 'dmarc', 'dkim', 'verification')
+CHECKS = ('mx', 'autodiscover', 'spf', 'dmarc', 'dkim', 'verification', 'dnssec')
+OPT_IN = ('dnssec',)  # run only when named in checks
 PASS, FAIL, WARN, SKIP = 'pass', 'fail', 'warn', 'skip'
 SPF_LOOKUP_LIMIT = 10
 # Terms that cost a DNS query at the receiver (RFC 7208 section 4.6.4).
@@ -354,7 +355,7 @@ class Expectation:
                                       % (check, 'dkim' if check == 'dkim' else 'verification_txt'))
             self.checks = [c for c in CHECKS if c in checks]
         else:
-            self.checks = [c for c in CHECKS if applicable.get(c, True)]
+            self.checks = [c for c in CHECKS if applicable.get(c, True) and c not in OPT_IN]
 
     @property
     def domain(self) -> str:
@@ -379,6 +380,8 @@ class Expectation:
             return [(s.autodiscover_name, 'CNAME')]
         if check == 'dmarc':
             return [(s.dmarc_name, 'TXT')]
+        if check == 'dnssec':  # asked by _dnssec, with the DO bit
+            return []
         return [(name, 'CNAME') for name in sorted(s.dkim)]
 
     def expected(self, check: str) -> Union[None, str, Dict[str, str]]:
@@ -394,11 +397,15 @@ class Expectation:
             return s.dmarc or 'a valid DMARC record (optional)'
         if check == 'dkim':
             return dict((dkim_selector(n), t) for n, t in sorted(s.dkim.items()))
+        if check == 'dnssec':
+            return 'unsigned, or signed with a chain of trust from the parent DS (or trust_anchor)'
         return s.verification_txt
 
     def judge(self, check: str, answers: Mapping[Key, Observed], lookup: Lookup) -> Outcome:
         """The Outcome of ``check`` on one server, from its ``answers`` {(name, type): Observed}."""
         s = self.spec
+        if check == 'dnssec':  # judged by _dnssec.check_dnssec, which replaces this
+            return Outcome(SKIP, None, 'not judged')
         observed = [answers[q] for q in self.questions_of(check)]
         for obs in observed:
             if obs.error:
@@ -506,6 +513,8 @@ def served_text(check: str, outcome: Outcome) -> str:
         return 'DKIM %s' % ', '.join('%s %s' % (selector, 'CNAME ' + target if target
                                                 else 'missing')
                                      for selector, target in sorted(found.items()))
+    if check == 'dnssec':
+        return 'DNSSEC: %s' % _short(outcome.message)
     return 'TXT %s' % ', '.join(found) if found else 'no MS= TXT'
 
 

@@ -34,6 +34,10 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport
     unique_labels,
     wait_for_answers,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._dnssec import (
+    check_dnssec,
+    find_zone_of,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy import (
     Spec,
     require_inside,
@@ -99,6 +103,16 @@ class MailDnsCheck:
             lookup_targets = [t for t in targets if not t.error][:1]
         return targets, lookup_targets
 
+    def dnssec(self, resolver: Resolver, expect: Expectation, targets: List[Target],
+               lookup_targets: List[Target]) -> Dict[str, Outcome]:
+        """{server label: Outcome} of the dnssec check (``_dnssec``); the parent's DS from the
+        resolvers, else ``server``, else the checked servers (when they serve the parent)."""
+        p = self.params
+        zone = self.zone or (name_text(to_name(p['zone'], what='zone')) if p.get('zone')
+                             else find_zone_of(resolver, targets, expect.domain))
+        return check_dnssec(resolver, targets, zone, lookup_targets + targets,
+                            p.get('trust_anchor'))
+
     def result(self) -> dict:
         self._check_intervals()
         p = self.params
@@ -109,6 +123,8 @@ class MailDnsCheck:
 
         def judge(observed: Dict[str, Dict[Key, Observed]]) -> Tuple[bool, Verdict]:
             judged = judge_all(expect, observed, resolver.txt_lookup(lookup_targets))
+            if 'dnssec' in judged:
+                judged['dnssec'] = self.dnssec(resolver, expect, targets, lookup_targets)
             checks = report(expect, judged)
             return all(c['status'] != FAIL for c in checks), (checks, judged)
 

@@ -157,9 +157,26 @@ options:
     description:
       - The checks to run. Default, every check that applies (C(dkim) and C(verification) only
         when their expected values are known).
+      - C(dnssec) (not in the default, name it to run it; it costs three queries per server)
+        asks every server for the zone's DNSKEY and SOA with the DO
+        bit and validates the chain - the parent's DS (asked through O(resolvers), else
+        O(server), else the checked servers) or O(trust_anchor) must match a DNSKEY that signs
+        the DNSKEY rrset, and the DNSKEY set must sign the SOA. An unsigned zone without DS
+        passes with the note that inbound DANE for Exchange Online needs a signed zone. A
+        signed zone whose DS cannot be asked or is missing at the parent warns, as does an
+        RRSIG that expires within 3 days. It fails when no DS matches any DNSKEY, a signature
+        is bad or expired, or the parent has a DS for an unsigned zone (validating resolvers
+        answer SERVFAIL then, and mail to the domain stops).
     type: list
     elements: str
-    choices: [mx, autodiscover, spf, dmarc, dkim, verification]
+    choices: [mx, autodiscover, spf, dmarc, dkim, verification, dnssec]
+  trust_anchor:
+    description:
+      - DS records (V(12345 13 2 ABCD...)) or DNSKEY records (V(257 3 13 base64...)) of the
+        zone, optionally with owner, class and type in front, that the C(dnssec) check trusts
+        instead of asking the parent for the DS (a lab, a zone whose DS is not published yet).
+    type: list
+    elements: str
   wait_timeout:
     description:
       - Seconds to keep asking until every server passes, from 0 to 86400. V(0) asks once.
@@ -252,7 +269,7 @@ ok:
   sample: true
 checks:
   description: One entry per check that ran, in the order mx, autodiscover, spf, dmarc, dkim,
-    verification.
+    verification, dnssec.
   returned: always
   type: list
   elements: dict
@@ -276,7 +293,10 @@ checks:
       description: Per server label, a dict with C(status), C(found) (the values the server
         serves, for C(dkim) a dict selector -> target) and C(message); the C(spf) check adds
         C(lookups) (the count of DNS-querying terms) and C(unresolved) (targets that could not
-        be resolved from here).
+        be resolved from here). For C(dnssec), C(found) is a dict with C(signed) (bool),
+        C(dnskey) (a list of dicts with C(key_tag), C(algorithm), C(flags)), C(ds) (the parent's
+        DS texts), C(trust_anchor) (when given) and C(rrsig_expires) (the earliest expiry of the
+        signatures checked, ISO 8601 UTC).
       type: dict
   sample:
     - name: mx
@@ -386,7 +406,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport
     dns_argument_spec,
 )
 
-CHECK_CHOICES = ['mx', 'autodiscover', 'spf', 'dmarc', 'dkim', 'verification']
+CHECK_CHOICES = ['mx', 'autodiscover', 'spf', 'dmarc', 'dkim', 'verification', 'dnssec']
 
 
 # The libraries the module needs: names, whether they imported, the import traceback.
@@ -416,6 +436,7 @@ def module_kwargs():
         nameservers=dict(type='list', elements='str'),
         resolvers=dict(type='list', elements='str'),
         checks=dict(type='list', elements='str', choices=CHECK_CHOICES),
+        trust_anchor=dict(type='list', elements='str'),
         wait_timeout=dict(type='float', default=0),
         interval=dict(type='float', default=1.0),
         max_interval=dict(type='float', default=10.0),

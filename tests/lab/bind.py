@@ -46,8 +46,11 @@ class BindServer(LabDnsServer):
     """named serving ``zones`` ({origin: zone file text}) on 127.0.0.1:port with TSIG updates."""
 
     def __init__(self, zones, workdir=None, key_name='exo-lab-key', algorithm='hmac-sha256',
-                 lock_transfer=True, extra_options=''):
+                 lock_transfer=True, extra_options='', signed_zones=()):
         self.zones = dict(zones)
+        # zones named signs itself (dnssec-policy default, keys in workdir/keys); see
+        # wait_signed() for when the signatures are served
+        self.signed_zones = [z.rstrip('.').lower() for z in signed_zones]
         self.workdir = workdir or tempfile.mkdtemp(prefix='exo-bind-')
         self.key_name = key_name
         self.algorithm = algorithm
@@ -81,9 +84,14 @@ class BindServer(LabDnsServer):
             fname = origin.rstrip('.') + '.db'
             with open(os.path.join(self.workdir, fname), 'w', encoding='utf-8') as f:
                 f.write(text)
+            signing = ''
+            if origin.rstrip('.').lower() in self.signed_zones:
+                keys = os.path.join(self.workdir, 'keys')
+                os.makedirs(keys, exist_ok=True)
+                signing = 'dnssec-policy default; key-directory "%s";' % keys
             zone_blocks.append(
-                'zone "%s" { type primary; file "%s"; allow-update { key "%s"; }; %s };'
-                % (origin.rstrip('.'), fname, self.key_name, transfer))
+                'zone "%s" { type primary; file "%s"; allow-update { key "%s"; }; %s %s };'
+                % (origin.rstrip('.'), fname, self.key_name, transfer, signing))
         conf = """
 options {
     directory "%(dir)s";
@@ -131,6 +139,31 @@ logging {
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                      stderr=open(os.path.join(self.workdir, 'named.stderr'), 'w'))
         return self._wait_serving(os.path.join(self.workdir, 'named.stderr'), 'named')
+
+    def wait_signed(self, zone, timeout=20.0):
+        """The DNSKEY rrset of ``zone`` once named serves it with its RRSIG and the SOA is
+        signed (at most ``timeout`` seconds)."""
+        import time
+        import dns.message
+        import dns.query
+        import dns.rdatatype
+        deadline = time.monotonic() + timeout
+        while True:
+            got = {}
+            for rdtype in ('DNSKEY', 'SOA'):
+                q = dns.message.make_query(zone, rdtype, want_dnssec=True)
+                r = dns.query.tcp(q, '127.0.0.1', port=self.port, timeout=5)
+                got[rdtype] = dict((rrset.covers if rrset.rdtype == dns.rdatatype.RRSIG
+                                    else rrset.rdtype, rrset) for rrset in r.answer
+                                   if rrset.rdtype == dns.rdatatype.RRSIG)
+                got[rdtype + '_data'] = [rrset for rrset in r.answer
+                                         if rrset.rdtype == dns.rdatatype.from_text(rdtype)]
+            if got['DNSKEY'].get(dns.rdatatype.DNSKEY) and got['SOA'].get(dns.rdatatype.SOA) \
+                    and got['DNSKEY_data']:
+                return got['DNSKEY_data'][0]
+            if time.monotonic() > deadline:
+                raise RuntimeError('named did not sign %s within %.0f s' % (zone, timeout))
+            time.sleep(0.2)
 
     # -- what named logged --------------------------------------------------------------------
     def update_messages(self, zone=None):
