@@ -44,6 +44,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport
     Resolver,
     Target,
     Truncated,
+    _NO_ROUTE,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
 
@@ -131,11 +132,11 @@ def judge_zone(zone_text: str, dnskeys: Any, dnskey_sigs: Any, soa: Any, soa_sig
         found['trust_anchor'] = [rd.to_text() for rd in anchors]
     if not dnskeys:
         if ds:
+            ds_tags = _tags([d.key_tag for d in ds])
             return Outcome(FAIL, found, '%s serves no DNSKEY for %s, but the parent publishes '
                            'DS (key tags %s): validating resolvers answer SERVFAIL for the '
                            'domain and mail to it stops. Remove the stale DS at the registrar, '
-                           'or sign the zone again' % (where, zone_text,
-                                                        _tags([d.key_tag for d in ds])))
+                           'or sign the zone again' % (where, zone_text, ds_tags))
         return Outcome(PASS, found, UNSIGNED_NOTE)
     keys = list(dnskeys)
     found['dnskey'] = [_key_info(k) for k in keys]
@@ -162,7 +163,7 @@ def judge_zone(zone_text: str, dnskeys: Any, dnskey_sigs: Any, soa: Any, soa_sig
         try:
             dns.dnssec.validate(dnskeys, _rrset_of(zone, 'RRSIG', sigs), {zone: trusted},
                                 now=now)
-        except dns.dnssec.ValidationFailure as e:
+        except dns.exception.DNSException as e:  # ValidationFailure, unsupported
             problems.append('the RRSIG of the DNSKEY rrset by key tag(s) %s does not validate '
                             '(%s)' % (_tags([s.key_tag for s in sigs]), e))
     if not soa or not soa_sigs:
@@ -170,7 +171,7 @@ def judge_zone(zone_text: str, dnskeys: Any, dnskey_sigs: Any, soa: Any, soa_sig
     else:
         try:
             dns.dnssec.validate(soa, soa_sigs, {zone: dnskeys}, now=now)
-        except dns.dnssec.ValidationFailure as e:
+        except dns.exception.DNSException as e:  # ValidationFailure, unsupported
             problems.append('the RRSIG of the SOA (key tags %s) does not validate with the '
                             'DNSKEY set (%s)' % (_tags([s.key_tag for s in soa_sigs]), e))
     expires = _expiry(list(sigs) + list(soa_sigs or []))
@@ -218,6 +219,9 @@ def _ask(resolver: Resolver, target: Target, name: str, rdtype: str) -> Tuple[An
                 where, rdtype, name, type(e).__name__ if not str(e) else e)
             if isinstance(e, dns.exception.Timeout):
                 continue
+            if isinstance(e, OSError) and e.errno in _NO_ROUTE:
+                return None, 'not checked: this machine cannot reach %s (%s)' % (
+                    where, e.strerror or e)
             return None, error
         target.reachable = True
         rcode = dns.rcode.to_text(r.rcode())
@@ -255,8 +259,8 @@ def parent_ds(resolver: Resolver, targets: Sequence[Target], zone_text: str
         if ds:
             return list(ds), target.label
         soa_owner = [rrset.name for rrset in r.authority if rrset.rdtype == dns.rdatatype.SOA]
-        if target.kind != AUTHORITATIVE or (soa_owner and soa_owner[0] != zone
-                                             and zone.is_subdomain(soa_owner[0])):
+        from_parent = bool(soa_owner) and soa_owner[0] != zone and zone.is_subdomain(soa_owner[0])
+        if target.kind != AUTHORITATIVE or from_parent:
             return [], target.label  # the parent (or a resolver) says: no DS
         # the child zone answered for itself: this server does not serve the parent
     return None, ''
@@ -282,7 +286,7 @@ def check_dnssec(resolver: Resolver, targets: Sequence[Target], zone_text: str,
                 break
             answers[rdtype] = _pick(r, zone, rdtype)
         if error:
-            unchecked = bool(target.error) and 'not checked' in error
+            unchecked = error.startswith('not checked')
             out[where] = Outcome(SKIP if unchecked else FAIL, None, error, answered=False)
             continue
         dnskeys, dnskey_sigs = answers['DNSKEY']
