@@ -21,16 +21,19 @@ __metaclass__ = type
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import dns.dnssec
-import dns.exception
-import dns.flags
-import dns.message
-import dns.name
-import dns.rcode
-import dns.rdata
-import dns.rdataclass
-import dns.rdatatype
-import dns.rrset
+try:  # the module reports a missing dnspython (REQUIRES); the import must not fail before
+    import dns.dnssec
+    import dns.exception
+    import dns.flags
+    import dns.message
+    import dns.name
+    import dns.rcode
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.rrset
+except ImportError:
+    pass
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._checks import (
     FAIL,
