@@ -188,7 +188,9 @@ def attribute_reads(text, user_dicts):
 
 def user_dicts(known):
     """The dict variables a user sets: the playbooks' and the roles' options of type dict."""
-    names = set(n for n in known.variables if known.source(n)[0].get('type') == 'dict')
+    # exo_dkim (raw) is true, false or a dict of selector targets: a dict the user gives too
+    names = set(n for n in known.variables if known.source(n)[0].get('type') == 'dict'
+                or n == 'exo_dkim')
     for entries in known.roles.values():
         for options in entries.values():
             names.update(n for n, spec in options.items() if spec.get('type') == 'dict')
@@ -198,7 +200,8 @@ def user_dicts(known):
 def test_no_playbook_or_role_reads_a_users_key_as_an_attribute(known):
     dicts = user_dicts(known)
     assert {'exo_protocols', 'exo_smtp_test', 'exo_dkim', 'exo_dns', 'exo_m365',
-            'dns_migration_dkim', 'smtp_test_m365'} <= dicts
+            'exo_mta_sts', 'exo_auth_check', 'dns_migration_dkim', 'smtp_test_m365',
+            'mail_authentication_mta_sts'} <= dicts
     files = templates_of_the_collection()
     assert len([p for p in files if '/roles/' in p]) >= 10 and len(files) > 20
     found = dict((os.path.relpath(path, ROOT), reads) for path, reads in (
