@@ -1,0 +1,94 @@
+"""The mail authentication chain (role mail_authentication, and migrate with it on by default),
+run by real ansible-playbook against a real BIND 9 and the lab's Microsoft 365 emulator.
+
+What a user sees: the CNAMEs on the server before Exchange Online is asked to enable signing,
+the signing config in the tenant, the DMARC stage record, and nothing sent in check mode.
+"""
+
+import time
+
+from tests.integration.conftest import ZONE, dns_args, m365_args
+from tests.integration.test_roles import failure_text, role_play, role_results, role_task, run_role
+
+ROLES = ('Domain.ReadWrite.All', 'User.Read.All', 'Exchange.ManageAsApp')
+CHANGING = ('New-DkimSigningConfig', 'Set-DkimSigningConfig', 'Rotate-DkimSigningConfig')
+
+
+def dkim_cmdlets(m365):
+    return [r['cmdlet'] for r in m365.requests if 'Dkim' in (r.get('cmdlet') or '')]
+
+
+def chain_play(bind, m365, app, tmp_path, **extra):
+    role_vars = {
+        'mail_authentication_domain': ZONE,
+        'mail_authentication_backup_dir': str(tmp_path / 'backups'),
+        'mail_authentication_wait_timeout': 20, 'mail_authentication_wait_interval': 1,
+        'mail_authentication_dns': dns_args(bind),
+        'mail_authentication_m365': m365_args(m365, app),
+    }
+    role_vars.update(extra)
+    return role_play('mail_authentication', role_vars)
+
+
+def test_the_whole_chain_for_a_new_domain(bind, m365, tmp_path):
+    """Created disabled, CNAMEs published and served, then enabled: Exchange never sees an enable
+    before the CNAMEs are in DNS. A second run changes nothing; the DMARC stage is published."""
+    m365.add_domain(ZONE, verified=True, services=['Email'])
+    app = m365.add_app(secret='auth-chain-secret', roles=ROLES)
+    play = chain_play(bind, m365, app, tmp_path, mail_authentication_dmarc_policy='none',
+                      mail_authentication_dmarc_rua=['dmarc-reports@' + ZONE])
+    started = time.monotonic()
+    run = run_role(tmp_path, 'chain', play)
+    seconds = time.monotonic() - started
+    assert run.rc == 0, failure_text(run)[-3000:]
+    enabled = role_task(run, 'mail_authentication', 'Enable DKIM signing')['result']
+    assert enabled['enabled'] is True and enabled['status'] == 'Valid'
+    targets = enabled['dkim']
+    assert sorted(targets) == ['selector1', 'selector2']
+    for selector, target in targets.items():
+        assert bind.rrset('%s._domainkey.%s' % (selector, ZONE), 'CNAME')[1] == [
+            target.rstrip('.') + '.']
+    assert bind.rrset('_dmarc.' + ZONE, 'TXT')[1] == [
+        '"v=DMARC1; p=none; rua=mailto:dmarc-reports@%s"' % ZONE]
+    # New (disabled), then Set -Enabled only after the CNAMEs were published.
+    changing = [c for c in dkim_cmdlets(m365) if c in CHANGING]
+    assert changing == ['New-DkimSigningConfig', 'Set-DkimSigningConfig'], dkim_cmdlets(m365)
+    print('chain for one domain: %.1f s' % seconds)
+
+    again = run_role(tmp_path, 'again', play)
+    assert again.rc == 0, failure_text(again)[-3000:]
+    assert [r['task'] for r in role_results(again, 'mail_authentication')
+            if r['result'].get('changed')] == []
+    assert [c for c in dkim_cmdlets(m365) if c in CHANGING] == changing
+
+    # The next stage replaces the record; the old one is in the backup.
+    quarantine = chain_play(bind, m365, app, tmp_path, mail_authentication_dmarc_policy='quarantine',
+                            mail_authentication_dmarc_rua=['dmarc-reports@' + ZONE])
+    staged = run_role(tmp_path, 'quarantine', quarantine)
+    assert staged.rc == 0, failure_text(staged)[-3000:]
+    assert bind.rrset('_dmarc.' + ZONE, 'TXT')[1] == [
+        '"v=DMARC1; p=quarantine; rua=mailto:dmarc-reports@%s"' % ZONE]
+
+
+def test_check_mode_sends_no_changing_cmdlet_and_no_update(bind, m365, tmp_path):
+    m365.add_domain(ZONE, verified=True, services=['Email'])
+    app = m365.add_app(secret='auth-check-secret', roles=ROLES)
+    updates = bind.update_messages(ZONE)
+    run = run_role(tmp_path, 'check', chain_play(bind, m365, app, tmp_path,
+                                                 mail_authentication_dmarc_policy='none',
+                                                 mail_authentication_dmarc_rua=['d@' + ZONE]),
+                   check=True, diff=True)
+    assert run.rc == 0, failure_text(run)[-3000:]
+    assert [c for c in dkim_cmdlets(m365) if c in CHANGING] == []
+    assert bind.update_messages(ZONE) == updates
+    assert bind.rrset('_dmarc.' + ZONE, 'TXT') is None
+
+
+def test_p_none_without_reports_is_refused_before_anything(bind, m365, tmp_path):
+    m365.add_domain(ZONE, verified=True, services=['Email'])
+    app = m365.add_app(secret='auth-none-secret', roles=ROLES)
+    run = run_role(tmp_path, 'none', chain_play(bind, m365, app, tmp_path,
+                                                mail_authentication_dmarc_policy='none'))
+    assert run.rc != 0
+    assert 'without mail_authentication_dmarc_rua' in failure_text(run)
+    assert dkim_cmdlets(m365) == []
