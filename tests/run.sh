@@ -335,6 +335,7 @@ case "${1:-test}" in
                    && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_token_cache \
                    && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_mailboxes \
                    && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_legacy_forwarding \
-                   && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_imports) ;;
+                   && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_imports \
+                   && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_mail_authentication) ;;
     *) echo "usage: $0 test|demo|lab|lab-stop|bench|setup|sanity|lint|unit|integration" >&2; exit 2 ;;
 esac
