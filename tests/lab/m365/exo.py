@@ -48,16 +48,26 @@ per-mailbox protocol switches live in ``user['_cas']``, the tenant's in ``emu.tr
 """
 
 import base64
+import datetime
+import hashlib
 import json
 import re
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rdatatype
 
 from .common import GRAPH_FAULTS, Response, stable_id
 
 ROLES = ('Exchange.ManageAsApp', 'Exchange.ManageAsAppV2')
+# Custom domains added since May 2025 get the <prefix>.<char>-v1.dkim.mail.microsoft DKIM
+# CNAME targets (email-authentication-dkim-configure, "Syntax for DKIM CNAME records").
+DKIM_V1_SINCE = datetime.datetime(2025, 5, 1, tzinfo=datetime.timezone.utc)
 CURSOR_LIFETIME = 1800  # seconds: "Default Expiry time is 00:30:00"
 CONCURRENT_REQUESTS = ('You have reached the maximum number of concurrent requests per tenant. '
                        'Please wait and try again.')
-READS = ('get-casmailbox', 'get-mailbox', 'get-transportconfig')
+READS = ('get-casmailbox', 'get-mailbox', 'get-transportconfig', 'get-dkimsigningconfig')
 # The Microsoft Entra roles of an app's service principal (app-only-auth-powershell-v2, step 5)
 # and the emulated cmdlets each lets it call (None: every cmdlet). Global Reader reads; the
 # Exchange Recipient Administrator manages recipients (Set-CASMailbox), not the organization's
@@ -221,7 +231,16 @@ class ExoApi:
             'get-mailbox': ('Get-Mailbox', self.get_mailbox),
             'get-transportconfig': ('Get-TransportConfig', self.get_transport_config),
             'set-transportconfig': ('Set-TransportConfig', self.set_transport_config),
+            'get-dkimsigningconfig': ('Get-DkimSigningConfig', self.get_dkim),
+            'new-dkimsigningconfig': ('New-DkimSigningConfig', self.new_dkim),
+            'set-dkimsigningconfig': ('Set-DkimSigningConfig', self.set_dkim),
+            'rotate-dkimsigningconfig': ('Rotate-DkimSigningConfig', self.rotate_dkim),
         }
+        # DKIM signing configs by domain; dkim_formats: domain -> 'classic' | 'v1' overrides the
+        # CNAME target form chosen by the domain's creation date (email-authentication-dkim-
+        # configure: the v1 form for custom domains added since May 2025).
+        self.dkim = {}
+        self.dkim_formats = {}
 
     # -- mailboxes -----------------------------------------------------------------------------
     @staticmethod
@@ -381,6 +400,172 @@ class ExoApi:
         if self.emu.transport_config.get('SmtpClientAuthenticationDisabled') == value:
             return [], [WARN_UNCHANGED % 'Transport Settings'], None
         self.emu.transport_config['SmtpClientAuthenticationDisabled'] = value
+        return [], [], None
+
+    # -- DKIM (tests/lab/m365/README.md, "DKIM") ------------------------------------------
+    def dkim_format(self, dom):
+        fmt = self.dkim_formats.get(dom['id'])
+        if fmt:
+            return fmt
+        if dom.get('isInitial'):
+            return 'classic'
+        return 'v1' if dom['added'] >= DKIM_V1_SINCE else 'classic'
+
+    def dkim_targets(self, dom):
+        dashes = dom['id'].replace('.', '-')
+        initial = self.emu.tenant_domain
+        if self.dkim_format(dom) == 'v1':
+            digest = hashlib.sha256(('%s:%s:dkim' % (self.emu.tenant_id, dom['id'])).encode())
+            letter = 'nr'[digest.digest()[0] % 2]
+            base = '%s.%s-v1.dkim.mail.microsoft' % (initial.split('.')[0], letter)
+        else:
+            base = initial
+        return tuple('selector%d-%s._domainkey.%s' % (i, dashes, base) for i in (1, 2))
+
+    def dkim_cnames_ok(self, name, targets):
+        """Both selectorN._domainkey.<domain> CNAMEs answer their targets at emu.dns_server."""
+        if not self.emu.dns_server:
+            return False
+        address, port = self.emu.dns_server
+        for i, target in enumerate(targets, 1):
+            query = dns.message.make_query('selector%d._domainkey.%s' % (i, name), 'CNAME')
+            try:
+                answer, dummy = dns.query.udp_with_fallback(query, address, port=int(port),
+                                                            timeout=3)
+            except (dns.exception.DNSException, OSError):
+                return False
+            found = [rd.target.to_text().rstrip('.').lower() for rrset in answer.answer
+                     if rrset.rdtype == dns.rdatatype.CNAME for rd in rrset]
+            if target.lower() not in found:
+                return False
+        return True
+
+    def dkim_object(self, name):
+        cfg = self.dkim[name]
+        obj = {'Identity': name, 'Name': name, 'Domain': name, 'Enabled': cfg['Enabled'],
+               'Status': cfg['Status'], 'Selector1CNAME': cfg['targets'][0],
+               'Selector2CNAME': cfg['targets'][1], 'Selector1KeySize': cfg['sizes'][0],
+               'Selector2KeySize': cfg['sizes'][1], 'KeyCreationTime': cfg['created'],
+               'RotateOnDate': cfg['rotate_on'], 'SelectorBeforeRotateOnDate': cfg['before'],
+               'SelectorAfterRotateOnDate': cfg['after'], 'LastChecked': cfg['checked'],
+               'Algorithm': 'RsaSHA256', 'HeaderCanonicalization': 'Relaxed',
+               'BodyCanonicalization': 'Relaxed', 'NumberOfBytesToSign': 'All',
+               'AdminDisplayName': '', 'IncludeKeyExpiration': False,
+               'IncludeSignatureCreationTime': False,
+               'Guid': stable_id(self.emu.tenant_id, 'dkim-' + name),
+               'IsValid': True, 'ObjectState': 'Unchanged'}
+        return annotate(obj)
+
+    def dkim_refusal(self, name, targets):
+        text = ('CNAME record does not exist for this config. Please publish the following two '
+                'CNAME records first. Domain Name : %s Host Name : selector1._domainkey Points '
+                'To Address : %s Host Name : selector2._domainkey Points To Address : %s '
+                'If you have already published the CNAME records, sync will take a few minutes '
+                'to as many as 4 days based on DNS. Return and retry this step later.'
+                % (name, targets[0], targets[1]))
+        return CmdletError(400, 'BadRequest',
+                           'Microsoft.Exchange.Management.Tasks.ValidationException', text)
+
+    def dkim_find(self, identity):
+        name = str(identity or '').strip().rstrip('.').lower()
+        if name not in self.dkim:
+            raise not_found(identity)
+        return name
+
+    def get_dkim(self, params):
+        self.allow(params, ('identity',))
+        if params.get('identity') not in (None, ''):
+            return [self.dkim_object(self.dkim_find(params['identity']))], [], None
+        return [self.dkim_object(n) for n in sorted(self.dkim)], [], None
+
+    def new_dkim(self, params):
+        self.allow(params, ('domainname', 'enabled', 'keysize', 'confirm'))
+        if params.get('domainname') in (None, '') or 'enabled' not in params:
+            raise bad_parameter('Cannot process command because of one or more missing '
+                                'mandatory parameters: %s.' % ' '.join(
+                                    n for n, k in (('DomainName', 'domainname'),
+                                                   ('Enabled', 'enabled'))
+                                    if params.get(k) in (None, '')))
+        enabled = to_bool('Enabled', params['enabled'])
+        size = self.key_size(params)
+        name = str(params['domainname']).strip().rstrip('.').lower()
+        dom = self.emu.domains.get(name)
+        if dom is None:
+            raise CmdletError(400, 'BadRequest',
+                              'Microsoft.Exchange.Management.Tasks.ValidationException',
+                              'Domain %s is not an accepted domain for your organization.'
+                              % name)
+        if name in self.dkim:
+            raise CmdletError(400, 'BadRequest',
+                              'Microsoft.Exchange.Data.Directory.ADObjectAlreadyExistsException',
+                              "The DKIM signing config for domain '%s' already exists." % name)
+        targets = self.dkim_targets(dom)
+        now = self.emu.clock().strftime('%Y-%m-%dT%H:%M:%S.0000000Z')
+        ok = self.dkim_cnames_ok(name, targets)
+        self.dkim[name] = {'Enabled': bool(enabled and ok),
+                           'Status': 'Valid' if enabled and ok else 'CnameMissing',
+                           'targets': targets, 'sizes': (size, size), 'created': now,
+                           'rotate_on': now, 'before': 'selector1', 'after': 'selector1',
+                           'checked': now}
+        if enabled and not ok:
+            raise self.dkim_refusal(name, targets)
+        return [self.dkim_object(name)], [], None
+
+    @staticmethod
+    def key_size(params):
+        if params.get('keysize') in (None, ''):
+            return 2048
+        try:
+            size = int(params['keysize'])
+        except (TypeError, ValueError):
+            size = None
+        if size not in (1024, 2048):
+            raise CmdletError(400, 'BadRequest',
+                              'Microsoft.Exchange.Management.Tasks.ValidationException',
+                              'The KeySize parameter value %s is invalid. Valid values are '
+                              '1024 or 2048.' % params['keysize'])
+        return size
+
+    def set_dkim(self, params):
+        self.allow(params, ('identity', 'enabled', 'confirm'))
+        name = self.dkim_find(params.get('identity'))
+        cfg = self.dkim[name]
+        cfg['checked'] = self.emu.clock().strftime('%Y-%m-%dT%H:%M:%S.0000000Z')
+        if 'enabled' not in params:
+            return [], [WARN_UNCHANGED % name], None
+        enabled = to_bool('Enabled', params['enabled'])
+        if enabled:
+            if not self.dkim_cnames_ok(name, cfg['targets']):
+                cfg['Status'] = 'CnameMissing'
+                raise self.dkim_refusal(name, cfg['targets'])
+            cfg['Status'] = 'Valid'
+        if cfg['Enabled'] == enabled:
+            return [], [WARN_UNCHANGED % name], None
+        cfg['Enabled'] = enabled
+        return [], [], None
+
+    def rotate_dkim(self, params):
+        self.allow(params, ('identity', 'keysize', 'confirm'))
+        name = self.dkim_find(params.get('identity'))
+        cfg = self.dkim[name]
+        size = self.key_size(params) if params.get('keysize') not in (None, '') else None
+        if not cfg['Enabled'] or cfg['Status'] not in ('Valid', 'CnameMissing'):
+            raise CmdletError(400, 'BadRequest',
+                              'Microsoft.Exchange.Management.Tasks.ValidationException',
+                              'DKIM keys can be rotated only for an enabled signing config.')
+        now = self.emu.clock()
+        if cfg.get('rotating_until') and now < cfg['rotating_until']:
+            raise CmdletError(400, 'BadRequest',
+                              'Microsoft.Exchange.Management.Tasks.ValidationException',
+                              'A key rotation for %s is already in progress.' % name)
+        nxt = 'selector2' if cfg['after'] == 'selector1' else 'selector1'
+        sizes = list(cfg['sizes'])
+        if size:
+            sizes[int(nxt[-1]) - 1] = size
+        until = now + datetime.timedelta(hours=96)
+        cfg.update(sizes=tuple(sizes), before=cfg['after'], after=nxt, rotating_until=until,
+                   created=now.strftime('%Y-%m-%dT%H:%M:%S.0000000Z'),
+                   rotate_on=until.strftime('%Y-%m-%dT%H:%M:%S.0000000Z'))
         return [], [], None
 
     @staticmethod
