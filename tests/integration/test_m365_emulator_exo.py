@@ -279,3 +279,53 @@ def test_exchange_role_of_the_service_principal(emu, role, allowed, refused):
         assert r.status_code == 401 and 'WWW-Authenticate' not in r.headers
         assert r.json() == {'error': {'code': 'Unauthorized', 'message': message, 'innererror': {
             'message': message, 'type': ODATA_ERROR}}}
+
+
+def test_dkim_new_disabled_both_target_forms_and_refused_enable(emu):
+    """New-DkimSigningConfig -Enabled $false gives Status CnameMissing and the CNAME targets:
+    the v1 form for a domain added since May 2025, the onmicrosoft.com form for an older one;
+    Set- -Enabled $true without the CNAMEs in DNS is refused with Exchange's text."""
+    emu.add_domain('contoso.com', verified=True)
+    emu.add_domain('old.example', verified=True, added='2024-01-01')
+    exo = Exo(emu)
+    prefix = emu.tenant_domain.split('.')[0]
+    items, dummy, dummy = exo.call('New-DkimSigningConfig', DomainName='contoso.com',
+                                   Enabled=False, KeySize=2048)
+    new = items[0]
+    assert (new['Enabled'], new['Status'], new['Selector1KeySize']) == (False, 'CnameMissing',
+                                                                        2048)
+    assert new['Selector1CNAME'] in (
+        'selector1-contoso-com._domainkey.%s.%s-v1.dkim.mail.microsoft' % (prefix, c)
+        for c in 'nr')
+    assert new['Selector2CNAME'] == new['Selector1CNAME'].replace('selector1-', 'selector2-')
+    items, dummy, dummy = exo.call('New-DkimSigningConfig', DomainName='old.example',
+                                   Enabled=False)
+    assert items[0]['Selector1CNAME'] == (
+        'selector1-old-example._domainkey.' + emu.tenant_domain)
+    r = exo.post('Set-DkimSigningConfig', Identity='contoso.com', Enabled=True)
+    err = cmdlet_error(r, 400)
+    text = str(err)
+    assert 'CNAME record does not exist for this config.' in text
+    assert 'Points To Address : %s' % new['Selector1CNAME'] in text
+    assert 'Points To Address : %s' % new['Selector2CNAME'] in text
+    items, dummy, dummy = exo.call('Get-DkimSigningConfig', Identity='contoso.com')
+    assert (items[0]['Enabled'], items[0]['Status']) == (False, 'CnameMissing')
+    assert 'already exists' in str(cmdlet_error(
+        exo.post('New-DkimSigningConfig', DomainName='contoso.com', Enabled=False), 400))
+    assert 'not an accepted domain' in str(cmdlet_error(
+        exo.post('New-DkimSigningConfig', DomainName='nope.example', Enabled=False), 400))
+    items, dummy, dummy = exo.call('Get-DkimSigningConfig')
+    assert sorted(i['Domain'] for i in items) == ['contoso.com', 'old.example']
+
+
+def test_dkim_global_reader_reads_but_cannot_set(emu):
+    emu.add_domain('contoso.com', verified=True)
+    Exo(emu).call('New-DkimSigningConfig', DomainName='contoso.com', Enabled=False)
+    access_token = token(emu)
+    emu.set_exchange_role(jwt.decode(access_token, options={'verify_signature': False})['appid'],
+                          'Global Reader')
+    exo = Exo(emu, access_token)
+    assert exo.post('Get-DkimSigningConfig', Identity='contoso.com').status_code == 200
+    r = exo.post('Set-DkimSigningConfig', Identity='contoso.com', Enabled=False)
+    assert r.status_code == 401
+    assert 'User is not allowed to call Set-DkimSigningConfig' in r.text
