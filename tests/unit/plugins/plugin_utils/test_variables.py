@@ -200,8 +200,8 @@ def user_dicts(known):
 def test_no_playbook_or_role_reads_a_users_key_as_an_attribute(known):
     dicts = user_dicts(known)
     assert {'exo_protocols', 'exo_smtp_test', 'exo_dkim', 'exo_dns', 'exo_m365',
-            'exo_mta_sts', 'exo_auth_check', 'dns_migration_dkim', 'smtp_test_m365',
-            'mail_authentication_mta_sts'} <= dicts
+            'exo_auth_check', 'dns_migration_dkim', 'smtp_test_m365',
+            'mail_authentication_m365'} <= dicts
     files = templates_of_the_collection()
     assert len([p for p in files if '/roles/' in p]) >= 10 and len(files) > 20
     found = dict((os.path.relpath(path, ROOT), reads) for path, reads in (
