@@ -18,6 +18,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy i
     Spec,
     dkim_selector,
     dmarc_problems,
+    dmarc_report_domains,
     exo_in_order,
     mx_expectation,
     parse_dmarc,
@@ -301,8 +302,11 @@ def check_spf(txt_values: Iterable[str], include: str, lookup: Lookup,
 
 # -- DMARC ------------------------------------------------------------------------------------
 def check_dmarc(txt_values: Iterable[str], expected: Optional[str] = None,
-                name: str = '_dmarc') -> Outcome:
-    """The TXT values at _dmarc: one valid DMARC record; equal to ``expected`` when given."""
+                name: str = '_dmarc', lookup: Optional[Lookup] = None) -> Outcome:
+    """The TXT values at _dmarc: one valid DMARC record; equal to ``expected`` when given. With
+    ``lookup``, a report destination in another domain must authorize the reports (RFC 7489
+    section 7.1: ``<domain>._report._dmarc.<destination>`` TXT ``v=DMARC1``); a missing one
+    warns, since receivers then send no reports there."""
     records = sorted(v for v in txt_values if parse_dmarc(v))
     if not records:
         if expected:
@@ -319,6 +323,21 @@ def check_dmarc(txt_values: Iterable[str], expected: Optional[str] = None,
         problems.insert(0, 'found %s, expected %s' % (record, expected))
     if problems:
         return Outcome(FAIL, records, '; '.join(problems))
+    parsed = parse_dmarc(record)
+    domain = name[len('_dmarc.'):] if name.startswith('_dmarc.') else ''
+    if lookup is not None and parsed is not None and domain:
+        for dest in dmarc_report_domains(parsed, domain):
+            owner = '%s._report._dmarc.%s' % (domain.rstrip('.'), dest)
+            found = lookup(owner)
+            if found is None:
+                notes.append('the report destination %s could not be asked whether it takes '
+                             'reports for %s (%s TXT)' % (dest, domain.rstrip('.'), owner))
+            elif not any(v.strip().startswith('v=DMARC1') for v in found):
+                notes.append('reports go to %s, which does not authorize them: %s has no TXT '
+                             'v=DMARC1, so receivers send no reports there (RFC 7489 section '
+                             '7.1). Ask the owner of %s to publish %s TXT "v=DMARC1", or send '
+                             'the reports to an address in %s'
+                             % (dest, owner, dest, owner, domain.rstrip('.')))
     if notes:
         return Outcome(WARN, records, '; '.join(notes))
     return Outcome(PASS, records, 'valid DMARC record: %s' % record)
@@ -421,7 +440,7 @@ class Expectation:
         if check == 'spf':
             return check_spf(values[0], s.spf_include, lookup, s.domain)
         if check == 'dmarc':
-            return check_dmarc(values[0], s.dmarc, s.dmarc_name)
+            return check_dmarc(values[0], s.dmarc, s.dmarc_name, lookup)
         if check == 'dkim':
             found: Dict[str, Optional[str]] = {}
             for question, answer in zip(self.questions_of('dkim'), values):

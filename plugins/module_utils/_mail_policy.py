@@ -437,6 +437,30 @@ class DmarcRecord:
         return problems, notes
 
 
+def dmarc_report_domains(record, domain):
+    # type: (DmarcRecord, str) -> List[str]
+    """The domains of the record's rua=/ruf= mailto: destinations that are not ``domain`` or
+    below it, nor a parent of it (a simple stand-in for RFC 7489 section 7.1's organizational
+    domain), in order, each once: their owners must authorize the reports."""
+    own = domain.rstrip('.').lower()
+    out = []  # type: List[str]
+    for key, value in record.tags[1:]:
+        if key.lower() not in ('rua', 'ruf') or not value:
+            continue
+        for uri in value.split(','):
+            uri = uri.strip()
+            if not uri.lower().startswith('mailto:') or '@' not in uri:
+                continue
+            # mailto:addr@dest.example!10m: the size limit after "!" is not part of the address
+            dest = uri.rsplit('@', 1)[1].split('!', 1)[0].strip().rstrip('.').lower()
+            if not dest or dest in out:
+                continue
+            related = dest == own or dest.endswith('.' + own) or own.endswith('.' + dest)
+            if not related:
+                out.append(dest)
+    return out
+
+
 def parse_dmarc(value):
     # type: (str) -> Optional[DmarcRecord]
     """The DMARC record in a TXT value, or None when it is not one.

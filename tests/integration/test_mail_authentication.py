@@ -92,3 +92,28 @@ def test_p_none_without_reports_is_refused_before_anything(bind, m365, tmp_path)
     assert run.rc != 0
     assert 'without mail_authentication_dmarc_rua' in failure_text(run)
     assert dkim_cmdlets(m365) == []
+
+
+def test_an_external_report_destination_with_and_without_its_authorization(bind, play):
+    """rua in another domain (the lab's second zone): without
+    contoso.test._report._dmarc.<destination> the dmarc check warns naming the record to
+    publish (RFC 7489 7.1); with it, the check passes."""
+    from tests.integration.conftest import IDN_ZONE, task
+    record = 'v=DMARC1; p=none; rua=mailto:reports@%s,mailto:me@%s' % (IDN_ZONE, ZONE)
+    assert bind.update(ZONE, lambda u: u.replace('_dmarc', 300, 'TXT', '"%s"' % record)) \
+        == 'NOERROR'
+    check = task('mail_dns_check', dns_args(bind, domain=ZONE, checks=['dmarc'], dmarc=record))
+    run = play([check])
+    dmarc = run.last['result']['checks'][0]
+    assert run.last['status'] == 'ok'
+    assert dmarc['status'] == 'warn'
+    owner = '%s._report._dmarc.%s' % (ZONE, IDN_ZONE)
+    assert 'reports go to %s, which does not authorize them: %s has no TXT v=DMARC1' % (
+        IDN_ZONE, owner) in dmarc['message']
+    assert ZONE + '._report' not in dmarc['message'].split(owner)[-1]  # own domain: no check
+
+    assert bind.update(IDN_ZONE, lambda u: u.add(owner + '.', 300, 'TXT', '"v=DMARC1"')) \
+        == 'NOERROR'
+    run = play([check])
+    dmarc = run.last['result']['checks'][0]
+    assert dmarc['status'] == 'pass', dmarc['message']

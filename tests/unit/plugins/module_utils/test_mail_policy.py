@@ -183,3 +183,14 @@ def test_two_records_of_the_same_policy_still_conflict():
     plan = plan_changes(Spec(D, 'none', dmarc='v=DMARC1; p=reject', on_conflict='replace'),
                         current)
     assert plan.desired[(name, 'TXT')].sorted_values() == ['v=DMARC1; p=reject']
+
+
+def test_dmarc_report_domains_are_the_other_domains_of_the_mailto_destinations():
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy import (
+        dmarc_report_domains, parse_dmarc)
+    record = parse_dmarc('v=DMARC1; p=none; rua=mailto:a@contoso.com,mailto:x@Reports.Example!10m,'
+                         'https://ignored.example/; ruf=mailto:f@mail.contoso.com,'
+                         'mailto:y@reports.example, mailto:z@other.example.')
+    assert dmarc_report_domains(record, 'contoso.com.') == ['reports.example', 'other.example']
+    assert dmarc_report_domains(parse_dmarc('v=DMARC1; p=none; rua=mailto:a@contoso.com'),
+                                'sub.contoso.com') == []
