@@ -15,7 +15,7 @@ SENDER = 'adele@contoso.test'
 ROLES = ('Domain.ReadWrite.All', 'User.Read.All', 'Exchange.ManageAsApp', 'SMTP.SendAsApp',
          'Mail.ReadBasic.All')
 # The modules of the collection (tests/integration/test_module_docs.py lists them too).
-MODULES = ('check_variables', 'domain', 'domain_info', 'mail_dns', 'mail_dns_check',
+MODULES = ('check_variables', 'dkim', 'domain', 'domain_info', 'mail_dns', 'mail_dns_check',
            'mailbox_info', 'mailbox_protocols', 'smtp_test')
 
 
@@ -40,6 +40,7 @@ def tasks(bind, m365, app):
         task('mail_dns_check', dns_args(bind, domain=ZONE, pattern='full')),
         task('mailbox_info', dict(m, mailboxes=[SENDER, 'nobody@contoso.test'])),
         task('mailbox_protocols', dict(m, mailboxes=[SENDER], pop=True)),
+        task('dkim', dict(m, domain=ZONE, enabled=False)),
         # check mode does not prove Send As: a warning
         task('smtp_test', dict(m, host='127.0.0.1', port=m365.smtp.port, sender=SENDER,
                                to=[SENDER], timeout=10)),

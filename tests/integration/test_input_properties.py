@@ -120,6 +120,7 @@ def base_args(lab, module):
         'domain_info': dict(m365, domain=ZONE),
         'mailbox_info': dict(m365, mailboxes=[SENDER]),
         'mailbox_protocols': dict(m365, mailboxes=[SENDER], pop=True),
+        'dkim': dict(m365, domain=ZONE, enabled=False),
         'smtp_test': dict(m365, host='127.0.0.1', port=emu.smtp.port, sender=SENDER,
                           to=[SENDER]),
     }[module]
@@ -183,7 +184,7 @@ def check(module, option, value, result):
         assert names_option(msg, option), (option, value, msg)
 
 
-MODULES = ['mail_dns', 'mail_dns_check', 'domain', 'domain_info', 'mailbox_info',
+MODULES = ['mail_dns', 'mail_dns_check', 'dkim', 'domain', 'domain_info', 'mailbox_info',
            'mailbox_protocols', 'smtp_test']
 
 

@@ -10,7 +10,7 @@ import yaml
 from tests.integration.conftest import ZONE, dns_args
 from tests.lab.ansible_runner import environment
 
-MODULES = ('check_variables', 'domain', 'domain_info', 'mail_dns', 'mail_dns_check',
+MODULES = ('check_variables', 'dkim', 'domain', 'domain_info', 'mail_dns', 'mail_dns_check',
            'mailbox_info', 'mailbox_protocols', 'smtp_test')
 
 
