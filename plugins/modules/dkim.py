@@ -77,7 +77,7 @@ options:
     choices: [present, absent]
   rotate:
     description:
-      - Rotate the keys (C(Rotate-DkimSigningConfig)): the other selector becomes active after
+      - Rotate the keys (C(Rotate-DkimSigningConfig)); the other selector becomes active after
         Exchange's delay (C(RotateOnDate)). Not idempotent; only for an enabled config.
     type: bool
     default: false
@@ -85,6 +85,7 @@ seealso:
   - module: exchangeonline.mail.mail_dns
   - module: exchangeonline.mail.mail_dns_check
   - name: Set up DKIM to sign mail from your Microsoft 365 domain
+    description: Microsoft's steps, the CNAME target forms and the Status values.
     link: https://learn.microsoft.com/defender-office-365/email-authentication-dkim-configure
 '''
 

@@ -9,8 +9,8 @@ CHANGING = ('New-DkimSigningConfig', 'Set-DkimSigningConfig', 'Rotate-DkimSignin
 
 
 def dkim(m365, app, name='dkim', **args):
-    return {'name': name, 'exchangeonline.mail.dkim': dict(m365_args(m365, app), domain=ZONE,
-                                                            **args),
+    args = dict(m365_args(m365, app), domain=ZONE, **args)
+    return {'name': name, 'exchangeonline.mail.dkim': args,
             'register': 'out', 'ignore_errors': True}
 
 
