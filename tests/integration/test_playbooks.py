@@ -138,7 +138,8 @@ def test_migrate_each_pattern_then_rollback(lab):
     assert served(bind, 'northwind.test') == {
         'mx': [legacy_mx('northwind.test')], 'autodiscover': ['autodiscover.outlook.com.'],
         'spf': ['"%s"' % spf]}
-    verified = [r for r in run.results if r['task'].endswith(
+    verified = [r for r in run.results if r['task'] == (
+        'exchangeonline.mail.dns_migration : '
         'Wait until every authoritative name server serves the records')]
     assert sorted(r['host'] for r in verified if r['result'].get('ok')) == sorted(PATTERNS)
     # The mailbox step ran for contoso.test only.
@@ -147,11 +148,18 @@ def test_migrate_each_pattern_then_rollback(lab):
     protocols = [r for r in run.results
                  if r['task'].startswith('exchangeonline.mail.mailbox_protocols')]
     assert set(r['host'] for r in protocols) == {'contoso.test'}
-    # Backups: relative to where ansible-playbook ran, one directory per domain, two per domain
-    # (verification TXT, then the migration).
+    # DKIM on by default: every domain signs with its own keys, its CNAMEs on the server.
+    for domain in PATTERNS:
+        config = m365.exo.dkim[domain]
+        assert config['Enabled'] is True and config['Status'] == 'Valid'
+        assert bind.rrset('selector1._domainkey.' + domain, 'CNAME')[1] == [
+            config['targets'][0] + '.']
+    # Backups: relative to where ansible-playbook ran, one directory per domain, three per
+    # domain (verification TXT, the migration, then the DKIM CNAMEs).
     for domain in PATTERNS:
         names = sorted(os.listdir(os.path.join(lab.workdir, 'exo-backups', domain)))
-        assert [n.split('-', 1)[1] for n in names] == ['verification.json', 'migration.json']
+        assert [n.split('-', 1)[1] for n in names] == [
+            'verification.json', 'migration.json', 'authentication.json']
     assert SECRET not in run.stdout + run.stderr
     assert bind.key_secret not in run.stdout + run.stderr
 
