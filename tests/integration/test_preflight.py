@@ -202,12 +202,16 @@ def test_a_missing_graph_permission_and_a_missing_exchange_role_are_reported_at_
             'needs. Grant it with admin consent in the app registration\'s API permissions.'
             ) in messages['contoso.test'], messages['contoso.test']
     rbac = messages['fabrikam.test']
-    assert '1 problem(s)' in rbac
+    # the mailboxes' read and the DKIM chain's read (on by default) both need an Exchange role
+    assert '2 problem(s)' in rbac
+    assert 'Exchange Online DKIM: ' in rbac and 'Get-DkimSigningConfig' in rbac, rbac
     assert 'Exchange Online: ' in rbac and 'answered 401 Unauthorized' in rbac, rbac
     assert 'User is not allowed to call Get-CASMailbox' in rbac, rbac
     assert 'has no Exchange Online role that holds this cmdlet' in rbac, rbac
     smtp_msg = messages['northwind.test']
-    assert '2 problem(s)' in smtp_msg, smtp_msg
+    # ... and the DKIM chain's read, without Exchange.ManageAsApp
+    assert '3 problem(s)' in smtp_msg, smtp_msg
+    assert 'Exchange Online DKIM: ' in smtp_msg, smtp_msg
     assert ('SMTP: the app has the Microsoft Graph application permissions Domain.ReadWrite.All, '
             'but not Mail.ReadBasic.All, which finding the test message in scanner@contoso.test '
             'needs (exo_smtp_test.confirm_delivery).') in smtp_msg, smtp_msg
@@ -247,7 +251,9 @@ def test_the_preflight_passes_says_what_it_proved_and_the_run_goes_on(lab):
         'Microsoft Graph: token with Domain.ReadWrite.All, Mail.ReadBasic.All, User.Read.All; '
         'adding contoso.test to the tenant; '
         'Exchange Online: 1 mailbox(es) and the tenant read (Get-CASMailbox, '
-        'Get-TransportConfig); SMTP: 127.0.0.1:%d reached, TLSv1.3.' % smtp.port), msg
+        'Get-TransportConfig); Exchange Online: DKIM signing config of contoso.test read '
+        '(none yet); SMTP: 127.0.0.1:%d reached, TLSv1.3. Not proven before the change: the '
+        'Exchange role for New-/Set-DkimSigningConfig (Exchange Administrator).' % smtp.port), msg
     delivered = run.task('exchangeonline.mail.smtp_test : Send a test message via 127.0.0.1:%d'
                          % smtp.port)['result']
     assert delivered['delivered'] is True
