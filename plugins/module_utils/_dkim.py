@@ -34,11 +34,12 @@ def config_state(obj: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
     """What the module shows of a signing config (None: there is none)."""
     if obj is None:
         return None
-    sizes = [obj.get('Selector1KeySize'), obj.get('Selector2KeySize')]
+    sizes = [s for s in (obj.get('Selector1KeySize'), obj.get('Selector2KeySize'))
+             if isinstance(s, int) and not isinstance(s, bool)]
     return {'enabled': obj.get('Enabled') is True, 'status': obj.get('Status'),
             'selector1_cname': _target(obj.get('Selector1CNAME')),
             'selector2_cname': _target(obj.get('Selector2CNAME')),
-            'key_size': max([s for s in sizes if isinstance(s, int)] or [None]),
+            'key_size': max(sizes) if sizes else None,
             'rotate_on_date': obj.get('RotateOnDate'),
             'selector_after_rotate': obj.get('SelectorAfterRotateOnDate')}
 

@@ -19,7 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 try:  # the module reports a missing dnspython (REQUIRES); the import must not fail before
     import dns.dnssec
@@ -85,7 +85,7 @@ def _key_info(key: Any) -> Dict[str, Any]:
             'flags': int(key.flags)}
 
 
-def _tags(items: Sequence[Any]) -> str:
+def _tags(items: Iterable[Any]) -> str:
     return ', '.join(str(i) for i in sorted(set(items))) or 'none'
 
 
