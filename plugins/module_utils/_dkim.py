@@ -66,7 +66,6 @@ class DkimConfig:
         self.identity = Identity(params, check_mode)
         self.exo = ExoAdminClient(self.identity)
         self.warnings: List[str] = []
-        self.sent: List[str] = []
 
     def read(self, phase: str = 'Get-DkimSigningConfig') -> Optional[JSON]:
         try:
@@ -83,7 +82,6 @@ class DkimConfig:
         """Send a changing cmdlet; on a refusal or a lost answer read the config back: it may
         have been carried out (an answer lost after the write), which is never assumed either
         way. Returns the config read afterwards."""
-        self.sent.append(cmdlet)
         try:
             self.exo.invoke(cmdlet, parameters, phase=cmdlet)
         except GraphError as e:
@@ -151,16 +149,13 @@ class DkimConfig:
             actions.append('create %s' % ('enabled' if enabled else 'disabled'))
             if self.check_mode:  # the targets are not known until it is created
                 return self.finish(None, None, actions)
+            # Always created disabled, then enabled when asked: a refusal (CNAMEs missing)
+            # then leaves a config whose targets the result can name.
             after = config_state(self.send('New-DkimSigningConfig', {
-                'DomainName': self.domain, 'Enabled': enabled, 'KeySize': key_size},
-                {'enabled': enabled}, None)) if not enabled else None
+                'DomainName': self.domain, 'Enabled': False, 'KeySize': key_size},
+                {'enabled': False}, None))
             if enabled:
-                # Created disabled first, so that a refusal (CNAMEs missing) leaves a config
-                # whose targets the result can name.
-                created = config_state(self.send('New-DkimSigningConfig', {
-                    'DomainName': self.domain, 'Enabled': False, 'KeySize': key_size},
-                    {}, None))
-                after = self.set_enabled(True, created, before)
+                after = self.set_enabled(True, after, before)
         elif before['enabled'] != enabled:
             actions.append('enable' if enabled else 'disable')
             if not self.check_mode:
@@ -170,7 +165,6 @@ class DkimConfig:
         if p.get('rotate') and state_wanted == 'present':
             actions.append('rotate')
             if not self.check_mode:
-                self.sent.append('Rotate-DkimSigningConfig')
                 try:
                     self.exo.invoke('Rotate-DkimSigningConfig',
                                     {'Identity': self.domain, 'KeySize': key_size},
