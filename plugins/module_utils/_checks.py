@@ -27,10 +27,25 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy i
     spf_terms,
     split_mx,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._mta_sts import (
+    MtaStsWanted,
+    TlsRptWanted,
+    is_sts_record,
+    is_tlsrpt_record,
+    parse_policy,
+    parse_sts_record,
+    parse_tlsrpt_record,
+    policy_url,
+    same_rua,
+    sts_name,
+    tlsrpt_name,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RecordError
 
-CHECKS = ('mx', 'autodiscover', 'spf', 'dmarc', 'dkim', 'verification', 'dnssec')
-OPT_IN = ('dnssec',)  # run only when named in checks
+CHECKS = ('mx', 'autodiscover', 'spf', 'dmarc', 'dkim', 'verification', 'mta_sts', 'tls_rpt',
+          'dnssec')
+# run only when named in checks (mta_sts and tls_rpt also when their option is given)
+OPT_IN = ('dnssec', 'mta_sts', 'tls_rpt')
 PASS, FAIL, WARN, SKIP = 'pass', 'fail', 'warn', 'skip'
 SPF_LOOKUP_LIMIT = 10
 # Terms that cost a DNS query at the receiver (RFC 7208 section 4.6.4).
@@ -343,6 +358,93 @@ def check_dmarc(txt_values: Iterable[str], expected: Optional[str] = None,
     return Outcome(PASS, records, 'valid DMARC record: %s' % record)
 
 
+# -- MTA-STS and TLS-RPT ----------------------------------------------------------------------
+# fetch() -> (policy text or None, why there is none); called at most once per round
+PolicyFetch = Callable[[], Tuple[Optional[str], Optional[str]]]
+
+
+def check_mta_sts(txt_values: Iterable[str], mx_values: Iterable[str], domain: str,
+                  fetch: PolicyFetch, wanted: Optional[MtaStsWanted] = None) -> Outcome:
+    """One server's _mta-sts TXT and MX, with the policy the policy host serves (RFC 8461):
+    one valid v=STSv1 record, a policy a sender can use, that policy matching every MX host
+    (enforce: fail; testing: warn), and with ``wanted.mode`` the policy and id expected."""
+    name = sts_name(domain)
+    url = policy_url(domain)
+    records = sorted(v for v in txt_values if is_sts_record(v))
+    hosts = sorted(h.rstrip('.') for h in (v.split(' ', 1)[1] for v in mx_values) if h != '.')
+    expected = None
+    if wanted is not None and wanted.mode is not None:
+        try:
+            expected = wanted.policy_for(hosts, domain)[0]
+        except RecordError as e:
+            return Outcome(FAIL, {'records': records}, e.message)
+    if not records:
+        if expected is not None:
+            return Outcome(FAIL, {'records': []}, 'no MTA-STS record at %s; expected %s'
+                           % (name, expected.record()))
+        return Outcome(WARN, {'records': []}, 'no MTA-STS record at %s: senders fall back to '
+                       'unauthenticated TLS. Serve a policy at %s and publish its id with '
+                       'exchangeonline.mail.mail_dns (mta_sts)' % (name, url))
+    if len(records) > 1:
+        return Outcome(FAIL, {'records': records}, '%d v=STSv1 records at %s; senders then use '
+                       'no policy (RFC 8461 section 3.1)' % (len(records), name))
+    policy_id, problems = parse_sts_record(records[0])
+    if problems:
+        return Outcome(FAIL, {'records': records}, '%s: %s' % (records[0], '; '.join(problems)))
+    text, error = fetch()
+    found = {'records': records, 'id': policy_id, 'policy': None}
+    if text is None:
+        return Outcome(FAIL, found, '%s is published, but %s' % (records[0], error))
+    policy, problems = parse_policy(text)
+    if policy is None:
+        return Outcome(FAIL, found, '%s serves a policy senders cannot use: %s'
+                       % (url, '; '.join(problems)))
+    found['policy'] = policy.to_dict()
+    if expected is not None:
+        if policy != expected:
+            return Outcome(FAIL, found, '%s serves a stale policy (%s), not the expected one '
+                           '(%s): serve the policy mail_dns returned in mta_sts'
+                           % (url, policy.describe(), expected.describe()))
+        if policy_id != expected.policy_id():
+            return Outcome(FAIL, found, '%s has the id %s, not %s, the id of the policy served: '
+                           'senders keep what they cached under the old id. Publish it with '
+                           'exchangeonline.mail.mail_dns (mta_sts)'
+                           % (name, policy_id, expected.policy_id()))
+    unmatched = policy.unmatched(hosts)
+    if unmatched and policy.mode != 'none':
+        message = ('the policy at %s (mode %s) has no pattern that matches the MX host(s) %s '
+                   '(mx %s; *. matches exactly one label)'
+                   % (url, policy.mode, ', '.join(unmatched), ', '.join(policy.mx)))
+        if policy.mode == 'enforce':
+            return Outcome(FAIL, found, message + ': senders refuse to deliver there')
+        return Outcome(WARN, found, message + ': senders would refuse them in mode enforce')
+    return Outcome(PASS, found, 'MTA-STS mode %s (id %s): the policy at %s names every MX'
+                   % (policy.mode, policy_id, url))
+
+
+def check_tls_rpt(txt_values: Iterable[str], domain: str,
+                  wanted: Optional[TlsRptWanted] = None) -> Outcome:
+    """The TXT values at _smtp._tls: one valid v=TLSRPTv1 record (RFC 8460 section 3), with the
+    ``wanted`` destinations when given."""
+    name = tlsrpt_name(domain)
+    records = sorted(v for v in txt_values if is_tlsrpt_record(v))
+    if not records:
+        if wanted is not None:
+            return Outcome(FAIL, [], 'no TLS-RPT record at %s; expected %s'
+                           % (name, wanted.record()))
+        return Outcome(WARN, [], 'no TLS-RPT record at %s: no sender reports failed TLS to the '
+                       'MX. Publish one with exchangeonline.mail.mail_dns (tls_rpt)' % name)
+    if len(records) > 1:
+        return Outcome(FAIL, records, '%d v=TLSRPTv1 records at %s; senders then send no '
+                       'reports (RFC 8460 section 3)' % (len(records), name))
+    rua, problems = parse_tlsrpt_record(records[0])
+    if problems:
+        return Outcome(FAIL, records, '%s: %s' % (records[0], '; '.join(problems)))
+    if wanted is not None and not same_rua(rua, wanted.rua):
+        return Outcome(FAIL, records, 'found %s, expected %s' % (records[0], wanted.record()))
+    return Outcome(PASS, records, 'TLS reports go to %s' % ', '.join(rua))
+
+
 # -- verification -----------------------------------------------------------------------------
 def check_verification(txt_values: Sequence[str], expected: Optional[str]) -> Outcome:
     ms = sorted(v for v in txt_values if v.startswith('MS='))
@@ -374,7 +476,9 @@ class Expectation:
                                       % (check, 'dkim' if check == 'dkim' else 'verification_txt'))
             self.checks = [c for c in CHECKS if c in checks]
         else:
-            self.checks = [c for c in CHECKS if applicable.get(c, True) and c not in OPT_IN]
+            given = {'mta_sts': spec.mta_sts is not None, 'tls_rpt': spec.tls_rpt is not None}
+            self.checks = [c for c in CHECKS if applicable.get(c, True) and
+                           (c not in OPT_IN or given.get(c, False))]
 
     @property
     def domain(self) -> str:
@@ -401,6 +505,10 @@ class Expectation:
             return [(s.dmarc_name, 'TXT')]
         if check == 'dnssec':  # asked by _dnssec, with the DO bit
             return []
+        if check == 'mta_sts':
+            return [(sts_name(s.domain), 'TXT'), (s.domain, 'MX')]
+        if check == 'tls_rpt':
+            return [(tlsrpt_name(s.domain), 'TXT')]
         return [(name, 'CNAME') for name in sorted(s.dkim)]
 
     def expected(self, check: str) -> Union[None, str, Dict[str, str]]:
@@ -418,12 +526,31 @@ class Expectation:
             return dict((dkim_selector(n), t) for n, t in sorted(s.dkim.items()))
         if check == 'dnssec':
             return 'unsigned, or signed with a chain of trust from the parent DS (or trust_anchor)'
+        if check == 'mta_sts':
+            if s.mta_sts is not None and s.mta_sts.mode is not None:
+                return 'mode %s, max_age %d, mx %s, served at %s, its id at %s' % (
+                    s.mta_sts.mode, s.mta_sts.max_age,
+                    ', '.join(s.mta_sts.mx) if s.mta_sts.mx is not None else 'the MX hosts',
+                    policy_url(s.domain), sts_name(s.domain))
+            return 'one v=STSv1 record, and a policy at %s that names every MX' % (
+                policy_url(s.domain))
+        if check == 'tls_rpt':
+            return s.tls_rpt.record() if s.tls_rpt is not None else 'one valid v=TLSRPTv1 record'
         return s.verification_txt
+
+    def judge_mta_sts(self, answers: Mapping[Key, Observed], fetch: PolicyFetch) -> Outcome:
+        """The mta_sts Outcome on one server; ``fetch`` gets the served policy."""
+        observed = [answers[q] for q in self.questions_of('mta_sts')]
+        for obs in observed:
+            if obs.error:
+                return Outcome(SKIP if obs.unchecked else FAIL, None, obs.error, answered=False)
+        return check_mta_sts(observed[0].values or [], observed[1].values or [],
+                             self.spec.domain, fetch, self.spec.mta_sts)
 
     def judge(self, check: str, answers: Mapping[Key, Observed], lookup: Lookup) -> Outcome:
         """The Outcome of ``check`` on one server, from its ``answers`` {(name, type): Observed}."""
         s = self.spec
-        if check == 'dnssec':  # judged by _dnssec.check_dnssec, which replaces this
+        if check in ('dnssec', 'mta_sts'):  # judged by the engine (I/O), which replaces this
             return Outcome(SKIP, None, 'not judged')
         observed = [answers[q] for q in self.questions_of(check)]
         for obs in observed:
@@ -441,6 +568,8 @@ class Expectation:
             return check_spf(values[0], s.spf_include, lookup, s.domain)
         if check == 'dmarc':
             return check_dmarc(values[0], s.dmarc, s.dmarc_name, lookup)
+        if check == 'tls_rpt':
+            return check_tls_rpt(values[0], s.domain, s.tls_rpt)
         if check == 'dkim':
             found: Dict[str, Optional[str]] = {}
             for question, answer in zip(self.questions_of('dkim'), values):
@@ -534,6 +663,13 @@ def served_text(check: str, outcome: Outcome) -> str:
                                      for selector, target in sorted(found.items()))
     if check == 'dnssec':
         return 'DNSSEC: %s' % _short(outcome.message)
+    if check == 'mta_sts':
+        records = found.get('records') if isinstance(found, dict) else None
+        return 'MTA-STS %s' % ' | '.join('"%s"' % _short(v) for v in records) if records \
+            else 'no MTA-STS record'
+    if check == 'tls_rpt':
+        return 'TLS-RPT %s' % ' | '.join('"%s"' % _short(v) for v in found) if found \
+            else 'no TLS-RPT record'
     return 'TXT %s' % ', '.join(found) if found else 'no MS= TXT'
 
 

@@ -42,9 +42,19 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport
     DnsError,
     UpdateOutcomeUnknown,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._https_policy import (
+    fetch_policy,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy import (
     Spec,
     require_inside,
+)
+from ansible_collections.exchangeonline.mail.plugins.module_utils._mta_sts import (
+    parse_policy,
+    policy_host,
+    policy_url,
+    sts_name,
+    tlsrpt_name,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import (
     PROTECTED_TYPES,
@@ -146,7 +156,7 @@ def _read_regular(path: str) -> bytes:
 def _check_backup(data: Any) -> None:
     """ValueError unless ``data`` has the shape write_backup gives it: rrsets at the names
     mail_dns manages for its domain, inside its zone, each once: MX, TXT and CNAME at the domain;
-    at autodiscover, _dmarc and DKIM selectors also what a CNAME replaced (never SOA, NS, DS or
+    at autodiscover, _dmarc, _mta-sts, _smtp._tls and DKIM selectors also what a CNAME replaced (never SOA, NS, DS or
     DNSSEC data). A crafted file cannot make rollback touch the SOA,
     NS or any other record."""
     if not isinstance(data, dict):
@@ -160,6 +170,7 @@ def _check_backup(data: Any) -> None:
         raise ValueError('its domain %s is not inside its zone %s' % (data['domain'], data['zone']))
     managed = set(name_text(n) for n in
                   (domain, to_name('autodiscover', domain), to_name('_dmarc', domain)))
+    managed.update((sts_name(name_text(domain)), tlsrpt_name(name_text(domain))))
     seen = set()
     for index, entry in enumerate(data['entries']):
         if not isinstance(entry, dict) or not isinstance(entry.get('name'), str) or \
@@ -501,10 +512,15 @@ class MailDnsEngine:
         provider, zone = self.provider_and_zone(spec.domain)
         names = spec.names()
 
+        served: Dict[str, Any] = {}
+
         def make_plan() -> Tuple[Snapshot, Plan]:
             snapshot = provider.read_rrsets(zone, names)
             check_delegation(snapshot, spec.domain, zone, 'plan')
-            return snapshot, plan_changes(spec, snapshot.at(names))
+            plan = plan_changes(spec, snapshot.at(names))
+            served.clear()
+            served.update(self.mta_sts_served(spec, plan))
+            return snapshot, plan
 
         backup_path = p.get('backup_path')
         previous = load_backup(backup_path, must_exist=False) if backup_path else None
@@ -526,11 +542,51 @@ class MailDnsEngine:
                                  'change; the prior records are in the before return value')
         result['domain'] = spec.domain
         result['mx_host'] = spec.mx_host
+        if served:
+            result['mta_sts'] = served
+        if spec.tls_rpt is not None:
+            result['tls_rpt'] = spec.tls_rpt.record()
         if spec.mx_host_computed and spec.pattern != 'legacy_forward':
             result['mx_host_computed'] = True
         if backup_path:
             result['backup_path'] = backup_path
         return result
+
+    def mta_sts_served(self, spec: Spec, plan: Plan) -> Dict[str, Any]:
+        """The ``mta_sts`` return value: the policy whose id the plan publishes and whether
+        the policy host serves it. A new id is published only once the host serves the policy
+        (``policy_check``): a sender that fetched another policy under it keeps that one for
+        max_age (RFC 8461 section 3.3). Raises RecordError (nothing changed) when it is not."""
+        policy = plan.mta_sts
+        wanted = spec.mta_sts
+        if policy is None or wanted is None:
+            return {}
+        info: Dict[str, Any] = dict(policy.to_dict(), policy=policy.text(), id=policy.policy_id(),
+                                    record=policy.record(), url=policy_url(spec.domain),
+                                    served=None)
+        if not wanted.policy_check or not plan.changes_at(sts_name(spec.domain)):
+            return info
+        fetched = fetch_policy(spec.domain, wanted.address, wanted.ca_path, wanted.timeout)
+        problem = fetched.error
+        if fetched.text is not None:
+            found, problems = parse_policy(fetched.text)
+            if found is None:
+                problem = '%s serves a policy senders cannot use: %s' % (
+                    fetched.url, '; '.join(problems))
+            elif found != policy:
+                problem = '%s serves another policy (%s), not this one (%s)' % (
+                    fetched.url, found.describe(), policy.describe())
+        info['served'] = problem is None
+        if problem:
+            raise RecordError(
+                '%s. Nothing was changed: the new id %s is published only once that policy is '
+                'served, since a sender that fetches another one under it keeps it for max_age. '
+                'Serve this at %s (HTTP 200, Content-Type text/plain, a certificate for %s): %s; '
+                'then run again (mta_sts.policy_check: false publishes the id without looking).'
+                % (problem, policy.policy_id(), info['url'], policy_host(spec.domain),
+                   ' | '.join(policy.text().split('\r\n')[:-1])),
+                phase='mta_sts', fields={'mta_sts': info})
+        return info
 
     def roll_back(self) -> dict:
         """state: rollback: put back the records a backup holds as they were before."""

@@ -38,6 +38,9 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dnssec import
     check_dnssec,
     find_zone_of,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._https_policy import (
+    fetch_policy,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy import (
     Spec,
     require_inside,
@@ -113,6 +116,23 @@ class MailDnsCheck:
         return check_dnssec(resolver, targets, zone, lookup_targets + targets,
                             p.get('trust_anchor'))
 
+    def mta_sts(self, expect: Expectation,
+                observed: Dict[str, Dict[Key, Observed]]) -> Dict[str, Outcome]:
+        """{server label: Outcome} of the mta_sts check; the policy is fetched once per round,
+        when a server publishes a record."""
+        wanted = expect.spec.mta_sts
+        fetched: List[Tuple[Optional[str], Optional[str]]] = []
+
+        def fetch() -> Tuple[Optional[str], Optional[str]]:
+            if not fetched:
+                got = fetch_policy(expect.domain, wanted.address if wanted else None,
+                                   wanted.ca_path if wanted else None,
+                                   wanted.timeout if wanted else 10.0)
+                fetched.append((got.text, got.error))
+            return fetched[0]
+        return dict((label, expect.judge_mta_sts(answers, fetch))
+                    for label, answers in observed.items())
+
     def result(self) -> dict:
         self._check_intervals()
         p = self.params
@@ -125,6 +145,8 @@ class MailDnsCheck:
             judged = judge_all(expect, observed, resolver.txt_lookup(lookup_targets))
             if 'dnssec' in judged:
                 judged['dnssec'] = self.dnssec(resolver, expect, targets, lookup_targets)
+            if 'mta_sts' in judged:
+                judged['mta_sts'] = self.mta_sts(expect, observed)
             checks = report(expect, judged)
             return all(c['status'] != FAIL for c in checks), (checks, judged)
 

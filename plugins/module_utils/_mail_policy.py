@@ -15,6 +15,12 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.exchangeonline.mail.plugins.module_utils._mta_sts import (
+    MtaStsWanted,
+    TlsRptWanted,
+    sts_name,
+    tlsrpt_name,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
     RecordError,
     check_txt_input,
@@ -534,6 +540,8 @@ class Spec:
                  dkim=None,  # type: Optional[Mapping[Any, Any]]
                  verification_txt=None,  # type: Optional[str]
                  dmarc=None,  # type: Optional[str]
+                 mta_sts=None,  # type: Optional[Mapping[str, Any]]
+                 tls_rpt=None,  # type: Optional[List[str]]
                  ttl=None,  # type: Union[None, int, str]
                  on_conflict='fail',  # type: str
                  ):
@@ -604,6 +612,8 @@ class Spec:
             if problems:
                 raise RecordError('dmarc %r is not a valid DMARC record: %s'
                                   % (self.dmarc, '; '.join(problems)))
+        self.mta_sts = None if mta_sts is None else MtaStsWanted(mta_sts)
+        self.tls_rpt = None if tls_rpt is None else TlsRptWanted(tls_rpt)
         if ttl is not None and not 0 <= int(ttl) <= 2147483647:
             raise RecordError('ttl must be from 0 to 2147483647, got %r' % (ttl,))
         self.ttl = None if ttl is None else int(ttl)
@@ -624,7 +634,8 @@ class Spec:
             spf_include=p.get('spf_include') or EXO_SPF_INCLUDE, spf_all=p.get('spf_all'),
             autodiscover_target=p.get('autodiscover_target') or EXO_AUTODISCOVER,
             dkim=p.get('dkim'), verification_txt=p.get('verification_txt'), dmarc=p.get('dmarc'),
-            ttl=p.get('ttl'), on_conflict=p.get('on_conflict') or 'fail')
+            mta_sts=p.get('mta_sts'), tls_rpt=p.get('tls_rpt'), ttl=p.get('ttl'),
+            on_conflict=p.get('on_conflict') or 'fail')
 
     @property
     def autodiscover_name(self):
@@ -647,7 +658,14 @@ class Spec:
         dkim = set(self.dkim)
         if self.state == 'absent':  # Exchange Online's own selectors, given or not
             dkim.update(dkim_name(s, self.domain) for s in EXO_DKIM_SELECTORS)
-        return [self.domain, self.autodiscover_name, self.dmarc_name] + sorted(dkim)
+        names = [self.domain, self.autodiscover_name, self.dmarc_name] + sorted(dkim)
+        # _mta-sts is read whenever the MX may change: its policy must follow the MX
+        if self.mta_sts is not None or self.pattern in ('full', 'partial') or \
+                self.state == 'absent':
+            names.append(sts_name(self.domain))
+        if self.tls_rpt is not None:
+            names.append(tlsrpt_name(self.domain))
+        return names
 
 
 def with_records(params):

@@ -16,7 +16,7 @@ __metaclass__ = type
 
 import decimal
 import math
-from typing import Any, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from ansible.module_utils.common.validation import check_type_dict
 
@@ -64,6 +64,28 @@ PAUSE = Range(0.1, 3600, unit='seconds')
 PORT = Range(1, 65535)
 PREFERENCE = Range(0, 65535)
 TTL = Range(0, 2147483647, unit='seconds')  # RFC 2181 section 8
+
+
+# The mta_sts option of mail_dns and mail_dns_check (RFC 8461 section 3.2 bounds max_age).
+MTA_STS_LIMITS = {'mta_sts.max_age': Range(0, 31557600, unit='seconds'),
+                  'mta_sts.timeout': seconds(300)}
+
+
+def mta_sts_options(for_check: bool) -> Dict[str, Any]:
+    """The suboptions of ``mta_sts``: mail_dns publishes a policy (mode testing by default,
+    policy_check); mail_dns_check expects one only when mode is given."""
+    options: Dict[str, Any] = dict(
+        mode=dict(type='str', choices=['enforce', 'testing', 'none']),
+        max_age=dict(type='int', default=604800),
+        mx=dict(type='list', elements='str'),
+        address=dict(type='str'),
+        ca_path=dict(type='path'),
+        timeout=dict(type='float', default=10.0),
+    )
+    if not for_check:
+        options['mode']['default'] = 'testing'
+        options['policy_check'] = dict(type='bool', default=True)
+    return options
 
 
 def check_raw_args(args: Mapping[str, Any], argument_spec: ArgumentSpec) -> None:

@@ -30,6 +30,17 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy i
     spf_remove_include,
     split_mx,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._mta_sts import (
+    Policy,
+    is_sts_record,
+    is_tlsrpt_record,
+    parse_sts_record,
+    parse_tlsrpt_record,
+    policy_url,
+    same_rua,
+    sts_name,
+    tlsrpt_name,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
     DNSSEC_TYPES,
     RRset,
@@ -89,11 +100,17 @@ class Change:
 
 class Plan:
     def __init__(self, changes: Iterable[Change], warnings: List[str],
-                 desired: Dict[Key, Optional[RRset]]) -> None:
+                 desired: Dict[Key, Optional[RRset]],
+                 mta_sts: Optional[Policy] = None) -> None:
         self.changes = sorted(changes, key=lambda c: c.key)
         self.warnings = warnings
         # key -> RRset or None: what the touched rrsets should be after the run.
         self.desired = desired
+        # the MTA-STS policy whose id the run publishes (mta_sts given), for the web server
+        self.mta_sts = mta_sts
+
+    def changes_at(self, name: str) -> bool:
+        return any(c.key[0] == name for c in self.changes)
 
     @property
     def changed(self) -> bool:
@@ -114,6 +131,7 @@ class _Planner:
         self.changes: Dict[Key, Change] = {}
         self.warnings: List[str] = []
         self.conflicts: List[str] = []
+        self.mta_sts: Optional[Policy] = None
 
     def ttl_for(self, key: Key) -> int:
         if self.spec.ttl is not None:
@@ -266,6 +284,52 @@ class _Planner:
             values = [v for v in values if v not in others] + [s.dmarc]
         self.put(name, 'TXT', values, 'DMARC record')
 
+    def mx_hosts_after(self) -> List[str]:
+        """The MX hosts of the domain once the plan is applied."""
+        key = (self.spec.domain, 'MX')
+        change = self.changes.get(key)
+        rr = change.after if change is not None else self.current.get(key)
+        return sorted(parse_mx(v)[1] for v in rr.values) if rr is not None else []
+
+    def mta_sts_present(self) -> None:
+        """The _mta-sts TXT with the id of the policy for the MX after the run (mta_sts
+        given); without mta_sts, a warning when the MX changes under a published policy."""
+        s = self.spec
+        name = sts_name(s.domain)
+        current = self.current.get((name, 'TXT'))
+        values = list(current.values) if current is not None else []
+        existing = [v for v in values if is_sts_record(v)]
+        if s.mta_sts is None:
+            if existing and (s.domain, 'MX') in self.changes:
+                self.warnings.append(
+                    '%s publishes MTA-STS (%s) and this run changes its MX to %s: the policy at '
+                    '%s must name them, with a new id, or senders that enforce it refuse the new '
+                    'MX. Give mta_sts to publish the id of a policy that matches, and serve that '
+                    'policy.' % (s.domain, ' | '.join(sorted(existing)),
+                                 ', '.join(self.mx_hosts_after()) or 'none', policy_url(s.domain)))
+            return
+        policy, warnings = s.mta_sts.policy_for(self.mx_hosts_after(), s.domain)
+        self.warnings.extend(warnings)
+        self.mta_sts = policy
+        self.need_no_cname(name, 'TXT')
+        if not (len(existing) == 1 and parse_sts_record(existing[0])[0] == policy.policy_id()):
+            values = [v for v in values if not is_sts_record(v)] + [policy.record()]
+        self.put(name, 'TXT', values, 'MTA-STS policy id')
+
+    def tls_rpt_present(self) -> None:
+        s = self.spec
+        if s.tls_rpt is None:
+            return
+        name = tlsrpt_name(s.domain)
+        self.need_no_cname(name, 'TXT')
+        current = self.current.get((name, 'TXT'))
+        values = list(current.values) if current is not None else []
+        existing = [v for v in values if is_tlsrpt_record(v)]
+        if not (len(existing) == 1 and not parse_tlsrpt_record(existing[0])[1] and
+                same_rua(parse_tlsrpt_record(existing[0])[0], s.tls_rpt.rua)):
+            values = [v for v in values if not is_tlsrpt_record(v)] + [s.tls_rpt.record()]
+        self.put(name, 'TXT', values, 'TLS-RPT record')
+
     def plan_present(self) -> None:
         s = self.spec
         if s.pattern in ('full', 'partial'):
@@ -280,6 +344,8 @@ class _Planner:
         for name, target in sorted(s.dkim.items()):
             self.need_cname(name, target, 'DKIM selector CNAME')
         self.dmarc_present()
+        self.mta_sts_present()
+        self.tls_rpt_present()
 
     # -- absent -------------------------------------------------------------------------------
     def plan_absent(self) -> None:
@@ -317,6 +383,16 @@ class _Planner:
             if cur is not None:
                 self.put(s.dmarc_name, 'TXT', [v for v in cur.values if not s.is_our_dmarc(v)],
                          'DMARC record removed', keep_ttl=True)
+        sts = self.current.get((sts_name(s.domain), 'TXT'))
+        if sts is not None and any(is_sts_record(v) for v in sts.values) and \
+                (s.domain, 'MX') in self.changes:
+            # Removing the record would not remove the policy senders have cached for max_age.
+            self.warnings.append(
+                '%s publishes MTA-STS (%s), left as it is: if the policy at %s names Exchange '
+                'Online, serve one without it (or mode: none) and publish its new id with '
+                'mta_sts, or senders that enforce it refuse the remaining MX (RFC 8461 section '
+                '8.3)' % (s.domain, ' | '.join(sorted(v for v in sts.values if is_sts_record(v))),
+                          policy_url(s.domain)))
 
 
 def plan_changes(spec: Spec, current: Dict[Key, RRset]) -> Plan:
@@ -334,7 +410,7 @@ def plan_changes(spec: Spec, current: Dict[Key, RRset]) -> Plan:
             % (spec.pattern, '; '.join(planner.conflicts)), phase='plan')
     changes = list(planner.changes.values())
     desired = dict((c.key, c.after) for c in changes)
-    return Plan(changes, planner.warnings, desired)
+    return Plan(changes, planner.warnings, desired, planner.mta_sts)
 
 
 def apply_plan(current: Dict[Key, RRset], plan: Plan) -> Dict[Key, RRset]:

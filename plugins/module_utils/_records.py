@@ -14,7 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import traceback
-from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple, Union
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple, Union
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import InputError
 
@@ -42,8 +42,9 @@ class RecordError(InputError):
     """Bad DNS record input (phase ``input``) or data the collection refuses to touch (phase
     ``plan``); ``message`` is for the user, ``str()`` is ``"<phase>: <message>"``."""
 
-    def __init__(self, message: str, phase: str = 'input') -> None:
-        super(RecordError, self).__init__(message, phase)
+    def __init__(self, message: str, phase: str = 'input',
+                 fields: Optional[Mapping[str, Any]] = None) -> None:
+        super(RecordError, self).__init__(message, phase, fields)
 
 
 def to_name(text: Any, origin: Any = None, what: Optional[str] = None) -> Any:

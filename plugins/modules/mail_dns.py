@@ -159,6 +159,65 @@ options:
     description:
       - A DMARC record to publish at C(_dmarc), for example C(v=DMARC1; p=quarantine).
     type: str
+  mta_sts:
+    description:
+      - Publish MTA-STS (RFC 8461) at C(_mta-sts), as C(v=STSv1; id=<id>), where the id is a
+        digest of the policy, so that a changed policy gets a new id and the same one keeps its
+        id. The policy names the MX hosts the zone has after this run (see O(mta_sts.mx)); it is
+        returned in RV(mta_sts) for the web server, since Exchange Online does not host it.
+      - Before a new id is published, the policy is fetched from
+        C(https://mta-sts.<domain>/.well-known/mta-sts.txt) as a sender would (certificate for
+        that name, HTTP 200, text/plain, no redirect) and must be that policy, or the task fails
+        in phase C(mta_sts) and changes nothing; a sender that fetched another policy under the
+        new id would keep it for max_age.
+      - Without this option a run that changes the MX of a domain that publishes MTA-STS warns
+        that its policy must follow. O(state=absent) leaves C(_mta-sts) as it is (removing it
+        does not remove cached policies, RFC 8461 section 8.3) and warns.
+    type: dict
+    suboptions:
+      mode:
+        description: V(testing) reports failures only, V(enforce) makes senders refuse an MX
+          that does not match or has no valid certificate, V(none) withdraws the policy.
+        type: str
+        choices: [enforce, testing, none]
+        default: testing
+      max_age:
+        description: Seconds senders keep the policy, from 0 to 31557600.
+        type: int
+        default: 604800
+      mx:
+        description:
+          - The policy's mx patterns, each a host name or C(*.) and a name that matches exactly
+            one more label (C(*.mx.microsoft) does not match C(a.b-v1.mx.microsoft)).
+          - Default, the exact MX hosts of the zone after this run. In mode V(enforce) every MX
+            host must match a pattern, or the task fails; in V(testing) it warns.
+        type: list
+        elements: str
+      address:
+        description: Connect to this host[:port] to fetch the policy instead of
+          C(mta-sts.<domain>) port 443; the certificate is still checked for C(mta-sts.<domain>).
+        type: str
+      ca_path:
+        description: PEM file of the authorities to trust for the policy host. Default, the
+          system's.
+        type: path
+      timeout:
+        description: Seconds for the whole fetch.
+        type: float
+        default: 10
+      policy_check:
+        description: Fetch the policy before publishing a new id (see above). V(false)
+          publishes it without looking.
+        type: bool
+        default: true
+  tls_rpt:
+    description:
+      - Publish SMTP TLS reporting (RFC 8460) at C(_smtp._tls) as C(v=TLSRPTv1; rua=...):
+        where senders report failed TLS to the domain's MX. Each item is a C(mailto:) or
+        C(https:) URI; a bare address becomes C(mailto:). A TLS-RPT record with the same
+        destinations is kept as it is.
+    type: list
+    elements: str
   ttl:
     description:
       - TTL of the rrsets this module writes, from 0 to 2147483647 (RFC 2181). Default, an
@@ -357,6 +416,45 @@ backup_path:
   description: The backup file.
   returned: when O(backup_path) is set
   type: str
+mta_sts:
+  description:
+    - With O(mta_sts), the policy whose id is published, to serve at RV(mta_sts.url).
+  returned: when O(mta_sts) is set and O(state=present); a task failed in phase C(mta_sts)
+    carries it too
+  type: dict
+  contains:
+    policy:
+      description: The policy file's text (CRLF lines).
+      type: str
+      sample: "version: STSv1\r\nmode: testing\r\nmx: contoso-com.mail.protection.outlook.com\r\nmax_age: 604800\r\n"
+    id:
+      description: The id of the policy, in the C(_mta-sts) record.
+      type: str
+    record:
+      description: The C(_mta-sts) TXT value.
+      type: str
+    url:
+      description: Where senders fetch the policy.
+      type: str
+    mode:
+      description: The policy's mode.
+      type: str
+    max_age:
+      description: The policy's max_age.
+      type: int
+    mx:
+      description: The policy's mx patterns.
+      type: list
+      elements: str
+    served:
+      description: V(true) when the URL served this policy, V(false) when not, V(null) when it
+        was not fetched (the id was already published, or O(mta_sts.policy_check=false)).
+      type: bool
+tls_rpt:
+  description: With O(tls_rpt), the C(_smtp._tls) TXT value.
+  returned: when O(tls_rpt) is set and O(state=present)
+  type: str
+  sample: v=TLSRPTv1; rua=mailto:tls-reports@contoso.com
 update_proven:
   description:
     - With O(state=preflight), V(true) when the server answered NOERROR to the UPDATE that
@@ -365,15 +463,20 @@ update_proven:
   type: bool
 phase:
   description: On failure, where it failed (V(input), V(key), V(connect), V(find zone), V(read),
-    V(plan), V(backup), V(apply), V(rollback), V(preflight) for the refused UPDATE of
-    O(state=preflight)).
+    V(plan), V(mta_sts) for a policy host that does not serve the policy, V(backup), V(apply),
+    V(rollback), V(preflight) for the refused UPDATE of O(state=preflight)).
   returned: on failure
   type: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.exchangeonline.mail.plugins.module_utils._options import PREFERENCE, TTL
+from ansible_collections.exchangeonline.mail.plugins.module_utils._options import (
+    MTA_STS_LIMITS,
+    PREFERENCE,
+    TTL,
+    mta_sts_options,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
     DNS_LIMITS,
@@ -388,7 +491,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport
 # The libraries the module needs: names, whether they imported, the import traceback.
 REQUIRES = ('dnspython', HAS_DNSPYTHON, DNSPYTHON_IMPORT_ERROR)
 LIMITS = dict(DNS_LIMITS, mx_preference=PREFERENCE, ttl=TTL,
-              **{'legacy_mx.preference': PREFERENCE})
+              **dict(MTA_STS_LIMITS, **{'legacy_mx.preference': PREFERENCE}))
 
 
 def module_kwargs():
@@ -414,6 +517,8 @@ def module_kwargs():
         dkim=dict(type='dict'),
         verification_txt=dict(type='str'),
         dmarc=dict(type='str'),
+        mta_sts=dict(type='dict', options=mta_sts_options(for_check=False)),
+        tls_rpt=dict(type='list', elements='str'),
         ttl=dict(type='int'),
         on_conflict=dict(type='str', default='fail', choices=['fail', 'replace']),
         backup_path=dict(type='path'),

@@ -137,6 +137,52 @@ options:
         ignored, case kept). Without it any valid DMARC record passes and a missing one is only a
         warning.
     type: str
+  mta_sts:
+    description:
+      - For the C(mta_sts) check (run by default when this is given). The check asks each
+        server for C(_mta-sts) TXT and the MX, fetches the policy from
+        C(https://mta-sts.<domain>/.well-known/mta-sts.txt) once per round as a sender does
+        (a certificate for that name, HTTP 200, text/plain, no redirect followed, at most 64 KiB),
+        and fails when the record is missing or invalid, the policy cannot be fetched or used,
+        or, in mode enforce, an MX host matches no mx pattern (testing: a warning).
+      - With O(mta_sts.mode), the policy must be the one M(exchangeonline.mail.mail_dns)
+        publishes for the same options and the MX served (a stale policy fails), and the record
+        must carry its id.
+    type: dict
+    suboptions:
+      mode:
+        description: The expected mode. Without it, any consistent policy passes.
+        type: str
+        choices: [enforce, testing, none]
+      max_age:
+        description: The expected max_age, with O(mta_sts.mode).
+        type: int
+        default: 604800
+      mx:
+        description: The expected mx patterns, with O(mta_sts.mode). Default, the MX hosts
+          served.
+        type: list
+        elements: str
+      address:
+        description: Connect to this host[:port] for the policy instead of C(mta-sts.<domain>)
+          port 443; the certificate is still checked for C(mta-sts.<domain>).
+        type: str
+      ca_path:
+        description: PEM file of the authorities to trust for the policy host. Default, the
+          system's.
+        type: path
+      timeout:
+        description: Seconds for the whole fetch.
+        type: float
+        default: 10
+  tls_rpt:
+    description:
+      - The destinations C(_smtp._tls) must hold (C(mailto:) or C(https:) URIs, a bare address
+        taken as C(mailto:)), in any order. Given, the C(tls_rpt) check runs by default;
+        without it, C(checks=[tls_rpt]) passes any one valid C(v=TLSRPTv1) record and warns
+        when there is none.
+    type: list
+    elements: str
   nameservers:
     description:
       - The authoritative servers to ask instead of those in the zone's NS records, each as
@@ -156,7 +202,8 @@ options:
   checks:
     description:
       - The checks to run. Default, every check that applies (C(dkim) and C(verification) only
-        when their expected values are known).
+        when their expected values are known, C(mta_sts) and C(tls_rpt) when O(mta_sts) and
+        O(tls_rpt) are given).
       - C(dnssec) (not in the default, name it to run it; it costs three queries per server)
         asks every server for the zone's DNSKEY and SOA with the DO
         bit and validates the chain - the parent's DS (asked through O(resolvers), else
@@ -169,7 +216,7 @@ options:
         answer SERVFAIL then, and mail to the domain stops).
     type: list
     elements: str
-    choices: [mx, autodiscover, spf, dmarc, dkim, verification, dnssec]
+    choices: [mx, autodiscover, spf, dmarc, dkim, verification, mta_sts, tls_rpt, dnssec]
   trust_anchor:
     description:
       - DS records (V(12345 13 2 ABCD...)) or DNSKEY records (V(257 3 13 base64...)) of the
@@ -296,7 +343,9 @@ checks:
         be resolved from here). For C(dnssec), C(found) is a dict with C(signed) (bool),
         C(dnskey) (a list of dicts with C(key_tag), C(algorithm), C(flags)), C(ds) (the parent's
         DS texts), C(trust_anchor) (when given) and C(rrsig_expires) (the earliest expiry of the
-        signatures checked, ISO 8601 UTC).
+        signatures checked, ISO 8601 UTC). For C(mta_sts), C(found) is a dict with C(records)
+        (the v=STSv1 values), C(id) and C(policy) (C(mode), C(max_age), C(mx) of the policy
+        served), when there are.
       type: dict
   sample:
     - name: mx
@@ -392,8 +441,10 @@ phase:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._options import (
+    MTA_STS_LIMITS,
     PAUSE,
     PREFERENCE,
+    mta_sts_options,
     seconds,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
@@ -406,13 +457,14 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport
     dns_argument_spec,
 )
 
-CHECK_CHOICES = ['mx', 'autodiscover', 'spf', 'dmarc', 'dkim', 'verification', 'dnssec']
+CHECK_CHOICES = ['mx', 'autodiscover', 'spf', 'dmarc', 'dkim', 'verification', 'mta_sts',
+                 'tls_rpt', 'dnssec']
 
 
 # The libraries the module needs: names, whether they imported, the import traceback.
 REQUIRES = ('dnspython', HAS_DNSPYTHON, DNSPYTHON_IMPORT_ERROR)
 LIMITS = dict(DNS_LIMITS, mx_preference=PREFERENCE, wait_timeout=seconds(86400, above=False),
-              interval=PAUSE, max_interval=PAUSE)
+              interval=PAUSE, max_interval=PAUSE, **MTA_STS_LIMITS)
 
 
 def module_kwargs():
@@ -433,6 +485,8 @@ def module_kwargs():
         dkim=dict(type='dict'),
         verification_txt=dict(type='str'),
         dmarc=dict(type='str'),
+        mta_sts=dict(type='dict', options=mta_sts_options(for_check=True)),
+        tls_rpt=dict(type='list', elements='str'),
         nameservers=dict(type='list', elements='str'),
         resolvers=dict(type='list', elements='str'),
         checks=dict(type='list', elements='str', choices=CHECK_CHOICES),
