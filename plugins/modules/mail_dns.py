@@ -212,10 +212,10 @@ options:
         default: true
   tls_rpt:
     description:
-      - Publish SMTP TLS reporting (RFC 8460) at C(_smtp._tls) as C(v=TLSRPTv1; rua=...):
-        where senders report failed TLS to the domain's MX. Each item is a C(mailto:) or
-        C(https:) URI; a bare address becomes C(mailto:). A TLS-RPT record with the same
-        destinations is kept as it is.
+      - Publish SMTP TLS reporting (RFC 8460) at C(_smtp._tls) as C(v=TLSRPTv1; rua=...), where
+        senders report failed TLS to the domain's MX. Each item is a C(mailto:) or C(https:)
+        URI; a bare address becomes C(mailto:). A TLS-RPT record with the same destinations is
+        kept as it is.
     type: list
     elements: str
   ttl:

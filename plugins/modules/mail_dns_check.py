@@ -144,7 +144,7 @@ options:
         C(https://mta-sts.<domain>/.well-known/mta-sts.txt) once per round as a sender does
         (a certificate for that name, HTTP 200, text/plain, no redirect followed, at most 64 KiB),
         and fails when the record is missing or invalid, the policy cannot be fetched or used,
-        or, in mode enforce, an MX host matches no mx pattern (testing: a warning).
+        or, in mode enforce, an MX host matches no mx pattern (in mode testing, a warning).
       - With O(mta_sts.mode), the policy must be the one M(exchangeonline.mail.mail_dns)
         publishes for the same options and the MX served (a stale policy fails), and the record
         must carry its id.
