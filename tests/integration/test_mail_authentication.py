@@ -117,3 +117,50 @@ def test_an_external_report_destination_with_and_without_its_authorization(bind,
     run = play([check])
     dmarc = run.last['result']['checks'][0]
     assert dmarc['status'] == 'pass', dmarc['message']
+
+
+def test_mta_sts_and_tls_rpt_in_the_chain_wait_for_the_policy_host(bind, m365, tmp_path):
+    """MTA-STS with the chain: while the web server does not serve the policy, the run stops
+    before its one UPDATE (no CNAME, no DMARC, no _mta-sts published; the signing config stays
+    disabled) and
+    prints the policy to serve; served, the same run publishes all of it, waits until every
+    server serves it and the policy host serves the policy, then enables signing."""
+    from tests.lab.mta_sts_web import PolicyWeb
+    web = PolicyWeb(str(tmp_path / 'web'), [ZONE]).start()
+    try:
+        m365.add_domain(ZONE, verified=True, services=['Email'])
+        app = m365.add_app(secret='auth-sts-secret', roles=ROLES)
+        play = chain_play(bind, m365, app, tmp_path, mail_authentication_dmarc_policy='none',
+                          mail_authentication_dmarc_rua=['dmarc@' + ZONE],
+                          mail_authentication_mta_sts={'mode': 'enforce', 'address': web.address,
+                                                       'ca_path': web.ca_path},
+                          mail_authentication_tls_rpt=['tls@' + ZONE])
+        updates = bind.update_messages(ZONE)
+        stopped = run_role(tmp_path, 'unserved', play)
+        text = failure_text(stopped)
+        assert stopped.rc != 0
+        assert 'https://mta-sts.%s/.well-known/mta-sts.txt answers HTTP 404' % ZONE in text
+        assert 'version: STSv1 | mode: enforce | mx: mail.%s | max_age: 604800' % ZONE in text
+        assert bind.update_messages(ZONE) == updates
+        assert bind.rrset('_mta-sts.' + ZONE, 'TXT') is None
+        assert [c for c in dkim_cmdlets(m365) if c in CHANGING] == ['New-DkimSigningConfig']
+
+        web.serve(ZONE, {'mode': 'enforce', 'mx': ['mail.' + ZONE]})
+        run = run_role(tmp_path, 'served', play)
+        assert run.rc == 0, failure_text(run)[-3000:]
+        published = role_task(run, 'mail_authentication',
+                              'Publish the DKIM CNAMEs, DMARC, MTA-STS and TLS-RPT records '
+                              '(one UPDATE, backup first)')['result']
+        assert published['mta_sts']['served'] is True
+        assert bind.rrset('_mta-sts.' + ZONE, 'TXT')[1] == ['"v=STSv1; id=%s"'
+                                                           % published['mta_sts']['id']]
+        assert bind.rrset('_smtp._tls.' + ZONE, 'TXT')[1] == [
+            '"v=TLSRPTv1; rua=mailto:tls@%s"' % ZONE]
+        served = role_task(run, 'mail_authentication',
+                           'Wait until every authoritative name server serves the records')
+        names = dict((c['name'], c['status']) for c in served['result']['checks'])
+        assert names == {'dkim': 'pass', 'dmarc': 'pass', 'mta_sts': 'pass', 'tls_rpt': 'pass'}
+        assert bind.update_messages(ZONE) == updates + 1
+        assert role_task(run, 'mail_authentication', 'Enable DKIM signing')['result']['enabled']
+    finally:
+        web.stop()
