@@ -392,7 +392,7 @@ def check_mta_sts(txt_values: Iterable[str], mx_values: Iterable[str], domain: s
     if problems:
         return Outcome(FAIL, {'records': records}, '%s: %s' % (records[0], '; '.join(problems)))
     text, error = fetch()
-    found = {'records': records, 'id': policy_id, 'policy': None}
+    found: Dict[str, Any] = {'records': records, 'id': policy_id, 'policy': None}
     if text is None:
         return Outcome(FAIL, found, '%s is published, but %s' % (records[0], error))
     policy, problems = parse_policy(text)

@@ -123,8 +123,8 @@ def fetch_policy(domain: str, address: Optional[str] = None, ca_path: Optional[s
     except ssl.SSLError as e:
         return Fetched(url, error='TLS with %s failed: %s' % (_where(host, connect), e))
     except socket.timeout:
-        return Fetched(url, error='%s did not answer within %.0f s' % (_where(host, connect),
-                                                                        timeout))
+        return Fetched(url, error='%s did not answer within %.0f s'
+                       % (_where(host, connect), timeout))
     except socket.gaierror as e:
         return Fetched(url, error='%s cannot be resolved (%s): publish its A/AAAA record, or '
                        'give mta_sts.address' % (connect[0], e.strerror or e))

@@ -63,7 +63,7 @@ def mx_matches(host: str, pattern: str) -> bool:
     exactly one more label (``*.mx.microsoft`` does not match ``a.b.mx.microsoft``)."""
     host, pattern = _host(host), _host(pattern)
     if pattern.startswith('*.'):
-        head, _, rest = host.partition('.')
+        head, rest = host.split('.', 1) if '.' in host else (host, '')
         return bool(head) and rest == pattern[2:]
     return host == pattern
 
@@ -176,7 +176,7 @@ def _fields(record: str) -> List[Tuple[str, str]]:
     out = []
     for part in record.split(';'):
         if part.strip():
-            key, _, value = part.strip().partition('=')
+            key, value = part.strip().split('=', 1) if '=' in part else (part.strip(), '')
             out.append((key.strip(), value.strip()))
     return out
 
@@ -207,8 +207,8 @@ class MtaStsWanted:
     def __init__(self, option: Mapping[str, Any]) -> None:
         if not isinstance(option, Mapping):
             raise RecordError('mta_sts must be a dict (mode, max_age, mx), got %r' % (option,))
-        unknown = sorted(set(option) - set(('mode', 'max_age', 'mx', 'address', 'ca_path',
-                                             'policy_check', 'timeout')))
+        known = ('mode', 'max_age', 'mx', 'address', 'ca_path', 'policy_check', 'timeout')
+        unknown = sorted(set(option) - set(known))
         if unknown:
             raise RecordError('mta_sts has unknown keys: %s' % ', '.join(map(str, unknown)))
         self.mode: Optional[str] = option.get('mode')

@@ -152,8 +152,8 @@ def test_mta_sts_and_tls_rpt_in_the_chain_wait_for_the_policy_host(bind, m365, t
                               'Publish the DKIM CNAMEs, DMARC, MTA-STS and TLS-RPT records '
                               '(one UPDATE, backup first)')['result']
         assert published['mta_sts']['served'] is True
-        assert bind.rrset('_mta-sts.' + ZONE, 'TXT')[1] == ['"v=STSv1; id=%s"'
-                                                           % published['mta_sts']['id']]
+        record = '"v=STSv1; id=%s"' % published['mta_sts']['id']
+        assert bind.rrset('_mta-sts.' + ZONE, 'TXT')[1] == [record]
         assert bind.rrset('_smtp._tls.' + ZONE, 'TXT')[1] == [
             '"v=TLSRPTv1; rua=mailto:tls@%s"' % ZONE]
         served = role_task(run, 'mail_authentication',
