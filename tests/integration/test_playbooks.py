@@ -273,9 +273,14 @@ def test_check_writes_junit_and_markdown_and_fails_on_a_wrong_record(lab):
     assert sorted(suites) == ['contoso.test', 'fabrikam.test']
     contoso = suites['contoso.test']
     assert ('contoso.test.tenant', 'domain verified with Email') in contoso
-    for check in ('mx', 'autodiscover', 'spf', 'dmarc'):
+    for check in ('mx', 'autodiscover', 'spf', 'dmarc', 'mta_sts', 'tls_rpt'):
         case = contoso[('contoso.test.dns', '%s @ ns1.contoso.test' % check)]
         assert case.find('failure') is None and case.find('error') is None
+    # Neither is published in the lab: each domain's case says so (a warning, not a failure).
+    assert 'no MTA-STS record at _mta-sts.contoso.test.' in \
+        contoso[('contoso.test.dns', 'mta_sts @ ns1.contoso.test')].find('system-out').text
+    assert 'no TLS-RPT record at _smtp._tls.contoso.test.' in \
+        contoso[('contoso.test.dns', 'tls_rpt @ ns1.contoso.test')].find('system-out').text
     mailbox = contoso[('contoso.test.mailbox', 'adele@contoso.test')]
     assert mailbox.find('failure') is None
     assert 'POP3 on' in mailbox.find('system-out').text
