@@ -156,9 +156,9 @@ def _read_regular(path: str) -> bytes:
 def _check_backup(data: Any) -> None:
     """ValueError unless ``data`` has the shape write_backup gives it: rrsets at the names
     mail_dns manages for its domain, inside its zone, each once: MX, TXT and CNAME at the domain;
-    at autodiscover, _dmarc, _mta-sts, _smtp._tls and DKIM selectors also what a CNAME replaced (never SOA, NS, DS or
-    DNSSEC data). A crafted file cannot make rollback touch the SOA,
-    NS or any other record."""
+    at autodiscover, _dmarc, _mta-sts, _smtp._tls and DKIM selectors also what a CNAME replaced
+    (never SOA, NS, DS or DNSSEC data). A crafted file cannot make rollback touch the SOA, NS or
+    any other record."""
     if not isinstance(data, dict):
         raise ValueError('not a JSON object')
     if data.get('format') != BACKUP_FORMAT or not isinstance(data.get('entries'), list) or \
