@@ -31,6 +31,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._mta_sts impor
     MtaStsWanted,
     TlsRptWanted,
     is_sts_record,
+    mx_matches,
     is_tlsrpt_record,
     parse_policy,
     parse_sts_record,
@@ -364,52 +365,68 @@ PolicyFetch = Callable[[], Tuple[Optional[str], Optional[str]]]
 
 
 def check_mta_sts(txt_values: Iterable[str], mx_values: Iterable[str], domain: str,
-                  fetch: PolicyFetch, wanted: Optional[MtaStsWanted] = None) -> Outcome:
-    """One server's _mta-sts TXT and MX, with the policy the policy host serves (RFC 8461):
-    one valid v=STSv1 record, a policy a sender can use, that policy matching every MX host
-    (enforce: fail; testing: warn), and with ``wanted.mode`` the policy and id expected."""
+                  fetch: PolicyFetch, wanted: Optional[MtaStsWanted] = None,
+                  cname: Optional[str] = None) -> Outcome:
+    """One server's _mta-sts TXT (or the CNAME there) and MX, with the policy the policy host
+    serves (RFC 8461): one valid v=STSv1 record, a policy a sender can use, that policy matching
+    every MX host (enforce: fail; testing: warn). With ``wanted.mode``: that mode and max_age
+    (and mx, when given), and the id of the policy served: mail_dns publishes the digest of the
+    policy as its id, so another id means senders keep a policy cached under the old one."""
     name = sts_name(domain)
     url = policy_url(domain)
     records = sorted(v for v in txt_values if is_sts_record(v))
-    hosts = sorted(h.rstrip('.') for h in (v.split(' ', 1)[1] for v in mx_values) if h != '.')
-    expected = None
-    if wanted is not None and wanted.mode is not None:
-        try:
-            expected = wanted.policy_for(hosts, domain)[0]
-        except RecordError as e:
-            return Outcome(FAIL, {'records': records}, e.message)
-    if not records:
-        if expected is not None:
-            return Outcome(FAIL, {'records': []}, 'no MTA-STS record at %s; expected %s'
-                           % (name, expected.record()))
-        return Outcome(WARN, {'records': []}, 'no MTA-STS record at %s: senders fall back to '
+    hosts = sorted(h.rstrip('.') for h in (v.split(' ', 1)[-1] for v in mx_values) if h != '.')
+    expect = wanted is not None and wanted.mode is not None
+    found: Dict[str, Any] = {'records': records, 'id': None, 'policy': None}
+    notes: List[str] = []
+    policy_id: Optional[str] = None
+    if not records and cname:
+        # delegated (a hosted MTA-STS service): senders follow the CNAME; the record there is
+        # another zone's, so only the policy is judged here
+        found['cname'] = cname
+        notes.append('%s is a CNAME to %s, whose record is not checked here' % (name, cname))
+    elif not records:
+        if expect:
+            return Outcome(FAIL, found, 'no MTA-STS record at %s; expected one (publish it with '
+                           'exchangeonline.mail.mail_dns mta_sts)' % name)
+        return Outcome(WARN, found, 'no MTA-STS record at %s: senders fall back to '
                        'unauthenticated TLS. Serve a policy at %s and publish its id with '
                        'exchangeonline.mail.mail_dns (mta_sts)' % (name, url))
-    if len(records) > 1:
-        return Outcome(FAIL, {'records': records}, '%d v=STSv1 records at %s; senders then use '
-                       'no policy (RFC 8461 section 3.1)' % (len(records), name))
-    policy_id, problems = parse_sts_record(records[0])
-    if problems:
-        return Outcome(FAIL, {'records': records}, '%s: %s' % (records[0], '; '.join(problems)))
+    elif len(records) > 1:
+        return Outcome(FAIL, found, '%d v=STSv1 records at %s; senders then use no policy (RFC '
+                       '8461 section 3.1)' % (len(records), name))
+    else:
+        policy_id, problems = parse_sts_record(records[0])
+        if problems:
+            return Outcome(FAIL, found, '%s: %s' % (records[0], '; '.join(problems)))
+        found['id'] = policy_id
     text, error = fetch()
-    found: Dict[str, Any] = {'records': records, 'id': policy_id, 'policy': None}
     if text is None:
-        return Outcome(FAIL, found, '%s is published, but %s' % (records[0], error))
+        return Outcome(FAIL, found, '%s is published, but %s' % (records[0] if records else name,
+                                                                 error))
     policy, problems = parse_policy(text)
     if policy is None:
         return Outcome(FAIL, found, '%s serves a policy senders cannot use: %s'
                        % (url, '; '.join(problems)))
     found['policy'] = policy.to_dict()
-    if expected is not None:
-        if policy != expected:
+    if expect and wanted is not None:
+        want = (wanted.mode, wanted.max_age)
+        if (policy.mode, policy.max_age) != want or \
+                (wanted.mx is not None and set(policy.mx) != set(wanted.mx)):
             return Outcome(FAIL, found, '%s serves a stale policy (%s), not the expected one '
-                           '(%s): serve the policy mail_dns returned in mta_sts'
-                           % (url, policy.describe(), expected.describe()))
-        if policy_id != expected.policy_id():
+                           '(mode %s, max_age %d%s): serve the policy mail_dns returned in mta_sts'
+                           % (url, policy.describe(), wanted.mode, wanted.max_age,
+                              ', mx %s' % ', '.join(wanted.mx) if wanted.mx is not None else ''))
+        if policy_id is not None and policy_id != policy.policy_id():
             return Outcome(FAIL, found, '%s has the id %s, not %s, the id of the policy served: '
                            'senders keep what they cached under the old id. Publish it with '
                            'exchangeonline.mail.mail_dns (mta_sts)'
-                           % (name, policy_id, expected.policy_id()))
+                           % (name, policy_id, policy.policy_id()))
+        extra = [p for p in policy.mx if not any(mx_matches(h, p) for h in hosts)]
+        if wanted.mx is None and extra:
+            notes.append('the policy also names %s, which no MX host is (left from a move? once '
+                         'the old MX has expired from caches, publish the policy without it '
+                         'with mail_dns)' % ', '.join(extra))
     unmatched = policy.unmatched(hosts)
     if unmatched and policy.mode != 'none':
         message = ('the policy at %s (mode %s) has no pattern that matches the MX host(s) %s '
@@ -417,7 +434,9 @@ def check_mta_sts(txt_values: Iterable[str], mx_values: Iterable[str], domain: s
                    % (url, policy.mode, ', '.join(unmatched), ', '.join(policy.mx)))
         if policy.mode == 'enforce':
             return Outcome(FAIL, found, message + ': senders refuse to deliver there')
-        return Outcome(WARN, found, message + ': senders would refuse them in mode enforce')
+        notes.insert(0, message + ': senders would refuse them in mode enforce')
+    if notes:
+        return Outcome(WARN, found, '; '.join(notes))
     return Outcome(PASS, found, 'MTA-STS mode %s (id %s): the policy at %s names every MX'
                    % (policy.mode, policy_id, url))
 
@@ -545,7 +564,7 @@ class Expectation:
             if obs.error:
                 return Outcome(SKIP if obs.unchecked else FAIL, None, obs.error, answered=False)
         return check_mta_sts(observed[0].values or [], observed[1].values or [],
-                             self.spec.domain, fetch, self.spec.mta_sts)
+                             self.spec.domain, fetch, self.spec.mta_sts, observed[0].cname)
 
     def judge(self, check: str, answers: Mapping[Key, Observed], lookup: Lookup) -> Outcome:
         """The Outcome of ``check`` on one server, from its ``answers`` {(name, type): Observed}."""

@@ -577,16 +577,20 @@ class MailDnsEngine:
                 problem = '%s serves another policy (%s), not this one (%s)' % (
                     fetched.url, found.describe(), policy.describe())
         info['served'] = problem is None
-        if problem:
-            raise RecordError(
-                '%s. Nothing was changed: the new id %s is published only once that policy is '
-                'served, since a sender that fetches another one under it keeps it for max_age. '
-                'Serve this at %s (HTTP 200, Content-Type text/plain, a certificate for %s): %s; '
-                'then run again (mta_sts.policy_check: false publishes the id without looking).'
-                % (problem, policy.policy_id(), info['url'], policy_host(spec.domain),
-                   ' | '.join(policy.text().split('\r\n')[:-1])),
-                phase='mta_sts', fields={'mta_sts': info})
-        return info
+        if not problem:
+            return info
+        serve = ('Serve this at %s (HTTP 200, Content-Type text/plain, a certificate for %s): %s'
+                 % (info['url'], policy_host(spec.domain),
+                    ' | '.join(policy.text().split('\r\n')[:-1])))
+        if self.check_mode:  # predicted: the run would stop here
+            self.warnings.append('%s, so a run outside check mode stops before its UPDATE. %s.'
+                                 % (problem, serve))
+            return info
+        raise RecordError(
+            '%s. Nothing was changed: the new id %s is published only once that policy is '
+            'served, since a sender that fetches another one under it keeps it for max_age. '
+            '%s; then run again (mta_sts.policy_check: false publishes the id without looking).'
+            % (problem, policy.policy_id(), serve), phase='mta_sts', fields={'mta_sts': info})
 
     def roll_back(self) -> dict:
         """state: rollback: put back the records a backup holds as they were before."""

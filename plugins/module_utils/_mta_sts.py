@@ -172,19 +172,28 @@ def parse_policy(text: str) -> Tuple[Optional[Policy], List[str]]:
     return Policy(mode, max_age, mx), problems
 
 
-def _fields(record: str) -> List[Tuple[str, str]]:
+def _fields(record: str) -> Tuple[List[Tuple[str, str]], List[str]]:
+    """(the key=value fields, problems) of a record whose fields are separated by ``*WSP ";"
+    *WSP`` (RFC 8461 section 3.1, RFC 8460 section 3); no white space around ``=``."""
     out = []
+    problems = []
     for part in record.split(';'):
-        if part.strip():
-            key, value = part.strip().split('=', 1) if '=' in part else (part.strip(), '')
-            out.append((key.strip(), value.strip()))
-    return out
+        field = part.strip(' \t')
+        if not field:
+            continue
+        key, sep, value = field.partition('=')
+        if not sep or not key:
+            problems.append('%r is not key=value' % field[:40])
+        elif key != key.rstrip(' \t') or value != value.lstrip(' \t'):
+            problems.append('%r has white space around "=", which senders do not accept'
+                            % field[:40])
+        out.append((key.strip(), value.strip()))
+    return out, problems
 
 
 def parse_sts_record(value: str) -> Tuple[Optional[str], List[str]]:
     """(the id, problems) of a ``v=STSv1`` TXT value (RFC 8461 section 3.1)."""
-    fields = _fields(value)
-    problems = []
+    fields, problems = _fields(value)
     if not fields or fields[0] != ('v', 'STSv1'):
         problems.append('the record must start with v=STSv1')
     ids = [v for k, v in fields if k == 'id']
@@ -196,7 +205,10 @@ def parse_sts_record(value: str) -> Tuple[Optional[str], List[str]]:
 
 
 def is_sts_record(value: str) -> bool:
-    return value.strip().startswith('v=STSv1')
+    """A TXT value senders take as an MTA-STS record (RFC 8461 section 3.1: it begins with
+    ``v=STSv1;``); a bare ``v=STSv1`` counts too, to be reported as broken, not
+    ``v=STSv10``."""
+    return re.match(r'v=STSv1[ \t]*(;|$)', value) is not None
 
 
 class MtaStsWanted:
@@ -237,13 +249,27 @@ class MtaStsWanted:
         self.policy_check: bool = True if check is None else bool(check)
         self.timeout: float = float(option.get('timeout') or 10.0)
 
-    def policy_for(self, mx_hosts: Sequence[str], domain: str) -> Tuple[Policy, List[str]]:
-        """(the policy for a zone whose MX hosts are ``mx_hosts``, warnings). RecordError
-        when a policy in mode enforce would make senders refuse one of those hosts."""
+    def policy_for(self, mx_hosts: Sequence[str], domain: str,
+                   leaving: Sequence[str] = ()) -> Tuple[Policy, List[str]]:
+        """(the policy for a zone whose MX hosts are ``mx_hosts`` after the run, warnings).
+        ``leaving``: the MX hosts the run removes; a policy in mode enforce without ``mx``
+        names them too, since resolvers hand them out until their TTL has passed and senders
+        that fetched the new policy would refuse them (RFC 8461 section 8.1: old policies must
+        keep working). RecordError when a policy in mode enforce would make senders refuse
+        one of the hosts."""
         hosts = sorted(set(_host(h) for h in mx_hosts if _host(h)))
         mode = self.mode or DEFAULT_MODE
-        policy = Policy(mode, self.max_age, self.mx if self.mx is not None else hosts)
         warnings = []
+        patterns = self.mx
+        if patterns is None:
+            old = sorted(set(_host(h) for h in leaving if _host(h)) - set(hosts))
+            patterns = hosts + old if mode == 'enforce' else hosts
+            if mode == 'enforce' and old:
+                warnings.append(
+                    'the MTA-STS policy of %s names the MX host(s) this run removes (%s) too, '
+                    'since resolvers hand them out until their TTL has passed; once it has, run '
+                    'again to publish the policy without them' % (domain, ', '.join(old)))
+        policy = Policy(mode, self.max_age, patterns)
         if not policy.mx and mode != 'none':
             raise RecordError('%s has no MX host for the MTA-STS policy to name: publish the MX '
                               'first, or give mta_sts.mx' % domain, phase='plan')
@@ -297,13 +323,13 @@ class TlsRptWanted:
 
 
 def is_tlsrpt_record(value: str) -> bool:
-    return value.strip().startswith('v=TLSRPTv1')
+    """As :func:`is_sts_record`, for ``v=TLSRPTv1;`` (RFC 8460 section 3)."""
+    return re.match(r'v=TLSRPTv1[ \t]*(;|$)', value) is not None
 
 
 def parse_tlsrpt_record(value: str) -> Tuple[List[str], List[str]]:
     """(the rua URIs, problems) of a ``v=TLSRPTv1`` TXT value (RFC 8460 section 3)."""
-    fields = _fields(value)
-    problems = []
+    fields, problems = _fields(value)
     if not fields or fields[0] != ('v', 'TLSRPTv1'):
         problems.append('the record must start with v=TLSRPTv1')
     ruas = [v for k, v in fields if k == 'rua']
@@ -323,5 +349,15 @@ def parse_tlsrpt_record(value: str) -> Tuple[List[str], List[str]]:
     return uris, problems
 
 
+def _rua_key(uri: str) -> str:
+    """A report URI with the parts that have no case (scheme, mail domain, web host) folded."""
+    scheme, _sep, rest = uri.partition(':')
+    if scheme.lower() == 'mailto':
+        local, at, domain = rest.rpartition('@')
+        return 'mailto:%s%s%s' % (local, at, domain.lower())
+    host, slash, path = rest[2:].partition('/') if rest.startswith('//') else (rest, '', '')
+    return '%s://%s%s%s' % (scheme.lower(), host.lower(), slash, path)
+
+
 def same_rua(a: Iterable[str], b: Iterable[str]) -> bool:
-    return sorted(u.lower() for u in a) == sorted(u.lower() for u in b)
+    return sorted(_rua_key(u) for u in a) == sorted(_rua_key(u) for u in b)

@@ -291,6 +291,10 @@ class _Planner:
         rr = change.after if change is not None else self.current.get(key)
         return sorted(parse_mx(v)[1] for v in rr.values) if rr is not None else []
 
+    def mx_hosts_before(self) -> List[str]:
+        rr = self.current.get((self.spec.domain, 'MX'))
+        return sorted(parse_mx(v)[1] for v in rr.values) if rr is not None else []
+
     def mta_sts_present(self) -> None:
         """The _mta-sts TXT with the id of the policy for the MX after the run (mta_sts
         given); without mta_sts, a warning when the MX changes under a published policy."""
@@ -308,7 +312,8 @@ class _Planner:
                     'policy.' % (s.domain, ' | '.join(sorted(existing)),
                                  ', '.join(self.mx_hosts_after()) or 'none', policy_url(s.domain)))
             return
-        policy, warnings = s.mta_sts.policy_for(self.mx_hosts_after(), s.domain)
+        policy, warnings = s.mta_sts.policy_for(self.mx_hosts_after(), s.domain,
+                                                self.mx_hosts_before())
         self.warnings.extend(warnings)
         self.mta_sts = policy
         self.need_no_cname(name, 'TXT')

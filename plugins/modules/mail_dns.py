@@ -169,7 +169,8 @@ options:
         C(https://mta-sts.<domain>/.well-known/mta-sts.txt) as a sender would (certificate for
         that name, HTTP 200, text/plain, no redirect) and must be that policy, or the task fails
         in phase C(mta_sts) and changes nothing; a sender that fetched another policy under the
-        new id would keep it for max_age.
+        new id would keep it for max_age. In check mode that is a warning (the run would stop
+        there) and RV(mta_sts.served) is V(false).
       - Without this option a run that changes the MX of a domain that publishes MTA-STS warns
         that its policy must follow. O(state=absent) leaves C(_mta-sts) as it is (removing it
         does not remove cached policies, RFC 8461 section 8.3) and warns.
@@ -189,8 +190,11 @@ options:
         description:
           - The policy's mx patterns, each a host name or C(*.) and a name that matches exactly
             one more label (C(*.mx.microsoft) does not match C(a.b-v1.mx.microsoft)).
-          - Default, the exact MX hosts of the zone after this run. In mode V(enforce) every MX
-            host must match a pattern, or the task fails; in V(testing) it warns.
+          - Default, the exact MX hosts of the zone after this run; in mode V(enforce), when the
+            run changes the MX, the hosts it removes too (resolvers hand them out until their TTL
+            has passed, RFC 8461 section 8.1), with a warning to run again later without them.
+          - In mode V(enforce) every MX host must match a pattern, or the task fails; in
+            V(testing) it warns.
         type: list
         elements: str
       address:

@@ -145,9 +145,13 @@ options:
         (a certificate for that name, HTTP 200, text/plain, no redirect followed, at most 64 KiB),
         and fails when the record is missing or invalid, the policy cannot be fetched or used,
         or, in mode enforce, an MX host matches no mx pattern (in mode testing, a warning).
-      - With O(mta_sts.mode), the policy must be the one M(exchangeonline.mail.mail_dns)
-        publishes for the same options and the MX served (a stale policy fails), and the record
-        must carry its id.
+      - With O(mta_sts.mode), the policy must have that mode and max_age (and mx, when given;
+        else every MX must match, and a pattern that matches no MX is a warning), and the
+        record must carry the id M(exchangeonline.mail.mail_dns) gives that policy (its digest):
+        another id means senders keep a policy cached under the old one.
+      - A CNAME at C(_mta-sts) (a hosted MTA-STS service) is followed by senders; the record
+        in the other zone is not checked, the policy is, and the check warns that it is
+        delegated.
     type: dict
     suboptions:
       mode:

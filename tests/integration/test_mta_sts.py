@@ -14,6 +14,9 @@ from tests.lab.mta_sts_web import PolicyWeb
 
 EXO_HOST = 'contoso-test.mail.protection.outlook.com'
 FULL_POLICY = {'mode': 'enforce', 'mx': [EXO_HOST]}
+TESTING_POLICY = {'mode': 'testing', 'mx': [EXO_HOST]}
+# enforce, during the move: the old MX stays named until resolvers have forgotten it
+MOVE_POLICY = {'mode': 'enforce', 'mx': [EXO_HOST, 'mail.contoso.test']}
 STS = '_mta-sts.' + ZONE
 TLSRPT = '_smtp._tls.' + ZONE
 
@@ -48,14 +51,15 @@ def test_policy_served_then_published_with_the_mx_of_the_run(bind, play, web, tm
     """The full pattern with mta_sts: the policy names the MX the run publishes; its id goes out
     in the same single UPDATE only because the web server serves exactly that policy. A second
     run changes nothing and fetches nothing; the check passes."""
-    web.serve(ZONE, FULL_POLICY)
+    web.serve(ZONE, TESTING_POLICY)
     backup = str(tmp_path / 'backup.json')
     run = play([mail_dns(bind, domain=ZONE, pattern='full', backup_path=backup,
-                         mta_sts=sts_option(web), tls_rpt=['tls-reports@' + ZONE])], diff=True)
+                         mta_sts=sts_option(web, mode='testing'),
+                         tls_rpt=['tls-reports@' + ZONE])], diff=True)
     result = run.last['result']
     assert run.last['status'] == 'ok', result.get('msg')
     sts = result['mta_sts']
-    assert sts['policy'] == ('version: STSv1\r\nmode: enforce\r\nmx: %s\r\nmax_age: 604800\r\n'
+    assert sts['policy'] == ('version: STSv1\r\nmode: testing\r\nmx: %s\r\nmax_age: 604800\r\n'
                              % EXO_HOST)
     assert sts['served'] is True and sts['url'] == 'https://mta-sts.%s/.well-known/mta-sts.txt' \
         % ZONE
@@ -67,12 +71,14 @@ def test_policy_served_then_published_with_the_mx_of_the_run(bind, play, web, tm
     assert web.requests == [('mta-sts.' + ZONE, '/.well-known/mta-sts.txt')]
 
     again = play([mail_dns(bind, domain=ZONE, pattern='full', backup_path=backup,
-                           mta_sts=sts_option(web), tls_rpt=['mailto:tls-reports@' + ZONE])])
+                           mta_sts=sts_option(web, mode='testing'),
+                           tls_rpt=['mailto:tls-reports@' + ZONE])])
     assert again.last['result']['changed'] is False, again.last['result']['plan']
     assert again.last['result']['mta_sts']['served'] is None
     assert len(web.requests) == 1
 
     checked = play([check(bind, web, pattern='full', checks=['mx', 'mta_sts', 'tls_rpt'],
+                          mta_sts=sts_option(web, mode='testing'),
                           tls_rpt=['tls-reports@' + ZONE])])
     out = checked.last['result']
     assert out.get('ok') is True, out
@@ -94,7 +100,8 @@ def test_policy_not_served_changes_nothing_and_says_what_to_serve(bind, play, we
     msg = result['msg']
     assert 'https://mta-sts.%s/.well-known/mta-sts.txt answers HTTP 404' % ZONE in msg, msg
     assert 'Nothing was changed' in msg
-    assert 'version: STSv1 | mode: enforce | mx: %s | max_age: 604800' % EXO_HOST in msg, msg
+    assert 'version: STSv1 | mode: enforce | mx: %s | mx: mail.contoso.test | max_age: 604800' \
+        % EXO_HOST in msg, msg
     assert result['mta_sts']['served'] is False
     assert result['mta_sts']['policy'].startswith('version: STSv1\r\n')
     assert bind.soa_serial(ZONE) == serial
@@ -109,14 +116,15 @@ def test_stale_policy_redirect_and_wrong_type_are_refused(bind, play, web):
     run = play([mail_dns(bind, domain=ZONE, pattern='full', mta_sts=sts_option(web))])
     assert run.last['status'] == 'failed'
     assert ('serves another policy (mode enforce, max_age 604800, mx mail.contoso.test), not this '
-            'one (mode enforce, max_age 604800, mx %s)' % EXO_HOST) in run.last['result']['msg']
+            'one (mode enforce, max_age 604800, mx %s, mail.contoso.test)' % EXO_HOST) \
+        in run.last['result']['msg']
 
     web.redirect(ZONE, 'https://www.contoso.test/mta-sts.txt')
     run = play([mail_dns(bind, domain=ZONE, pattern='full', mta_sts=sts_option(web))])
     assert 'answers HTTP 301, a redirect to https://www.contoso.test/mta-sts.txt; senders do ' \
         'not follow redirects (RFC 8461 section 3.3)' in run.last['result']['msg']
 
-    web.serve(ZONE, FULL_POLICY, content_type='text/html')
+    web.serve(ZONE, MOVE_POLICY, content_type='text/html')
     run = play([mail_dns(bind, domain=ZONE, pattern='full', mta_sts=sts_option(web))])
     assert 'is served as text/html; RFC 8461 section 3.3 requires Content-Type text/plain' in \
         run.last['result']['msg']
@@ -204,3 +212,40 @@ def test_check_judges_what_is_served(bind, play, web):
     assert by_name(out, 'mta_sts')['status'] == 'warn'
     assert 'no MTA-STS record at _mta-sts.%s.' % ZONE in by_name(out, 'mta_sts')['message']
     assert by_name(out, 'tls_rpt')['status'] == 'warn'
+
+
+def test_an_enforce_move_keeps_the_old_mx_in_the_policy_then_drops_it(bind, play, web):
+    """Moving the MX under mode enforce: the policy names the old MX too (resolvers still hand it
+    out), and says so; check mode with the policy not served yet predicts the stop as a warning
+    and writes nothing. Once the move has settled, the next run publishes the policy without the
+    old MX, again only once it is served; the check then passes without a note."""
+    option = sts_option(web)
+    predicted = play([mail_dns(bind, domain=ZONE, pattern='full', mta_sts=option)], check=True)
+    result = predicted.last['result']
+    assert predicted.last['status'] == 'ok', result.get('msg')
+    assert result['mta_sts']['served'] is False
+    warnings = ' '.join(result['warnings'])
+    assert 'a run outside check mode stops before its UPDATE' in warnings, warnings
+    assert bind.update_messages(ZONE) == 0
+
+    web.serve(ZONE, MOVE_POLICY)
+    run = play([mail_dns(bind, domain=ZONE, pattern='full', mta_sts=option)])
+    result = run.last['result']
+    assert run.last['status'] == 'ok', result.get('msg')
+    assert result['mta_sts']['mx'] == [EXO_HOST, 'mail.contoso.test']
+    assert 'names the MX host(s) this run removes (mail.contoso.test) too' in \
+        ' '.join(result['warnings'])
+    checked = play([check(bind, web, checks=['mta_sts'])])
+    sts = by_name(checked.last['result'], 'mta_sts')
+    assert sts['status'] == 'warn' and 'also names mail.contoso.test' in sts['message'], sts
+
+    web.serve(ZONE, FULL_POLICY)
+    run = play([mail_dns(bind, domain=ZONE, pattern='full', mta_sts=option)])
+    result = run.last['result']
+    assert run.last['status'] == 'ok' and result['changed'] is True, result.get('msg')
+    assert result['mta_sts']['mx'] == [EXO_HOST] and result['mta_sts']['served'] is True
+    assert txt_values(bind, STS) == ['v=STSv1; id=%s' % result['mta_sts']['id']]
+    checked = play([check(bind, web, checks=['mta_sts'])])
+    assert by_name(checked.last['result'], 'mta_sts')['status'] == 'pass'
+    again = play([mail_dns(bind, domain=ZONE, pattern='full', mta_sts=option)])
+    assert again.last['result']['changed'] is False

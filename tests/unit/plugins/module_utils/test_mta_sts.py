@@ -79,8 +79,36 @@ def test_unknown_fields_and_lf_lines_are_accepted():
     assert parse_policy('version: STSv1\r\nmode: none\r\nmax_age: 0\r\n')[0].mode == 'none'
 
 
+def test_only_records_that_begin_with_the_version_count():
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mta_sts import (
+        is_sts_record, is_tlsrpt_record, same_rua)
+    assert is_sts_record('v=STSv1; id=1') and is_sts_record('v=STSv1 ;id=1')
+    assert not is_sts_record('v=STSv10; id=1') and not is_sts_record(' v=STSv1; id=1')
+    assert is_tlsrpt_record('v=TLSRPTv1;rua=mailto:a@b.test')
+    assert not is_tlsrpt_record('v=TLSRPTv10; rua=mailto:a@b.test')
+    fetch = fetcher(Policy('testing', 604800, [EXO]).text())
+    assert check_mta_sts(['v=STSv10; id=abc', Policy('testing', 604800, [EXO]).record()],
+                         ['0 %s.' % EXO], D, fetch).status == PASS
+    # case is folded where it has none: scheme, mail domain, web host; never a path
+    assert same_rua(['mailto:tls@Contoso.TEST'], ['MAILTO:tls@contoso.test'])
+    assert not same_rua(['mailto:TLS@contoso.test'], ['mailto:tls@contoso.test'])
+    assert same_rua(['https://R.example/v1'], ['https://r.example/v1'])
+    assert not same_rua(['https://r.example/Path'], ['https://r.example/path'])
+
+
+def test_an_enforce_policy_names_the_mx_a_move_removes_too():
+    spec = Spec(D, pattern='full', mta_sts={'mode': 'enforce'})
+    plan = plan_changes(spec, current_zone())
+    assert plan.mta_sts.mx == (EXO, 'mail.contoso.test')
+    assert any('names the MX host(s) this run removes (mail.contoso.test) too' in w
+               for w in plan.warnings)
+    testing = plan_changes(Spec(D, pattern='full', mta_sts={'mode': 'testing'}), current_zone())
+    assert testing.mta_sts.mx == (EXO,)
+
+
 @pytest.mark.parametrize('value,problem', [
     ('v=STSv1;', 'id must be'),
+    ('v=STSv1; id = abc', 'white space around'),
     ('v=STSv1; id=2024-01-01', 'id must be'),
     ('v=STSv1; id=%s' % ('a' * 33), 'id must be'),
     ('v=STSv1; id=a; id=b', 'given once'),
@@ -177,7 +205,18 @@ def test_check_mta_sts_verdicts():
     assert stale.status == FAIL and 'has the id x1' in stale.message
     old = fetcher(Policy('enforce', 604800, ['mail.contoso.test']).text())
     outcome = check_mta_sts([policy.record()], mx, D, old, wanted)
-    assert outcome.status == FAIL and 'stale policy' in outcome.message
+    assert outcome.status == FAIL and 'not %s, the id of the policy served' % Policy(
+        'enforce', 604800, ['mail.contoso.test']).policy_id() in outcome.message
+    outcome = check_mta_sts([policy.record()], mx, D, fetch, MtaStsWanted({'mode': 'testing'}))
+    assert outcome.status == FAIL and 'stale policy (mode enforce' in outcome.message
+    # a policy that still names the old MX after a move: a note, not a failure
+    both = Policy('enforce', 604800, [EXO, 'mail.contoso.test'])
+    outcome = check_mta_sts([both.record()], mx, D, fetcher(both.text()), wanted)
+    assert outcome.status == WARN and 'also names mail.contoso.test' in outcome.message
+    # delegated by CNAME to a hosted service: the policy is judged, the record is not
+    outcome = check_mta_sts([], mx, D, fetch, None, cname='_mta-sts.hosted.example.')
+    assert outcome.status == WARN and 'is a CNAME to _mta-sts.hosted.example.' in outcome.message
+    assert outcome.found['policy']['mode'] == 'enforce'
     outcome = check_mta_sts(['v=STSv1; id=x1'], mx, D, old)
     assert outcome.status == FAIL and 'senders refuse to deliver there' in outcome.message
     testing = fetcher(Policy('testing', 604800, ['mail.contoso.test']).text())
