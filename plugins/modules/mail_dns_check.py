@@ -147,7 +147,7 @@ options:
         or, in mode enforce, an MX host matches no mx pattern (in mode testing, a warning).
       - With O(mta_sts.mode), the policy must have that mode and max_age (and mx, when given;
         else every MX must match, and a pattern that matches no MX is a warning), and the
-        record must carry the id M(exchangeonline.mail.mail_dns) gives that policy (its digest):
+        record must carry the id M(exchangeonline.mail.mail_dns) gives that policy (its digest);
         another id means senders keep a policy cached under the old one.
       - A CNAME at C(_mta-sts) (a hosted MTA-STS service) is followed by senders; the record
         in the other zone is not checked, the policy is, and the check warns that it is
