@@ -24,11 +24,12 @@ __metaclass__ = type
 
 import json
 import re
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import Any, Callable, List, Mapping, Optional, Tuple
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
     Check,
     GraphClient,
+    GraphError,
     JSON,
     _error_fields,
 )
@@ -179,6 +180,41 @@ class ExoAdminClient(GraphClient):
             return answer
         url = '%s/adminapi/beta/%s/InvokeCommand' % (self.endpoint, tenant)
         return self.collect(fetch, url, phase, 'POST', check)
+
+
+class NotCarriedOut(Exception):
+    """A changing cmdlet failed and the read back does not show its change: ``error`` (the
+    GraphError), ``now`` (what was read back, None when nothing), ``reachable`` (False: the read
+    back failed too, so whether the cmdlet was carried out is not known)."""
+
+    def __init__(self, error: Any, now: Any, reachable: bool) -> None:
+        super(NotCarriedOut, self).__init__(str(error))
+        self.error = error
+        self.now = now
+        self.reachable = reachable
+
+
+def change_and_read_back(exo: 'ExoAdminClient', cmdlet: str, parameters: Mapping[str, Any],
+                         read: Callable[[str], Any], done: Callable[[Any], bool],
+                         warnings: List[str]) -> Any:
+    """Send a changing cmdlet, then ``read(phase)`` the object back. When the cmdlet fails, the
+    object is read back too, since an answer lost after the write leaves it changed: when
+    ``done(now)``, that is a warning and ``now`` is returned; else NotCarriedOut. Never assumes
+    either outcome."""
+    try:
+        exo.invoke(cmdlet, dict(parameters), phase=cmdlet)
+    except GraphError as e:
+        reachable = True
+        try:
+            now = read('read back after ' + cmdlet)
+        except GraphError:
+            now, reachable = None, False
+        if now is not None and done(now):
+            warnings.append('%s failed (%s), but read back afterwards the object is as asked'
+                            % (cmdlet, e.graph_message))
+            return now
+        raise NotCarriedOut(e, now, reachable)
+    return read('read back after ' + cmdlet)
 
 
 def _text(content: Optional[bytes]) -> str:

@@ -15,7 +15,7 @@ import sys
 
 PACKAGE = 'ansible_collections.exchangeonline.mail.plugins.modules.'
 DNS_MODULES = ('mail_dns', 'mail_dns_check')
-M365_MODULES = ('dkim', 'domain', 'domain_info', 'mailbox_info', 'mailbox_protocols',
+M365_MODULES = ('accepted_domain', 'dkim', 'domain', 'domain_info', 'mailbox_info', 'mailbox_protocols',
                 'smtp_test')
 HEAVY = ('msal', 'requests', 'dns', 'cryptography')
 

@@ -121,6 +121,7 @@ def base_args(lab, module):
         'mailbox_info': dict(m365, mailboxes=[SENDER]),
         'mailbox_protocols': dict(m365, mailboxes=[SENDER], pop=True),
         'dkim': dict(m365, domain=ZONE, enabled=False),
+        'accepted_domain': dict(m365, domain=ZONE, domain_type='internal_relay'),
         'smtp_test': dict(m365, host='127.0.0.1', port=emu.smtp.port, sender=SENDER,
                           to=[SENDER]),
     }[module]
@@ -184,8 +185,8 @@ def check(module, option, value, result):
         assert names_option(msg, option), (option, value, msg)
 
 
-MODULES = ['mail_dns', 'mail_dns_check', 'dkim', 'domain', 'domain_info', 'mailbox_info',
-           'mailbox_protocols', 'smtp_test']
+MODULES = ['mail_dns', 'mail_dns_check', 'accepted_domain', 'dkim', 'domain', 'domain_info',
+           'mailbox_info', 'mailbox_protocols', 'smtp_test']
 
 
 def module_code(module):

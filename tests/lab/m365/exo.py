@@ -67,7 +67,8 @@ DKIM_V1_SINCE = datetime.datetime(2025, 5, 1, tzinfo=datetime.timezone.utc)
 CURSOR_LIFETIME = 1800  # seconds: "Default Expiry time is 00:30:00"
 CONCURRENT_REQUESTS = ('You have reached the maximum number of concurrent requests per tenant. '
                        'Please wait and try again.')
-READS = ('get-casmailbox', 'get-mailbox', 'get-transportconfig', 'get-dkimsigningconfig')
+READS = ('get-casmailbox', 'get-mailbox', 'get-transportconfig', 'get-dkimsigningconfig',
+         'get-accepteddomain')
 # The Microsoft Entra roles of an app's service principal (app-only-auth-powershell-v2, step 5)
 # and the emulated cmdlets each lets it call (None: every cmdlet). Global Reader reads; the
 # Exchange Recipient Administrator manages recipients (Set-CASMailbox), not the organization's
@@ -235,7 +236,11 @@ class ExoApi:
             'new-dkimsigningconfig': ('New-DkimSigningConfig', self.new_dkim),
             'set-dkimsigningconfig': ('Set-DkimSigningConfig', self.set_dkim),
             'rotate-dkimsigningconfig': ('Rotate-DkimSigningConfig', self.rotate_dkim),
+            'get-accepteddomain': ('Get-AcceptedDomain', self.get_accepted_domain),
+            'set-accepteddomain': ('Set-AcceptedDomain', self.set_accepted_domain),
         }
+        # DomainType of accepted domains that are not Authoritative (README, "Accepted domains")
+        self.domain_types = {}
         # DKIM signing configs by domain; dkim_formats: domain -> 'classic' | 'v1' overrides the
         # CNAME target form chosen by the domain's creation date (email-authentication-dkim-
         # configure: the v1 form for custom domains added since May 2025).
@@ -400,6 +405,80 @@ class ExoApi:
         if self.emu.transport_config.get('SmtpClientAuthenticationDisabled') == value:
             return [], [WARN_UNCHANGED % 'Transport Settings'], None
         self.emu.transport_config['SmtpClientAuthenticationDisabled'] = value
+        return [], [], None
+
+    # -- accepted domains (tests/lab/m365/README.md, "Accepted domains") -------------------
+    def accepted(self):
+        """The accepted domains: the initial domain and every verified domain with Email."""
+        return dict((name, dom) for name, dom in self.emu.domains.items()
+                    if dom.get('isInitial') or (dom.get('isVerified') and
+                                                'Email' in dom.get('supportedServices', ())))
+
+    def accepted_object(self, dom):
+        name = dom['id']
+        kind = self.domain_types.get(name, 'Authoritative')
+        obj = {'Identity': name, 'Name': name, 'DomainName': name, 'DomainType': kind,
+               'Default': bool(dom.get('isDefault')), 'InitialDomain': bool(dom.get('isInitial')),
+               'MatchSubDomains': False, 'AddressBookEnabled': kind == 'Authoritative',
+               'AuthenticationType': 'Managed', 'LiveIdInstanceType': 'Business',
+               'PendingRemoval': False, 'PendingCompletion': False, 'IsCoexistenceDomain': False,
+               'OutboundOnly': False, 'SendingFromDomainDisabled': False,
+               'Guid': stable_id(self.emu.tenant_id, 'accepted-' + name),
+               'IsValid': True, 'ObjectState': 'Unchanged'}
+        return annotate(obj)
+
+    def accepted_find(self, identity):
+        name = str(identity or '').strip().rstrip('.').lower()
+        dom = self.accepted().get(name)
+        if dom is None:
+            raise not_found(identity)
+        return dom
+
+    def get_accepted_domain(self, params):
+        self.allow(params, ('identity', 'resultsize'))
+        if params.get('identity') not in (None, ''):
+            return [self.accepted_object(self.accepted_find(params['identity']))], [], None
+        return [self.accepted_object(d) for _n, d in sorted(self.accepted().items())], [], None
+
+    def set_accepted_domain(self, params):
+        # the parameters Set-AcceptedDomain has in Exchange Online (MakeDefault, Name and
+        # AddressBookEnabled are on-premises only)
+        self.allow(params, ('identity', 'domaintype', 'matchsubdomains', 'outboundonly',
+                            'sendingfromdomaindisabled', 'sendingtodomaindisabled',
+                            'canhavecloudcache', 'confirm'))
+        if params.get('identity') in (None, ''):
+            raise bad_parameter('Cannot process command because of one or more missing '
+                                'mandatory parameters: Identity.')
+        dom = self.accepted_find(params['identity'])
+        kind = params.get('domaintype')
+        if kind is not None:
+            wanted = {'authoritative': 'Authoritative', 'internalrelay': 'InternalRelay',
+                      'externalrelay': 'ExternalRelay'}.get(str(kind).lower())
+            if wanted is None:
+                raise CmdletError(
+                    400, 'BadRequest', 'Microsoft.Exchange.AdminApi.CommandInvocation.'
+                    'ParameterTransformationException',
+                    'Cannot process argument transformation on parameter \'DomainType\'. '
+                    'Cannot convert value "%s" to type "Microsoft.Exchange.Data.Directory.'
+                    'SystemConfiguration.AcceptedDomainType". Error: "Unable to match the '
+                    'identifier name %s to a valid enumerator name. Specify one of the '
+                    'following enumerator names and try again: Authoritative, ExternalRelay, '
+                    'InternalRelay"' % (kind, kind), message='Invalid Operation', prefix='')
+            if wanted == 'ExternalRelay':
+                raise CmdletError(400, 'BadRequest',
+                                  'Microsoft.Exchange.Management.Tasks.ValidationException',
+                                  'ExternalRelay accepted domains are available only in '
+                                  'on-premises Exchange organizations.')
+            if dom.get('isInitial') and wanted != 'Authoritative':
+                raise CmdletError(400, 'BadRequest',
+                                  'Microsoft.Exchange.Management.Tasks.ValidationException',
+                                  'The initial domain %s must stay Authoritative.' % dom['id'])
+            if self.domain_types.get(dom['id'], 'Authoritative') == wanted:
+                return [], [WARN_UNCHANGED % dom['id']], None
+            if wanted == 'Authoritative':
+                self.domain_types.pop(dom['id'], None)
+            else:
+                self.domain_types[dom['id']] = wanted
         return [], [], None
 
     # -- DKIM (tests/lab/m365/README.md, "DKIM") ------------------------------------------
@@ -600,6 +679,7 @@ class ExoApi:
                               'InvalidCmdletInputException|Parameters must be an object.')
         params = Params(raw_params)
         entry['identity'] = params.get('identity')
+        entry['parameters'] = dict(raw_params)
         if known is None:
             text = ("The term '%s' is not recognized as a name of a cmdlet, function, script "
                     "file, or executable program. Check the spelling of the name, or if a path "
