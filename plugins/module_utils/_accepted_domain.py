@@ -71,7 +71,11 @@ class AcceptedDomain:
             if e.status == 404 or NOT_FOUND in str(e):
                 return None
             raise
-        return found[0] if found else None
+        # only the object of this domain: an Identity that is not an accepted domain returns
+        # every accepted domain (Get-AcceptedDomain, "Caution"), never a not-found error
+        mine = [o for o in found if isinstance(o, dict) and
+                str(o.get('DomainName') or o.get('Name') or '').rstrip('.').lower() == self.domain]
+        return mine[0] if mine else None
 
     def run(self) -> Dict[str, Any]:
         wanted = self.params.get('domain_type')
@@ -84,6 +88,12 @@ class AcceptedDomain:
                 % self.domain, phase='Get-AcceptedDomain', fields={'domain': self.domain})
         after = before
         changed = wanted is not None and before['domain_type'] != wanted
+        if changed and wanted != 'authoritative' and before['initial']:
+            raise TaskError(
+                '%s is the tenant\'s initial domain: it stays authoritative, since mail to the '
+                'moved mailboxes is forwarded to their <name>@<tenant>.mail.onmicrosoft.com '
+                'addresses, which must not be relayed on (a loop). Nothing was changed.'
+                % self.domain, phase='plan', fields={'domain': self.domain, 'before': before})
         if changed and self.check_mode:
             after = dict(before, domain_type=wanted, exchange_domain_type=DOMAIN_TYPES[wanted])
         elif changed:
@@ -108,7 +118,7 @@ class AcceptedDomain:
             now = change_and_read_back(
                 self.exo, 'Set-AcceptedDomain',
                 {'Identity': self.domain, 'DomainType': DOMAIN_TYPES[wanted]},
-                self.read, done, self.warnings)
+                self.read, done, self.warnings, 'the accepted domain')
         except NotCarriedOut as e:
             fields: Dict[str, Any] = {'domain': self.domain, 'before': before,
                                       'after': accepted_state(e.now) or before,

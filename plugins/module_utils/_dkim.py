@@ -20,7 +20,11 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._domains import domain_name
 from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import TaskError
-from ansible_collections.exchangeonline.mail.plugins.module_utils._exo_admin import ExoAdminClient
+from ansible_collections.exchangeonline.mail.plugins.module_utils._exo_admin import (
+    ExoAdminClient,
+    NotCarriedOut,
+    change_and_read_back,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import GraphError, JSON
 from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import Identity
 
@@ -79,24 +83,17 @@ class DkimConfig:
 
     def send(self, cmdlet: str, parameters: Dict[str, Any], wanted: Mapping[str, Any],
              before: Optional[Dict[str, Any]]) -> Optional[JSON]:
-        """Send a changing cmdlet; on a refusal or a lost answer read the config back: it may
-        have been carried out (an answer lost after the write), which is never assumed either
-        way. Returns the config read afterwards."""
+        """Send a changing cmdlet and read the config back (also after a refusal or a lost
+        answer: it may have been carried out, which is never assumed either way)."""
+        def done(obj: Any) -> bool:
+            state = config_state(obj)
+            return state is not None and all(state.get(k) == v for k, v in wanted.items())
         try:
-            self.exo.invoke(cmdlet, parameters, phase=cmdlet)
-        except GraphError as e:
-            read_back = True
-            try:
-                now = self.read(phase='read back after ' + cmdlet)
-            except GraphError:
-                now, read_back = None, False
-            state = config_state(now)
-            if state is not None and all(state.get(k) == v for k, v in wanted.items()):
-                self.warnings.append('%s failed (%s), but read back afterwards the signing '
-                                     'config is as asked' % (cmdlet, e.graph_message))
-                return now
-            self.fail(e, cmdlet, before, state, reachable=read_back)
-        return self.read(phase='read back after ' + cmdlet)
+            return change_and_read_back(self.exo, cmdlet, parameters, self.read, done,
+                                        self.warnings, 'the signing config')
+        except NotCarriedOut as e:
+            self.fail(e.error, cmdlet, before, config_state(e.now), reachable=e.reachable)
+            raise  # fail always raises
 
     def fail(self, error: GraphError, cmdlet: str, before: Optional[Dict[str, Any]],
              after: Optional[Dict[str, Any]], reachable: bool) -> None:

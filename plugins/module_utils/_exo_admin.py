@@ -196,7 +196,7 @@ class NotCarriedOut(Exception):
 
 def change_and_read_back(exo: 'ExoAdminClient', cmdlet: str, parameters: Mapping[str, Any],
                          read: Callable[[str], Any], done: Callable[[Any], bool],
-                         warnings: List[str]) -> Any:
+                         warnings: List[str], what: str = 'the object') -> Any:
     """Send a changing cmdlet, then ``read(phase)`` the object back. When the cmdlet fails, the
     object is read back too, since an answer lost after the write leaves it changed: when
     ``done(now)``, that is a warning and ``now`` is returned; else NotCarriedOut. Never assumes
@@ -210,8 +210,8 @@ def change_and_read_back(exo: 'ExoAdminClient', cmdlet: str, parameters: Mapping
         except GraphError:
             now, reachable = None, False
         if now is not None and done(now):
-            warnings.append('%s failed (%s), but read back afterwards the object is as asked'
-                            % (cmdlet, e.graph_message))
+            warnings.append('%s failed (%s), but read back afterwards %s is as asked'
+                            % (cmdlet, e.graph_message, what))
             return now
         raise NotCarriedOut(e, now, reachable)
     return read('read back after ' + cmdlet)

@@ -64,17 +64,18 @@ def test_a_domain_that_is_not_accepted_and_a_lost_answer(emu, play):
     result = run.last['result']
     assert run.last['status'] == 'ok', result.get('msg')
     assert result['domain_type'] == 'internal_relay'
-    assert any('read back afterwards the object is as asked' in w
+    assert any('read back afterwards the accepted domain is as asked' in w
                for w in result.get('warnings', []))
 
 
-def test_the_refusal_of_exchange_is_the_message(emu, play):
+def test_the_initial_domain_and_a_reader_app_are_refused(emu, play):
     app = emu.add_app(secret=SECRET, roles=ROLES)
     initial = emu.tenant_domain
     run = play([accepted(emu, app, domain=initial, domain_type='internal_relay')])
     result = run.last['result']
-    assert run.last['status'] == 'failed' and result['phase'] == 'Set-AcceptedDomain'
-    assert 'The initial domain %s must stay Authoritative' % initial in result['msg']
+    assert run.last['status'] == 'failed' and result['phase'] == 'plan'
+    assert "%s is the tenant's initial domain: it stays authoritative" % initial in result['msg']
+    assert sets(emu) == []
     # An app that only reads: Exchange's RBAC refusal names the role it needs.
     emu.add_domain(ZONE, verified=True, services=['Email'])
     reader = emu.add_app(secret=SECRET + '2', roles=ROLES, exchange_role='Global Reader')

@@ -436,8 +436,12 @@ class ExoApi:
 
     def get_accepted_domain(self, params):
         self.allow(params, ('identity', 'resultsize'))
-        if params.get('identity') not in (None, ''):
-            return [self.accepted_object(self.accepted_find(params['identity']))], [], None
+        name = str(params.get('identity') or '').strip().rstrip('.').lower()
+        dom = self.accepted().get(name)
+        if dom is not None:
+            return [self.accepted_object(dom)], [], None
+        # "The value $null or a non-existent value for the Identity parameter returns *all*
+        # objects as if you ran the Get- command without the Identity parameter."
         return [self.accepted_object(d) for _n, d in sorted(self.accepted().items())], [], None
 
     def set_accepted_domain(self, params):
