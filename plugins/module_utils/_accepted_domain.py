@@ -78,7 +78,7 @@ class AcceptedDomain:
         return mine[0] if mine else None
 
     def run(self) -> Dict[str, Any]:
-        wanted = self.params.get('domain_type')
+        wanted: Optional[str] = self.params.get('domain_type')
         before = accepted_state(self.read())
         if before is None:
             raise TaskError(
@@ -94,9 +94,9 @@ class AcceptedDomain:
                 'moved mailboxes is forwarded to their <name>@<tenant>.mail.onmicrosoft.com '
                 'addresses, which must not be relayed on (a loop). Nothing was changed.'
                 % self.domain, phase='plan', fields={'domain': self.domain, 'before': before})
-        if changed and self.check_mode:
+        if wanted is not None and changed and self.check_mode:
             after = dict(before, domain_type=wanted, exchange_domain_type=DOMAIN_TYPES[wanted])
-        elif changed:
+        elif wanted is not None and changed:
             after = self.set_type(wanted, before)
         result: Dict[str, Any] = {'changed': changed, 'domain': self.domain,
                                   'before': before, 'after': after}
