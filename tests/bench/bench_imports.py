@@ -15,8 +15,8 @@ import sys
 
 PACKAGE = 'ansible_collections.exchangeonline.mail.plugins.modules.'
 DNS_MODULES = ('mail_dns', 'mail_dns_check')
-M365_MODULES = ('accepted_domain', 'dkim', 'domain', 'domain_info', 'mailbox_info', 'mailbox_protocols',
-                'smtp_test')
+M365_MODULES = ('accepted_domain', 'connector', 'dkim', 'domain', 'domain_info', 'mailbox_info',
+                'mailbox_protocols', 'smtp_test')
 HEAVY = ('msal', 'requests', 'dns', 'cryptography')
 
 # Runs in the fresh process: the seconds of each step and the heavy libraries loaded.

@@ -15,8 +15,8 @@ SENDER = 'adele@contoso.test'
 ROLES = ('Domain.ReadWrite.All', 'User.Read.All', 'Exchange.ManageAsApp', 'SMTP.SendAsApp',
          'Mail.ReadBasic.All')
 # The modules of the collection (tests/integration/test_module_docs.py lists them too).
-MODULES = ('accepted_domain', 'check_variables', 'dkim', 'domain', 'domain_info', 'mail_dns',
-           'mail_dns_check', 'mailbox_info', 'mailbox_protocols', 'smtp_test')
+MODULES = ('accepted_domain', 'check_variables', 'connector', 'dkim', 'domain', 'domain_info',
+           'mail_dns', 'mail_dns_check', 'mailbox_info', 'mailbox_protocols', 'smtp_test')
 
 
 # dns_migration_primary is set by the migrate playbook itself: a warning
@@ -42,6 +42,8 @@ def tasks(bind, m365, app):
         task('mailbox_protocols', dict(m, mailboxes=[SENDER], pop=True)),
         task('dkim', dict(m, domain=ZONE, enabled=False)),
         task('accepted_domain', dict(m, domain=ZONE, domain_type='internal_relay')),
+        task('connector', dict(m, direction='outbound', name='To the old server',
+                               smart_hosts=['mail.' + ZONE], recipient_domains=[ZONE])),
         # check mode does not prove Send As: a warning
         task('smtp_test', dict(m, host='127.0.0.1', port=m365.smtp.port, sender=SENDER,
                                to=[SENDER], timeout=10)),

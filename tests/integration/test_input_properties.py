@@ -122,6 +122,8 @@ def base_args(lab, module):
         'mailbox_protocols': dict(m365, mailboxes=[SENDER], pop=True),
         'dkim': dict(m365, domain=ZONE, enabled=False),
         'accepted_domain': dict(m365, domain=ZONE, domain_type='internal_relay'),
+        'connector': dict(m365, direction='inbound', name='From the old server',
+                          sender_ip_addresses=['192.0.2.25'], ef_skip_ips=['192.0.2.25']),
         'smtp_test': dict(m365, host='127.0.0.1', port=emu.smtp.port, sender=SENDER,
                           to=[SENDER]),
     }[module]
@@ -185,7 +187,7 @@ def check(module, option, value, result):
         assert names_option(msg, option), (option, value, msg)
 
 
-MODULES = ['mail_dns', 'mail_dns_check', 'accepted_domain', 'dkim', 'domain', 'domain_info',
+MODULES = ['mail_dns', 'mail_dns_check', 'accepted_domain', 'connector', 'dkim', 'domain', 'domain_info',
            'mailbox_info', 'mailbox_protocols', 'smtp_test']
 
 

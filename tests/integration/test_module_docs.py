@@ -10,8 +10,8 @@ import yaml
 from tests.integration.conftest import ZONE, dns_args
 from tests.lab.ansible_runner import environment
 
-MODULES = ('accepted_domain', 'check_variables', 'dkim', 'domain', 'domain_info', 'mail_dns',
-           'mail_dns_check', 'mailbox_info', 'mailbox_protocols', 'smtp_test')
+MODULES = ('accepted_domain', 'check_variables', 'connector', 'dkim', 'domain', 'domain_info',
+           'mail_dns', 'mail_dns_check', 'mailbox_info', 'mailbox_protocols', 'smtp_test')
 
 
 def ansible_doc(workdir, *args):

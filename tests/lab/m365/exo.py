@@ -49,7 +49,9 @@ per-mailbox protocol switches live in ``user['_cas']``, the tenant's in ``emu.tr
 
 import base64
 import datetime
+import functools
 import hashlib
+import ipaddress
 import json
 import re
 
@@ -68,7 +70,7 @@ CURSOR_LIFETIME = 1800  # seconds: "Default Expiry time is 00:30:00"
 CONCURRENT_REQUESTS = ('You have reached the maximum number of concurrent requests per tenant. '
                        'Please wait and try again.')
 READS = ('get-casmailbox', 'get-mailbox', 'get-transportconfig', 'get-dkimsigningconfig',
-         'get-accepteddomain')
+         'get-accepteddomain', 'get-inboundconnector', 'get-outboundconnector')
 # The Microsoft Entra roles of an app's service principal (app-only-auth-powershell-v2, step 5)
 # and the emulated cmdlets each lets it call (None: every cmdlet). Global Reader reads; the
 # Exchange Recipient Administrator manages recipients (Set-CASMailbox), not the organization's
@@ -219,6 +221,130 @@ def to_bool(name, value, nullable=False):
     raise bad_value(name, value)
 
 
+# -- connectors --------------------------------------------------------------------------------
+# The parameters of New-/Set-OutboundConnector and New-/Set-InboundConnector in Exchange Online
+# (MicrosoftDocs/office-docs-powershell, exchange-ps/ExchangePowerShell), by lower-case name.
+CONNECTOR_PARAMETERS = {
+    'outbound': ('allaccepteddomains', 'cloudservicesmailenabled', 'comment', 'connectorsource',
+                 'connectortype', 'enabled', 'istransportrulescoped', 'recipientdomains',
+                 'routeallmessagesviaonpremises', 'senderrewritingenabled', 'smarthosts',
+                 'testmode', 'tlsdomain', 'tlssettings', 'usemxrecord', 'validationrecipients'),
+    'inbound': ('associatedaccepteddomains', 'cloudservicesmailenabled', 'comment',
+                'connectorsource', 'connectortype', 'efskipips', 'efskiplastip', 'efusers',
+                'enabled', 'requiretls', 'restrictdomainstocertificate',
+                'restrictdomainstoipaddresses', 'senderdomains', 'senderipaddresses',
+                'tlssendercertificatename', 'treatmessagesasinternal', 'trustedorganizations'),
+}
+CONNECTOR_PROPERTIES = dict((p.lower(), p) for p in (
+    'Name', 'AllAcceptedDomains', 'CloudServicesMailEnabled', 'Comment', 'ConnectorSource',
+    'ConnectorType', 'Enabled', 'IsTransportRuleScoped', 'RecipientDomains',
+    'RouteAllMessagesViaOnPremises', 'SenderRewritingEnabled', 'SmartHosts', 'TestMode',
+    'TlsDomain', 'TlsSettings', 'UseMXRecord', 'ValidationRecipients',
+    'AssociatedAcceptedDomains', 'EFSkipIPs', 'EFSkipLastIP', 'EFUsers', 'RequireTls',
+    'RestrictDomainsToCertificate', 'RestrictDomainsToIPAddresses', 'SenderDomains',
+    'SenderIPAddresses', 'TlsSenderCertificateName', 'TreatMessagesAsInternal',
+    'TrustedOrganizations'))
+CONNECTOR_KINDS = dict(
+    [(p, 'bool') for p in ('AllAcceptedDomains', 'CloudServicesMailEnabled', 'Enabled',
+                           'IsTransportRuleScoped', 'RouteAllMessagesViaOnPremises',
+                           'SenderRewritingEnabled', 'TestMode', 'UseMXRecord', 'EFSkipLastIP',
+                           'RequireTls', 'RestrictDomainsToCertificate',
+                           'RestrictDomainsToIPAddresses', 'TreatMessagesAsInternal')] +
+    [(p, 'enum') for p in ('ConnectorType', 'ConnectorSource', 'TlsSettings')] +
+    [(p, 'list') for p in ('RecipientDomains', 'SmartHosts', 'ValidationRecipients',
+                           'AssociatedAcceptedDomains', 'EFSkipIPs', 'EFUsers', 'SenderDomains',
+                           'SenderIPAddresses', 'TrustedOrganizations')])
+CONNECTOR_ENUMS = {
+    'ConnectorType': ('TenantConnectorType', ('Partner', 'OnPremises')),
+    'ConnectorSource': ('TenantConnectorSource', ('Default', 'Migrated', 'HybridWizard')),
+    'TlsSettings': ('TlsAuthLevel', ('EncryptionOnly', 'CertificateValidation',
+                                     'DomainValidation')),
+}
+
+
+def connector_defaults(direction, name, guid):
+    """A new connector as Get-*Connector shows it (each cmdlet's page gives the defaults)."""
+    obj = {'Identity': name, 'Name': name, 'Guid': guid, 'Enabled': True, 'Comment': None,
+           'ConnectorType': 'Partner', 'ConnectorSource': 'Default',
+           'CloudServicesMailEnabled': False, 'IsValid': True, 'ObjectState': 'Unchanged',
+           'WhenCreated': '2026-01-01T00:00:00+00:00'}
+    if direction == 'outbound':
+        obj.update(UseMXRecord=True, SmartHosts=[], RecipientDomains=[], TlsDomain=None,
+                   TlsSettings=None, IsTransportRuleScoped=False, AllAcceptedDomains=False,
+                   RouteAllMessagesViaOnPremises=False, SenderRewritingEnabled=False,
+                   TestMode=False, ValidationRecipients=[], IsValidated=False,
+                   LastValidationTimestamp=None)
+    else:
+        # RequireTls: "$true: Reject messages if they aren't sent over TLS. This value is the
+        # default" (New-InboundConnector)
+        obj.update(SenderDomains=[], SenderIPAddresses=[], AssociatedAcceptedDomains=[],
+                   RequireTls=True, RestrictDomainsToIPAddresses=False,
+                   RestrictDomainsToCertificate=False, TreatMessagesAsInternal=False,
+                   TlsSenderCertificateName=None, EFTestMode=False, EFSkipLastIP=False,
+                   EFSkipIPs=[], EFSkipMailGateway=[], EFUsers=[], ScanAndDropRecipients=[],
+                   TrustedOrganizations=[])
+    return obj
+
+
+def connector_enum(prop, value):
+    type_name, names = CONNECTOR_ENUMS[prop]
+    if value in (None, '') and prop == 'TlsSettings':
+        return None
+    for name in names:
+        if str(value).strip().lower() == name.lower():
+            return name
+    raise CmdletError(
+        400, 'BadRequest', 'Microsoft.Exchange.AdminApi.CommandInvocation.'
+        'ParameterTransformationException',
+        'Cannot process argument transformation on parameter \'%s\'. Cannot convert value '
+        '"%s" to type "Microsoft.Exchange.Data.%s". Error: "Unable to match the identifier '
+        'name %s to a valid enumerator name. Specify one of the following enumerator names and '
+        'try again: %s"' % (prop, value, type_name, value, ', '.join(names)),
+        message='Invalid Operation', prefix='')
+
+
+def connector_list(direction, prop, value):
+    """A multi-valued parameter (a list, or one comma-separated string) as Get- shows it."""
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else str(value).split(',')
+    items = [str(v).strip() for v in items if str(v).strip()]
+    out = []
+    for item in items:
+        if prop == 'SenderIPAddresses' or prop == 'EFSkipIPs':
+            connector_ip(prop, item)
+        elif prop == 'SmartHosts' and ':' in item:
+            raise CmdletError(400, 'BadRequest',
+                              'Microsoft.Exchange.Management.Tasks.ValidationException',
+                              "'%s' is not a valid smart host: give an FQDN or an IP "
+                              'address.' % item)
+        if prop == 'SenderDomains':
+            # read back as an address space: "smtp:<domain>;1"
+            item = 'smtp:%s;1' % item.split(':', 1)[-1].rsplit(';', 1)[0]
+        out.append(item)
+    return out
+
+
+def connector_ip(prop, item):
+    """SenderIPAddresses: IPv4, single or CIDR /24 to /32; EFSkipIPs: also a range a-b. IPv6 is
+    not supported (New-InboundConnector)."""
+    try:
+        if prop == 'EFSkipIPs' and '-' in item:
+            for part in item.split('-', 1):
+                ipaddress.IPv4Address(part.strip())
+            return
+        net = ipaddress.IPv4Network(item, strict=False)
+        if prop == 'SenderIPAddresses' and not 24 <= net.prefixlen <= 32:
+            raise ValueError('mask')
+    except ValueError:
+        raise CmdletError(400, 'BadRequest',
+                          'Microsoft.Exchange.Management.Tasks.ValidationException',
+                          "The value '%s' of %s is not valid: give IPv4 addresses%s (IPv6 "
+                          'addresses are not supported).'
+                          % (item, prop, ' or CIDR ranges from /24 to /32'
+                             if prop == 'SenderIPAddresses' else ', CIDR ranges or ranges'))
+
+
 class ExoApi:
     def __init__(self, emu):
         self.emu = emu
@@ -239,6 +365,14 @@ class ExoApi:
             'get-accepteddomain': ('Get-AcceptedDomain', self.get_accepted_domain),
             'set-accepteddomain': ('Set-AcceptedDomain', self.set_accepted_domain),
         }
+        for direction in ('Inbound', 'Outbound'):
+            for verb in ('Get', 'New', 'Set', 'Remove'):
+                name = '%s-%sConnector' % (verb, direction)
+                self.cmdlets[name.lower()] = (name, functools.partial(
+                    getattr(self, verb.lower() + '_connector'), direction.lower()))
+        # connectors by direction ('inbound', 'outbound'), then by lower-case name: the objects
+        # Get-*Connector returns (README, "Connectors")
+        self.connectors = {'inbound': {}, 'outbound': {}}
         # DomainType of accepted domains that are not Authoritative (README, "Accepted domains")
         self.domain_types = {}
         # DKIM signing configs by domain; dkim_formats: domain -> 'classic' | 'v1' overrides the
@@ -484,6 +618,105 @@ class ExoApi:
             else:
                 self.domain_types[dom['id']] = wanted
         return [], [], None
+
+    # -- connectors (tests/lab/m365/README.md, "Connectors") -----------------------------------
+    def connector_find(self, direction, identity):
+        key = str(identity or '').strip().lower()
+        for obj in self.connectors[direction].values():
+            if key in (obj['Name'].lower(), obj['Guid'].lower()):
+                return obj
+        raise not_found(identity)
+
+    def get_connector(self, direction, params):
+        names = ('identity', 'resultsize') + (
+            ('includetestmodeconnectors', 'istransportrulescoped') if direction == 'outbound'
+            else ())
+        self.allow(params, names)
+        test_mode = to_bool('IncludeTestModeConnectors',
+                            params.get('includetestmodeconnectors', False))
+        found = [o for _n, o in sorted(self.connectors[direction].items())
+                 if direction == 'inbound' or bool(o['TestMode']) == test_mode]
+        if params.get('identity') not in (None, ''):
+            key = str(params['identity']).strip().lower()
+            found = [o for o in found if key in (o['Name'].lower(), o['Guid'].lower())]
+            if not found:
+                raise not_found(params['identity'])
+        return [annotate(dict(o)) for o in found], [], None
+
+    def new_connector(self, direction, params):
+        self.allow(params, ('name', 'confirm') + CONNECTOR_PARAMETERS[direction])
+        name = str(params.get('name') or '').strip()
+        missing = [p for p, v in (('Name', name), ('SenderDomains', params.get('senderdomains')))
+                   if v in (None, '', []) and (p == 'Name' or direction == 'inbound')]
+        if missing:
+            raise bad_parameter('Cannot process command because of one or more missing '
+                                'mandatory parameters: %s.' % ' '.join(missing))
+        if name.lower() in self.connectors[direction]:
+            raise CmdletError(400, 'BadRequest',
+                              'Microsoft.Exchange.Management.Tasks.ValidationException',
+                              "The connector name '%s' is already used by another connector. "
+                              'Please choose a different name.' % name)
+        obj = connector_defaults(direction, name, stable_id(
+            self.emu.tenant_id, '%s-connector-%s' % (direction, name.lower())))
+        self.connector_apply(direction, obj, params, new=True)
+        self.connectors[direction][name.lower()] = obj
+        return [annotate(dict(obj))], [], None
+
+    def set_connector(self, direction, params):
+        self.allow(params, ('identity', 'confirm', 'name') + CONNECTOR_PARAMETERS[direction])
+        if params.get('identity') in (None, ''):
+            raise bad_parameter('Cannot process command because of one or more missing '
+                                'mandatory parameters: Identity.')
+        obj = self.connector_find(direction, params['identity'])
+        changed = dict(obj)
+        self.connector_apply(direction, changed, params, new=False)
+        if changed == obj:
+            return [], [WARN_UNCHANGED % obj['Name']], None
+        del self.connectors[direction][obj['Name'].lower()]
+        self.connectors[direction][changed['Name'].lower()] = changed
+        return [], [], None
+
+    def remove_connector(self, direction, params):
+        self.allow(params, ('identity', 'confirm'))
+        obj = self.connector_find(direction, params.get('identity'))
+        del self.connectors[direction][obj['Name'].lower()]
+        return [], [], None
+
+    def connector_apply(self, direction, obj, params, new):
+        """The parameters of New-/Set-*Connector on ``obj``, checked as the cmdlets' pages
+        describe them; a CmdletError leaves ``obj`` half changed, so callers pass a copy."""
+        for key, value in params.items():
+            if key in ('identity', 'confirm'):
+                continue
+            prop = CONNECTOR_PROPERTIES[key]
+            kind = CONNECTOR_KINDS.get(prop, 'text')
+            if kind == 'bool':
+                obj[prop] = to_bool(params.original[key], value)
+            elif kind == 'enum':
+                obj[prop] = connector_enum(prop, value)
+            elif kind == 'list':
+                obj[prop] = connector_list(direction, prop, value)
+            elif prop == 'Name':
+                obj[prop] = str(value).strip()
+            else:
+                obj[prop] = None if value in (None, '') else str(value)
+        if direction == 'outbound':
+            if 'usemxrecord' in params and not obj['UseMXRecord'] and \
+                    ('smarthosts' not in params or not obj['SmartHosts']):
+                raise CmdletError(400, 'BadRequest',
+                                  'Microsoft.Exchange.Management.Tasks.ValidationException',
+                                  'SmartHosts is required if you set UseMXRecord to $false, '
+                                  'and it must be specified on the same command line.')
+            if not obj['UseMXRecord'] and not obj['SmartHosts']:
+                raise CmdletError(400, 'BadRequest',
+                                  'Microsoft.Exchange.Management.Tasks.ValidationException',
+                                  'A connector that does not use MX records needs SmartHosts.')
+        elif obj['TreatMessagesAsInternal'] and (obj['ConnectorType'] != 'OnPremises' or
+                                                 obj['CloudServicesMailEnabled']):
+            raise CmdletError(400, 'BadRequest',
+                              'Microsoft.Exchange.Management.Tasks.ValidationException',
+                              'TreatMessagesAsInternal can be $true only on an OnPremises '
+                              'connector without CloudServicesMailEnabled.')
 
     # -- DKIM (tests/lab/m365/README.md, "DKIM") ------------------------------------------
     def dkim_format(self, dom):
