@@ -40,6 +40,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult
 
 from . import identity
+from .mailflow import HOP_LIMIT_REPLY, MAX_HOPS, MailFlow, hops, received_line
 from .common import Response, stable_id
 
 
@@ -414,7 +415,8 @@ class SubmissionHandler:
         message_id = str(msg.get('Message-ID') or '').strip()
         if not message_id:
             message_id = '<%s@%s>' % (uuid.uuid4().hex.upper(), HOSTNAME.lower())
-        self.lab.deliver(msg, message_id, envelope.mail_from, envelope.rcpt_tos, sender=upn)
+        self.lab.flow.route(envelope.original_content or envelope.content, envelope.mail_from,
+                            envelope.rcpt_tos, sender=upn, message_id=message_id)
         # Exchange's accept line names the message's Message-ID and the mailbox server, e.g.
         # "250 2.0.0 OK <id@host> [Hostname=XXXPR01MB1234.namprd01.prod.outlook.com]" (seen in
         # public client transcripts).
@@ -451,14 +453,18 @@ class InboundHandler:
     async def handle_DATA(self, server, session, envelope):
         started = getattr(session, 'data_started', None) or time.time()
         raw = envelope.original_content or envelope.content
-        refusal = self.lab.receive(server.listener, raw)
+        refusal = self.lab.receive(server.listener, raw, session.peer[0])
         if refusal:
             return refusal
+        if hops(raw) >= MAX_HOPS:
+            return diagnostic(HOP_LIMIT_REPLY, INBOUND_DIAGNOSTIC_HOST)
+        raw = received_line(session.host_name, '[%s]' % session.peer[0], INBOUND_HOSTNAME,
+                            session.ssl is not None) + raw
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         message_id = str(msg.get('Message-ID') or '').strip()
         if not message_id:
             message_id = '<%s@%s>' % (uuid.uuid4(), INBOUND_HOSTNAME.lower())
-        self.lab.deliver(msg, message_id, envelope.mail_from, envelope.rcpt_tos)
+        self.lab.flow.route(raw, envelope.mail_from, envelope.rcpt_tos, message_id=message_id)
         return inbound_accepted(message_id, len(raw), time.time() - started)
 
 
@@ -482,6 +488,12 @@ class SmtpServer:
         self.received = []
         self.replies = {}
         self.controllers = []
+        # mail routing (mailflow.py): where a smart host or MX name listens, and what happened
+        self.smart_hosts = {}
+        self.relays = []
+        self.ndrs = []
+        self.outbound = []
+        self.flow = MailFlow(self)
         self.port = self.wrong_name_port = self.implicit_port = self.inbound_port = None
         names = ('127.0.0.1', 'localhost', 'smtp.office365.com')
         self.cert = emu.ca.issue_cert(*names, key_type=trustme.KeyType.RSA)
@@ -525,14 +537,24 @@ class SmtpServer:
         self.wrong_name_port = self.listen(self.wrong_cert, 'wrong-name')
         self.implicit_port = self.listen(self.cert, 'implicit')  # TLS from the first byte
         self.inbound_port = self.listen(self.inbound_cert, 'inbound')  # EOP's MX, port 25
+        self.flow.start()
         with self.lock:
             self.log = []
         return self
 
     def stop(self):
+        self.flow.stop()
         for controller in self.controllers:
             controller.stop()
         self.controllers = []
+
+    @staticmethod
+    def hostname():
+        return HOSTNAME
+
+    def wait_idle(self, timeout=30):
+        """Until the relays queued so far (and the NDRs and relays they caused) are done."""
+        return self.flow.wait_idle(timeout)
 
     # -- state ---------------------------------------------------------------------------------
     def set_password(self, upn, password):
@@ -603,6 +625,9 @@ class SmtpServer:
         with self.lock:
             self.log = []
             self.received = []
+            self.relays = []
+            self.ndrs = []
+            self.outbound = []
 
     def reset(self, *upns):
         """Between tests: SMTP AUTH on for the tenant and ``upns`` following it, basic auth on,
@@ -620,12 +645,14 @@ class SmtpServer:
         self.clear_log()
 
     # -- the mailbox store ---------------------------------------------------------------------
-    def receive(self, listener, raw):
+    def receive(self, listener, raw, peer=None):
         """Keep the message as it came (``self.received``: listener and raw bytes, dot-stuffing
         undone) and refuse one with a line over RFC 5321 4.5.3.1.6's 1000 octets (CRLF
         included), as a strict server may (with aiosmtpd's own reply to such a line)."""
+        connector = self.flow.inbound_connector(peer) if listener == 'inbound' and peer else None
         with self.lock:
-            self.received.append({'listener': listener, 'raw': raw})
+            self.received.append({'listener': listener, 'raw': raw, 'peer': peer,
+                                  'connector': connector})
         if any(len(line) > 998 for line in raw.split(b'\r\n')):
             return '500 Line too long (see RFC5321 4.5.3.1.6)'
         return None
@@ -688,10 +715,13 @@ class SmtpServer:
 
     def inbound_refusal(self, address):
         """None when the MX accepts ``address``, else the INBOUND_REPLIES key: 'relay_denied'
-        for a domain the tenant does not accept, 'dbeb' for an unknown recipient in one."""
+        for a domain the tenant does not accept, 'dbeb' for an unknown recipient in one that is
+        Authoritative (an InternalRelay domain takes every recipient and relays the unknown)."""
         domain = address.rpartition('@')[2].strip().rstrip('.').lower()
         if domain not in self.accepted_domains():
             return 'relay_denied'
+        if self.flow.relays_unknown(domain):
+            return None
         with self.emu.lock:
             if self.find_mailbox(address) is None:
                 return 'dbeb'
