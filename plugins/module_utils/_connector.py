@@ -327,7 +327,7 @@ class Connector:
     def new_properties(self) -> Dict[str, Any]:
         """What New- sends: the given options, and the inbound connector's SenderDomains, which
         New-InboundConnector requires, as ``*`` (every sender domain) when not given."""
-        props = dict(self.wanted)
+        props = dict((o, v) for o, v in self.wanted.items() if v is not None)  # nothing to set
         if self.direction == 'inbound' and 'sender_domains' not in props:
             props['sender_domains'] = ['*']
         return props
