@@ -120,16 +120,9 @@ class AcceptedDomain:
                 {'Identity': self.domain, 'DomainType': DOMAIN_TYPES[wanted]},
                 self.read, done, self.warnings, 'the accepted domain')
         except NotCarriedOut as e:
-            fields: Dict[str, Any] = {'domain': self.domain, 'before': before,
-                                      'after': accepted_state(e.now) or before,
-                                      'status': e.error.status, 'code': e.error.code,
-                                      'request_id': e.error.request_id}
-            text = str(e.error)
-            if not e.reachable:
-                fields['changed'] = 'unknown'
-                text += ('; reading the domain back failed too, so whether Set-AcceptedDomain '
-                         'was carried out is not known: run the task again (it reads first)')
-            raise TaskError(text, phase='Set-AcceptedDomain', fields=fields)
+            raise e.task_error('Set-AcceptedDomain', 'the domain', {
+                'domain': self.domain, 'before': before,
+                'after': accepted_state(e.now) or before})
         after = accepted_state(now)
         if after is None or after['domain_type'] != wanted:
             raise TaskError(

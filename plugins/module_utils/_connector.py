@@ -410,14 +410,6 @@ class Connector:
             return change_and_read_back(self.exo, name, parameters, self.read, done,
                                         self.warnings, 'the connector')
         except NotCarriedOut as e:
-            fields: Dict[str, Any] = {
+            raise e.task_error(name, 'the connector', {
                 'direction': self.direction, 'name': self.name, 'before': before,
-                'after': connector_state(self.direction, e.now) if e.reachable else before,
-                'status': e.error.status, 'code': e.error.code,
-                'request_id': e.error.request_id}
-            text = str(e.error)
-            if not e.reachable:
-                fields['changed'] = 'unknown'
-                text += ('; reading the connector back failed too, so whether %s was carried '
-                         'out is not known: run the task again (it reads first)' % name)
-            raise TaskError(text, phase=name, fields=fields)
+                'after': connector_state(self.direction, e.now) if e.reachable else before})

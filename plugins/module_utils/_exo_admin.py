@@ -24,8 +24,9 @@ __metaclass__ = type
 
 import json
 import re
-from typing import Any, Callable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import TaskError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
     Check,
     GraphClient,
@@ -192,6 +193,23 @@ class NotCarriedOut(Exception):
         self.error = error
         self.now = now
         self.reachable = reachable
+
+    def result_fields(self) -> Dict[str, Any]:
+        """The answer's status, code and request id; ``changed: unknown`` when unreachable."""
+        fields: Dict[str, Any] = {'status': self.error.status, 'code': self.error.code,
+                                  'request_id': self.error.request_id}
+        if not self.reachable:
+            fields['changed'] = 'unknown'
+        return fields
+
+    def task_error(self, cmdlet: str, what: str, fields: Mapping[str, Any]) -> TaskError:
+        """The task's failure in phase ``cmdlet``: Exchange's answer, and when the read back
+        failed too, that the outcome is not known."""
+        text = str(self.error)
+        if not self.reachable:
+            text += ('; reading %s back failed too, so whether %s was carried out is not known: '
+                     'run the task again (it reads first)' % (what, cmdlet))
+        return TaskError(text, phase=cmdlet, fields=dict(fields, **self.result_fields()))
 
 
 def change_and_read_back(exo: 'ExoAdminClient', cmdlet: str, parameters: Mapping[str, Any],
