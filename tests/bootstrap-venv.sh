@@ -9,7 +9,7 @@ if [ "${1:-}" = "--floor" ]; then floor=1; shift; fi
 python=$1 venv=$2 core=$3
 here=$(cd "$(dirname "$0")" && pwd)
 stamp="$venv/.exo-stamp"
-want="$floor $core $(cat "$here/../requirements.txt" "$here/requirements.txt" | sha256sum | cut -c1-16)"
+want="$floor $core $(cat "$here/../requirements.txt" "$here/requirements.txt" "$here/requirements-providers.txt" | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
     exit 0
 fi
@@ -27,6 +27,8 @@ if [ $floor -eq 1 ]; then
     fi
     grep -hvE '^\s*(#|$)' "${requirements[@]}" | sed -E 's/>=/==/' > "$pinned"
     requirements=("$pinned")
+else
+    requirements+=("$here/requirements-providers.txt")
 fi
 "$venv/bin/python" -m pip install -q "ansible-core$core" "${requirements[@]/#/-r}"
 echo "$want" > "$stamp"

@@ -65,3 +65,87 @@ options:
 requirements:
   - dnspython >= 2.3.0
 '''
+
+    # The providers of mail_dns (exchangeonline.mail.dns.provider): where the zone lives, and
+    # the options that reach it.
+    PROVIDER = r'''
+options:
+  provider:
+    description:
+      - Where the zone lives and how it is changed. Every provider gets the same plan, diff,
+        backup, rollback and verification; what differs is the guarantee of the write, returned
+        as RV(guarantee).
+      - V(rfc2136) (the default) is any authoritative server that takes RFC 2136 dynamic updates
+        (BIND, Knot DNS, PowerDNS with C(dnsupdate), Windows DNS with secure updates off, many
+        appliances), reached with O(server), O(port) and the TSIG options. All changes go in
+        one UPDATE whose prerequisites are the rrsets read (guarantee V(atomic)).
+      - V(powerdns) is the HTTP API of a PowerDNS Authoritative Server (O(api_url),
+        O(api_key), O(powerdns_server_id)). All changes go in one PATCH, which PowerDNS applies
+        in one transaction; it takes no precondition, so the names are read again just before
+        it (guarantee V(transaction)).
+      - V(route53) is an Amazon Route 53 public hosted zone, with the AWS credentials of the
+        options or of botocore's usual chain. All changes go in one ChangeResourceRecordSets
+        batch that deletes each rrset exactly as it was read and creates it as planned, which
+        Route 53 applies whole or not at all (guarantee V(atomic)). Needs C(botocore), imported
+        only for this provider.
+    type: str
+    default: rfc2136
+    choices: [rfc2136, powerdns, route53]
+  api_url:
+    description:
+      - With O(provider=powerdns), the base URL of the PowerDNS API, for example
+        V(http://127.0.0.1:8081) (the C(webserver-address) and C(webserver-port) of C(pdns.conf)).
+      - Requests go only there; redirects are not followed. A plain C(http://) URL to another
+        host than this one gives a warning, since the API key then crosses the network in clear.
+    type: str
+  api_key:
+    description:
+      - With O(provider=powerdns), the API key (the C(api-key) setting of C(pdns.conf)).
+    type: str
+  powerdns_server_id:
+    description:
+      - With O(provider=powerdns), the server id in the API's paths.
+    type: str
+    default: localhost
+  validate_certs:
+    description:
+      - Check the certificate of an C(https://) O(api_url) or O(aws_endpoint_url).
+    type: bool
+    default: true
+  ca_path:
+    description:
+      - A CA bundle (file) that signs the certificate of O(api_url) or O(aws_endpoint_url),
+        instead of the system's.
+    type: path
+  aws_access_key_id:
+    description:
+      - With O(provider=route53), the access key id. Without it (and
+        O(aws_secret_access_key)), botocore's chain is used (C(AWS_ACCESS_KEY_ID),
+        C(~/.aws/credentials), the instance or task role).
+    type: str
+  aws_secret_access_key:
+    description:
+      - With O(provider=route53), the secret access key of O(aws_access_key_id).
+    type: str
+  aws_session_token:
+    description:
+      - With O(provider=route53), the session token of temporary credentials.
+    type: str
+  aws_profile:
+    description:
+      - With O(provider=route53), the profile of the AWS shared configuration to use.
+    type: str
+  aws_endpoint_url:
+    description:
+      - With O(provider=route53), another endpoint than Route 53's own (a VPC endpoint, a proxy,
+        a test server).
+    type: str
+  hosted_zone_id:
+    description:
+      - With O(provider=route53), the hosted zone to change. Without it, the public hosted zone
+        named O(zone) (or the one that holds O(domain)) is used; give it when the account has
+        two public zones of that name.
+    type: str
+requirements:
+  - botocore (only with O(provider=route53))
+'''

@@ -24,6 +24,9 @@ a provider only reads rrsets and applies change sets. The contract:
 
   - ``ATOMIC``: the whole change set with all its preconditions applies or nothing does (RFC 2136:
     one UPDATE per zone whose prerequisites are the rrsets read, RFC 2136 section 3.2).
+  - ``TRANSACTION``: the whole change set applies or nothing does, but the provider takes no
+    precondition (PowerDNS: one PATCH of the zone's rrsets, one backend transaction): the engine
+    reads the touched names again just before applying, which narrows the window it cannot close.
   - ``RRSET_CAS``: each rrset is compared and swapped on its own (an API with per-record versions
     or ETags): a concurrent change may leave the set half applied.
   - ``NONE``: no precondition at all (a plain record API).
@@ -31,12 +34,13 @@ a provider only reads rrsets and applies change sets. The contract:
 The engine does the rest from that guarantee (``_mail_dns``): it backs up before applying, re-reads
 and re-plans once on a concurrent change (undoing the ``applied`` part first when the provider is
 not atomic, and failing with what is still in, the backup kept, when that undo fails; for ``NONE``
-it also re-reads just before applying, which narrows the window it cannot close), verifies what
+and ``TRANSACTION`` it also re-reads just before applying, which narrows the window it cannot close), verifies what
 is served after applying, and never takes an unknown outcome as "not applied": it keeps the
 backup, reads the zone again and reports what it found. Rollback is a change set like any other.
 
-RFC 2136 (``_rfc2136.Rfc2136Provider``) is the first provider; hosted DNS (issue 16) comes as
-further classes with the same methods, chosen in :func:`provider_from_params`.
+The providers, chosen by the ``provider`` option in :func:`provider_from_params`: RFC 2136
+(``_rfc2136``), the PowerDNS Authoritative HTTP API (``_powerdns``) and Amazon Route 53
+(``_route53``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -49,6 +53,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns impo
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RRset
 
 ATOMIC = 'atomic'          # one change set with its preconditions, all or nothing
+TRANSACTION = 'transaction'  # one change set, all or nothing, without preconditions
 RRSET_CAS = 'rrset_cas'    # compare-and-swap per rrset
 NONE = 'none'              # no precondition: the engine re-reads just before applying
 
@@ -88,6 +93,8 @@ class ZoneProvider:
     """The interface a provider implements (see the module docstring for the contract)."""
 
     guarantee = NONE
+    name = ''        # the value of the provider option that chooses it
+    warnings: List[str] = []  # for the user (each provider sets its own list)
     where = ''       # the provider's endpoint, in words, for messages
     timeout = 10.0   # seconds one request may take
 
@@ -116,10 +123,52 @@ class ZoneProvider:
     def writer(self) -> str:
         return 'the credentials given'
 
+    @property
+    def label(self) -> str:
+        """Where the zone was changed, as the backup records it."""
+        return self.where
+
+    def rereads_before_apply(self) -> bool:
+        """True when the provider takes no precondition, so the engine reads again first."""
+        return self.guarantee in (NONE, TRANSACTION)
+
+
+PROVIDERS = ('rfc2136', 'powerdns', 'route53')
+
+
+def provider_argument_spec() -> Dict[str, Dict[str, Any]]:
+    """The options that choose and reach a hosted provider (doc fragment
+    exchangeonline.mail.dns_provider); RFC 2136 uses the exchangeonline.mail.dns ones."""
+    return dict(
+        provider=dict(type='str', default='rfc2136', choices=list(PROVIDERS)),
+        api_url=dict(type='str'),
+        api_key=dict(type='str', no_log=True),
+        powerdns_server_id=dict(type='str', default='localhost'),
+        validate_certs=dict(type='bool', default=True),
+        ca_path=dict(type='path'),
+        aws_access_key_id=dict(type='str', no_log=False),
+        aws_secret_access_key=dict(type='str', no_log=True),
+        aws_session_token=dict(type='str', no_log=True),
+        aws_profile=dict(type='str'),
+        aws_endpoint_url=dict(type='str'),
+        hosted_zone_id=dict(type='str'),
+    )
+
 
 def provider_from_params(params: Dict[str, Any]) -> ZoneProvider:
-    """The provider the task's options name. Only RFC 2136 for now; a provider's module is
-    imported when it is chosen, so a run imports only its own."""
+    """The provider the task's options name (``provider``, default rfc2136). A provider's module
+    is imported when it is chosen, so a run imports only its own (and route53 its botocore)."""
+    name = params.get('provider') or 'rfc2136'
+    if name == 'powerdns':
+        from ansible_collections.exchangeonline.mail.plugins.module_utils._powerdns import (
+            PowerDnsProvider,
+        )
+        return PowerDnsProvider.from_params(params)
+    if name == 'route53':
+        from ansible_collections.exchangeonline.mail.plugins.module_utils._route53 import (
+            Route53Provider,
+        )
+        return Route53Provider.from_params(params)
     from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import (
         Rfc2136Provider,
     )

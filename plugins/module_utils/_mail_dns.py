@@ -253,14 +253,16 @@ def _write_atomic(path: str, content: bytes) -> None:
 
 
 def merged_backup(previous: Optional[dict], plan: Plan, zone: str, server: Optional[str],
-                  domain: Optional[str]) -> dict:
+                  domain: Optional[str], provider: str = 'rfc2136') -> dict:
     """The backup after this run: the earliest 'before' of each rrset, the latest 'after'."""
     data = previous or {'format': BACKUP_FORMAT, 'zone': zone, 'server': server,
-                        'domain': domain, 'created': _now(), 'entries': []}
+                        'provider': provider, 'domain': domain, 'created': _now(),
+                        'entries': []}
     if data.get('zone') != zone:
         raise DnsError('backup_path holds a backup of zone %s, not %s; use another '
                        'backup_path per zone. Nothing was changed.' % (data.get('zone'), zone),
                        'backup')
+    check_backup_provider(data, provider, 'backup_path', 'backup')
     entries = dict(((e['name'], e['type']), e) for e in data['entries'])
     for change in plan.changes:
         after = change.after.to_backup() if change.after is not None else None
@@ -318,7 +320,8 @@ class MailDnsEngine:
                       'before': [c.before.to_dict() for c in plan.changes if c.before],
                       'after': [c.after.to_dict() for c in plan.changes if c.after],
                       'serial_before': first_snapshot.serial, 'serial_after': snapshot.serial,
-                      'read_method': snapshot.method}
+                      'read_method': snapshot.method, 'provider': provider.name,
+                      'guarantee': provider.guarantee}
             self.warnings.extend(w for w in snapshot.warnings + plan.warnings
                                  if w not in self.warnings)
             if self.diff_mode and plan.changed:
@@ -332,7 +335,7 @@ class MailDnsEngine:
             except BackupNotWritten as e:  # before the apply: nothing was changed
                 raise DnsError('%s. Nothing was changed.' % e.message, e.phase)
             try:
-                if provider.guarantee == NONE:
+                if provider.rereads_before_apply():
                     reread_before_apply(provider, zone, plan)
                 provider.apply_changes(zone, plan.changes)
             except UpdateOutcomeUnknown as e:
@@ -439,6 +442,7 @@ class MailDnsEngine:
                                'they were.' % where) if where else
                               'The records as they were are in the before return value.'), 'verify',
                            fields=dict(result, changed=True, backup_path=where))
+        self.warnings.extend(w for w in provider.warnings if w not in self.warnings)
         try:
             result['serial_after'] = provider.serial(zone)
         except DnsError as e:  # the update is in: a failed read of the serial changes nothing
@@ -525,14 +529,15 @@ class MailDnsEngine:
         backup_path = p.get('backup_path')
         previous = load_backup(backup_path, must_exist=False) if backup_path else None
         if previous is not None:
-            merged_backup(previous, Plan([], [], {}), zone, None, None)  # zone check, early
+            merged_backup(previous, Plan([], [], {}), zone, None, None,  # zone check, early
+                          provider.name)
 
         backup: Optional[Callable[[Plan], Callable[[], None]]] = None
         if backup_path:
             def backup_of(plan: Plan) -> Callable[[], None]:
                 return write_backup(backup_path, merged_backup(
                     json.loads(json.dumps(previous)) if previous else None, plan, zone,
-                    '%s:%d' % (p['server'], p['port']), spec.domain))
+                    provider.label, spec.domain, provider.name))
             backup = backup_of
 
         result = self.plan_and_apply(provider, zone, make_plan, backup)
@@ -601,6 +606,7 @@ class MailDnsEngine:
             raise DnsError('backup %s is of zone %s, not %s'
                            % (p['backup_path'], zone, p['zone']), 'rollback')
         provider = self.zone_provider()
+        check_backup_provider(data, provider.name, p['backup_path'], 'rollback')
         entries = [(e, RRset.from_backup(e['before']) if e['before'] else None,
                     RRset.from_backup(e['after']) if e['after'] else None)
                    for e in data['entries']]
@@ -657,6 +663,7 @@ class MailDnsEngine:
         result = {'changed': False, 'zone': zone, 'domain': spec.domain, 'mx_host': spec.mx_host,
                   'plan': [], 'before': [], 'after': [], 'serial_before': snapshot.serial,
                   'serial_after': snapshot.serial, 'read_method': snapshot.method,
+                  'provider': provider.name, 'guarantee': provider.guarantee,
                   'update_proven': False}
         if self.check_mode:
             self.warnings.append('check mode sends no UPDATE, so the right of %s to update %s '
@@ -693,7 +700,7 @@ def _synthesised(provider: ZoneProvider, zone: str, change: Change,
 
 
 def reread_before_apply(provider: ZoneProvider, zone: str, plan: Plan) -> None:
-    """For a provider without preconditions (guarantee NONE): ConcurrentChange when the
+    """For a provider without preconditions (NONE, TRANSACTION): ConcurrentChange when the
     touched rrsets are no longer as the plan read them. It narrows the window between read
     and write; it cannot close it."""
     names = sorted(set(c.key[0] for c in plan.changes))
@@ -721,6 +728,17 @@ def delegation_between(snapshot: Snapshot, domain: str, zone: str) -> Optional[s
             return name_text(name)
         name = name.parent()
     return None
+
+
+def check_backup_provider(data: dict, provider: str, where: str, phase: str) -> None:
+    """DnsError when the backup ``data`` was written through another provider (a backup
+    without the field is from RFC 2136, the only provider before there were others)."""
+    wrote = data.get('provider') or 'rfc2136'
+    if wrote != provider:
+        raise DnsError('%s holds a backup written with provider %s (at %s), not %s: give the '
+                       'provider and its options that changed the zone. Nothing was changed.'
+                       % (where, wrote, data.get('server') or 'an unrecorded place', provider),
+                       phase)
 
 
 def _same(a: Optional[RRset], b: Optional[RRset]) -> bool:

@@ -261,13 +261,22 @@ class RRset:
 
     @classmethod
     def from_backup(cls, d: Dict[str, Any]) -> 'RRset':
-        rdtype = d['type']
+        return cls.from_texts(d['name'], d['type'], d['ttl'], d['rdata'])
+
+    @classmethod
+    def from_texts(cls, name: str, rdtype: str, ttl: Union[int, str],
+                   texts: Iterable[str]) -> 'RRset':
+        """An rrset from the presentation text of each record (absolute names), as a backup or
+        a provider's API holds it; RecordError for a type or text dnspython cannot read."""
         rdatas: Dict[str, Any] = {}
-        for text in d['rdata']:
-            rd = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rdtype), text,
-                                     origin=dns.name.root, relativize=False)
+        for text in texts:
+            try:
+                rd = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rdtype),
+                                         text, origin=dns.name.root, relativize=False)
+            except (dns.exception.DNSException, ValueError) as e:
+                raise RecordError('%s %s record %r cannot be read: %s' % (name, rdtype, text, e))
             rdatas[canonical_value(rdtype, rd)] = rd
-        return cls(d['name'], rdtype, d['ttl'], rdatas=rdatas)
+        return cls(name, rdtype, ttl, rdatas=rdatas)
 
     def __repr__(self) -> str:
         return 'RRset(%r, %r, %d, %r)' % (self.name, self.rdtype, self.ttl, self.sorted_values())

@@ -47,6 +47,7 @@ class Rfc2136Provider(ZoneProvider):
     """A zone read and written on one server, with (optional) TSIG."""
 
     guarantee = ATOMIC
+    name = 'rfc2136'
 
     def __init__(self, server: DnsServer) -> None:
         self.server = server
@@ -62,6 +63,10 @@ class Rfc2136Provider(ZoneProvider):
     def writer(self) -> str:
         key = self.server.key_text
         return 'the key %s' % key if key else 'unsigned updates'
+
+    @property
+    def label(self) -> str:
+        return '%s:%d' % (self.server.server_text, self.server.port)
 
     def find_zone(self, domain: str) -> str:
         return self.server.find_zone(domain)

@@ -8,7 +8,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 module: mail_dns
-short_description: Publish the DNS records of an Exchange Online migration pattern by RFC 2136
+short_description: Publish the DNS records of an Exchange Online migration pattern (RFC 2136, PowerDNS, Route 53)
 version_added: 0.1.0
 description:
   - Reads the zone (TSIG-signed zone transfer, or signed queries when transfers are refused),
@@ -26,10 +26,14 @@ description:
   - O(state=preflight) proves the access a run needs and changes nothing; see O(state).
   - Never touches SOA or apex NS, never puts a CNAME next to other data, keeps every other TXT
     value and every other SPF mechanism.
+  - The zone may live on a hosted provider instead (O(provider)): the PowerDNS API or Amazon
+    Route 53. The plan, diff, backup, rollback and verification are the same; RV(guarantee)
+    says what the provider's write promised.
 author:
   - exchangeonline.mail maintainers (@exchangeonline)
 extends_documentation_fragment:
   - exchangeonline.mail.dns
+  - exchangeonline.mail.dns.provider
   - exchangeonline.mail.attributes
   - exchangeonline.mail.attributes.dns
 attributes:
@@ -43,6 +47,14 @@ attributes:
   idempotent:
     support: full
 options:
+  server:
+    description:
+      - With O(provider=rfc2136) (the default, where it is required), the authoritative DNS
+        server to read from and send RFC 2136 updates to, usually the primary of the zone. A host
+        name or an IPv4/IPv6 address.
+      - Not used by the hosted providers, which read and write through their API.
+    type: str
+    required: false
   domain:
     description:
       - The mail domain, for example V(contoso.com). Unicode (IDN) names are accepted and handled
@@ -306,6 +318,22 @@ EXAMPLES = r'''
     key_file: /etc/bind/keys/exo-migration.key
     state: rollback
     backup_path: /var/backups/mail_dns/contoso.com.json
+
+- name: The same on a PowerDNS server, through its HTTP API
+  exchangeonline.mail.mail_dns:
+    provider: powerdns
+    api_url: http://127.0.0.1:8081
+    api_key: "{{ vault_pdns_api_key }}"
+    domain: contoso.com
+    pattern: full
+    backup_path: /var/backups/mail_dns/contoso.com.json
+
+- name: A zone hosted in Amazon Route 53 (credentials from the environment or the instance role)
+  exchangeonline.mail.mail_dns:
+    provider: route53
+    domain: contoso.com
+    pattern: partial
+    backup_path: /var/backups/mail_dns/contoso.com.json
 '''
 
 RETURN = r'''
@@ -377,16 +405,37 @@ mx_host_computed:
   returned: when it was computed
   type: bool
 serial_before:
-  description: SOA serial when the zone was read.
+  description:
+    - SOA serial when the zone was read.
+    - V(null) with O(provider=route53), whose SOA serial does not follow changes.
   returned: always
   type: int
 serial_after:
-  description: SOA serial after the update (equal to RV(serial_before) when nothing changed).
+  description:
+    - SOA serial after the update (equal to RV(serial_before) when nothing changed).
+    - V(null) with O(provider=route53).
   returned: always
   type: int
+provider:
+  description: The provider that read and changed the zone (O(provider)).
+  returned: always
+  type: str
+  sample: rfc2136
+guarantee:
+  description:
+    - What the provider's write promised, and so what held for this run.
+    - V(atomic) (RFC 2136, Route 53) is every change of the run applied together or none of
+      them, and only if every touched rrset was still as it was read.
+    - V(transaction) (PowerDNS) is every change applied together or none of them; the provider
+      takes no precondition, so the touched names were read again just before the write.
+  returned: always
+  type: str
+  sample: atomic
 read_method:
   description:
-    - How the zone was read, V(axfr) or V(query).
+    - How the zone was read, V(axfr) or V(query) (RFC 2136), V(api) (the whole zone through a
+      provider's API) or V(api-names) (a Route 53 zone larger than one page of 300 rrsets, read
+      by the names the plan needs).
     - V(query) when the server refused the zone transfer. A transfer refused to the TSIG key
       (REFUSED, or NOTAUTH with the TSIG error BADKEY or BADSIG, as Knot DNS answers when the
       zone's transfer ACL names no key) is read with signed queries, and a warning says that the
@@ -482,6 +531,9 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._options impor
     mta_sts_options,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
+from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_provider import (
+    provider_argument_spec,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
     DNS_LIMITS,
     DNS_MUTUALLY_EXCLUSIVE,
@@ -501,6 +553,8 @@ LIMITS = dict(DNS_LIMITS, mx_preference=PREFERENCE, ttl=TTL,
 def module_kwargs():
     """AnsibleModule's arguments; the action plugin validates with the same spec."""
     argument_spec = dns_argument_spec()
+    argument_spec['server']['required'] = False  # required_if provider rfc2136, below
+    argument_spec.update(provider_argument_spec())
     argument_spec.update(
         domain=dict(type='str'),
         pattern=dict(type='str', choices=['full', 'partial', 'legacy_forward', 'none']),
@@ -534,6 +588,7 @@ def module_kwargs():
         mutually_exclusive=DNS_MUTUALLY_EXCLUSIVE,
         required_by=DNS_REQUIRED_BY,
         required_if=[
+            ('provider', 'rfc2136', ('server',)),
             ('state', 'present', ('domain', 'pattern')),
             ('state', 'absent', ('domain',)),
             ('state', 'preflight', ('domain',)),

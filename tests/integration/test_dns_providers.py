@@ -1,0 +1,297 @@
+"""mail_dns on hosted DNS providers: a real PowerDNS 4.7 (HTTP API, SQLite backend) and Route 53
+(moto in server mode behind the lab's strict front, tests/lab/route53.py), driven by real
+ansible-playbook runs and, for the races, by the engine itself.
+
+The cases are those of RFC 2136 (tests/integration/test_mail_dns.py): the records of SPEC
+section 2 on the server, nothing else touched, a second run unchanged, check mode without a
+write, an exact rollback, a concurrent change caught; and per provider its own failures (wrong
+credentials, a lost answer, a refused batch).
+"""
+
+import json
+import os
+import stat
+
+import pytest
+
+from tests.integration.conftest import ZONE, lab_zones
+from tests.integration.test_mail_dns import (
+    EXO_MX,
+    EXPECTED,
+    GOOGLE,
+    LEGACY_MX,
+    SPF_AFTER,
+    SPF_BEFORE,
+    TOUCHED,
+    mail_dns,
+    served,
+    txt_values,
+    untouched,
+)
+from tests.lab.powerdns import PowerDnsServer
+from tests.lab.route53 import ACCESS_KEY, Route53Lab
+
+APEX = ZONE + '.'
+GUARANTEE = {'powerdns': 'transaction', 'route53': 'atomic'}
+
+
+@pytest.fixture
+def powerdns(tmp_path):
+    server = PowerDnsServer(lab_zones(), workdir=str(tmp_path / 'pdns'))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def route53(tmp_path):
+    lab = Route53Lab(lab_zones(), workdir=str(tmp_path / 'route53'))
+    lab.start()
+    yield lab
+    lab.stop()
+
+
+@pytest.fixture(params=['powerdns', 'route53'])
+def hosted(request):
+    server = request.getfixturevalue(request.param)
+    server.kind = request.param
+    return server
+
+
+def add_txt(server, value):
+    """Another administrator adds a TXT value at the apex, with the provider's own API."""
+    ttl, values = server.rrset(ZONE, 'TXT')
+    quoted = '"%s"' % value
+    if server.kind == 'powerdns':
+        assert server.patch(ZONE, [{'name': APEX, 'type': 'TXT', 'ttl': ttl, 'changetype':
+                                    'REPLACE', 'records': [{'content': v, 'disabled': False}
+                                                           for v in values + [quoted]]}]) == 204
+    else:
+        server.change(ZONE, [{'Action': 'UPSERT', 'ResourceRecordSet': {
+            'Name': APEX, 'Type': 'TXT', 'TTL': ttl,
+            'ResourceRecords': [{'Value': v} for v in values + [quoted]]}}])
+
+
+def engine_params(server, **extra):
+    """The module's parameters with its defaults, as AnsibleModule hands them to the engine."""
+    from ansible_collections.exchangeonline.mail.plugins.modules.mail_dns import module_kwargs
+    spec = module_kwargs()['argument_spec']
+    params = dict((k, v.get('default')) for k, v in spec.items())
+    params.update(server.module_args(), timeout=5.0)
+    params.update(extra)
+    return params
+
+
+@pytest.mark.parametrize('pattern', ['full', 'partial', 'legacy_forward'])
+def test_pattern_apply_idempotent_rollback(hosted, play, tmp_path, pattern):
+    backup = str(tmp_path / 'backup.json')
+    zone_before = hosted.axfr(ZONE)
+
+    run = play([mail_dns(hosted, domain=ZONE, pattern=pattern, backup_path=backup)], diff=True)
+    first = run.last['result']
+    assert run.last['status'] == 'ok', first.get('msg')
+    assert first['changed'] is True
+    assert first['provider'] == hosted.kind and first['guarantee'] == GUARANTEE[hosted.kind]
+    assert first['read_method'] == 'api'
+    # The records of SPEC section 2, in one write ...
+    assert served(hosted) == EXPECTED[pattern]
+    assert hosted.update_messages(ZONE) == 1
+    # ... and nothing else in the zone changed.
+    rest_before, rest_after = untouched(zone_before, hosted.axfr(ZONE), TOUCHED)
+    assert rest_before == rest_after
+    assert '+autodiscover.contoso.test. 3600 IN CNAME autodiscover.outlook.com.' in run.stdout
+    assert stat.S_IMODE(os.stat(backup).st_mode) == 0o600
+    with open(backup, encoding='utf-8') as f:
+        assert json.load(f)['provider'] == hosted.kind
+
+    run = play([mail_dns(hosted, domain=ZONE, pattern=pattern, backup_path=backup)])
+    assert run.last['status'] == 'ok' and run.last['result']['changed'] is False
+    assert run.last['result']['plan'] == []
+    assert hosted.update_messages(ZONE) == 1
+
+    run = play([mail_dns(hosted, state='rollback', backup_path=backup)])
+    assert run.last['status'] == 'ok', run.last['result'].get('msg')
+    assert run.last['result']['changed'] is True
+    assert hosted.axfr(ZONE) == zone_before
+    assert hosted.update_messages(ZONE) == 2
+    run = play([mail_dns(hosted, state='rollback', backup_path=backup)])
+    assert run.last['result']['changed'] is False and hosted.update_messages(ZONE) == 2
+
+
+def test_check_mode_sends_no_write(hosted, play):
+    zone_before = hosted.axfr(ZONE)
+    run = play([mail_dns(hosted, domain=ZONE, pattern='full')], check=True, diff=True)
+    result = run.last['result']
+    assert run.last['status'] == 'ok', result.get('msg')
+    assert result['changed'] is True and result['plan']
+    assert '-contoso.test. 3600 IN MX 10 mail.contoso.test.' in run.stdout
+    assert hosted.update_messages(ZONE) == 0
+    assert hosted.axfr(ZONE) == zone_before
+    run = play([mail_dns(hosted, domain=ZONE, state='preflight')], check=True)
+    assert run.last['status'] == 'ok' and run.last['result']['update_proven'] is False
+    assert hosted.update_messages(ZONE) == 0
+
+
+def test_preflight_proves_the_write_and_changes_nothing(hosted, play):
+    zone_before = hosted.axfr(ZONE)
+    run = play([mail_dns(hosted, domain=ZONE, state='preflight')])
+    assert run.last['status'] == 'ok', run.last['result'].get('msg')
+    assert run.last['result']['update_proven'] is True
+    assert hosted.axfr(ZONE) == zone_before and hosted.update_messages(ZONE) == 0
+
+
+def test_concurrent_change_is_replanned_not_overwritten(hosted):
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_dns import (
+        MailDnsEngine,
+    )
+
+    def someone_else(attempt, plan):
+        if attempt == 1:  # between our read and our write, another admin adds a TXT value
+            add_txt(hosted, 'other-team=keep-me')
+
+    result = MailDnsEngine(engine_params(hosted, domain=ZONE, pattern='full'),
+                           on_planned=someone_else).result()
+    assert result['attempts'] == 2
+    assert any('re-planned' in w for w in result['warnings'])
+    assert txt_values(hosted, ZONE) == sorted([GOOGLE, SPF_AFTER, 'other-team=keep-me'])
+    assert served(hosted)['mx'] == [EXO_MX]
+    assert hosted.update_messages(ZONE) == 1
+
+
+def test_zone_that_keeps_changing_fails_with_nothing_changed(hosted):
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
+        DnsError,
+    )
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_dns import (
+        MailDnsEngine,
+    )
+
+    def busy_zone(attempt, plan):
+        add_txt(hosted, 'busy-%d' % attempt)
+
+    with pytest.raises(DnsError) as err:
+        MailDnsEngine(engine_params(hosted, domain=ZONE, pattern='full'),
+                      on_planned=busy_zone).result()
+    assert 'changed again' in str(err.value) and 'Nothing was changed' in str(err.value)
+    assert served(hosted)['mx'] == [LEGACY_MX]
+    assert txt_values(hosted, ZONE) == sorted([GOOGLE, SPF_BEFORE, 'busy-1', 'busy-2'])
+    assert hosted.update_messages(ZONE) == 0
+
+
+def test_route53_catches_the_change_its_delete_no_longer_matches(route53):
+    """No re-read before the batch: Route 53 itself refuses a DELETE whose values changed."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_dns import (
+        MailDnsEngine,
+    )
+    route53.kind = 'route53'
+
+    def someone_else(attempt, plan):
+        if attempt == 1:
+            add_txt(route53, 'other-team=keep-me')
+
+    result = MailDnsEngine(engine_params(route53, domain=ZONE, pattern='full'),
+                           on_planned=someone_else).result()
+    assert result['attempts'] == 2
+    assert 'values provided do not match the current values' in ' '.join(result['warnings'])
+    assert route53.calls['ChangeResourceRecordSets'] == 2 and route53.update_messages() == 1
+    assert txt_values(route53, ZONE) == sorted([GOOGLE, SPF_AFTER, 'other-team=keep-me'])
+
+
+def test_wrong_credentials_are_named_and_nothing_changes(hosted, play):
+    zone_before = hosted.axfr(ZONE)
+    if hosted.kind == 'powerdns':
+        wrong = dict(api_key='not-the-key-0123456789')
+        said = 'refused the API key (HTTP 401'
+    else:
+        wrong = dict(aws_secret_access_key='not/the/secret/0123456789')
+        said = 'refused the AWS credentials'
+    run = play([mail_dns(hosted, domain=ZONE, pattern='full', **wrong)])
+    result = run.last['result']
+    assert run.last['status'] == 'failed'
+    assert said in result['msg'], result['msg']
+    assert list(wrong.values())[0] not in run.stdout
+    assert hosted.axfr(ZONE) == zone_before and hosted.update_messages(ZONE) == 0
+
+
+def test_route53_unknown_access_key(route53, play):
+    run = play([mail_dns(route53, domain=ZONE, pattern='full',
+                         aws_access_key_id='AKIAUNKNOWN000000000')])
+    msg = run.last['result']['msg']
+    assert run.last['status'] == 'failed'
+    assert 'InvalidClientTokenId' in msg and 'The security token included in the request is ' \
+        'invalid' in msg and 'aws_access_key_id' in msg
+    assert ACCESS_KEY not in run.stdout
+
+
+def test_route53_lost_answer_is_settled_by_reading(route53, play, tmp_path):
+    backup = str(tmp_path / 'b.json')
+    route53.lose_next_change = True
+    run = play([mail_dns(route53, domain=ZONE, pattern='full', backup_path=backup, timeout=3)])
+    result = run.last['result']
+    assert run.last['status'] == 'ok', result.get('msg')
+    assert result['update_reply'] == 'lost' and result['outcome'] == 'applied'
+    assert served(route53) == EXPECTED['full']
+    assert route53.update_messages() == 1 and os.path.exists(backup)
+
+
+def test_refused_batch_changes_nothing(hosted, play, tmp_path):
+    """A change the provider refuses as a whole: a CNAME where another admin put a TXT in the
+    meantime is refused by the provider (not the plan), and nothing else of the run is in."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
+        DnsError,
+    )
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_dns import (
+        MailDnsEngine,
+    )
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import Change
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RRset
+    zone_before = hosted.axfr(ZONE)
+    params = engine_params(hosted, domain=ZONE, pattern='full')
+    engine = MailDnsEngine(params)
+    provider = engine.zone_provider()
+    provider.read_rrsets(APEX, [APEX, 'www.' + APEX])
+    # www holds a CNAME; a TXT next to it is what every provider refuses, with an MX change
+    # before it in the same write.
+    bad = [Change(RRset(APEX, 'MX', 3600, ['10 mail.contoso.test.']),
+                  RRset(APEX, 'MX', 3600, ['0 other.example.']), 'update'),
+           Change(None, RRset('www.' + APEX, 'TXT', 3600, ['"next-to-cname"']), 'create')]
+    with pytest.raises(DnsError) as err:
+        provider.apply_changes(APEX, bad)
+    assert 'Nothing was changed' in str(err.value)
+    assert hosted.axfr(ZONE) == zone_before
+
+
+def test_rollback_refuses_a_backup_of_another_provider(hosted, bind, play, tmp_path):
+    backup = str(tmp_path / 'b.json')
+    run = play([mail_dns(bind, domain=ZONE, pattern='full', backup_path=backup)])
+    assert run.last['status'] == 'ok'
+    zone_before = hosted.axfr(ZONE)
+    run = play([mail_dns(hosted, state='rollback', backup_path=backup)])
+    assert run.last['status'] == 'failed'
+    assert 'written with provider rfc2136' in run.last['result']['msg']
+    assert hosted.axfr(ZONE) == zone_before
+
+
+def test_powerdns_keeps_disabled_records(powerdns, play):
+    """A disabled record is not served, so not planned; the PATCH that replaces its rrset keeps
+    it, disabled."""
+    assert powerdns.patch(ZONE, [{'name': APEX, 'type': 'MX', 'ttl': 3600, 'changetype':
+                                  'REPLACE', 'records': [
+                                      {'content': '10 mail.contoso.test.', 'disabled': False},
+                                      {'content': '30 old-backup.contoso.test.',
+                                       'disabled': True}]}]) == 204
+    run = play([mail_dns(powerdns, domain=ZONE, pattern='full')])
+    assert run.last['status'] == 'ok', run.last['result'].get('msg')
+    assert served(powerdns)['mx'] == [EXO_MX]
+    zone = powerdns.api('GET', '/api/v1/servers/localhost/zones/%s' % APEX)[1]
+    mx = [r for r in zone['rrsets'] if r['name'] == APEX and r['type'] == 'MX'][0]
+    assert {'content': '30 old-backup.contoso.test.', 'disabled': True} in mx['records']
+
+
+def test_powerdns_plain_http_to_another_host_is_warned(powerdns):
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._powerdns import (
+        PowerDnsProvider,
+    )
+    assert PowerDnsProvider('http://192.0.2.8:8081', 'k').warnings
+    assert not PowerDnsProvider(powerdns.api_url, 'k').warnings
+    assert not PowerDnsProvider('https://192.0.2.8:8081', 'k').warnings
