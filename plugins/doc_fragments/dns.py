@@ -88,9 +88,17 @@ options:
         batch that deletes each rrset exactly as it was read and creates it as planned, which
         Route 53 applies whole or not at all (guarantee V(atomic)). Needs C(botocore), imported
         only for this provider.
+      - V(manual) is DNS at a registrar or host without an API. The zone is read from O(server)
+        (one of its authoritative servers; without a key a refused zone transfer falls back to
+        queries) and nothing is written. The plan comes back as the exact records to delete and
+        add (RV(exchangeonline.mail.mail_dns#module:manual)), C(changed) is V(false) and
+        RV(exchangeonline.mail.mail_dns#module:pending) says whether anything is left to enter;
+        M(exchangeonline.mail.mail_dns_check) then waits until every authoritative server serves
+        the records. The backup still records the rrsets as they were, so O(state=rollback)
+        lists what to enter to undo it (guarantee V(manual)).
     type: str
     default: rfc2136
-    choices: [rfc2136, powerdns, route53]
+    choices: [rfc2136, powerdns, route53, manual]
   api_url:
     description:
       - With O(provider=powerdns), the base URL of the PowerDNS API, for example

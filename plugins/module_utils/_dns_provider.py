@@ -30,6 +30,7 @@ a provider only reads rrsets and applies change sets. The contract:
   - ``RRSET_CAS``: each rrset is compared and swapped on its own (an API with per-record versions
     or ETags): a concurrent change may leave the set half applied.
   - ``NONE``: no precondition at all (a plain record API).
+  - ``MANUAL``: nothing is applied; the engine returns the plan as the records to enter.
 
 The engine does the rest from that guarantee (``_mail_dns``): it backs up before applying, re-reads
 and re-plans once on a concurrent change (undoing the ``applied`` part first when the provider is
@@ -39,8 +40,8 @@ is served after applying, and never takes an unknown outcome as "not applied": i
 backup, reads the zone again and reports what it found. Rollback is a change set like any other.
 
 The providers, chosen by the ``provider`` option in :func:`provider_from_params`: RFC 2136
-(``_rfc2136``), the PowerDNS Authoritative HTTP API (``_powerdns``) and Amazon Route 53
-(``_route53``).
+(``_rfc2136``), the PowerDNS Authoritative HTTP API (``_powerdns``), Amazon Route 53
+(``_route53``) and a person entering the records by hand (``_manual``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -56,6 +57,7 @@ ATOMIC = 'atomic'          # one change set with its preconditions, all or nothi
 TRANSACTION = 'transaction'  # one change set, all or nothing, without preconditions
 RRSET_CAS = 'rrset_cas'    # compare-and-swap per rrset
 NONE = 'none'              # no precondition: the engine re-reads just before applying
+MANUAL = 'manual'          # nothing applied: the plan is for a person to enter
 
 Key = Tuple[str, str]  # an rrset's (name, type)
 
@@ -133,7 +135,7 @@ class ZoneProvider:
         return self.guarantee in (NONE, TRANSACTION)
 
 
-PROVIDERS = ('rfc2136', 'powerdns', 'route53')
+PROVIDERS = ('rfc2136', 'powerdns', 'route53', 'manual')
 
 
 def provider_argument_spec() -> Dict[str, Dict[str, Any]]:
@@ -164,6 +166,11 @@ def provider_from_params(params: Dict[str, Any]) -> ZoneProvider:
             PowerDnsProvider,
         )
         return PowerDnsProvider.from_params(params)
+    if name == 'manual':
+        from ansible_collections.exchangeonline.mail.plugins.module_utils._manual import (
+            ManualProvider,
+        )
+        return ManualProvider.from_params(params)
     if name == 'route53':
         from ansible_collections.exchangeonline.mail.plugins.module_utils._route53 import (
             Route53Provider,

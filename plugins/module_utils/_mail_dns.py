@@ -10,8 +10,9 @@ apply) or a provider of their own (``provider``). Zones are read and changed thr
 (``_dns_provider``), whose declared guarantee decides what the engine adds: with ``ATOMIC``
 (RFC 2136: one UPDATE per zone, the read rrsets as prerequisites) a refused precondition changed
 nothing; with ``RRSET_CAS`` the part applied before it is undone (and when that undo fails, the
-task fails saying what is still in, the backup kept); with ``NONE`` the names are read again just
-before applying.
+task fails saying what is still in, the backup kept); with ``NONE`` and ``TRANSACTION`` the names
+are read again just before applying; with ``MANUAL`` nothing is applied and the plan is returned
+as the records to enter.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -32,7 +33,7 @@ except ImportError:
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_provider import (
     ATOMIC,
-    NONE,
+    MANUAL,
     ConcurrentChange,
     Snapshot,
     ZoneProvider,
@@ -49,6 +50,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_policy i
     Spec,
     require_inside,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._manual import instructions
 from ansible_collections.exchangeonline.mail.plugins.module_utils._mta_sts import (
     parse_policy,
     policy_host,
@@ -326,6 +328,8 @@ class MailDnsEngine:
                                  if w not in self.warnings)
             if self.diff_mode and plan.changed:
                 result['diff'] = diff_of(plan, zone)
+            if provider.guarantee == MANUAL:
+                return self.by_hand(plan, zone, result, backup)
             if not plan.changed or self.check_mode:
                 return result
             if self.on_planned:
@@ -362,6 +366,35 @@ class MailDnsEngine:
                 self.warnings.append('%s; re-read and re-planned' % e)
                 continue
             return self.verify_applied(provider, zone, plan, result, attempts)
+
+    def by_hand(self, plan: Plan, zone: str, result: dict,
+                backup: Optional[Callable[[Plan], Callable[[], None]]]) -> dict:
+        """provider manual: the plan as the records to enter; the task changes nothing (outside
+        check mode the backup is written, so that rollback can list what to enter to undo it)."""
+        result['changed'] = False
+        result['pending'] = plan.changed
+        if not plan.changed:
+            return result
+        result['manual'] = instructions(plan, zone)
+        if backup is not None and not self.check_mode:
+            try:
+                backup(plan)
+            except BackupNotWritten as e:
+                raise DnsError('%s. Nothing was changed.' % e.message, e.phase)
+        self.warnings.append(
+            'provider manual: nothing was changed. At the DNS host of %s, %s; the manual return '
+            'value has them as a table and as zone-file lines. Then '
+            'exchangeonline.mail.mail_dns_check waits until every authoritative server serves '
+            'them.' % (zone, '; '.join(
+                part for part in (
+                    'delete %s' % ', '.join('%s %s %s' % (r['host'], r['type'], r['value'])
+                                            for r in result['manual']['delete'])
+                    if result['manual']['delete'] else '',
+                    'add %s' % ', '.join('%s %s %d %s' % (r['host'], r['type'], r['ttl'],
+                                                          r['value'])
+                                         for r in result['manual']['add'])
+                    if result['manual']['add'] else '') if part)))
+        return result
 
     def undo_applied(self, provider: ZoneProvider, zone: str, applied: list, refused: DnsError,
                      result: dict,
@@ -734,7 +767,7 @@ def check_backup_provider(data: dict, provider: str, where: str, phase: str) -> 
     """DnsError when the backup ``data`` was written through another provider (a backup
     without the field is from RFC 2136, the only provider before there were others)."""
     wrote = data.get('provider') or 'rfc2136'
-    if wrote != provider:
+    if wrote != (provider or 'rfc2136'):
         raise DnsError('%s holds a backup written with provider %s (at %s), not %s: give the '
                        'provider and its options that changed the zone. Nothing was changed.'
                        % (where, wrote, data.get('server') or 'an unrecorded place', provider),

@@ -26,7 +26,7 @@ description:
   - O(state=preflight) proves the access a run needs and changes nothing; see O(state).
   - Never touches SOA or apex NS, never puts a CNAME next to other data, keeps every other TXT
     value and every other SPF mechanism.
-  - The zone may live on a hosted provider instead (O(provider)): the PowerDNS API or Amazon
+  - The zone may live on a hosted provider instead (O(provider)), the PowerDNS API or Amazon
     Route 53. The plan, diff, backup, rollback and verification are the same; RV(guarantee)
     says what the provider's write promised.
 author:
@@ -52,6 +52,8 @@ options:
       - With O(provider=rfc2136) (the default, where it is required), the authoritative DNS
         server to read from and send RFC 2136 updates to, usually the primary of the zone. A host
         name or an IPv4/IPv6 address.
+      - With O(provider=manual) (required there too), one of the zone's authoritative servers to
+        read it from.
       - Not used by the hosted providers, which read and write through their API.
     type: str
     required: false
@@ -328,6 +330,15 @@ EXAMPLES = r'''
     pattern: full
     backup_path: /var/backups/mail_dns/contoso.com.json
 
+- name: DNS at a registrar without an API - print the records to enter
+  exchangeonline.mail.mail_dns:
+    provider: manual
+    server: ns1.registrar.example
+    domain: contoso.com
+    pattern: full
+    backup_path: /var/backups/mail_dns/contoso.com.json
+  register: by_hand
+
 - name: A zone hosted in Amazon Route 53 (credentials from the environment or the instance role)
   exchangeonline.mail.mail_dns:
     provider: route53
@@ -416,6 +427,34 @@ serial_after:
     - V(null) with O(provider=route53).
   returned: always
   type: int
+manual:
+  description:
+    - With O(provider=manual), the records to enter at the DNS host, per record. Deleting a
+      record and adding one of the same name and type is how a value is changed.
+  returned: with O(provider=manual) when something is left to enter
+  type: dict
+  contains:
+    delete:
+      description: The records to delete, each with C(name) (absolute), C(host) (relative to the
+        zone, V(@) for the apex), C(type), C(ttl) and C(value).
+      type: list
+      elements: dict
+    add:
+      description: The records to add, in the same form.
+      type: list
+      elements: dict
+    zone_lines:
+      description: The same as zone-file lines; a deletion is a comment line C(; delete:).
+      type: list
+      elements: str
+    table:
+      description: The same as the lines of a table (action, host, type, TTL, value).
+      type: list
+      elements: str
+pending:
+  description: With O(provider=manual), V(true) while records are left to enter.
+  returned: with O(provider=manual)
+  type: bool
 provider:
   description: The provider that read and changed the zone (O(provider)).
   returned: always
@@ -428,6 +467,7 @@ guarantee:
       them, and only if every touched rrset was still as it was read.
     - V(transaction) (PowerDNS) is every change applied together or none of them; the provider
       takes no precondition, so the touched names were read again just before the write.
+    - V(manual) is nothing applied: the changes are in RV(manual), for a person to make.
   returned: always
   type: str
   sample: atomic
@@ -589,6 +629,7 @@ def module_kwargs():
         required_by=DNS_REQUIRED_BY,
         required_if=[
             ('provider', 'rfc2136', ('server',)),
+            ('provider', 'manual', ('server',)),
             ('state', 'present', ('domain', 'pattern')),
             ('state', 'absent', ('domain',)),
             ('state', 'preflight', ('domain',)),

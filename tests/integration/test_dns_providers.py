@@ -295,3 +295,70 @@ def test_powerdns_plain_http_to_another_host_is_warned(powerdns):
     assert PowerDnsProvider('http://192.0.2.8:8081', 'k').warnings
     assert not PowerDnsProvider(powerdns.api_url, 'k').warnings
     assert not PowerDnsProvider('https://192.0.2.8:8081', 'k').warnings
+
+
+# -- manual: a registrar without an API -------------------------------------------------------
+def manual_task(bind, **args):
+    """mail_dns with provider manual, reading the lab BIND as a registrar's server (no key)."""
+    return {'name': 'mail_dns', 'exchangeonline.mail.mail_dns': dict(
+        provider='manual', server='127.0.0.1', port=bind.port, **args),
+        'register': 'out', 'ignore_errors': True}
+
+
+def enter(bind, manual):
+    """What the administrator does at the registrar: the deletions, then the additions."""
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+
+    def build(u):
+        for r in manual['delete']:
+            u.delete(r['name'], dns.rdata.from_text(dns.rdataclass.IN,
+                                                    dns.rdatatype.from_text(r['type']),
+                                                    r['value']))
+        for r in manual['add']:
+            u.add(r['name'], r['ttl'], r['type'], r['value'])
+    assert bind.update(ZONE, build) == 'NOERROR'
+
+
+def test_manual_prints_the_records_then_the_check_waits_and_rollback_lists_the_undo(
+        bind, play, tmp_path):
+    backup = str(tmp_path / 'manual.json')
+    zone_before = bind.axfr(ZONE)
+    serial = bind.soa_serial(ZONE)
+    run = play([manual_task(bind, domain=ZONE, pattern='full', backup_path=backup)])
+    result = run.last['result']
+    assert run.last['status'] == 'ok', result.get('msg')
+    assert result['changed'] is False and result['pending'] is True
+    assert result['guarantee'] == 'manual' and result['provider'] == 'manual'
+    manual = result['manual']
+    assert {'name': APEX, 'host': '@', 'type': 'MX', 'ttl': 3600,
+            'value': '10 mail.contoso.test.'} in manual['delete']
+    assert {'name': 'autodiscover.' + APEX, 'host': 'autodiscover', 'type': 'CNAME',
+            'ttl': 3600, 'value': 'autodiscover.outlook.com.'} in manual['add']
+    assert '; delete: contoso.test. 3600 IN MX 10 mail.contoso.test.' in manual['zone_lines']
+    assert manual['table'][0].split() == ['action', 'host', 'type', 'TTL', 'value']
+    assert 'provider manual: nothing was changed' in run.stdout + run.stderr
+    # Nothing was sent to the server: the zone, its serial and named's log show no UPDATE.
+    assert bind.axfr(ZONE) == zone_before and bind.soa_serial(ZONE) == serial
+    assert bind.update_messages(ZONE) == 0
+
+    # The administrator enters them; mail_dns_check waits for them, and mail_dns has no more.
+    enter(bind, manual)
+    assert served(bind) == EXPECTED['full']
+    run = play([{'name': 'check', 'exchangeonline.mail.mail_dns_check': dict(
+        server='127.0.0.1', port=bind.port, domain=ZONE, pattern='full', wait_timeout=5),
+        'register': 'out', 'ignore_errors': True}])
+    assert run.last['status'] == 'ok', run.last['result'].get('msg')
+    run = play([manual_task(bind, domain=ZONE, pattern='full', backup_path=backup)])
+    assert run.last['result']['pending'] is False and 'manual' not in run.last['result']
+
+    # The rollback is a list of records to enter as well; entered, the zone is as it was.
+    run = play([manual_task(bind, state='rollback', backup_path=backup)])
+    result = run.last['result']
+    assert run.last['status'] == 'ok', result.get('msg')
+    assert result['pending'] is True
+    assert {'name': APEX, 'host': '@', 'type': 'MX', 'ttl': 3600,
+            'value': '10 mail.contoso.test.'} in result['manual']['add']
+    enter(bind, result['manual'])
+    assert bind.axfr(ZONE) == zone_before
