@@ -13,7 +13,7 @@
 #         (tests/bootstrap-venv.sh --floor); full sanity, unit, the msal/requests/dnspython part of
 #         the integration tests, module process
 #   2.19  Python 3.11: compact sanity, unit, every integration test as module processes
-#         (EXO_MAIL_INPROCESS=0)
+#         (EXO_MAIL_INPROCESS=0) but the hosted DNS providers' (they run in the 2.21 run)
 #   2.21  Python 3.12 (or 3.13): full sanity, unit, every integration test through the in-process
 #         path of the action plugins (EXO_MAIL_INPROCESS=1), side by side with the 2.19 run
 #   2.17, 2.18, 2.20  compact sanity (compile, import, validate-modules, yamllint), unit
@@ -259,6 +259,10 @@ floor_integration=(tests/integration/test_m365_token_cache.py tests/integration/
 lab_selftests=(tests/integration/test_lab.py tests/integration/test_lab_postfix.py
                tests/integration/test_m365_emulator.py tests/integration/test_m365_emulator_exo.py)
 execution_paths=tests/integration/test_execution_paths.py
+# The hosted DNS providers (real PowerDNS, moto behind the lab's Route 53 front): their code is the
+# same module_utils on both execution paths, so they run once, in the in-process run (the shorter
+# of the two).
+provider_tests=(tests/integration/test_dns_providers.py)
 
 # compact_integration ENTRY... --basetemp=DIR: for side_by_side, one after the other: the floor's
 # part of the suite (module process) and, on each combination, the test of both execution paths.
@@ -304,9 +308,10 @@ integration() {
         case $role in
             module)
                 echo "== integration tests (real BIND 9, ansible-playbook): ansible-core $core, Python $ver, EXO_MAIL_INPROCESS=0"
-                jobs+=("core$core" full_integration "$core" 0 "$venv/bin/python" tests/integration --) ;;
+                jobs+=("core$core" full_integration "$core" 0 "$venv/bin/python" tests/integration
+                       "${provider_tests[@]/#/--ignore=}" --) ;;
             inprocess)
-                echo "== integration tests: ansible-core $core, Python $ver, EXO_MAIL_INPROCESS=1 (lab self-tests only in the other run)"
+                echo "== integration tests: ansible-core $core, Python $ver, EXO_MAIL_INPROCESS=1 (lab self-tests only in the other run, provider tests only here)"
                 jobs+=("core$core" full_integration "$core" 1 "$venv/bin/python" tests/integration
                        "${lab_selftests[@]/#/--ignore=}" --) ;;
             *) compact+=("$entry") ;;
@@ -332,6 +337,7 @@ case "${1:-test}" in
          lab_control start --python "$(newest_python)" --collections "$build" ;;
     lab-stop) lab_control stop ;;
     bench) setup; (cd "$coll" && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_mail_dns "${@:2}" \
+                   && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_route53 \
                    && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_token_cache \
                    && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_mailboxes \
                    && PYTHONPATH="$build" "$(newest_python)" -m tests.bench.bench_legacy_forwarding \

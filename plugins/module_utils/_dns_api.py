@@ -20,7 +20,7 @@ import ipaddress
 import json
 import random
 import time
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Sequence, Tuple
 from urllib.parse import quote, urlsplit
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (

@@ -39,6 +39,10 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_provider 
     ZoneProvider,
     provider_from_params,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_hosting import (
+    hosting_of,
+    provider_hint,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
     DnsError,
     UpdateOutcomeUnknown,
@@ -698,6 +702,12 @@ class MailDnsEngine:
                   'serial_after': snapshot.serial, 'read_method': snapshot.method,
                   'provider': provider.name, 'guarantee': provider.guarantee,
                   'update_proven': False}
+        apex_ns = snapshot.rrsets.get((zone, 'NS'))
+        if apex_ns is not None:
+            result['hosting'] = hosting_of(v.rstrip('.') for v in apex_ns.values)
+            hint = provider_hint(result['hosting'], provider.name, zone)
+            if hint:
+                self.warnings.append(hint)
         if self.check_mode:
             self.warnings.append('check mode sends no UPDATE, so the right of %s to update %s '
                                  'is not proven (the zone was read with it)'

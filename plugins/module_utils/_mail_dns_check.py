@@ -22,6 +22,10 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._checks import
     report,
     summary_line,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_hosting import (
+    hosting_of,
+    provider_hint,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
     AUTHORITATIVE,
     RESOLVER,
@@ -161,6 +165,13 @@ class MailDnsCheck:
                   'summary': summary_line(judged)}
         if self.zone:
             result['zone'] = self.zone
+        hosts = [t.host for t in targets if t.kind == AUTHORITATIVE]
+        if hosts:
+            result['hosting'] = hosting_of(hosts)
+            hint = provider_hint(result['hosting'], p.get('provider'),
+                                 self.zone or expect.domain)
+            if hint:
+                self.warnings.append(hint)
         if not ok:
             result['msg'] = failure_message(expect.domain, checks, rounds, elapsed, wait_timeout)
         if self.warnings:

@@ -327,11 +327,14 @@ class Route53Provider(ZoneProvider):
 
     def served(self, keys: Iterable[Key]) -> Dict[Key, Optional[RRset]]:
         keys = list(keys)
-        found: Dict[Key, RRset] = {}
         zone = self._zone_of(keys)
-        for name in sorted(set(k[0] for k in keys)):
-            found.update(self._rrsets(self._list(zone, 'verify', start=name, pages=5)[0],
-                                      {name}, 'verify'))
+        names = set(k[0] for k in keys)
+        items, truncated = self._list(zone, 'verify', pages=1)  # a small zone: one call
+        if truncated:
+            items = []
+            for name in sorted(names):
+                items.extend(self._list(zone, 'verify', start=name, pages=5)[0])
+        found = self._rrsets(items, names, 'verify')
         return dict((k, found.get(k)) for k in keys)
 
     def _zone_of(self, keys: List[Key]) -> str:

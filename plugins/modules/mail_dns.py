@@ -427,6 +427,13 @@ serial_after:
     - V(null) with O(provider=route53).
   returned: always
   type: int
+hosting:
+  description:
+    - With O(state=preflight), where the zone is hosted, told from its apex NS records; when
+      they name another service than O(provider) changes, a warning names the provider to use.
+    - The same keys as RV(exchangeonline.mail.mail_dns_check#module:hosting).
+  returned: with O(state=preflight), when the zone's apex NS records were read
+  type: dict
 manual:
   description:
     - With O(provider=manual), the records to enter at the DNS host, per record. Deleting a

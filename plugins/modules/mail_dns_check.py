@@ -196,6 +196,15 @@ options:
         resolver; a name with several addresses becomes one server per address.
     type: list
     elements: str
+  provider:
+    description:
+      - The provider of M(exchangeonline.mail.mail_dns) that changes the zone (see its
+        O(exchangeonline.mail.mail_dns#module:provider)). The check always asks the name
+        servers themselves, whichever provider it is; given, the host names of the name servers
+        asked are compared with it, and a warning names the provider to use when the zone is
+        served by another service (RV(hosting)).
+    type: str
+    choices: [rfc2136, powerdns, route53, manual]
   resolvers:
     description:
       - Recursive resolvers to ask too (with the RD flag), written like O(nameservers); without a
@@ -363,6 +372,26 @@ checks:
           found: ["10 mail.contoso.com."]
           message: found 10 mail.contoso.com.; expected only 0
             contoso-com.mail.protection.outlook.com. (full, every other MX removed)
+hosting:
+  description:
+    - Where the zone is hosted, told from the host names of the authoritative servers asked.
+  returned: when authoritative servers were asked
+  type: dict
+  contains:
+    service:
+      description: The DNS service whose name servers serve the zone (V(Amazon Route 53),
+        V(Azure DNS), V(Cloudflare), V(Google Cloud DNS), V(GoDaddy), V(IONOS), ...), or V(null)
+        when they are none of those (the zone's own servers).
+      type: str
+    provider:
+      description: The O(provider) of M(exchangeonline.mail.mail_dns) for that service
+        (V(manual) for a service without one in this collection), or V(null).
+      type: str
+    nameservers:
+      description: The host names asked.
+      type: list
+      elements: str
+  sample: {service: Amazon Route 53, provider: route53, nameservers: [ns-1.awsdns-01.org]}
 servers:
   description: The servers that were asked.
   returned: always
@@ -492,6 +521,7 @@ def module_kwargs():
         mta_sts=dict(type='dict', options=mta_sts_options(for_check=True)),
         tls_rpt=dict(type='list', elements='str'),
         nameservers=dict(type='list', elements='str'),
+        provider=dict(type='str', choices=['rfc2136', 'powerdns', 'route53', 'manual']),
         resolvers=dict(type='list', elements='str'),
         checks=dict(type='list', elements='str', choices=CHECK_CHOICES),
         trust_anchor=dict(type='list', elements='str'),

@@ -44,14 +44,14 @@ TARGET_UPDATES = 1
 
 
 # -- the bench's own virtualenv ---------------------------------------------------------------
-def bench_venv_dir():
-    """``$EXO_BENCH_VENV``, else ``bench`` beside the test venv running us, else a temp dir."""
-    if os.environ.get('EXO_BENCH_VENV'):
-        return os.path.abspath(os.environ['EXO_BENCH_VENV'])
+def bench_venv_dir(name='bench', variable='EXO_BENCH_VENV'):
+    """``$<variable>``, else ``name`` beside the test venv running us, else a temp dir."""
+    if os.environ.get(variable):
+        return os.path.abspath(os.environ[variable])
     parent = os.path.dirname(sys.prefix)
     if sys.prefix != sys.base_prefix and os.path.basename(parent) == '.venv':
-        return os.path.join(parent, 'bench')
-    return os.path.join(tempfile.gettempdir(), 'exo-bench-venv')
+        return os.path.join(parent, name)
+    return os.path.join(tempfile.gettempdir(), 'exo-%s-venv' % name)
 
 
 def find_python():
@@ -77,8 +77,9 @@ def _pip(python, *args):
                            % (' '.join(args), proc.stdout, proc.stderr[-3000:]))
 
 
-def build_bench_venv(venv):
-    """Create ``venv``: ansible-core as pinned by ``ansible``, dnspython, community.general."""
+def build_bench_venv(venv, collections=('community/general',), packages=('dnspython',)):
+    """Create ``venv``: ansible-core as pinned by ``ansible``, ``packages`` and the
+    ``collections`` (namespace/name) unpacked from the ``ansible`` wheel."""
     started = time.monotonic()
     print('Building the bench virtualenv %s ...' % venv, flush=True)
     shutil.rmtree(venv, ignore_errors=True)
@@ -97,16 +98,17 @@ def build_bench_venv(venv):
                        if line.startswith('Version:'))
         core = next(line.split(':', 1)[1].strip() for line in lines
                     if line.startswith('Requires-Dist:') and 'ansible-core' in line)
-        prefix = 'ansible_collections/community/general/'
+        prefixes = tuple('ansible_collections/%s/' % c for c in collections)
         z.extractall(os.path.join(venv, 'collections'),
-                     [n for n in z.namelist() if n.startswith(prefix)])
-    _pip(python, 'install', core.replace(' ', ''), 'dnspython')
+                     [n for n in z.namelist() if n.startswith(prefixes)])
+    _pip(python, 'install', core.replace(' ', ''), *packages)
     os.unlink(wheel)
     with open(os.path.join(venv, STAMP), 'w') as f:
         json.dump({'ansible': version, 'ansible_core_spec': core,
                    'seconds': round(time.monotonic() - started, 1)}, f)
-    print('  ansible %s wheel: community.general unpacked; %s and dnspython installed (%.1f s)'
-          % (version, core, time.monotonic() - started), flush=True)
+    print('  ansible %s wheel: %s unpacked; %s and %s installed (%.1f s)'
+          % (version, ', '.join(collections), core, ', '.join(packages),
+             time.monotonic() - started), flush=True)
 
 
 def ensure_bench_python(argv):

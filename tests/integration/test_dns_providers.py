@@ -138,6 +138,26 @@ def test_preflight_proves_the_write_and_changes_nothing(hosted, play):
     assert run.last['status'] == 'ok', run.last['result'].get('msg')
     assert run.last['result']['update_proven'] is True
     assert hosted.axfr(ZONE) == zone_before and hosted.update_messages(ZONE) == 0
+    # Where the zone is hosted, from its apex NS: moto's are Route 53's own names.
+    hosting = run.last['result']['hosting']
+    if hosted.kind == 'route53':
+        assert hosting['service'] == 'Amazon Route 53' and hosting['provider'] == 'route53'
+    else:
+        assert hosting == {'service': None, 'provider': None, 'nameservers': ['ns1.contoso.test']}
+    assert 'are not what the Internet sees' not in run.stdout + run.stderr
+
+
+def test_preflight_names_the_provider_the_delegation_says(bind, play):
+    """The zone on the in-house server names Cloudflare's name servers: the registrar
+    delegates there, so updating this server changes nothing the Internet sees."""
+    assert bind.update(ZONE, lambda u: u.replace(APEX, 3600, 'NS', 'ada.ns.cloudflare.com.',
+                                                 'bob.ns.cloudflare.com.')) == 'NOERROR'
+    run = play([mail_dns(bind, domain=ZONE, state='preflight')])
+    assert run.last['status'] == 'ok', run.last['result'].get('msg')
+    assert run.last['result']['hosting']['service'] == 'Cloudflare'
+    warned = ' '.join((run.stdout + run.stderr).split())
+    assert "are Cloudflare's: changes through provider rfc2136 are not what the Internet sees" \
+        in warned and 'use provider manual' in warned
 
 
 def test_concurrent_change_is_replanned_not_overwritten(hosted):

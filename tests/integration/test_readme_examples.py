@@ -13,6 +13,9 @@ against the lab (tests/lab/lab.py), so an example that stops working fails the t
                                      two action groups
     <!-- example: fragment -->       a part of a larger file, not run: parsed as YAML, and its
                                      variables must be ones the playbooks document
+    <!-- example: provider NAME -->  mail_dns tasks for a hosted DNS provider (powerdns, route53),
+                                     run against the lab's own (a real PowerDNS, moto behind the
+                                     Route 53 front) with its connection options put in
 
 A YAML block without a marker fails the tests, so a new example cannot slip past. The README
 names real things (contoso.com, ns1.contoso.com, vault variables, CI secrets): the tables below
@@ -44,7 +47,8 @@ READMES = ('README.md', 'README.ja.md')
 BIN = os.path.dirname(sys.executable)
 YAML_LANGS = ('yaml', 'yml')
 MARKER = re.compile(r'^\s*<!-- example: (.+?) -->\s*$')
-KINDS = {'inventory': 0, 'commands': 1, 'playbook': 1, 'ci': 1, 'tasks': 0, 'fragment': 0}
+KINDS = {'inventory': 0, 'commands': 1, 'playbook': 1, 'ci': 1, 'tasks': 0, 'fragment': 0,
+         'provider': 1}
 
 # -- what stands for what -------------------------------------------------------------------------
 # The lab's domains and mailboxes (in every domain).
@@ -441,6 +445,36 @@ def test_tasks_in_a_play(block, lab, tmp_path):
     assert served(lab, 'contoso.test', 'MX') == ['0 %s.' % lab.emu.mx_host('contoso.test')]
     assert os.path.exists(os.path.join(str(tmp_path), 'var-backups', 'mail_dns',
                                        'contoso.test.json'))
+
+
+@pytest.mark.parametrize('block', examples('provider'))
+def test_hosted_provider_tasks(block, tmp_path):
+    """A hosted provider's example on the lab's provider: the connection options (the API's
+    address and key, the AWS endpoint and keys) are the lab's; everything else as written."""
+    from tests.integration.conftest import lab_zones
+    from tests.integration.test_mail_dns import EXPECTED, served
+    from tests.lab.ansible_runner import run_playbook
+    from tests.lab.powerdns import PowerDnsServer
+    from tests.lab.route53 import Route53Lab
+    kind = block.args[0]
+    server = {'powerdns': PowerDnsServer, 'route53': Route53Lab}[kind](
+        lab_zones(), workdir=str(tmp_path / kind))
+    server.start()
+    try:
+        tasks = yaml.safe_load(replace_names(block.text, {
+            'contoso.com': 'contoso.test', '/var/backups': str(tmp_path / 'var-backups')}))
+        patterns = []
+        for task in tasks:
+            args = task['exchangeonline.mail.mail_dns']
+            assert args['provider'] == kind
+            args.update(server.module_args())
+            patterns.append(args['pattern'])
+        run = run_playbook(tasks, workdir=str(tmp_path / 'ansible'))
+        assert run.rc == 0, run.stdout[-3000:] + run.stderr[-2000:]
+        assert served(server) == EXPECTED[patterns[-1]]
+        assert os.path.exists(str(tmp_path / 'var-backups' / 'mail_dns' / 'contoso.test.json'))
+    finally:
+        server.stop()
 
 
 # -- CI ------------------------------------------------------------------------------------------
