@@ -697,15 +697,16 @@ class MailDnsEngine:
         snapshot = provider.read_rrsets(zone, spec.names())
         check_delegation(snapshot, spec.domain, zone, 'read')
         self.warnings.extend(snapshot.warnings)
-        result = {'changed': False, 'zone': zone, 'domain': spec.domain, 'mx_host': spec.mx_host,
-                  'plan': [], 'before': [], 'after': [], 'serial_before': snapshot.serial,
-                  'serial_after': snapshot.serial, 'read_method': snapshot.method,
-                  'provider': provider.name, 'guarantee': provider.guarantee,
-                  'update_proven': False}
+        result: Dict[str, Any] = {
+            'changed': False, 'zone': zone, 'domain': spec.domain, 'mx_host': spec.mx_host,
+            'plan': [], 'before': [], 'after': [], 'serial_before': snapshot.serial,
+            'serial_after': snapshot.serial, 'read_method': snapshot.method,
+            'provider': provider.name, 'guarantee': provider.guarantee, 'update_proven': False}
         apex_ns = snapshot.rrsets.get((zone, 'NS'))
         if apex_ns is not None:
-            result['hosting'] = hosting_of(v.rstrip('.') for v in apex_ns.values)
-            hint = provider_hint(result['hosting'], provider.name, zone)
+            hosting = hosting_of(v.rstrip('.') for v in apex_ns.values)
+            result['hosting'] = hosting
+            hint = provider_hint(hosting, provider.name, zone)
             if hint:
                 self.warnings.append(hint)
         if self.check_mode:

@@ -57,8 +57,8 @@ def instructions(plan: Plan, zone: str) -> Dict[str, Any]:
                 value = rd.to_text(relativize=False)
                 if ttl_changed or _value(c.before, rd) not in after:
                     remove.append(_row(c.before.name, c.key[1], c.before.ttl, value, zone))
-                    lines.append('; delete: %s %d IN %s %s' % (c.before.name, c.before.ttl,
-                                                                c.key[1], value))
+                    lines.append('; delete: %s %d IN %s %s'
+                                 % (c.before.name, c.before.ttl, c.key[1], value))
         if c.after is not None:
             for rd in c.after.rdata_list():
                 value = rd.to_text(relativize=False)

@@ -188,7 +188,7 @@ class PowerDnsProvider(ZoneProvider):
         return serial if isinstance(serial, int) else None
 
     def patch_of(self, changes: List[Change]) -> Dict[str, Any]:
-        rrsets = []
+        rrsets: List[Dict[str, Any]] = []
         for c in changes:
             name, rdtype = c.key
             kept = self._disabled.get(c.key, [])

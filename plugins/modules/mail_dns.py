@@ -474,7 +474,7 @@ guarantee:
       them, and only if every touched rrset was still as it was read.
     - V(transaction) (PowerDNS) is every change applied together or none of them; the provider
       takes no precondition, so the touched names were read again just before the write.
-    - V(manual) is nothing applied: the changes are in RV(manual), for a person to make.
+    - V(manual) is nothing applied; the changes are in RV(manual), for a person to make.
   returned: always
   type: str
   sample: atomic

@@ -52,6 +52,7 @@ OPERATIONS = [
     ('GET', re.compile(r'^/2013-04-01/hostedzone/[^/?]+$'), 'GetHostedZone'),
     ('GET', re.compile(r'^/2013-04-01/change/'), 'GetChange'),
     ('POST', re.compile(r'^/2013-04-01/hostedzone$'), 'CreateHostedZone'),
+    ('GET', re.compile(r'^/2013-04-01/hostedzone$'), 'ListHostedZones'),
 ]
 
 
