@@ -36,6 +36,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._identity impo
     check_ca_path,
     excerpt,
     origin,
+    url_problem,
 )
 
 if HAS_M365_LIBS:
@@ -49,25 +50,9 @@ RETRY_PAUSE = 1.0   # seconds before the first retry of a read, doubled each tim
 def api_base(value: Any, option: str, example: str) -> str:
     """``value`` as an http(s) URL without a trailing slash, or DnsError (phase input)."""
     text = value.strip() if isinstance(value, str) else ''
-    problem = None
-    if not text or len(text) > 2048 or any(ord(c) <= 32 or ord(c) == 127 for c in text):
-        problem = 'must be an http:// or https:// URL without white space'
-    else:
-        parts = urlsplit(text)
-        try:
-            parts.port
-        except ValueError:
-            problem = 'has an invalid port'
-        if problem:
-            pass
-        elif parts.scheme.lower() not in ('http', 'https') or not parts.hostname:
-            problem = 'must be an http:// or https:// URL naming a host'
-        elif '@' in parts.netloc:
-            problem = 'must not carry a user name or password'
-        elif parts.query or parts.fragment or text.endswith(('?', '#')):
-            problem = 'must not carry a query or a fragment'
-        elif origin(text) is None:
-            problem = 'cannot be read the same way by every URL parser'
+    problem = url_problem(text, ('http', 'https'), 'must be an http:// or https:// URL')
+    if problem is None and origin(text) is None:
+        problem = 'cannot be read the same way by every URL parser'
     if problem:
         raise DnsError('%s %s (got %r), for example %s' % (option, problem, _cut(value, 200),
                                                            example), 'input')

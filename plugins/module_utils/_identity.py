@@ -177,33 +177,38 @@ class IdentityError(TaskError):
         self.aadsts = aadsts
 
 
+def url_problem(text: str, schemes: Tuple[str, ...], refused: str) -> Optional[str]:
+    """What is wrong with ``text`` as the base URL of an endpoint (None: nothing): one of
+    ``schemes``, a host, a valid port, no white space, credentials, query or fragment.
+    ``refused``: why another scheme is refused, for the message."""
+    if not text or len(text) > 2048:
+        return 'must be an %s URL of at most 2048 characters' % ' or '.join(
+            '%s://' % scheme for scheme in schemes)
+    if any(ord(c) <= 32 or ord(c) == 127 for c in text):
+        return 'must not hold white space or control characters'
+    parts = urlsplit(text)
+    try:
+        parts.port
+    except ValueError:
+        return 'has an invalid port'
+    if parts.scheme.lower() not in schemes:
+        return refused
+    if not parts.hostname:
+        return 'names no host'
+    if '@' in parts.netloc:
+        return 'must not carry a user name or password'
+    if parts.query or parts.fragment or text.endswith(('?', '#')):
+        return 'must not carry a query or a fragment'
+    return None
+
+
 def endpoint_url(value: Any, option: str) -> str:
     """``value`` as an https URL without a trailing slash, or IdentityError naming ``option``."""
     text = value.strip() if isinstance(value, str) else ''
-    problem = None
-    if not text or len(text) > 2048:
-        problem = 'must be an https:// URL of at most 2048 characters'
-    elif any(ord(c) <= 32 or ord(c) == 127 for c in text):
-        problem = 'must not hold white space or control characters'
-    else:
-        parts = urlsplit(text)
-        try:
-            parts.port
-        except ValueError:
-            problem = 'has an invalid port'
-        if problem:
-            pass
-        elif parts.scheme.lower() != 'https':
-            problem = ('must be an https:// URL: %s, so plain http:// and other schemes are '
-                       'refused' % ('it names the audience of Exchange Online tokens'
-                                    if option == 'exo_token_resource'
-                                    else 'tokens and secrets go there'))
-        elif not parts.hostname:
-            problem = 'names no host'
-        elif '@' in parts.netloc:
-            problem = 'must not carry a user name or password'
-        elif parts.query or parts.fragment or text.endswith(('?', '#')):
-            problem = 'must not carry a query or a fragment'
+    problem = url_problem(text, ('https',), (
+        'must be an https:// URL: %s, so plain http:// and other schemes are refused'
+        % ('it names the audience of Exchange Online tokens' if option == 'exo_token_resource'
+           else 'tokens and secrets go there')))
     if problem:
         example = CLOUDS['public'][URL_OPTIONS.get(option, 'graph')]
         raise IdentityError('%s %s (got %r), for example %s'
