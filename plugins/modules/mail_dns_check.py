@@ -33,6 +33,7 @@ author:
   - exchangeonline.mail maintainers (@exchangeonline)
 extends_documentation_fragment:
   - exchangeonline.mail.dns
+  - exchangeonline.mail.dns.provider
   - exchangeonline.mail.attributes
   - exchangeonline.mail.attributes.dns
 attributes:
@@ -202,7 +203,10 @@ options:
         O(exchangeonline.mail.mail_dns#module:provider)). The check always asks the name
         servers themselves, whichever provider it is; given, the host names of the name servers
         asked are compared with it, and a warning names the provider to use when the zone is
-        served by another service (RV(hosting)).
+        served by another service (RV(hosting)). Not given, nothing is compared.
+      - The options of the hosted providers (O(api_url), O(api_key), the C(aws_*) options,
+        O(hosted_zone_id), ...) are accepted and not used, so that one C(module_defaults) for
+        C(group/exchangeonline.mail.dns) serves both modules.
     type: str
     choices: [rfc2136, powerdns, route53, manual]
   resolvers:
@@ -481,6 +485,10 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._options impor
     seconds,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
+from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_provider import (
+    PROVIDERS,
+    provider_argument_spec,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
     DNS_LIMITS,
     DNS_MUTUALLY_EXCLUSIVE,
@@ -521,7 +529,8 @@ def module_kwargs():
         mta_sts=dict(type='dict', options=mta_sts_options(for_check=True)),
         tls_rpt=dict(type='list', elements='str'),
         nameservers=dict(type='list', elements='str'),
-        provider=dict(type='str', choices=['rfc2136', 'powerdns', 'route53', 'manual']),
+        **dict(provider_argument_spec(),
+               provider=dict(type='str', choices=list(PROVIDERS))),
         resolvers=dict(type='list', elements='str'),
         checks=dict(type='list', elements='str', choices=CHECK_CHOICES),
         trust_anchor=dict(type='list', elements='str'),

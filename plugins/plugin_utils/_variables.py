@@ -171,8 +171,14 @@ class Known:
     def fragment_options(self, name):
         if name not in self._fragments:
             code = importlib.import_module('%s.plugins.doc_fragments.%s' % (COLLECTION, name))
-            self._fragments[name] = yaml.load(code.ModuleDocFragment.DOCUMENTATION,
-                                              Loader=LOADER).get('options') or {}  # nosec
+            options = {}
+            # DOCUMENTATION and the fragment's named parts (dns.provider): every option of the
+            # group, since module_defaults hands each of them to every module of it.
+            for part in sorted(vars(code.ModuleDocFragment)):
+                text = getattr(code.ModuleDocFragment, part)
+                if part.isupper() and isinstance(text, str):
+                    options.update(yaml.load(text, Loader=LOADER).get('options') or {})  # nosec
+            self._fragments[name] = options
         return self._fragments[name]
 
     def source(self, name):

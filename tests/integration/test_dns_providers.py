@@ -382,3 +382,26 @@ def test_manual_prints_the_records_then_the_check_waits_and_rollback_lists_the_u
             'value': '10 mail.contoso.test.'} in result['manual']['add']
     enter(bind, result['manual'])
     assert bind.axfr(ZONE) == zone_before
+
+
+def test_one_module_defaults_serves_mail_dns_and_mail_dns_check(powerdns, tmp_path):
+    """The provider's options in group/exchangeonline.mail.dns (exo_dns in the playbooks):
+    mail_dns writes through the API, mail_dns_check takes the same defaults and asks PowerDNS's
+    own DNS port."""
+    from tests.lab.ansible_runner import run_playbook
+    play = [{'hosts': 'localhost', 'connection': 'local', 'gather_facts': False,
+             'module_defaults': {'group/exchangeonline.mail.dns': dict(
+                 powerdns.module_args(), server='127.0.0.1', port=powerdns.port)},
+             'tasks': [{'exchangeonline.mail.mail_dns': {'domain': ZONE, 'pattern': 'full'}},
+                       {'exchangeonline.mail.mail_dns_check': {
+                           'domain': ZONE, 'pattern': 'full', 'wait_timeout': 10,
+                           'nameservers': ['127.0.0.1:%d' % powerdns.port]},
+                        'register': 'checked'},
+                       {'ansible.builtin.assert': {'that': [
+                           'checked.ok', "checked.hosting.service is none"]}}]}]
+    path = str(tmp_path / 'play.yml')
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(play, f)
+    run = run_playbook(playbook=path, workdir=str(tmp_path / 'ansible'))
+    assert run.rc == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert served(powerdns) == EXPECTED['full'] and powerdns.update_messages(ZONE) == 1

@@ -56,6 +56,9 @@ def test_every_source_of_the_variable_list_resolves(known):
         known.keys(name)
     assert set(known.keys('exo_dns')) == set(known.fragment_options('dns'))
     assert 'tenant_id' in known.keys('exo_m365') and 'pattern' not in known.keys('exo_dns')
+    # the hosted providers' options are the group's too (fragment dns.provider)
+    assert {'server', 'provider', 'api_key', 'aws_secret_access_key', 'hosted_zone_id'} <= set(
+        known.keys('exo_dns'))
     assert known.source('exo_ttl')[1]['exo_ttl'].high == 2147483647
     assert known.source('exo_legacy_mx')[1]['exo_legacy_mx.preference'].high == 65535
 
