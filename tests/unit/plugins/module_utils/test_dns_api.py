@@ -1,5 +1,9 @@
 """The base URL of a hosted DNS provider's API: what is refused, and when plain http warns."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
 import pytest
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_api import (

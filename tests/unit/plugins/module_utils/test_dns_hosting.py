@@ -1,5 +1,9 @@
 """Where a zone is hosted, from its name servers' host names, and the provider hint."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_hosting import (
     hosting_of,
     provider_hint,
