@@ -154,12 +154,17 @@ class ApiClient:
                                   ' Nothing was changed.' if changes else ''), phase)
             text = r.content or b''
             parsed = None
+            if changes and r.status_code >= 500:
+                # a proxy's 502/504, or the server failing while it commits: not known
+                raise UpdateOutcomeUnknown('the change was sent to %s, which answered HTTP %d: '
+                                           '%s' % (self.service, r.status_code, excerpt(text)),
+                                           'apply')
             if text.strip():
                 try:
                     parsed = json.loads(text)
                 except (ValueError, RecursionError):
                     parsed = None
-                    if r.status_code in ok:
+                    if r.status_code in ok and not changes:  # a change's 2xx: it is in
                         raise DnsError('%s answered %s %s with %s, not the documented JSON: %s'
                                        % (self.service, method, path, r.headers.get(
                                            'Content-Type') or 'no Content-Type',

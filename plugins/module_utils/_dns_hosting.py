@@ -28,7 +28,7 @@ HOSTS = (
     (r'(^|\.)registrar-servers\.com$', 'Namecheap', None),
     (r'^ns\d\.digitalocean\.com$', 'DigitalOcean', None),
     (r'(^|\.)ns\.hetzner\.(com|de)$', 'Hetzner', None),
-    (r'(^|\.)(ovh\.net|ovh\.ca)$', 'OVHcloud', None),
+    (r'^(dns|ns)\d*\.ovh\.(net|ca)$', 'OVHcloud', None),
     (r'(^|\.)gandi\.net$', 'Gandi', None),
 )
 PATTERNS = [(re.compile(p), service, provider) for p, service, provider in HOSTS]
@@ -62,9 +62,11 @@ def provider_hint(hosting: Dict[str, Any], provider: Optional[str], zone: str) -
         return None
     if service is None:
         if provider == 'route53':
-            return ('the name servers of %s (%s) are not Route 53\'s, so the hosted zone that '
-                    'provider route53 changes is not the one the Internet asks. Use the provider '
-                    'of the servers the registrar delegates to.' % (zone, servers))
+            return ('the name servers of %s (%s) do not look like Route 53\'s own '
+                    '(ns-<n>.awsdns-<nn>.*): unless they are white-label name servers of a '
+                    'Route 53 reusable delegation set, the hosted zone that provider route53 '
+                    'changes is not the one the Internet asks. Use the provider of the servers '
+                    'the registrar delegates to.' % (zone, servers))
         return None
     if provider == fits:
         return None

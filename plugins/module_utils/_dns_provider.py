@@ -16,6 +16,7 @@ a provider only reads rrsets and applies change sets. The contract:
   changes that were applied before it was found (always [] for an ``ATOMIC`` provider);
   :class:`UpdateOutcomeUnknown` when the request went out and no answer says what became of it;
   any other ``DnsError`` when the provider refused it and nothing was applied.
+* ``check_plan(changes)``: DnsError for a change the provider cannot make (in check mode too).
 * ``served(keys) -> {key: RRset or None}``: what the zone's servers serve now (verification);
   ``wildcard_rrsets(name, zone, phase) -> {type: RRset}``: the wildcard data a name that does not
   exist is answered with; ``serial(zone)``; ``prove_write(zone)``: preflight, prove the right to
@@ -114,6 +115,10 @@ class ZoneProvider:
 
     def wildcard_rrsets(self, name: str, zone: str, phase: str = 'read') -> Dict[str, RRset]:
         return {}
+
+    def check_plan(self, changes: List[Change]) -> None:
+        """DnsError (phase plan) for a change the provider cannot make, before anything is
+        written and in check mode too; nothing by default."""
 
     def serial(self, zone: str) -> Optional[int]:
         return None

@@ -332,6 +332,7 @@ class MailDnsEngine:
                                  if w not in self.warnings)
             if self.diff_mode and plan.changed:
                 result['diff'] = diff_of(plan, zone)
+            provider.check_plan(plan.changes)
             if provider.guarantee == MANUAL:
                 return self.by_hand(plan, zone, result, backup)
             if not plan.changed or self.check_mode:

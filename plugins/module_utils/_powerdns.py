@@ -197,6 +197,10 @@ class PowerDnsProvider(ZoneProvider):
                 continue
             records = [{'content': rd.to_text(relativize=False), 'disabled': False}
                        for rd in (c.after.rdata_list() if c.after is not None else [])]
+            # a disabled record the plan now enables is that record (PowerDNS refuses the same
+            # content twice in one rrset: "Duplicate record in RRset")
+            enabled = set(r['content'] for r in records)
+            kept = [r for r in kept if r.get('content') not in enabled]
             # an rrset removed but with disabled records: those stay, at the TTL it had
             ttl = c.after.ttl if c.after is not None else c.before.ttl if c.before else 3600
             rrsets.append({'name': name, 'type': rdtype, 'ttl': ttl, 'changetype': 'REPLACE',

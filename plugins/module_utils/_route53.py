@@ -28,6 +28,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import random
+import re
 import time
 import traceback
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
@@ -157,9 +158,17 @@ class Route53Provider(ZoneProvider):
         try:
             return method(**kwargs)
         except botocore.exceptions.ClientError as e:
+            status = _error_of(e)[2]
+            if operation == 'ChangeResourceRecordSets' and phase == 'apply' and \
+                    isinstance(status, int) and status >= 500:
+                raise UpdateOutcomeUnknown('the change batch was sent to %s, which answered '
+                                           'HTTP %d (%s): it may have been applied'
+                                           % (self.where, status, _error_of(e)[0] or e), 'apply')
             raise self._refusal(e, operation, phase)
-        except (botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectionClosedError,
+        except (botocore.exceptions.HTTPClientError,
                 botocore.exceptions.ResponseStreamingError) as e:
+            # the request may have arrived: a read timeout, a closed connection, any failure
+            # after connecting (EndpointConnectionError and the connect timeouts are not these)
             if operation == 'ChangeResourceRecordSets' and phase == 'apply':
                 raise UpdateOutcomeUnknown('the change batch was sent to %s, but no answer came '
                                            '(%s)' % (self.where, e), 'apply')
@@ -189,8 +198,11 @@ class Route53Provider(ZoneProvider):
                             'hosted zone in their IAM policy.'
                             % (self.where, operation, said, operation), phase)
         if code == 'NoSuchHostedZone':
-            return DnsError('%s has no hosted zone %s: %s. Check hosted_zone_id.'
-                            % (self.where, self.hosted_zone_id or '', said), phase)
+            return DnsError('%s has no such hosted zone (%s): %s. Check hosted_zone_id and '
+                            'zone; a zone deleted while the task ran is gone.'
+                            % (self.where, self.hosted_zone_id or ', '.join(
+                                '%s %s' % kv for kv in sorted(self._ids.items())) or 'none read',
+                               said), phase)
         fields = {'rcode': code or None}
         if phase == 'apply' and operation == 'ChangeResourceRecordSets':
             if code == 'InvalidChangeBatch' and any(c in message for c in CONCURRENT):
@@ -224,9 +236,18 @@ class Route53Provider(ZoneProvider):
                        % (self.where, domain, ', '.join(tried)), 'zone')
 
     def _zones_named(self, zone: str, phase: str) -> List[str]:
-        answer = self._call('ListHostedZonesByName', phase, DNSName=zone, MaxItems='10')
-        zones = [z for z in answer.get('HostedZones') or []
-                 if name_text(to_name(str(z.get('Name', '')))) == zone]
+        zones: List[Dict[str, Any]] = []
+        kwargs: Dict[str, Any] = {'DNSName': zone, 'MaxItems': '100'}
+        for _page in range(10):  # at most 1,000 zones of one name (a private one per VPC)
+            answer = self._call('ListHostedZonesByName', phase, **kwargs)
+            listed = answer.get('HostedZones') or []
+            matching = [z for z in listed if _name(z) == zone]
+            zones.extend(matching)
+            if not answer.get('IsTruncated') or len(matching) < len(listed):
+                break  # past the name
+            kwargs = {'DNSName': answer.get('NextDNSName') or zone, 'MaxItems': '100'}
+            if answer.get('NextHostedZoneId'):
+                kwargs['HostedZoneId'] = answer['NextHostedZoneId']
         public = [z for z in zones if not (z.get('Config') or {}).get('PrivateZone')]
         if len(public) > 1:
             raise DnsError('%s holds %d public hosted zones named %s (%s): give hosted_zone_id '
@@ -278,10 +299,11 @@ class Route53Provider(ZoneProvider):
                 return out, True  # past the name asked for
             kwargs['StartRecordName'] = answer.get('NextRecordName')
             kwargs['StartRecordType'] = answer.get('NextRecordType')
+            kwargs.pop('StartRecordIdentifier', None)
             if answer.get('NextRecordIdentifier'):
                 kwargs['StartRecordIdentifier'] = answer['NextRecordIdentifier']
-        if start:
-            return out, True
+        if start or pages < MAX_PAGES:
+            return out, True  # as many pages as asked for, and more to come
         raise DnsError('%s: hosted zone %s has more than %d pages of records'
                        % (self.where, zone, pages), phase)
 
@@ -344,12 +366,15 @@ class Route53Provider(ZoneProvider):
         raise DnsError('%s: no hosted zone read yet for %s' % (self.where, keys), 'verify')
 
     # -- writing ------------------------------------------------------------------------------
-    def batch_of(self, changes: List[Change]) -> List[Dict[str, Any]]:
+    def check_plan(self, changes: List[Change]) -> None:
         special = [c.key for c in changes if c.key in self._special]
         if special:
             raise DnsError('%s %s is an alias or has a routing policy in Route 53; mail_dns does '
                            'not change those. Nothing was changed: change it in Route 53, or '
                            'leave it out of the plan.' % special[0], 'plan')
+
+    def batch_of(self, changes: List[Change]) -> List[Dict[str, Any]]:
+        self.check_plan(changes)
         deletes, creates = [], []
         for c in changes:
             if c.before is not None:
@@ -427,8 +452,11 @@ def _short_id(zone_id: str) -> str:
 
 
 def _name(item: Dict[str, Any]) -> str:
-    """The rrset's name as the engine spells it (Route 53 writes ``*`` as ``\\052``)."""
-    return name_text(to_name(str(item.get('Name', ''))))
+    """The rrset's name as the engine spells it. Route 53 escapes characters as three octal
+    digits (``*`` is ``\\052``), DNS presentation format as three decimal ones (``\\042``)."""
+    text = re.sub(r'\\([0-7]{3})', lambda m: '\\%03d' % int(m.group(1), 8),
+                  str(item.get('Name', '')))
+    return name_text(to_name(text))
 
 
 def _record(rrset: RRset) -> Dict[str, Any]:

@@ -308,6 +308,18 @@ def test_powerdns_keeps_disabled_records(powerdns, play):
     assert {'content': '30 old-backup.contoso.test.', 'disabled': True} in mx['records']
 
 
+def test_powerdns_enables_a_disabled_record_the_plan_wants(powerdns, play):
+    """The very MX the plan adds is there, disabled: it is enabled, not sent twice (PowerDNS
+    refuses the same content twice in an rrset)."""
+    assert powerdns.patch(ZONE, [{'name': APEX, 'type': 'MX', 'ttl': 3600, 'changetype':
+                                  'REPLACE', 'records': [
+                                      {'content': '10 mail.contoso.test.', 'disabled': False},
+                                      {'content': EXO_MX, 'disabled': True}]}]) == 204
+    run = play([mail_dns(powerdns, domain=ZONE, pattern='full')])
+    assert run.last['status'] == 'ok', run.last['result'].get('msg')
+    assert served(powerdns)['mx'] == [EXO_MX]
+
+
 def test_powerdns_plain_http_to_another_host_is_warned(powerdns):
     from ansible_collections.exchangeonline.mail.plugins.module_utils._powerdns import (
         PowerDnsProvider,

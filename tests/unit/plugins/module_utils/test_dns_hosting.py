@@ -43,4 +43,6 @@ def test_hint_names_the_provider_to_use():
     assert provider_hint(hosting_of(ROUTE53), None, 'contoso.com.') is None
     own = hosting_of(['ns1.contoso.com'])
     assert provider_hint(own, 'rfc2136', 'contoso.com.') is None
-    assert 'not Route 53' in provider_hint(own, 'route53', 'contoso.com.')
+    assert "do not look like Route 53's own" in provider_hint(own, 'route53', 'contoso.com.')
+    assert hosting_of(['vps-1234.vps.ovh.net'])['service'] is None
+    assert hosting_of(['dns101.ovh.net', 'ns101.ovh.net'])['service'] == 'OVHcloud'
