@@ -208,6 +208,7 @@ options:
         O(hosted_zone_id), ...) are accepted and not used, so that one C(module_defaults) for
         C(group/exchangeonline.mail.dns) serves both modules.
     type: str
+    default: null
     choices: [rfc2136, powerdns, route53, manual]
   resolvers:
     description:
