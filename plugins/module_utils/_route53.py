@@ -110,7 +110,9 @@ class Route53Provider(ZoneProvider):
         except botocore.exceptions.ProfileNotFound as e:
             raise DnsError('aws_profile: %s. Check ~/.aws/config.' % e, 'input')
         except (botocore.exceptions.BotoCoreError, ValueError) as e:
-            raise DnsError('reading the AWS credentials failed: %s' % e, 'input')
+            raise DnsError('provider route53: reading the AWS credentials failed: %s. Give '
+                           'aws_access_key_id and aws_secret_access_key, or check aws_profile '
+                           'and the instance or task role.' % e, 'input')
         if credentials is None:
             raise DnsError('provider route53 found no AWS credentials: give aws_access_key_id '
                            'and aws_secret_access_key, or aws_profile, or set them where botocore '
@@ -131,8 +133,8 @@ class Route53Provider(ZoneProvider):
             self.reader = client(4)   # reads: botocore's standard retries (throttling, network)
             self.writer_client = client(1)  # the change: sent once (see the module docstring)
         except (botocore.exceptions.BotoCoreError, ValueError) as e:
-            raise DnsError('cannot make a Route 53 client: %s. Check aws_endpoint_url.' % e,
-                           'input')
+            raise DnsError('provider route53: cannot make a Route 53 client: %s. Check '
+                           'aws_endpoint_url.' % e, 'input')
         self._ids: Dict[str, str] = {}       # zone name -> hosted zone id
         self._raw: Dict[Key, Dict[str, Any]] = {}  # key -> the ResourceRecordSet as read
         self._special: Set[Key] = set()     # alias and routing-policy rrsets

@@ -10,6 +10,13 @@ from tests.lab.ansible_runner import run_playbook
 from tests.lab.bind import BindServer, zone_template
 from tests.lab.knot import KnotServer
 
+# The in-process path runs modules in this process: the same AWS isolation as the playbook runs
+# (tests/lab/ansible_runner.environment).
+os.environ.update(AWS_EC2_METADATA_DISABLED='true', AWS_CONFIG_FILE=os.devnull,
+                  AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+for _name in ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE'):
+    os.environ.pop(_name, None)
+
 ZONE = 'contoso.test'
 IDN_ZONE = 'xn--bcher-kva.test'
 

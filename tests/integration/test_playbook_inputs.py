@@ -253,7 +253,7 @@ def test_empty_connection_dicts_are_reported_before_any_change(lab, tmp_path):
     run = lab.run('migrate', inventory, env=env)
     assert run.rc != 0
     msg = [r for r in run.results if r['task'].startswith('Stop the whole run')][0]['result']['msg']
-    assert '(1) DNS: missing required arguments: server' in msg, msg
+    assert '(1) DNS: provider is rfc2136 but all of the following are missing: server' in msg, msg
     assert ('(2) Microsoft Graph: input: tenant_id and client_id are required (or set '
             'AZURE_TENANT_ID and AZURE_CLIENT_ID)') in msg, msg
     assert lab.bind.updates_seen() == [] and lab.m365.requests == []

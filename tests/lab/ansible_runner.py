@@ -56,8 +56,16 @@ def environment(workdir, extra=None):
         'ANSIBLE_RETRY_FILES_ENABLED': 'False',
         'ANSIBLE_PYTHON_INTERPRETER': sys.executable,
         'ANSIBLE_DEPRECATION_WARNINGS': 'False',
+        # botocore's credential chain (provider route53) asks the instance metadata service at
+        # 169.254.169.254 when it finds no keys: tests talk to loopback only, and never take the
+        # machine's own AWS files.
+        'AWS_EC2_METADATA_DISABLED': 'true',
+        'AWS_CONFIG_FILE': os.devnull,
+        'AWS_SHARED_CREDENTIALS_FILE': os.devnull,
     })
     env.pop('ANSIBLE_CONFIG', None)
+    for name in ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE'):
+        env.pop(name, None)
     env.update(extra or {})
     return env
 
