@@ -90,11 +90,18 @@ def mta_sts_options(for_check: bool) -> Dict[str, Any]:
 
 def check_raw_args(args: Mapping[str, Any], argument_spec: ArgumentSpec) -> None:
     """RecordError for raw task arguments that some ansible-core versions crash on instead of
-    refusing them: ``inf`` or ``nan`` for an ``int`` option (2.19), and anything but a dict (or
-    its text form) for an option with suboptions (2.19 to 2.21)."""
+    refusing them: ``inf`` or ``nan`` for an ``int`` option (2.19), a list or dict for a number
+    option, and anything but a dict (or its text form) for an option with suboptions (2.19 to
+    2.21)."""
     for option in sorted(argument_spec):
         spec = argument_spec[option] or {}
         value = args.get(option)
+        if spec.get('type') in ('int', 'float') and isinstance(value, (list, dict)):
+            # ansible-core turns a container into text for a number and crashes on some
+            # (OverflowError for [False, None, 9223372036854775808], every version)
+            raise RecordError('%s must be a number, got %s %s'
+                              % (option, 'a list' if isinstance(value, list) else 'a dict',
+                                 _shown(value)))
         if spec.get('type') == 'int' or spec.get('elements') == 'int':
             for item in (value if isinstance(value, list) else [value]):
                 if _infinite(item):
@@ -116,6 +123,11 @@ def check_raw_args(args: Mapping[str, Any], argument_spec: ArgumentSpec) -> None
                     continue  # the argument spec names it
             if isinstance(element, dict):
                 check_raw_args(element, spec['options'])
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + '...'
 
 
 def _infinite(value: Any) -> bool:

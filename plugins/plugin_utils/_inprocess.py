@@ -250,13 +250,21 @@ def validate(module_name, code, args):
     try:
         validation = validator.validate(dict(args))
     except Exception as e:  # pylint: disable=broad-except
-        # ansible-core's own validator failed on a value it should have refused
+        # ansible-core's own validator failed on a value it should have refused: name the
+        # option whose value alone makes it fail (one small check per option given)
+        culprit = None
+        for name in sorted(k for k in args if k in spec):
+            try:
+                ModuleArgumentSpecValidator({name: spec[name]}).validate({name: args[name]})
+            except Exception:  # pylint: disable=broad-except
+                culprit = name
+                break
         return Checked(no_log_values=given, problem={
             'failed': True, 'changed': False, 'phase': 'input',
-            'msg': 'input: ansible-core could not check the options of %s (%s: %s); check the '
+            'msg': 'input: ansible-core could not check the options of %s%s (%s: %s); check the '
                    'type of each option against the documentation'
-                   % (module_name, type(e).__name__,
-                      remove_values(str(e), given)[:200])})
+                   % (module_name, ', at option %s' % culprit if culprit else '',
+                      type(e).__name__, remove_values(str(e), given)[:200])})
     warnings = list(module_warnings.get_warning_messages()[seen[0]:])
     deprecations = [dict(d) for d in module_warnings.get_deprecation_messages()[seen[1]:]]
     if validation.error_messages:
