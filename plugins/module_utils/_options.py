@@ -88,14 +88,16 @@ def mta_sts_options(for_check: bool) -> Dict[str, Any]:
     return options
 
 
-def check_raw_args(args: Mapping[str, Any], argument_spec: ArgumentSpec) -> None:
+def check_raw_args(args: Mapping[str, Any], argument_spec: ArgumentSpec,
+                   prefix: str = '') -> None:
     """RecordError for raw task arguments that some ansible-core versions crash on instead of
     refusing them: ``inf`` or ``nan`` for an ``int`` option (2.19), a list or dict for a number
     option, and anything but a dict (or its text form) for an option with suboptions (2.19 to
     2.21)."""
-    for option in sorted(argument_spec):
-        spec = argument_spec[option] or {}
-        value = args.get(option)
+    for key in sorted(argument_spec):
+        spec = argument_spec[key] or {}
+        value = args.get(key)
+        option = prefix + key  # the name in messages: mta_sts.timeout
         if spec.get('type') in ('int', 'float') and isinstance(value, (list, dict)):
             # ansible-core turns a container into text for a number and crashes on some
             # (OverflowError for [False, None, 9223372036854775808], every version)
@@ -122,7 +124,7 @@ def check_raw_args(args: Mapping[str, Any], argument_spec: ArgumentSpec) -> None
                 except (TypeError, ValueError):
                     continue  # the argument spec names it
             if isinstance(element, dict):
-                check_raw_args(element, spec['options'])
+                check_raw_args(element, spec['options'], option + '.')
 
 
 def _shown(value: Any) -> str:
