@@ -48,7 +48,7 @@ The providers, chosen by the ``provider`` option in :func:`provider_from_params`
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import DnsError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import Change
@@ -97,7 +97,7 @@ class ZoneProvider:
 
     guarantee = NONE
     name = ''        # the value of the provider option that chooses it
-    warnings: List[str] = []  # for the user (each provider sets its own list)
+    warnings: Sequence[str] = ()  # for the user (a provider that has some sets its own list)
     where = ''       # the provider's endpoint, in words, for messages
     timeout = 10.0   # seconds one request may take
 

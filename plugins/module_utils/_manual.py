@@ -15,11 +15,12 @@ serves the records. Its guarantee is ``MANUAL``: nothing is applied by the task.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_provider import MANUAL
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import DnsError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import Change, Plan
+from ansible_collections.exchangeonline.mail.plugins.module_utils._records import make_rdata
 from ansible_collections.exchangeonline.mail.plugins.module_utils._rfc2136 import (
     Rfc2136Provider,
 )
@@ -53,30 +54,24 @@ def instructions(plan: Plan, zone: str) -> Dict[str, Any]:
         after = c.after.values if c.after is not None else frozenset()
         ttl_changed = c.before is not None and c.after is not None and c.before.ttl != c.after.ttl
         if c.before is not None:
-            for rd in c.before.rdata_list():
-                value = rd.to_text(relativize=False)
-                if ttl_changed or _value(c.before, rd) not in after:
-                    remove.append(_row(c.before.name, c.key[1], c.before.ttl, value, zone))
+            for value, text in _records(c.before):
+                if ttl_changed or value not in after:
+                    remove.append(_row(c.before.name, c.key[1], c.before.ttl, text, zone))
                     lines.append('; delete: %s %d IN %s %s'
-                                 % (c.before.name, c.before.ttl, c.key[1], value))
+                                 % (c.before.name, c.before.ttl, c.key[1], text))
         if c.after is not None:
-            for rd in c.after.rdata_list():
-                value = rd.to_text(relativize=False)
-                if ttl_changed or _value(c.after, rd) not in before:
-                    add.append(_row(c.after.name, c.key[1], c.after.ttl, value, zone))
-                    lines.append('%s %d IN %s %s' % (c.after.name, c.after.ttl, c.key[1], value))
+            for value, text in _records(c.after):
+                if ttl_changed or value not in before:
+                    add.append(_row(c.after.name, c.key[1], c.after.ttl, text, zone))
+                    lines.append('%s %d IN %s %s' % (c.after.name, c.after.ttl, c.key[1], text))
     return {'delete': remove, 'add': add, 'zone_lines': lines,
             'table': _table(remove, add)}
 
 
-def _value(rrset: Any, rd: Any) -> str:
-    for value, kept in rrset.rdatas.items():
-        if kept is rd:
-            return value
-    from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
-        canonical_value,
-    )
-    return canonical_value(rrset.rdtype, rd)
+def _records(rrset: Any) -> List[Tuple[str, str]]:
+    """(canonical value, presentation text) of each record, in the order of rdata_list."""
+    return [(value, (rd if rd is not None else make_rdata(rrset.rdtype, value))
+             .to_text(relativize=False)) for value, rd in sorted(rrset.rdatas.items())]
 
 
 def _row(name: str, rdtype: str, ttl: int, value: str, zone: str) -> Dict[str, Any]:

@@ -106,7 +106,8 @@ class PowerDnsProvider(ZoneProvider):
             if status == 404 and zone:
                 return DnsError('%s has no zone %s on server %s (HTTP 404: %s). Check zone '
                                 'and powerdns_server_id (pdnsutil list-all-zones lists them).'
-                                % (self.where, zone, self.server_id, said), phase)
+                                % (self.where, zone, self.server_id, said), phase,
+                                rcode='HTTP 404')
             if status == 422 and phase == 'apply':
                 return DnsError('%s refused the change of zone %s (HTTP 422: %s). Nothing was '
                                 'changed: PowerDNS applies the whole change in one transaction '
@@ -137,7 +138,7 @@ class PowerDnsProvider(ZoneProvider):
                 self._get_zone(candidate, 'zone', rrsets=False)
                 return candidate
             except DnsError as e:
-                if '(HTTP 404' not in e.message:
+                if e.rcode != 'HTTP 404':
                     raise
             name = name.parent()
         raise DnsError('%s holds no zone for %s (asked for %s). Give zone, or check '

@@ -136,7 +136,8 @@ class Route53Provider(ZoneProvider):
             raise DnsError('provider route53: cannot make a Route 53 client: %s. Check '
                            'aws_endpoint_url.' % e, 'input')
         self._ids: Dict[str, str] = {}       # zone name -> hosted zone id
-        self._raw: Dict[Key, Dict[str, Any]] = {}  # key -> the ResourceRecordSet as read
+        # key -> (the ResourceRecordSet as read, its RRset)
+        self._raw: Dict[Key, Tuple[Dict[str, Any], RRset]] = {}
         self._special: Set[Key] = set()     # alias and routing-policy rrsets
         self.calls: Dict[str, int] = {}      # API calls by operation, for the benchmark
         self.warnings: List[str] = []
@@ -328,11 +329,11 @@ class Route53Provider(ZoneProvider):
                                             values=[]))
                 found[key] = found[key].with_values(found[key].values | {what})
                 continue
-            self._raw[key] = item
             try:
                 found[key] = RRset.from_texts(name, rdtype, item.get('TTL') or 0, values)
             except RecordError:
                 found[key] = RRset(name, rdtype, int(item.get('TTL') or 0), values=values)
+            self._raw[key] = (item, found[key])
         return found
 
     def read_rrsets(self, zone: str, names: Iterable[str]) -> Snapshot:
@@ -380,11 +381,9 @@ class Route53Provider(ZoneProvider):
         deletes, creates = [], []
         for c in changes:
             if c.before is not None:
-                raw = self._raw.get(c.key)
-                if raw is not None and RRset.from_texts(
-                        c.key[0], c.key[1], raw.get('TTL') or 0,
-                        [str(r.get('Value')) for r in raw.get('ResourceRecords') or []]
-                ).same_as(c.before):
+                raw, read = self._raw.get(c.key, (None, None))
+                if raw is not None and read is not None and read.same_as(c.before):
+                    # the values exactly as Route 53 holds them: a DELETE must match them
                     record = {'Name': raw['Name'], 'Type': raw['Type'], 'TTL': raw['TTL'],
                               'ResourceRecords': raw['ResourceRecords']}
                 else:
