@@ -88,6 +88,20 @@ options:
         batch that deletes each rrset exactly as it was read and creates it as planned, which
         Route 53 applies whole or not at all (guarantee V(atomic)). Needs C(botocore), imported
         only for this provider.
+      - V(azure) is an Azure DNS public zone, through Azure Resource Manager with the
+        collection's Microsoft identity (O(tenant_id), O(client_id), O(client_secret) or
+        O(client_certificate_path), O(cloud)) and O(azure_subscription_id); the app needs the
+        role C(DNS Zone Contributor) on the zone or its resource group. Each record set is
+        written on its own with the etag read as its precondition (C(If-Match), or
+        C(If-None-Match) for a new one), so a concurrent change of it is refused. When a later
+        record set is refused, the ones already written are put back the same way and the
+        failure says so (guarantee V(rrset_cas)).
+      - V(cloudflare) is a Cloudflare zone, with an API token (O(api_token)) that has
+        C(Zone DNS Edit) on it. All changes go in one batch (C(dns_records/batch)), which
+        Cloudflare runs in one transaction; the only precondition it takes is that each record
+        it deletes still exists, so the names are read again just before it (guarantee
+        V(transaction)). Records are written C(DNS only); a proxied record at a planned name
+        gives a warning.
       - V(manual) is DNS at a registrar or host without an API. The zone is read from O(server)
         (one of its authoritative servers; without a key a refused zone transfer falls back to
         queries) and nothing is written. The plan comes back as the exact records to delete and
@@ -98,11 +112,13 @@ options:
         lists what to enter to undo it (guarantee V(manual)).
     type: str
     default: rfc2136
-    choices: [rfc2136, powerdns, route53, manual]
+    choices: [rfc2136, powerdns, route53, azure, cloudflare, manual]
   api_url:
     description:
       - With O(provider=powerdns), the base URL of the PowerDNS API, for example
         V(http://127.0.0.1:8081) (the C(webserver-address) and C(webserver-port) of C(pdns.conf)).
+      - With O(provider=cloudflare), another API root than V(https://api.cloudflare.com/client/v4)
+        (a proxy, a test server).
       - Requests go only there; redirects are not followed. A plain C(http://) URL to another
         host than this one gives a warning, since the API key then crosses the network in clear.
     type: str
@@ -153,7 +169,65 @@ options:
       - With O(provider=route53), the hosted zone to change. Without it, the public hosted zone
         named O(zone) (or the one that holds O(domain)) is used; give it when the account has
         two public zones of that name.
+      - With O(provider=cloudflare), the zone ID (32 hexadecimal digits, on the zone's Overview
+        page). Without it, the zone is found by name, which needs C(Zone Read) as well.
+    type: str
+  api_token:
+    description:
+      - With O(provider=cloudflare), the API token. Without it, the environment variable
+        E(CLOUDFLARE_API_TOKEN) is used.
+    type: str
+  azure_subscription_id:
+    description:
+      - With O(provider=azure), the subscription that holds the DNS zone. Without it, the
+        environment variable E(AZURE_SUBSCRIPTION_ID) is used.
+    type: str
+  azure_resource_group:
+    description:
+      - With O(provider=azure), the resource group of the zone. Without it, the zone is looked
+        for in the whole subscription (one list of its zones).
+    type: str
+  azure_endpoint_url:
+    description:
+      - With O(provider=azure), another Azure Resource Manager root than the one of O(cloud)
+        (V(https://management.azure.com) for V(public)): a proxy, a test server. Tokens are
+        still asked for the cloud's Resource Manager.
+    type: str
+  tenant_id:
+    description:
+      - With O(provider=azure), the Microsoft Entra tenant (GUID or a domain of it) of the app.
+        Without it, E(AZURE_TENANT_ID). As in the Microsoft 365 modules.
+    type: str
+  client_id:
+    description:
+      - With O(provider=azure), the application (client) ID. Without it, E(AZURE_CLIENT_ID).
+    type: str
+  client_secret:
+    description:
+      - With O(provider=azure), a client secret of the app. Without it (and
+        O(client_certificate_path)), E(AZURE_CLIENT_SECRET).
+    type: str
+  client_certificate_path:
+    description:
+      - With O(provider=azure), a PEM file with the app's certificate and its private key,
+        instead of O(client_secret).
+    type: path
+  client_certificate_password:
+    description:
+      - The password of the private key in O(client_certificate_path).
+    type: str
+  cloud:
+    description:
+      - With O(provider=azure), the national cloud of the tenant; it chooses the identity host
+        and Azure Resource Manager.
+    type: str
+    choices: [china, public, usgov, usgov_dod]
+    default: public
+  authority_host:
+    description:
+      - With O(provider=azure), another identity host than the cloud's (a test server).
     type: str
 requirements:
   - botocore (only with O(provider=route53))
+  - msal and requests (only with O(provider=azure))
 '''

@@ -20,8 +20,8 @@ from typing import Any, Dict, Iterable, List, Optional
 # (pattern of a name server's host name, the service, the provider option that serves it here)
 HOSTS = (
     (r'^ns-\d+\.awsdns-\d+\.(com|net|org|co\.uk)$', 'Amazon Route 53', 'route53'),
-    (r'^ns\d+-\d+\.azure-dns\.(com|net|org|info)$', 'Azure DNS', None),
-    (r'(^|\.)ns\.cloudflare\.com$', 'Cloudflare', None),
+    (r'^ns\d+-\d+\.azure-dns\.(com|net|org|info)$', 'Azure DNS', 'azure'),
+    (r'(^|\.)ns\.cloudflare\.com$', 'Cloudflare', 'cloudflare'),
     (r'^ns-cloud-[a-z]\d+\.googledomains\.com$', 'Google Cloud DNS', None),
     (r'(^|\.)domaincontrol\.com$', 'GoDaddy', None),
     (r'(^|\.)ui-dns\.(com|de|org|biz)$', 'IONOS', None),

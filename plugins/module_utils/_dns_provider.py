@@ -42,7 +42,8 @@ backup, reads the zone again and reports what it found. Rollback is a change set
 
 The providers, chosen by the ``provider`` option in :func:`provider_from_params`: RFC 2136
 (``_rfc2136``), the PowerDNS Authoritative HTTP API (``_powerdns``), Amazon Route 53
-(``_route53``) and a person entering the records by hand (``_manual``).
+(``_route53``), Azure DNS (``_azure_dns``), Cloudflare (``_cloudflare``) and a person entering
+the records by hand (``_manual``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -50,7 +51,12 @@ __metaclass__ = type
 
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ansible.module_utils.common.parameters import env_fallback
+
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import DnsError
+from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
+    m365_argument_spec,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import Change
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RRset
 
@@ -61,6 +67,10 @@ NONE = 'none'              # no precondition: the engine re-reads just before ap
 MANUAL = 'manual'          # nothing applied: the plan is for a person to enter
 
 Key = Tuple[str, str]  # an rrset's (name, type)
+# The options of exchangeonline.mail.m365 that provider azure takes (ca_path, validate_certs
+# and timeout are the DNS ones)
+AZURE_IDENTITY = ('tenant_id', 'client_id', 'client_secret', 'client_certificate_path',
+                  'client_certificate_password', 'cloud', 'authority_host')
 
 
 class ConcurrentChange(DnsError):
@@ -72,6 +82,13 @@ class ConcurrentChange(DnsError):
                  applied: Optional[Iterable[Change]] = None) -> None:
         super(ConcurrentChange, self).__init__(message, phase, rcode=rcode, fields=fields)
         self.applied = list(applied or [])
+
+
+def partway(error: DnsError, applied: Iterable[Change]) -> DnsError:
+    """``error`` carrying the changes applied before it (an RRSET_CAS provider refused halfway),
+    which the engine then undoes; a ConcurrentChange keeps those it already carries."""
+    setattr(error, 'applied', list(getattr(error, 'applied', None) or []) + list(applied))
+    return error
 
 
 class Snapshot:
@@ -140,7 +157,7 @@ class ZoneProvider:
         return self.guarantee in (NONE, TRANSACTION)
 
 
-PROVIDERS = ('rfc2136', 'powerdns', 'route53', 'manual')
+PROVIDERS = ('rfc2136', 'powerdns', 'route53', 'azure', 'cloudflare', 'manual')
 
 
 def provider_argument_spec() -> Dict[str, Dict[str, Any]]:
@@ -159,6 +176,14 @@ def provider_argument_spec() -> Dict[str, Dict[str, Any]]:
         aws_profile=dict(type='str'),
         aws_endpoint_url=dict(type='str'),
         hosted_zone_id=dict(type='str'),
+        api_token=dict(type='str', no_log=True,
+                       fallback=(env_fallback, ['CLOUDFLARE_API_TOKEN'])),
+        azure_subscription_id=dict(type='str',
+                                   fallback=(env_fallback, ['AZURE_SUBSCRIPTION_ID'])),
+        azure_resource_group=dict(type='str'),
+        azure_endpoint_url=dict(type='str'),
+        # the collection's Microsoft identity (doc fragment exchangeonline.mail.m365), for azure
+        **dict((k, v) for k, v in m365_argument_spec().items() if k in AZURE_IDENTITY)
     )
 
 
@@ -176,6 +201,16 @@ def provider_from_params(params: Dict[str, Any]) -> ZoneProvider:
             ManualProvider,
         )
         return ManualProvider.from_params(params)
+    if name == 'azure':
+        from ansible_collections.exchangeonline.mail.plugins.module_utils._azure_dns import (
+            AzureDnsProvider,
+        )
+        return AzureDnsProvider.from_params(params)
+    if name == 'cloudflare':
+        from ansible_collections.exchangeonline.mail.plugins.module_utils._cloudflare import (
+            CloudflareProvider,
+        )
+        return CloudflareProvider.from_params(params)
     if name == 'route53':
         from ansible_collections.exchangeonline.mail.plugins.module_utils._route53 import (
             Route53Provider,

@@ -462,7 +462,10 @@ class Identity:
 
     ``check_mode``: the token cache is read but never written."""
 
-    def __init__(self, params: Mapping[str, Any], check_mode: bool = False) -> None:
+    def __init__(self, params: Mapping[str, Any], check_mode: bool = False,
+                 resources: Optional[Mapping[str, str]] = None) -> None:
+        """``resources``: more APIs to ask tokens for, {name: resource} (scope
+        ``<resource>/.default``), such as Azure Resource Manager for the azure DNS provider."""
         self.params = params
         self.check_mode = check_mode
         cloud = CLOUDS[params.get('cloud') or 'public']
@@ -472,6 +475,7 @@ class Identity:
                           EXCHANGE: endpoint_url(params.get('exo_token_resource')
                                                  or cloud['exchange_resource'],
                                                  'exo_token_resource')}
+        self.resources.update(resources or {})
         self.endpoints = {GRAPH: endpoint_url(params.get('graph_endpoint') or cloud['graph'],
                                               'graph_endpoint'),
                           EXCHANGE: endpoint_url(params.get('exo_endpoint') or cloud['exchange'],

@@ -352,23 +352,35 @@ class MailDnsEngine:
                 return self.settle_lost_reply(provider, zone, plan, result, e, attempts)
             except DnsError as e:
                 applied = getattr(e, 'applied', [])
+                restored = ''
                 if applied and provider.guarantee != ATOMIC:
                     # Part of the set is in: undo it while the backup still holds it. When the
                     # undo fails too, the task fails saying what stayed in; the backup is kept.
                     self.undo_applied(provider, zone, applied, e, result, backup)
+                    restored = ('%s had already written %s; %s put back as %s, so the zone is '
+                                'as it was' % (provider.where or 'the provider',
+                                               ', '.join('%s %s' % c.key for c in applied),
+                                               'they were' if len(applied) > 1 else 'it was',
+                                               'they were' if len(applied) > 1 else 'it was'))
                 if undo:  # nothing of it stayed applied: the zone did not change, nor the backup
                     try:
                         undo()
                     except BackupNotWritten as written:
                         raise DnsError('%s. Nothing was changed.' % written.message, 'backup')
                 if not isinstance(e, ConcurrentChange):
+                    if restored:
+                        raise DnsError('%s. Before that, %s. Nothing of this run was changed.'
+                                       % (e.message, restored), e.phase, rcode=e.rcode,
+                                       fields=dict(result, changed=False, restored=[
+                                           '%s %s' % c.key for c in applied]))
                     raise
                 if attempts >= 2:
                     raise DnsError('%s. It was re-read and re-planned once and changed '
                                    'again: someone else is editing the zone. Nothing was '
                                    'changed; run again when it is quiet.' % e.message,
                                    'apply')
-                self.warnings.append('%s; re-read and re-planned' % e)
+                self.warnings.append('%s; %sre-read and re-planned'
+                                     % (e, restored + '; ' if restored else ''))
                 continue
             return self.verify_applied(provider, zone, plan, result, attempts)
 

@@ -26,8 +26,8 @@ description:
   - O(state=preflight) proves the access a run needs and changes nothing; see O(state).
   - Never touches SOA or apex NS, never puts a CNAME next to other data, keeps every other TXT
     value and every other SPF mechanism.
-  - The zone may live on a hosted provider instead (O(provider)), the PowerDNS API or Amazon
-    Route 53. The plan, diff, backup, rollback and verification are the same; RV(guarantee)
+  - The zone may live on a hosted provider instead (O(provider)), the PowerDNS API, Amazon
+    Route 53, Azure DNS or Cloudflare. The plan, diff, backup, rollback and verification are the same; RV(guarantee)
     says what the provider's write promised.
 author:
   - exchangeonline.mail maintainers (@exchangeonline)
@@ -345,6 +345,24 @@ EXAMPLES = r'''
     domain: contoso.com
     pattern: partial
     backup_path: /var/backups/mail_dns/contoso.com.json
+
+- name: An Azure DNS zone, with the app that has DNS Zone Contributor on it
+  exchangeonline.mail.mail_dns:
+    provider: azure
+    azure_subscription_id: 00000000-0000-0000-0000-000000000001
+    tenant_id: contoso.onmicrosoft.com
+    client_id: 00000000-0000-0000-0000-000000000002
+    client_secret: "{{ vault_azure_dns_secret }}"
+    domain: contoso.com
+    pattern: full
+    backup_path: /var/backups/mail_dns/contoso.com.json
+
+- name: A Cloudflare zone (the token from CLOUDFLARE_API_TOKEN)
+  exchangeonline.mail.mail_dns:
+    provider: cloudflare
+    domain: contoso.com
+    pattern: full
+    backup_path: /var/backups/mail_dns/contoso.com.json
 '''
 
 RETURN = r'''
@@ -418,13 +436,14 @@ mx_host_computed:
 serial_before:
   description:
     - SOA serial when the zone was read.
-    - V(null) with O(provider=route53), whose SOA serial does not follow changes.
+    - V(null) with O(provider=route53), whose SOA serial does not follow changes, and with
+      O(provider=azure) and O(provider=cloudflare), whose APIs do not show it.
   returned: always
   type: int
 serial_after:
   description:
     - SOA serial after the update (equal to RV(serial_before) when nothing changed).
-    - V(null) with O(provider=route53).
+    - V(null) with O(provider=route53), O(provider=azure) and O(provider=cloudflare).
   returned: always
   type: int
 hosting:
@@ -472,8 +491,12 @@ guarantee:
     - What the provider's write promised, and so what held for this run.
     - V(atomic) (RFC 2136, Route 53) is every change of the run applied together or none of
       them, and only if every touched rrset was still as it was read.
-    - V(transaction) (PowerDNS) is every change applied together or none of them; the provider
-      takes no precondition, so the touched names were read again just before the write.
+    - V(transaction) (PowerDNS, Cloudflare) is every change applied together or none of them;
+      the provider takes no precondition (Cloudflare only that the records it deletes are still
+      there), so the touched names were read again just before the write.
+    - V(rrset_cas) (Azure DNS) is each rrset written only if it was still as it was read. When
+      one is refused after others were written, those are put back; the failure says so and
+      lists them in C(restored).
     - V(manual) is nothing applied; the changes are in RV(manual), for a person to make.
   returned: always
   type: str

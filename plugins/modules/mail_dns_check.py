@@ -204,12 +204,13 @@ options:
         servers themselves, whichever provider it is; given, the host names of the name servers
         asked are compared with it, and a warning names the provider to use when the zone is
         served by another service (RV(hosting)). Not given, nothing is compared.
-      - The options of the hosted providers (O(api_url), O(api_key), the C(aws_*) options,
+      - The options of the hosted providers (O(api_url), O(api_key), O(api_token), the C(aws_*)
+        and C(azure_*) options, the Microsoft identity of O(provider=azure),
         O(hosted_zone_id), ...) are accepted and not used, so that one C(module_defaults) for
         C(group/exchangeonline.mail.dns) serves both modules.
     type: str
     default: null
-    choices: [rfc2136, powerdns, route53, manual]
+    choices: [rfc2136, powerdns, route53, azure, cloudflare, manual]
   resolvers:
     description:
       - Recursive resolvers to ask too (with the RD flag), written like O(nameservers); without a

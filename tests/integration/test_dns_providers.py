@@ -1,6 +1,8 @@
-"""mail_dns on hosted DNS providers: a real PowerDNS 4.7 (HTTP API, SQLite backend) and Route 53
-(moto in server mode behind the lab's strict front, tests/lab/route53.py), driven by real
-ansible-playbook runs and, for the races, by the engine itself.
+"""mail_dns on hosted DNS providers: a real PowerDNS 4.7 (HTTP API, SQLite backend), Route 53
+(moto in server mode behind the lab's strict front, tests/lab/route53.py), Azure DNS (Resource
+Manager on the lab's Microsoft 365 emulator, real msal tokens, tests/lab/azure_dns.py) and
+Cloudflare (tests/lab/cloudflare.py), driven by real ansible-playbook runs and, for the races, by
+the engine itself.
 
 The cases are those of RFC 2136 (tests/integration/test_mail_dns.py): the records of SPEC
 section 2 on the server, nothing else touched, a second run unchanged, check mode without a
@@ -28,11 +30,15 @@ from tests.integration.test_mail_dns import (
     txt_values,
     untouched,
 )
+from tests.lab.azure_dns import AzureDnsLab
+from tests.lab.cloudflare import CloudflareLab
 from tests.lab.powerdns import PowerDnsServer
 from tests.lab.route53 import ACCESS_KEY, Route53Lab
 
 APEX = ZONE + '.'
-GUARANTEE = {'powerdns': 'transaction', 'route53': 'atomic'}
+GUARANTEE = {'powerdns': 'transaction', 'route53': 'atomic', 'azure': 'rrset_cas',
+             'cloudflare': 'transaction'}
+KINDS = ['powerdns', 'route53', 'azure', 'cloudflare']
 
 
 @pytest.fixture
@@ -51,11 +57,42 @@ def route53(tmp_path):
     lab.stop()
 
 
-@pytest.fixture(params=['powerdns', 'route53'])
+@pytest.fixture
+def azure(tmp_path):
+    lab = AzureDnsLab(lab_zones(), workdir=str(tmp_path / 'azure'))
+    lab.start()
+    lab.kind = 'azure'
+    yield lab
+    lab.stop()
+
+
+@pytest.fixture
+def cloudflare(tmp_path):
+    lab = CloudflareLab(lab_zones(), workdir=str(tmp_path / 'cloudflare'))
+    lab.start()
+    lab.kind = 'cloudflare'
+    yield lab
+    lab.stop()
+
+
+@pytest.fixture(params=KINDS)
 def hosted(request):
     server = request.getfixturevalue(request.param)
     server.kind = request.param
     return server
+
+
+@pytest.fixture(params=['powerdns', 'route53', 'cloudflare'])
+def whole(request):
+    """A provider that applies a change set whole or not at all."""
+    server = request.getfixturevalue(request.param)
+    server.kind = request.param
+    return server
+
+
+def writes(server, plan):
+    """The writes one applied run makes: one per rrset on Azure DNS, else one."""
+    return len(plan) if server.kind == 'azure' else 1
 
 
 def add_txt(server, value):
@@ -66,6 +103,15 @@ def add_txt(server, value):
         assert server.patch(ZONE, [{'name': APEX, 'type': 'TXT', 'ttl': ttl, 'changetype':
                                     'REPLACE', 'records': [{'content': v, 'disabled': False}
                                                            for v in values + [quoted]]}]) == 204
+    elif server.kind == 'azure':
+        import dns.rdata
+        strings = [[s.decode() for s in dns.rdata.from_text('IN', 'TXT', v).strings]
+                   for v in values + [quoted]]
+        server.api.put_set(ZONE, '@', 'TXT', ttl, {'TXTRecords': [{'value': v}
+                                                                  for v in strings]})
+    elif server.kind == 'cloudflare':
+        server.change(ZONE, posts=[{'name': ZONE, 'type': 'TXT', 'ttl': ttl,
+                                    'content': quoted}])
     else:
         server.change(ZONE, [{'Action': 'UPSERT', 'ResourceRecordSet': {
             'Name': APEX, 'Type': 'TXT', 'TTL': ttl,
@@ -95,7 +141,8 @@ def test_pattern_apply_idempotent_rollback(hosted, play, tmp_path, pattern):
     assert first['read_method'] == 'api'
     # The records of SPEC section 2, in one write ...
     assert served(hosted) == EXPECTED[pattern]
-    assert hosted.update_messages(ZONE) == 1
+    count = writes(hosted, first['plan'])
+    assert hosted.update_messages(ZONE) == count
     # ... and nothing else in the zone changed.
     rest_before, rest_after = untouched(zone_before, hosted.axfr(ZONE), TOUCHED)
     assert rest_before == rest_after
@@ -107,15 +154,15 @@ def test_pattern_apply_idempotent_rollback(hosted, play, tmp_path, pattern):
     run = play([mail_dns(hosted, domain=ZONE, pattern=pattern, backup_path=backup)])
     assert run.last['status'] == 'ok' and run.last['result']['changed'] is False
     assert run.last['result']['plan'] == []
-    assert hosted.update_messages(ZONE) == 1
+    assert hosted.update_messages(ZONE) == count
 
     run = play([mail_dns(hosted, state='rollback', backup_path=backup)])
     assert run.last['status'] == 'ok', run.last['result'].get('msg')
     assert run.last['result']['changed'] is True
     assert hosted.axfr(ZONE) == zone_before
-    assert hosted.update_messages(ZONE) == 2
+    assert hosted.update_messages(ZONE) == 2 * count
     run = play([mail_dns(hosted, state='rollback', backup_path=backup)])
-    assert run.last['result']['changed'] is False and hosted.update_messages(ZONE) == 2
+    assert run.last['result']['changed'] is False and hosted.update_messages(ZONE) == 2 * count
 
 
 def test_check_mode_sends_no_write(hosted, play):
@@ -142,6 +189,10 @@ def test_preflight_proves_the_write_and_changes_nothing(hosted, play):
     hosting = run.last['result']['hosting']
     if hosted.kind == 'route53':
         assert hosting['service'] == 'Amazon Route 53' and hosting['provider'] == 'route53'
+    elif hosted.kind == 'azure':
+        assert hosting['service'] == 'Azure DNS' and hosting['provider'] == 'azure'
+    elif hosted.kind == 'cloudflare':
+        assert hosting['service'] == 'Cloudflare' and hosting['provider'] == 'cloudflare'
     else:
         assert hosting == {'service': None, 'provider': None, 'nameservers': ['ns1.contoso.test']}
     assert 'are not what the Internet sees' not in run.stdout + run.stderr
@@ -157,7 +208,7 @@ def test_preflight_names_the_provider_the_delegation_says(bind, play):
     assert run.last['result']['hosting']['service'] == 'Cloudflare'
     warned = ' '.join((run.stdout + run.stderr).split())
     assert "are Cloudflare's: changes through provider rfc2136 are not what the Internet sees" \
-        in warned and 'use provider manual' in warned
+        in warned and 'use provider cloudflare' in warned
 
 
 def test_concurrent_change_is_replanned_not_overwritten(hosted):
@@ -175,7 +226,16 @@ def test_concurrent_change_is_replanned_not_overwritten(hosted):
     assert any('re-planned' in w for w in result['warnings'])
     assert txt_values(hosted, ZONE) == sorted([GOOGLE, SPF_AFTER, 'other-team=keep-me'])
     assert served(hosted)['mx'] == [EXO_MX]
-    assert hosted.update_messages(ZONE) == 1
+    if hosted.kind == 'azure':
+        # each rrset compared and swapped, in (name, type) order with the apex TXT last: the
+        # ones before it went in, the TXT was refused (412), they were put back, and the second
+        # plan wrote them all
+        warned = ' '.join(result['warnings'])
+        assert 'HTTP 412 PreconditionFailed' in warned and 'put back' in warned
+        n = len(result['plan'])
+        assert hosted.update_messages(ZONE) == 2 * (n - 1) + n
+    else:
+        assert hosted.update_messages(ZONE) == 1
 
 
 def test_zone_that_keeps_changing_fails_with_nothing_changed(hosted):
@@ -195,7 +255,14 @@ def test_zone_that_keeps_changing_fails_with_nothing_changed(hosted):
     assert 'changed again' in str(err.value) and 'Nothing was changed' in str(err.value)
     assert served(hosted)['mx'] == [LEGACY_MX]
     assert txt_values(hosted, ZONE) == sorted([GOOGLE, SPF_BEFORE, 'busy-1', 'busy-2'])
-    assert hosted.update_messages(ZONE) == 0
+    assert served(hosted)['autodiscover'] is None
+    if hosted.kind == 'azure':
+        # twice: the autodiscover CNAME and the MX written before the refused TXT, then put
+        # back (deletions first: the CNAME deleted, then the MX as it was)
+        assert [w[0] + ' ' + w[2] for w in hosted.api.writes] == [
+            'PUT CNAME', 'PUT MX', 'DELETE CNAME', 'PUT MX'] * 2
+    else:
+        assert hosted.update_messages(ZONE) == 0
 
 
 def test_route53_catches_the_change_its_delete_no_longer_matches(route53):
@@ -222,6 +289,12 @@ def test_wrong_credentials_are_named_and_nothing_changes(hosted, play):
     if hosted.kind == 'powerdns':
         wrong = dict(api_key='not-the-key-0123456789')
         said = 'refused the API key (HTTP 401'
+    elif hosted.kind == 'azure':
+        wrong = dict(client_secret='not-the-secret-0123456789')
+        said = 'provider azure could not get a token for Azure Resource Manager'
+    elif hosted.kind == 'cloudflare':
+        wrong = dict(api_token='notTheTokenOfThisAccount0123456789abcdef')
+        said = 'refused the API token'
     else:
         wrong = dict(aws_secret_access_key='not/the/secret/0123456789')
         said = 'refused the AWS credentials'
@@ -254,7 +327,7 @@ def test_route53_lost_answer_is_settled_by_reading(route53, play, tmp_path):
     assert route53.update_messages() == 1 and os.path.exists(backup)
 
 
-def test_refused_batch_changes_nothing(hosted, play, tmp_path):
+def test_refused_batch_changes_nothing(whole, play, tmp_path):
     """A change the provider refuses as a whole: a CNAME where another admin put a TXT in the
     meantime is refused by the provider (not the plan), and nothing else of the run is in."""
     from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
@@ -265,8 +338,8 @@ def test_refused_batch_changes_nothing(hosted, play, tmp_path):
     )
     from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import Change
     from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RRset
-    zone_before = hosted.axfr(ZONE)
-    params = engine_params(hosted, domain=ZONE, pattern='full')
+    zone_before = whole.axfr(ZONE)
+    params = engine_params(whole, domain=ZONE, pattern='full')
     engine = MailDnsEngine(params)
     provider = engine.zone_provider()
     provider.read_rrsets(APEX, [APEX, 'www.' + APEX])
@@ -278,7 +351,7 @@ def test_refused_batch_changes_nothing(hosted, play, tmp_path):
     with pytest.raises(DnsError) as err:
         provider.apply_changes(APEX, bad)
     assert 'Nothing was changed' in str(err.value)
-    assert hosted.axfr(ZONE) == zone_before
+    assert whole.axfr(ZONE) == zone_before
 
 
 def test_rollback_refuses_a_backup_of_another_provider(hosted, bind, play, tmp_path):

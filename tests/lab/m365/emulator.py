@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from . import identity
+from . import azure_dns, identity
 from .common import Response, aad_error, graph_error, new_id, stable_id
 from .exo import EXCHANGE_ROLES, ODATA_ERROR, ExoApi, anchor_ok, error_body, transport_defaults
 from .graph import GraphApi, GraphRequest, parse_json
@@ -291,6 +291,7 @@ class M365Emulator:
         self.smtp = None  # start_smtp(): the submission server of smtp.py
         self.graph = GraphApi(self)
         self.exo = ExoApi(self)
+        self.azure_dns = azure_dns.AzureDnsApi(self)  # Azure Resource Manager's DNS zones
         # Get-TransportConfig of the tenant (exo.transport_defaults: SMTP AUTH off org-wide,
         # as for tenants created after January 2020).
         self.transport_config = transport_defaults()
@@ -874,6 +875,23 @@ class M365Emulator:
         if m:
             entry['resource'] = 'exo'
             return self._invoke_command(handler, m.group(1), query, raw, entry)
+        if path.lower().startswith('/subscriptions/'):
+            entry['resource'] = 'arm'
+            claims, problem = self.check_token(handler.headers.get('Authorization'),
+                                               azure_dns.ARM_RESOURCES)
+            entry['client_id'] = claims.get('appid')
+            try:
+                body = parse_json(raw)
+            except ValueError:
+                return azure_dns.arm_error(400, 'InvalidRequestContent',
+                                           'The request content was invalid and could not be '
+                                           'deserialized.')
+            try:
+                return self.azure_dns.dispatch(handler.command, path, query, body,
+                                               handler.headers, claims, problem)
+            except azure_dns.Lost:
+                handler.close_connection = True
+                raise Hung()
         entry['resource'] = 'other'
         return graph_error(404, 'NotFound', 'No such endpoint on the lab emulator: %s' % path,
                            request_id, client_request_id)

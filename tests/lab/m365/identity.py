@@ -25,6 +25,8 @@ from .common import Response, aad_error, new_id
 
 GRAPH_RESOURCES = ('https://graph.microsoft.com', '00000003-0000-0000-c000-000000000000')
 EXO_RESOURCES = ('https://outlook.office365.com', '00000002-0000-0ff1-ce00-000000000000')
+# Azure Resource Manager (the azure DNS provider): the resource named in its scope
+ARM_RESOURCES = ('https://management.azure.com', 'https://management.core.windows.net')
 ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
 RESERVED_SCOPES = ('openid', 'profile', 'offline_access')
 CLOCK_SKEW = 300  # AAD tolerates five minutes of skew on client assertions
@@ -117,7 +119,7 @@ def resource_of(emu, scope):
                                "flows must have a scope value with /.default suffixed to the "
                                "resource identifier (application ID URI)." % one)
     resource = one[:-len('/.default')].rstrip('/')
-    known = (emu.url,) + GRAPH_RESOURCES + EXO_RESOURCES
+    known = (emu.url,) + GRAPH_RESOURCES + EXO_RESOURCES + ARM_RESOURCES
     for candidate in known:
         if resource.lower() == candidate.lower():
             return candidate, None

@@ -21,10 +21,12 @@ def test_route53_found_from_every_top_level_domain_it_uses():
 
 
 def test_services_without_a_provider_here_suggest_manual():
-    assert hosting_of(CLOUDFLARE) == {'service': 'Cloudflare', 'provider': 'manual',
+    assert hosting_of(CLOUDFLARE) == {'service': 'Cloudflare', 'provider': 'cloudflare',
                                       'nameservers': sorted(CLOUDFLARE)}
-    assert hosting_of(['ns1-07.azure-dns.com', 'ns2-07.azure-dns.net'])['service'] == 'Azure DNS'
-    assert hosting_of(['ns51.domaincontrol.com'])['service'] == 'GoDaddy'
+    azure = hosting_of(['ns1-07.azure-dns.com', 'ns2-07.azure-dns.net'])
+    assert azure['service'] == 'Azure DNS' and azure['provider'] == 'azure'
+    assert hosting_of(['ns51.domaincontrol.com']) == {
+        'service': 'GoDaddy', 'provider': 'manual', 'nameservers': ['ns51.domaincontrol.com']}
     assert hosting_of(['ns-cloud-a1.googledomains.com'])['service'] == 'Google Cloud DNS'
 
 
@@ -38,7 +40,9 @@ def test_hint_names_the_provider_to_use():
     hint = provider_hint(hosting_of(ROUTE53), 'rfc2136', 'contoso.com.')
     assert 'use provider route53' in hint and 'secondary' in hint
     hint = provider_hint(hosting_of(CLOUDFLARE), 'route53', 'contoso.com.')
-    assert 'use provider manual' in hint and 'Cloudflare' in hint and 'secondary' not in hint
+    assert 'use provider cloudflare' in hint and 'secondary' not in hint
+    hint = provider_hint(hosting_of(['ns51.domaincontrol.com']), 'route53', 'contoso.com.')
+    assert 'use provider manual' in hint and 'GoDaddy' in hint
     assert provider_hint(hosting_of(ROUTE53), 'route53', 'contoso.com.') is None
     assert provider_hint(hosting_of(ROUTE53), None, 'contoso.com.') is None
     own = hosting_of(['ns1.contoso.com'])
