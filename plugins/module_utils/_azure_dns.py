@@ -39,7 +39,10 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_provider 
     ZoneProvider,
     partway,
 )
-from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import DnsError
+from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
+    DnsError,
+    UpdateOutcomeUnknown,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import Change
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
     RRset,
@@ -278,40 +281,42 @@ class AzureDnsProvider(ZoneProvider):
         etags: Dict[Key, str] = {}
         for item in self._pages(self._zone_path(zone) + '/recordsets',
                                 'the record sets of zone %s' % zone, phase):
-            rdtype = str(item.get('type') or '').rsplit('/', 1)[-1].upper()
-            props = item.get('properties') if isinstance(item.get('properties'), dict) else {}
-            fqdn = props.get('fqdn') or '%s.%s' % (item.get('name'), zone)
-            name = str(fqdn).lower() if item.get('name') != '@' else zone
-            if not name.endswith('.'):
-                name += '.'
-            key = (name, rdtype)
-            etags[key] = str(item.get('etag') or '')
-            ttl = int(props.get('TTL') or 0)
-            target = props.get('targetResource')
-            if isinstance(target, dict) and target.get('id'):
-                self._special.add(key)
-                found[key] = RRset(name, rdtype, ttl, values=['alias %s' % target['id']])
+            rrset = self._rrset_of(zone, item, phase)
+            if rrset is None:
                 continue
-            if rdtype == 'SOA':
-                continue
-            codec = CODECS.get(rdtype)
-            if codec is None:  # a type this provider does not write: only its key matters
-                found[key] = RRset(name, rdtype, ttl, values=[repr(props)[:200]])
-                continue
-            records = props.get(codec[0])
-            records = [records] if isinstance(records, dict) else records or []
-            try:
-                texts = [codec[2](r) for r in records]
-                found[key] = RRset.from_texts(name, rdtype, ttl, texts)
-            except (KeyError, TypeError, ValueError, RecordError) as e:
-                raise DnsError('%s answered record set %s %s in a shape that is not the '
-                               'documented one (%s): %r' % (self.where, name, rdtype, e,
-                                                            records), phase)
-            if not found[key].values:
-                del found[key]  # an empty record set (Azure allows them) serves nothing
+            etags[rrset.key] = str(item.get('etag') or '')
+            if rrset.values:  # an empty record set (Azure allows them) serves nothing
+                found[rrset.key] = rrset
         self._etags = etags
         self._zone = zone
         return found
+
+    def _rrset_of(self, zone: str, item: Dict[str, Any], phase: str = 'read') -> Optional[RRset]:
+        """The rrset of one record set's JSON (None for the SOA); an alias of an Azure
+        resource is kept opaque and noted, so that a plan cannot change it."""
+        rdtype = str(item.get('type') or '').rsplit('/', 1)[-1].upper()
+        props = item.get('properties') if isinstance(item.get('properties'), dict) else {}
+        fqdn = props.get('fqdn') or '%s.%s' % (item.get('name'), zone)
+        name = str(fqdn).lower() if item.get('name') != '@' else zone
+        if not name.endswith('.'):
+            name += '.'
+        ttl = int(props.get('TTL') or 0)
+        target = props.get('targetResource')
+        if isinstance(target, dict) and target.get('id'):
+            self._special.add((name, rdtype))
+            return RRset(name, rdtype, ttl, values=['alias %s' % target['id']])
+        if rdtype == 'SOA':
+            return None
+        codec = CODECS.get(rdtype)
+        if codec is None:  # a type this provider does not write: only its key matters
+            return RRset(name, rdtype, ttl, values=[repr(props)[:200]])
+        records = props.get(codec[0])
+        records = [records] if isinstance(records, dict) else records or []
+        try:
+            return RRset.from_texts(name, rdtype, ttl, [codec[2](r) for r in records])
+        except (KeyError, TypeError, ValueError, RecordError) as e:
+            raise DnsError('%s answered record set %s %s in a shape that is not the documented '
+                           'one (%s): %r' % (self.where, name, rdtype, e, records), phase)
 
     def read_rrsets(self, zone: str, names: Iterable[str]) -> Snapshot:
         snapshot = Snapshot(zone, None, self._rrsets(zone, 'read'), 'api')
@@ -367,9 +372,37 @@ class AzureDnsProvider(ZoneProvider):
                         self._etags[c.key] = new
                     else:  # written, but without the etag the undo would need: read it
                         self._etags.pop(c.key, None)
+            except UpdateOutcomeUnknown as e:
+                if not self._settled(zone, c, e, done):
+                    raise partway(e, done)
             except DnsError as e:
                 raise partway(e, done)
             done.append(c)
+
+    def _settled(self, zone: str, change: Change, lost: DnsError, done: List[Change]) -> bool:
+        """After a write whose answer was lost: True when a read of the record set shows it
+        applied (its etag taken); DnsError (carrying ``done``) when it shows it was not, or that
+        someone else changed it; False when the read fails too (the outcome stays unknown)."""
+        try:
+            _status, body = self._request('GET', self._rrset_path(zone, change.key),
+                                          'the record set %s %s' % change.key, 'apply',
+                                          ok=(200, 404))
+        except DnsError:
+            return False
+        now = self._rrset_of(zone, body) if _status == 200 and isinstance(body, dict) else None
+        if now is None if change.after is None else now is not None and now.same_as(
+                change.after):
+            if now is not None:
+                self._etags[change.key] = str(body.get('etag') or '')
+            self.warnings.append('%s; a read of the record set shows it applied' % lost.message)
+            return True
+        if now is None if change.before is None else now is not None and now.same_as(
+                change.before):
+            raise partway(DnsError('%s: a read shows it was not applied' % lost.message,
+                                   'apply'), done)
+        raise partway(ConcurrentChange('%s: a read shows record set %s %s as neither before '
+                                       'nor planned (someone else changed it)'
+                                       % ((lost.message,) + change.key), 'apply'), done)
 
     def prove_write(self, zone: str) -> None:
         """A write that can change nothing: the deletion of a record set that cannot exist,

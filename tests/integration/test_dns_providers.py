@@ -490,3 +490,152 @@ def test_one_module_defaults_serves_mail_dns_and_mail_dns_check(powerdns, tmp_pa
     run = run_playbook(playbook=path, workdir=str(tmp_path / 'ansible'))
     assert run.rc == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert served(powerdns) == EXPECTED['full'] and powerdns.update_messages(ZONE) == 1
+
+
+# -- Azure DNS and Cloudflare -----------------------------------------------------------------
+def test_azure_failure_midway_puts_back_what_was_written(azure, play, tmp_path):
+    """Azure DNS writes one record set at a time: when the last one is refused, the ones
+    written before it are put back with their own etags, and the failure says so."""
+    backup = str(tmp_path / 'b.json')
+    zone_before = azure.axfr(ZONE)
+    azure.api.fail_next = ('TXT', 400, 'BadRequest', 'The TXT record set is not valid here.')
+    run = play([mail_dns(azure, domain=ZONE, pattern='full', backup_path=backup)])
+    result = run.last['result']
+    assert run.last['status'] == 'failed'
+    msg = ' '.join(result['msg'].split())
+    assert 'HTTP 400 BadRequest: The TXT record set is not valid here.' in msg, msg
+    assert 'had already written autodiscover.contoso.test. CNAME, contoso.test. MX' in msg
+    assert 'put back as they were, so the zone is as it was' in msg
+    assert result['restored'] == ['autodiscover.contoso.test. CNAME', 'contoso.test. MX']
+    assert result['changed'] is False
+    assert azure.axfr(ZONE) == zone_before
+    assert [w[0] + ' ' + w[2] for w in azure.api.writes] == [
+        'PUT CNAME', 'PUT MX', 'DELETE CNAME', 'PUT MX']
+    # nothing of the run stayed, so neither did its backup; the next run applies it all
+    assert not os.path.exists(backup)
+    run = play([mail_dns(azure, domain=ZONE, pattern='full', backup_path=backup)])
+    assert run.last['status'] == 'ok' and served(azure) == EXPECTED['full']
+
+
+def test_azure_undo_refused_too_says_what_stayed(azure, play, tmp_path):
+    """When putting back fails as well (someone changed the MX meanwhile), the task fails
+    naming what stayed in, and keeps the backup for state: rollback."""
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
+        DnsError,
+    )
+    from ansible_collections.exchangeonline.mail.plugins.module_utils._mail_dns import (
+        MailDnsEngine,
+    )
+    backup = str(tmp_path / 'b.json')
+    api = azure.api
+    original = api._record_set
+
+    def meddle(method, zname, rdtype, rel, body, headers):
+        answer = original(method, zname, rdtype, rel, body, headers)
+        if rdtype == 'TXT' and method == 'PUT':
+            # another admin edits the MX between our MX write and its undo; our TXT refused
+            api.put_set(ZONE, '@', 'MX', 3600, {'MXRecords': [
+                {'preference': 5, 'exchange': 'other.example'}]})
+            return azure_error(400)
+        return answer
+    api._record_set = meddle
+    with pytest.raises(DnsError) as err:
+        MailDnsEngine(engine_params(azure, domain=ZONE, pattern='full',
+                                    backup_path=backup)).result()
+    msg = str(err.value)
+    assert 'undoing them failed' in msg and 'is now partly changed' in msg, msg
+    assert 'HTTP 412 PreconditionFailed' in msg
+    assert os.path.exists(backup) and 'state: rollback' in msg
+    assert err.value.fields['changed'] is True
+
+
+def azure_error(status):
+    from tests.lab.m365.azure_dns import arm_error
+    return arm_error(status, 'BadRequest', 'Refused by the test.')
+
+
+@pytest.mark.parametrize('kind', ['azure', 'cloudflare'])
+def test_lost_answer_is_settled_by_reading(kind, request, play, tmp_path):
+    server = request.getfixturevalue(kind)
+    backup = str(tmp_path / 'b.json')
+    if kind == 'azure':
+        server.api.lose_next_write = True
+    else:
+        server.lose_next_change = True
+    run = play([mail_dns(server, domain=ZONE, pattern='full', backup_path=backup, timeout=3)])
+    result = run.last['result']
+    assert run.last['status'] == 'ok', result.get('msg')
+    assert served(server) == EXPECTED['full'] and os.path.exists(backup)
+    if kind == 'cloudflare':  # one batch: the engine reads the zone and finds all of it in
+        assert result['update_reply'] == 'lost' and result['outcome'] == 'applied'
+    else:  # one record set at a time: that one is read again, the others written after it
+        assert 'but no answer came' in ' '.join(result['warnings'])
+        assert 'a read of the record set shows it applied' in ' '.join(result['warnings'])
+        assert server.update_messages() == len(result['plan'])
+
+
+@pytest.mark.parametrize('kind', ['azure', 'cloudflare'])
+def test_mail_dns_check_waits_on_the_providers_name_servers(kind, request, tmp_path):
+    """What the API holds is what the provider's name servers answer: mail_dns writes,
+    mail_dns_check asks those servers (on loopback) until they serve the records."""
+    from tests.lab.ansible_runner import run_playbook
+    server = request.getfixturevalue(kind)
+    play = [{'hosts': 'localhost', 'connection': 'local', 'gather_facts': False,
+             'module_defaults': {'group/exchangeonline.mail.dns': server.module_args()},
+             'tasks': [{'exchangeonline.mail.mail_dns': {'domain': ZONE, 'pattern': 'full'}},
+                       {'exchangeonline.mail.mail_dns_check': {
+                           'domain': ZONE, 'pattern': 'full', 'wait_timeout': 10,
+                           'nameservers': ['127.0.0.1:%d' % server.dns_port]},
+                        'register': 'checked'},
+                       {'ansible.builtin.assert': {'that': ['checked.ok']}}]}]
+    path = str(tmp_path / 'play.yml')
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(play, f)
+    run = run_playbook(playbook=path, workdir=str(tmp_path / 'ansible'))
+    assert run.rc == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert 'are not what the Internet sees' not in run.stdout + run.stderr
+
+
+def test_preflight_refuses_rights_that_only_read(azure, cloudflare, play):
+    from tests.lab.cloudflare import READ_TOKEN
+    reader = azure.emu.add_app(roles=())
+    azure.api.grant(reader['client_id'], 'reader')
+    run = play([mail_dns(azure, domain=ZONE, state='preflight', **azure.module_args(reader))])
+    msg = ' '.join(run.last['result']['msg'].split())
+    assert run.last['status'] == 'failed'
+    assert 'AuthorizationFailed' in msg and "Microsoft.Network/dnszones/TXT/delete" in msg
+    assert 'role DNS Zone Contributor' in msg and reader['secret'] not in run.stdout
+    run = play([mail_dns(cloudflare, domain=ZONE, state='preflight', api_token=READ_TOKEN)])
+    msg = ' '.join(run.last['result']['msg'].split())
+    assert run.last['status'] == 'failed'
+    assert '10000 Authentication error' in msg and 'Zone DNS Edit' in msg
+    assert READ_TOKEN not in run.stdout
+    assert azure.update_messages() == 0 and cloudflare.update_messages() == 0
+
+
+def test_cloudflare_proxied_record_is_warned_and_written_dns_only(cloudflare, play):
+    cloudflare.change(ZONE, posts=[{'name': 'autodiscover.' + ZONE, 'type': 'CNAME', 'ttl': 1,
+                                    'content': 'old-autodiscover.example', 'proxied': True}])
+    assert cloudflare.rrset('autodiscover.' + ZONE, 'A') is None  # the API shows the CNAME
+    assert served_a(cloudflare, 'autodiscover.' + ZONE) == ['104.16.0.1']  # DNS: Cloudflare's
+    run = play([mail_dns(cloudflare, domain=ZONE, pattern='full', on_conflict='replace')])
+    assert run.last['status'] == 'ok', run.last['result'].get('msg')
+    warned = ' '.join((run.stdout + run.stderr).split())
+    assert 'autodiscover.contoso.test. CNAME is proxied by Cloudflare' in warned
+    _batch_zone, batch = cloudflare.batches[-1]
+    cname = [p for p in batch['posts'] if p['type'] == 'CNAME']
+    assert cname == [{'name': 'autodiscover.' + ZONE, 'type': 'CNAME', 'ttl': 300,
+                      'proxied': False, 'content': 'autodiscover.outlook.com'}]
+    assert served(cloudflare)['autodiscover'] == ['autodiscover.outlook.com.']
+    assert served_a(cloudflare, 'autodiscover.' + ZONE) is None
+
+
+def served_a(server, name):
+    """The A answer of the provider's name servers for ``name`` (None: no A record)."""
+    import dns.message
+    import dns.query
+    import dns.rdatatype
+    answer = dns.query.udp(dns.message.make_query(name, 'A'), '127.0.0.1', timeout=3,
+                           port=server.dns_port)
+    found = [r for r in answer.answer if r.rdtype == dns.rdatatype.A]
+    return sorted(rd.to_text() for rd in found[0]) if found else None

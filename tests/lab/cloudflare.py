@@ -39,7 +39,7 @@ import dns.zone
 from tests.lab.api_dns import ApiDnsServer
 
 TOKEN = 'exolabCloudflareToken0123456789abcdefGHI'   # 40 characters, like Cloudflare's
-READ_TOKEN = 'exolabCloudflareReadOnly0123456789abcdE'
+READ_TOKEN = 'exolabCloudflareReadOnly0123456789abcdEF'
 NAME_SERVERS = ['ada.ns.cloudflare.com', 'bob.ns.cloudflare.com']
 PROXY_ADDRESS = '104.16.0.1'
 
