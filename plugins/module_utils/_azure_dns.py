@@ -29,6 +29,7 @@ from urllib.parse import quote
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_api import (
     ApiClient,
     api_base,
+    as_dict,
     segment,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_provider import (
@@ -173,8 +174,8 @@ class AzureDnsProvider(ZoneProvider):
 
     def _refusal(self, what: str, phase: str) -> Any:
         def explain(status: int, body: Any, text: str) -> DnsError:
-            error = body.get('error') if isinstance(body, dict) else None
-            code = error.get('code') if isinstance(error, dict) else None
+            error = as_dict(as_dict(body).get('error'))
+            code = error.get('code')
             said = '%s: %s' % (code, error.get('message')) if code else text
             if status == 401:
                 return DnsError('%s refused the token of client_id %s (HTTP 401 %s). Check '
@@ -250,7 +251,7 @@ class AzureDnsProvider(ZoneProvider):
         zones: Dict[str, List[str]] = {}
         for item in self._pages(path, 'the list of DNS zones', 'zone'):
             zone_name = str(item.get('name') or '').lower().rstrip('.') + '.'
-            props = item.get('properties') if isinstance(item.get('properties'), dict) else {}
+            props = as_dict(item.get('properties'))
             if props.get('zoneType', 'Public') != 'Public':
                 continue
             group = _group_of(str(item.get('id') or '')) or self.resource_group or ''
@@ -295,7 +296,7 @@ class AzureDnsProvider(ZoneProvider):
         """The rrset of one record set's JSON (None for the SOA); an alias of an Azure
         resource is kept opaque and noted, so that a plan cannot change it."""
         rdtype = str(item.get('type') or '').rsplit('/', 1)[-1].upper()
-        props = item.get('properties') if isinstance(item.get('properties'), dict) else {}
+        props = as_dict(item.get('properties'))
         fqdn = props.get('fqdn') or '%s.%s' % (item.get('name'), zone)
         name = str(fqdn).lower() if item.get('name') != '@' else zone
         if not name.endswith('.'):
@@ -350,8 +351,8 @@ class AzureDnsProvider(ZoneProvider):
         self._zone = zone
         done: List[Change] = []
         for c in sorted(changes, key=lambda c: c.after is not None):
-            what = 'the %s of %s %s' % ('deletion' if c.after is None else 'change', c.key[0],
-                                         c.key[1])
+            what = 'the %s of %s %s' % (('deletion' if c.after is None else 'change',)
+                                         + c.key)
             etag = self._etags.get(c.key) if c.before is not None else None
             if c.before is not None and not etag:
                 raise partway(ConcurrentChange('%s: record set %s %s has no etag from the read'

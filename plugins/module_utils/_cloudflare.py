@@ -31,6 +31,7 @@ from urllib.parse import quote
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_api import (
     ApiClient,
     api_base,
+    as_dict,
     plain_http_off_host,
     segment,
 )
@@ -169,8 +170,7 @@ class CloudflareProvider(ZoneProvider):
                 raise DnsError('%s answered %s without a list of results' % (self.where, what),
                                phase)
             items.extend(r for r in result if isinstance(r, dict))
-            info = answer.get('result_info') if isinstance(answer.get('result_info'),
-                                                           dict) else {}
+            info = as_dict(answer.get('result_info'))
             pages = info.get('total_pages')
             if not result or not isinstance(pages, int) or page >= pages:
                 return items
@@ -182,7 +182,7 @@ class CloudflareProvider(ZoneProvider):
         if self.zone_id:
             answer = self._call('GET', '/zones/%s' % segment(self.zone_id),
                                 'zone %s' % self.zone_id, 'zone')
-            result = answer.get('result') if isinstance(answer.get('result'), dict) else {}
+            result = as_dict(answer.get('result'))
             zone = str(result.get('name') or '').lower().rstrip('.') + '.'
             if not to_name(domain).is_subdomain(to_name(zone)):
                 raise DnsError('Cloudflare zone %s is %s, which does not hold %s. Check '
@@ -255,7 +255,7 @@ class CloudflareProvider(ZoneProvider):
     @staticmethod
     def _text_of(rdtype: str, item: Dict[str, Any]) -> str:
         content = str(item.get('content') or '')
-        data = item.get('data') if isinstance(item.get('data'), dict) else {}
+        data = as_dict(item.get('data'))
         if rdtype == 'MX':
             return '%d %s.' % (int(item.get('priority') or 0), content.rstrip('.'))
         if rdtype == 'TXT':

@@ -80,6 +80,11 @@ def pause(tries: int) -> None:
     time.sleep(RETRY_PAUSE * 2 ** (tries - 1) * random.uniform(1.0, 1.25))
 
 
+def as_dict(value: Any) -> Dict[str, Any]:
+    """``value`` when the JSON was an object, else {} (a field missing or of another type)."""
+    return value if isinstance(value, dict) else {}
+
+
 def segment(value: str) -> str:
     """A name as one URL path segment (every reserved character encoded)."""
     return quote(value, safe='')

@@ -54,9 +54,6 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from ansible.module_utils.common.parameters import env_fallback
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import DnsError
-from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import (
-    m365_argument_spec,
-)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import Change
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RRset
 
@@ -67,10 +64,6 @@ NONE = 'none'              # no precondition: the engine re-reads just before ap
 MANUAL = 'manual'          # nothing applied: the plan is for a person to enter
 
 Key = Tuple[str, str]  # an rrset's (name, type)
-# The options of exchangeonline.mail.m365 that provider azure takes (ca_path, validate_certs
-# and timeout are the DNS ones)
-AZURE_IDENTITY = ('tenant_id', 'client_id', 'client_secret', 'client_certificate_path',
-                  'client_certificate_password', 'cloud', 'authority_host')
 
 
 class ConcurrentChange(DnsError):
@@ -182,8 +175,20 @@ def provider_argument_spec() -> Dict[str, Dict[str, Any]]:
                                    fallback=(env_fallback, ['AZURE_SUBSCRIPTION_ID'])),
         azure_resource_group=dict(type='str'),
         azure_endpoint_url=dict(type='str'),
-        # the collection's Microsoft identity (doc fragment exchangeonline.mail.m365), for azure
-        **dict((k, v) for k, v in m365_argument_spec().items() if k in AZURE_IDENTITY)
+        # the collection's Microsoft identity, for azure: the same options as in
+        # _identity.m365_argument_spec (a unit test keeps them equal), written out here so that
+        # a DNS module does not import msal
+        tenant_id=dict(type='str', fallback=(env_fallback, ['AZURE_TENANT_ID'])),
+        client_id=dict(type='str', fallback=(env_fallback, ['AZURE_CLIENT_ID'])),
+        client_secret=dict(type='str', no_log=True,
+                           fallback=(env_fallback, ['AZURE_CLIENT_SECRET'])),
+        client_certificate_path=dict(type='path',
+                                     fallback=(env_fallback, ['AZURE_CLIENT_CERTIFICATE_PATH'])),
+        client_certificate_password=dict(
+            type='str', no_log=True,
+            fallback=(env_fallback, ['AZURE_CLIENT_CERTIFICATE_PASSWORD'])),
+        cloud=dict(type='str', default='public', choices=['china', 'public', 'usgov', 'usgov_dod']),
+        authority_host=dict(type='str'),
     )
 
 

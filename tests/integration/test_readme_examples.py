@@ -450,15 +450,18 @@ def test_tasks_in_a_play(block, lab, tmp_path):
 @pytest.mark.parametrize('block', examples('provider'))
 def test_hosted_provider_tasks(block, tmp_path):
     """A hosted provider's example on the lab's provider: the connection options (the API's
-    address and key, the AWS endpoint and keys) are the lab's; everything else as written."""
+    address and key or token, the AWS endpoint and keys, the Azure subscription and app) are the
+    lab's; everything else as written."""
     from tests.integration.conftest import lab_zones
     from tests.integration.test_mail_dns import EXPECTED, served
     from tests.lab.ansible_runner import run_playbook
+    from tests.lab.azure_dns import AzureDnsLab
+    from tests.lab.cloudflare import CloudflareLab
     from tests.lab.powerdns import PowerDnsServer
     from tests.lab.route53 import Route53Lab
     kind = block.args[0]
-    server = {'powerdns': PowerDnsServer, 'route53': Route53Lab}[kind](
-        lab_zones(), workdir=str(tmp_path / kind))
+    server = {'powerdns': PowerDnsServer, 'route53': Route53Lab, 'azure': AzureDnsLab,
+              'cloudflare': CloudflareLab}[kind](lab_zones(), workdir=str(tmp_path / kind))
     server.start()
     try:
         tasks = yaml.safe_load(replace_names(block.text, {

@@ -125,4 +125,3 @@ class ApiDnsServer:
                 s.shutdown()
                 s.server_close()
         self._udp = self._tcp = None
-

@@ -380,4 +380,3 @@ class FrontHandler(http.server.BaseHTTPRequestHandler):
         total_pages = max(1, -(-len(items) // per_page))
         return envelope(chunk, info={'page': page, 'per_page': per_page, 'count': len(chunk),
                                      'total_count': len(items), 'total_pages': total_pages})
-
