@@ -190,7 +190,7 @@ options:
   azure_endpoint_url:
     description:
       - With O(provider=azure), another Azure Resource Manager root than the one of O(cloud)
-        (V(https://management.azure.com) for V(public)): a proxy, a test server. Tokens are
+        (V(https://management.azure.com) for V(public)), such as a proxy or a test server. Tokens are
         still asked for the cloud's Resource Manager.
     type: str
   tenant_id:

@@ -351,8 +351,8 @@ class AzureDnsProvider(ZoneProvider):
         self._zone = zone
         done: List[Change] = []
         for c in sorted(changes, key=lambda c: c.after is not None):
-            what = 'the %s of %s %s' % (('deletion' if c.after is None else 'change',)
-                                         + c.key)
+            action = 'deletion' if c.after is None else 'change'
+            what = 'the %s of %s %s' % ((action,) + c.key)
             etag = self._etags.get(c.key) if c.before is not None else None
             if c.before is not None and not etag:
                 raise partway(ConcurrentChange('%s: record set %s %s has no etag from the read'

@@ -25,7 +25,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
-from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set
 from urllib.parse import quote
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_api import (
