@@ -574,7 +574,7 @@ def test_lost_answer_is_settled_by_reading(kind, request, play, tmp_path):
         assert server.update_messages() == len(result['plan'])
 
 
-@pytest.mark.parametrize('kind', ['azure', 'cloudflare'])
+@pytest.mark.parametrize('kind', ['route53', 'azure', 'cloudflare'])
 def test_mail_dns_check_waits_on_the_providers_name_servers(kind, request, tmp_path):
     """What the API holds is what the provider's name servers answer: mail_dns writes,
     mail_dns_check asks those servers (on loopback) until they serve the records."""
@@ -639,3 +639,39 @@ def served_a(server, name):
                            port=server.dns_port)
     found = [r for r in answer.answer if r.rdtype == dns.rdatatype.A]
     return sorted(rd.to_text() for rd in found[0]) if found else None
+
+
+@pytest.mark.parametrize('kind', ['cloudflare', 'azure'])
+def test_migrate_and_rollback_playbooks_on_a_hosted_provider(kind, request, tmp_path):
+    """The migrate playbook end to end with the zone on a hosted provider: exo_dns names the
+    provider (and its name servers for the checks), the tenant verifies the domain against
+    those name servers, the records are written through the API; rollback.yml gives the zone
+    back exactly."""
+    from tests.integration.test_playbooks import ROLES, SECRET, Lab, exo_mx, output
+    from tests.lab.m365.emulator import M365Emulator
+    server = request.getfixturevalue(kind)
+    m365 = M365Emulator(workdir=str(tmp_path / 'm365'), dns_server=('127.0.0.1',
+                                                                    server.dns_port))
+    m365.start()
+    try:
+        workdir = tmp_path / 'run'
+        workdir.mkdir()
+        lab = Lab(server, m365, m365.add_app(secret=SECRET, roles=ROLES), str(workdir))
+        before = server.axfr(ZONE)
+        inventory = lab.inventory({ZONE: {'exo_pattern': 'full'}}, exo_dns=dict(
+            server.module_args(), server='127.0.0.1', port=server.dns_port))
+        run = lab.run('migrate', inventory)
+        assert run.rc == 0, output(run)
+        assert m365.domains[ZONE]['isVerified'] is True
+        assert served(server)['mx'] == [exo_mx(m365, ZONE)]
+        assert served(server)['autodiscover'] == ['autodiscover.outlook.com.']
+        dns_tasks = [r for r in run.results if r['task'].startswith(
+            'exchangeonline.mail.dns_migration') and 'provider' in r['result']]
+        assert dns_tasks and all(r['result']['provider'] == kind for r in dns_tasks)
+        assert 'are not what the Internet sees' not in run.stdout + run.stderr
+        assert SECRET not in run.stdout + run.stderr
+        run = lab.run('rollback', inventory)
+        assert run.rc == 0, output(run)
+        assert server.axfr(ZONE) == before
+    finally:
+        m365.stop()

@@ -7,6 +7,11 @@ names), read at every query, so that ``mail_dns_check`` can wait on the emulator
 provider. The answers follow RFC 1034 section 4.3.2: AA set, a CNAME at the name for another
 type, NODATA and NXDOMAIN with the zone's SOA in the authority section, REFUSED for a name of no
 zone. The SOA comes from the zone's own data when it has one, else is made up with ``serial()``.
+
+The provider's name server host names (the apex NS of the zones, such as ada.ns.cloudflare.com)
+are answered too, A 127.0.0.1 and no AAAA: the lab stands for those servers, so that
+``mail_dns_check`` (which asks the configured server for its name servers' addresses) reaches
+this one.
 """
 
 import socketserver
@@ -45,6 +50,11 @@ class ApiDnsServer:
         zones = self.zones()
         origin = max((z for z in zones if qname == z or qname.endswith('.' + z)), key=len,
                      default=None)
+        own = set(v.lower() for z, data in zones.items() for v in data.get((z, 'NS'), (0, []))[1])
+        if origin is None and qname in own:
+            if qtype == 'A':
+                response.answer.append(_rrset(qname, 'A', 300, ['127.0.0.1']))
+            return response.to_wire()
         if origin is None:
             response.flags &= ~dns.flags.AA
             response.set_rcode(dns.rcode.REFUSED)

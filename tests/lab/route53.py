@@ -18,7 +18,8 @@ front makes up for it (sources in tests/lab/README.md, "Route 53"):
 
 The front counts requests by operation (``calls``), keeps the batches that went through
 (``batches``) and can lose the answer to the next change (``lose_next_change``): moto applies
-it, the connection is closed without an answer.
+it, the connection is closed without an answer. ``dns_port`` answers DNS for the zones as moto
+holds them (tests/lab/api_dns.py), as Route 53's name servers would.
 """
 
 import collections
@@ -40,6 +41,7 @@ import botocore.session
 import dns.rdatatype
 import dns.zone
 
+from tests.lab.api_dns import ApiDnsServer
 from tests.lab.bind import free_port
 
 ACCESS_KEY = 'AKIAEXOLAB000000DNS1'
@@ -86,6 +88,7 @@ class Route53Lab:
         self.lose_next_change = False
         self.lock = threading.Lock()  # one change batch at a time through the check and moto
         self.zone_ids = {}
+        self.dns = None
 
     # -- life cycle -----------------------------------------------------------------------------
     def start(self):
@@ -114,9 +117,18 @@ class Route53Lab:
         for origin, text in self.zones.items():
             self.load_zone(origin, text)
         self.calls.clear()
+        # Route 53's name servers: the zones as moto holds them (tests/lab/api_dns.py)
+        self.dns = ApiDnsServer(self.served_zones).start()
         return self
 
+    @property
+    def dns_port(self):
+        return self.dns.port
+
     def stop(self):
+        if self.dns is not None:
+            self.dns.stop()
+            self.dns = None
         if self.front is not None:
             self.front.shutdown()
             self.front.server_close()
@@ -185,6 +197,12 @@ class Route53Lab:
                 return out
             kwargs['StartRecordName'] = page['NextRecordName']
             kwargs['StartRecordType'] = page['NextRecordType']
+
+    def served_zones(self):
+        """The zones for the name servers: moto's SOA value is no SOA (see README), so the
+        server makes one up."""
+        return dict((z, dict((k, v) for k, v in self.rrsets(z).items() if k[1] != 'SOA'))
+                    for z in self.zone_ids)
 
     def rrset(self, name, rdtype):
         name = name.rstrip('.').lower() + '.'
