@@ -139,6 +139,7 @@ class Route53Provider(ZoneProvider):
         # key -> (the ResourceRecordSet as read, its RRset)
         self._raw: Dict[Key, Tuple[Dict[str, Any], RRset]] = {}
         self._special: Set[Key] = set()     # alias and routing-policy rrsets
+        self._domain = ''                    # the domain of find_zone (the preflight's names)
         self.calls: Dict[str, int] = {}      # API calls by operation, for the benchmark
         self.warnings: List[str] = []
 
@@ -219,6 +220,7 @@ class Route53Provider(ZoneProvider):
 
     # -- zones --------------------------------------------------------------------------------
     def find_zone(self, domain: str) -> str:
+        self._domain = name_text(to_name(domain))
         if self.hosted_zone_id:
             zone = self._zone_by_id(self.hosted_zone_id, 'zone')
             if not to_name(domain).is_subdomain(to_name(zone)):
@@ -426,22 +428,31 @@ class Route53Provider(ZoneProvider):
                                  % (change_id, SYNC_SECONDS, status))
 
     def prove_write(self, zone: str) -> None:
-        """A batch that can change nothing: the DELETE of a record that does not exist. Route
-        53 checks the IAM permission first (AccessDenied) and then the batch (InvalidChangeBatch,
-        not found): the second answer proves the right to change the zone."""
-        name = '%s.%s' % (PREFLIGHT_NAME, zone)
+        """A batch that can change nothing: DELETEs, at the names and types every pattern
+        writes (the domain's MX and TXT, its autodiscover CNAME), of values no record has.
+        Route 53 checks the IAM permission first, for the batch's names and types (a policy may
+        restrict them with route53:ChangeResourceRecordSetsNormalizedRecordNames and
+        RecordTypes), then the batch: InvalidChangeBatch ("not found", "do not match")
+        proves the right to change those records, AccessDenied refuses it."""
+        domain = self._domain if self._domain and to_name(self._domain).is_subdomain(
+            to_name(zone)) else zone
+        probes = [(domain, 'MX', '0 %s.invalid.' % PREFLIGHT_NAME),
+                  (domain, 'TXT', '"%s"' % PREFLIGHT_NAME),
+                  ('autodiscover.' + domain, 'CNAME', '%s.invalid.' % PREFLIGHT_NAME)]
         try:
             self._call('ChangeResourceRecordSets', 'preflight', self.writer_client,
                        HostedZoneId=self._id(zone, 'preflight'), ChangeBatch={'Changes': [{
                            'Action': 'DELETE', 'ResourceRecordSet': {
-                               'Name': name, 'Type': 'TXT', 'TTL': 1,
-                               'ResourceRecords': [{'Value': '"absent"'}]}}]})
+                               'Name': name, 'Type': rdtype, 'TTL': 1,
+                               'ResourceRecords': [{'Value': value}]}}
+                           for name, rdtype, value in probes]})
         except DnsError as e:
             if e.rcode == 'InvalidChangeBatch':
                 return
             raise
-        raise DnsError('%s accepted the DELETE of %s TXT, a record mail_dns never writes: it '
-                       'should not exist. Check the zone.' % (self.where, name), 'preflight')
+        raise DnsError('%s accepted the DELETE of records with values mail_dns never writes '
+                       '(%s): they should not exist. Check the zone.'
+                       % (self.where, ', '.join('%s %s %s' % p for p in probes)), 'preflight')
 
 
 def _snake(operation: str) -> str:

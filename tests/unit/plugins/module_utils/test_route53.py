@@ -55,7 +55,7 @@ def provider(reader, writer=None):
     p = object.__new__(Route53Provider)
     p.reader, p.writer_client, p.where, p.hosted_zone_id = reader, writer, 'Route 53', None
     p._ids, p._raw, p._special, p.calls, p.warnings = {ZONE: 'Z1'}, {}, set(), {}, []
-    p.timeout = 1.0
+    p.timeout, p._domain = 1.0, ''
     return p
 
 
@@ -126,3 +126,34 @@ def test_an_alias_in_the_plan_is_refused_before_anything_is_written():
     with pytest.raises(DnsError) as err:
         p.check_plan([change])
     assert err.value.phase == 'plan' and 'alias or has a routing policy' in str(err.value)
+
+
+class Writer:
+    """change_resource_record_sets answering each batch with the error ``code``."""
+
+    def __init__(self, code, status):
+        self.code, self.status, self.batches = code, status, []
+
+    def change_resource_record_sets(self, **kwargs):
+        self.batches.append(kwargs['ChangeBatch']['Changes'])
+        raise botocore.exceptions.ClientError(
+            {'Error': {'Code': self.code, 'Message': 'answered by the test'},
+             'ResponseMetadata': {'HTTPStatusCode': self.status}}, 'ChangeResourceRecordSets')
+
+
+def test_preflight_asks_for_the_names_and_types_a_run_writes():
+    """An IAM policy may restrict the record names and types: the preflight's batch holds the
+    ones every pattern writes, with values no record has, so it proves the right for them and
+    changes nothing."""
+    writer = Writer('InvalidChangeBatch', 400)
+    p = provider(None, writer)
+    p._domain = ZONE
+    p.prove_write(ZONE)
+    changes = writer.batches[0]
+    assert set(c['Action'] for c in changes) == {'DELETE'}
+    assert [(c['ResourceRecordSet']['Name'], c['ResourceRecordSet']['Type'])
+            for c in changes] == [(ZONE, 'MX'), (ZONE, 'TXT'), ('autodiscover.' + ZONE, 'CNAME')]
+    denied = provider(None, Writer('AccessDenied', 403))
+    with pytest.raises(Exception) as err:
+        denied.prove_write(ZONE)
+    assert 'AccessDenied' in str(err.value)
