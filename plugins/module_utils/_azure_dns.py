@@ -183,10 +183,13 @@ class AzureDnsProvider(ZoneProvider):
                                 % (self.where, self.identity.client_id, said), phase,
                                 rcode='HTTP 401')
             if status == 403:
+                scope = '' if self.resource_group else (
+                    ' When its role is on the resource group only, give azure_resource_group '
+                    '(the list of the subscription\'s zones needs a role on the subscription).')
                 return DnsError('%s refused %s (HTTP 403 %s). Give the app of client_id %s the '
-                                'role DNS Zone Contributor on the zone or its resource group.'
-                                % (self.where, what, said, self.identity.client_id), phase,
-                                rcode='HTTP 403')
+                                'role DNS Zone Contributor on the zone or its resource group.%s'
+                                % (self.where, what, said, self.identity.client_id, scope),
+                                phase, rcode='HTTP 403')
             if status == 412:
                 return ConcurrentChange('%s refused %s: it changed since it was read (HTTP 412 '
                                         '%s)' % (self.where, what, said), phase,

@@ -53,7 +53,8 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._records impor
 )
 
 API_URL = 'https://api.cloudflare.com/client/v4'
-PER_PAGE = 1000
+PER_PAGE = 1000       # DNS records per page (List DNS Records: at most 5,000,000)
+ZONES_PER_PAGE = 50   # List Zones: per_page from 5 to 50
 MAX_PAGES = 200
 AUTOMATIC_TTL = 300   # ttl 1: "automatic", 300 seconds
 BATCH_LIMIT = 200     # records per batch on the Free plan ("Batch record changes", limits)
@@ -159,11 +160,12 @@ class CloudflareProvider(ZoneProvider):
                            phase)
         return answer
 
-    def _list(self, path: str, what: str, phase: str) -> List[Dict[str, Any]]:
+    def _list(self, path: str, what: str, phase: str,
+              per_page: int = PER_PAGE) -> List[Dict[str, Any]]:
         items: List[Dict[str, Any]] = []
         sep = '&' if '?' in path else '?'
         for page in range(1, MAX_PAGES + 1):
-            answer = self._call('GET', '%s%spage=%d&per_page=%d' % (path, sep, page, PER_PAGE),
+            answer = self._call('GET', '%s%spage=%d&per_page=%d' % (path, sep, page, per_page),
                                 what, phase)
             result = answer.get('result')
             if not isinstance(result, list):
@@ -196,7 +198,8 @@ class CloudflareProvider(ZoneProvider):
             candidate = name_text(name)
             tried.append(candidate)
             found = [z for z in self._list('/zones?name=%s' % quote(_cf_name(candidate), safe=''),
-                                           'the zones named %s' % candidate, 'zone')
+                                           'the zones named %s' % candidate, 'zone',
+                                           ZONES_PER_PAGE)
                      if str(z.get('name', '')).lower().rstrip('.') == _cf_name(candidate)]
             if len(found) > 1:
                 raise DnsError('%s has %d zones named %s (in several accounts). Give '

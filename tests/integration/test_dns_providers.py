@@ -675,3 +675,17 @@ def test_migrate_and_rollback_playbooks_on_a_hosted_provider(kind, request, tmp_
         assert server.axfr(ZONE) == before
     finally:
         m365.stop()
+
+
+def test_azure_role_on_the_resource_group_needs_azure_resource_group(azure, play):
+    app = azure.emu.add_app(roles=())
+    azure.api.grant(app['client_id'], 'contributor', scope='resource group')
+    args = azure.module_args(app)
+    run = play([mail_dns(azure, domain=ZONE, pattern='full', **args)])
+    msg = ' '.join(run.last['result']['msg'].split())
+    assert run.last['status'] == 'failed'
+    assert 'AuthorizationFailed' in msg and 'give azure_resource_group' in msg, msg
+    run = play([mail_dns(azure, domain=ZONE, pattern='full',
+                         **dict(args, azure_resource_group=azure.api.resource_group))])
+    assert run.last['status'] == 'ok', run.last['result'].get('msg')
+    assert served(azure) == EXPECTED['full']

@@ -5,7 +5,8 @@ shapes (sources in tests/lab/README.md, "Cloudflare"):
 
 * the envelope ``{success, errors: [{code, message}], messages, result, result_info}`` and paging
   by ``page``/``per_page`` with ``result_info.total_pages``;
-* ``GET /zones?name=``, ``GET /zones/<id>``, ``GET /zones/<id>/dns_records`` (records with ``id``,
+* ``GET /zones?name=`` (``per_page`` from 5 to 50, as documented; the lab refuses others),
+  ``GET /zones/<id>``, ``GET /zones/<id>/dns_records`` (records with ``id``,
   ``name`` without the final dot, ``type``, ``content``, ``ttl`` (1 = automatic), ``priority``
   for MX, ``proxied``);
 * ``POST /zones/<id>/dns_records/batch`` with ``deletes`` (by id) and ``posts``: run in that
@@ -330,6 +331,9 @@ class FrontHandler(http.server.BaseHTTPRequestHandler):
             lab.calls['zones'] += 1
             name = query.get('name')
             zones = [z for z in lab.zones.values() if name is None or z['name'] == name]
+            if not 5 <= int(query.get('per_page') or 20) <= 50:
+                return self._reply(400, envelope(errors=[{'code': 1004, 'message':
+                                                          'per_page must be from 5 to 50'}]))
             return self._reply(200, self._page(zones, query))
         m = re.fullmatch(r'/zones/([0-9a-f]{32})(/dns_records(/batch)?)?', path)
         if not m or m.group(1) not in lab.zones:

@@ -70,9 +70,12 @@ class AzureDnsApi:
                 ('@', 'NS'): self._new('@', 'NS', 172800, {'NSRecords': [
                     {'nsdname': n} for n in NAME_SERVERS]})}
 
-    def grant(self, client_id, role='contributor'):
+    def grant(self, client_id, role='contributor', scope='subscription'):
+        """A role assignment: ``role`` 'contributor' (DNS Zone Contributor) or 'reader', at
+        ``scope`` 'subscription' or 'resource group' (then the subscription's list of zones is
+        403, as Resource Manager answers a list above the scope of the role)."""
         with self.lock:
-            self.roles[client_id.lower()] = role
+            self.roles[client_id.lower()] = (role, scope)
 
     @staticmethod
     def _new(name, rdtype, ttl, records):
@@ -124,8 +127,9 @@ class AzureDnsApi:
         action = 'Microsoft.Network/dnszones/%s%s' % (
             '%s/' % kind.upper() if kind and kind.lower() != 'recordsets' else '',
             ('delete' if method == 'DELETE' else 'write') if write else 'read')
-        role = self.roles.get(str(claims.get('appid') or '').lower())
-        if role is None or (write and role != 'contributor'):
+        role, scope = self.roles.get(str(claims.get('appid') or '').lower(), (None, None))
+        if role is None or (write and role != 'contributor') or (
+                group is None and scope != 'subscription'):
             scope = path.split('?')[0]
             return arm_error(403, 'AuthorizationFailed',
                              "The client '%s' with object id '%s' does not have authorization to "
