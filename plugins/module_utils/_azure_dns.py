@@ -38,6 +38,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_provider 
     Key,
     Snapshot,
     ZoneProvider,
+    enclosing,
     partway,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
@@ -48,7 +49,6 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns impo
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
     RRset,
     RecordError,
-    name_text,
     to_name,
 )
 
@@ -259,11 +259,8 @@ class AzureDnsProvider(ZoneProvider):
                 continue
             group = _group_of(str(item.get('id') or '')) or self.resource_group or ''
             zones.setdefault(zone_name, []).append(group)
-        name = to_name(domain)
-        tried = []
-        while len(name.labels) > 1:
-            candidate = name_text(name)
-            tried.append(candidate)
+        tried = enclosing(domain)
+        for candidate in tried:
             groups = zones.get(candidate)
             if groups:
                 if len(set(g.lower() for g in groups)) > 1:
@@ -272,7 +269,6 @@ class AzureDnsProvider(ZoneProvider):
                                                               ', '.join(sorted(groups))), 'zone')
                 self._groups[candidate] = groups[0]
                 return candidate
-            name = name.parent()
         raise DnsError('%s has no public DNS zone for %s in %s (asked for %s). Check '
                        'azure_subscription_id and azure_resource_group.'
                        % (self.where, domain, where, ', '.join(tried)), 'zone')

@@ -41,6 +41,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_provider 
     Key,
     Snapshot,
     ZoneProvider,
+    enclosing,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import DnsError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import Change
@@ -48,7 +49,6 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._records impor
     DNSSEC_TYPES,
     RRset,
     RecordError,
-    name_text,
     to_name,
 )
 
@@ -192,11 +192,8 @@ class CloudflareProvider(ZoneProvider):
             self._ids[zone] = self.zone_id
             self._nameservers[zone] = result.get('name_servers')
             return zone
-        name = to_name(domain)
-        tried = []
-        while len(name.labels) > 1:
-            candidate = name_text(name)
-            tried.append(candidate)
+        tried = enclosing(domain)
+        for candidate in tried:
             found = [z for z in self._list('/zones?name=%s' % quote(_cf_name(candidate), safe=''),
                                            'the zones named %s' % candidate, 'zone',
                                            ZONES_PER_PAGE)
@@ -208,7 +205,6 @@ class CloudflareProvider(ZoneProvider):
                 self._ids[candidate] = str(found[0].get('id'))
                 self._nameservers[candidate] = found[0].get('name_servers')
                 return candidate
-            name = name.parent()
         raise DnsError('%s shows the API token no zone for %s (asked for %s). Check that the '
                        'zone is on Cloudflare and that the token may read it (Zone Read), or '
                        'give hosted_zone_id.' % (self.where, domain, ', '.join(tried)), 'zone')

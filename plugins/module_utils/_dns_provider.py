@@ -55,7 +55,11 @@ from ansible.module_utils.common.parameters import env_fallback
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import DnsError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import Change
-from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RRset
+from ansible_collections.exchangeonline.mail.plugins.module_utils._records import (
+    RRset,
+    name_text,
+    to_name,
+)
 
 ATOMIC = 'atomic'          # one change set with its preconditions, all or nothing
 TRANSACTION = 'transaction'  # one change set, all or nothing, without preconditions
@@ -75,6 +79,17 @@ class ConcurrentChange(DnsError):
                  applied: Optional[Iterable[Change]] = None) -> None:
         super(ConcurrentChange, self).__init__(message, phase, rcode=rcode, fields=fields)
         self.applied = list(applied or [])
+
+
+def enclosing(domain: str) -> List[str]:
+    """The zones that may hold ``domain``, closest first: the domain, then each parent down to
+    its top-level domain."""
+    name = to_name(domain)
+    out = []
+    while len(name.labels) > 1:
+        out.append(name_text(name))
+        name = name.parent()
+    return out
 
 
 def partway(error: DnsError, applied: Iterable[Change]) -> DnsError:

@@ -33,6 +33,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_provider 
     Key,
     Snapshot,
     ZoneProvider,
+    enclosing,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import DnsError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import Change
@@ -40,8 +41,6 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._records impor
     DNSSEC_TYPES,
     RRset,
     RecordError,
-    name_text,
-    to_name,
 )
 
 EXAMPLE = 'http://127.0.0.1:8081'
@@ -129,18 +128,14 @@ class PowerDnsProvider(ZoneProvider):
     # -- the contract -------------------------------------------------------------------------
     def find_zone(self, domain: str) -> str:
         """The closest enclosing zone the server holds: the domain, then each parent."""
-        name = to_name(domain)
-        tried = []
-        while len(name.labels) > 1:
-            candidate = name_text(name)
-            tried.append(candidate)
+        tried = enclosing(domain)
+        for candidate in tried:
             try:
                 self._get_zone(candidate, 'zone', rrsets=False)
                 return candidate
             except DnsError as e:
                 if e.rcode != 'HTTP 404':
                     raise
-            name = name.parent()
         raise DnsError('%s holds no zone for %s (asked for %s). Give zone, or check '
                        'powerdns_server_id.' % (self.where, domain, ', '.join(tried)), 'zone')
 

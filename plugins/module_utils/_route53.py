@@ -41,6 +41,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_provider 
     Key,
     Snapshot,
     ZoneProvider,
+    enclosing,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
     DnsError,
@@ -227,15 +228,11 @@ class Route53Provider(ZoneProvider):
                 raise DnsError('hosted zone %s is %s, which does not hold %s. Check '
                                'hosted_zone_id.' % (self.hosted_zone_id, zone, domain), 'zone')
             return zone
-        name = to_name(domain)
-        tried = []
-        while len(name.labels) > 1:
-            candidate = name_text(name)
-            tried.append(candidate)
+        tried = enclosing(domain)
+        for candidate in tried:
             found = self._zones_named(candidate, 'zone')
             if found:
                 return candidate
-            name = name.parent()
         raise DnsError('%s has no hosted zone for %s in this account (looked for %s). Give '
                        'hosted_zone_id, or check the credentials\' account.'
                        % (self.where, domain, ', '.join(tried)), 'zone')

@@ -135,3 +135,26 @@ class ApiDnsServer:
                 s.shutdown()
                 s.server_close()
         self._udp = self._tcp = None
+
+
+class ZoneViews:
+    """What tests look at, for a lab provider with ``rrsets(zone)`` ({(name, type): (ttl,
+    sorted values)}) and ``zone_names()`` (absolute origins)."""
+
+    def rrset(self, name, rdtype):
+        name = name.rstrip('.').lower() + '.'
+        for zone in sorted(self.zone_names(), key=len, reverse=True):
+            if name.endswith(zone):
+                return self.rrsets(zone).get((name, rdtype))
+        return None
+
+    def axfr(self, zone, with_soa=False):
+        rows = []
+        for (name, rdtype), (ttl, values) in self.rrsets(zone).items():
+            if rdtype == 'SOA' and not with_soa:
+                continue
+            rows.extend((name, ttl, rdtype, v) for v in values)
+        return sorted(rows)
+
+    def soa_serial(self, zone):
+        return None  # the API shows no serial that follows changes

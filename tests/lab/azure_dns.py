@@ -11,7 +11,7 @@ holds. The same surface as the other lab servers: ``module_args()``, ``axfr``, `
 import dns.rdatatype
 import dns.zone
 
-from tests.lab.api_dns import ApiDnsServer
+from tests.lab.api_dns import ApiDnsServer, ZoneViews
 from tests.lab.m365.emulator import M365Emulator
 
 
@@ -44,7 +44,7 @@ def records_of(rdtype, rds):
     return out
 
 
-class AzureDnsLab:
+class AzureDnsLab(ZoneViews):
     def __init__(self, zones, workdir=None):
         self.zone_texts = dict(zones)
         self.workdir = workdir
@@ -106,28 +106,14 @@ class AzureDnsLab:
     def rrsets(self, zone):
         return self.api.presentation(zone)
 
+    def zone_names(self):
+        with self.api.lock:
+            return [z + '.' for z in self.api.zones]
+
     def served_zones(self):
         with self.api.lock:
             names = list(self.api.zones)
         return dict((z + '.', self.rrsets(z)) for z in names)
-
-    def rrset(self, name, rdtype):
-        name = name.rstrip('.').lower() + '.'
-        for zone in sorted(self.api.zones, key=len, reverse=True):
-            if name.endswith(zone + '.'):
-                return self.rrsets(zone).get((name, rdtype))
-        return None
-
-    def axfr(self, zone, with_soa=False):
-        rows = []
-        for (name, rdtype), (ttl, values) in self.rrsets(zone).items():
-            if rdtype == 'SOA' and not with_soa:
-                continue
-            rows.extend((name, ttl, rdtype, v) for v in values)
-        return sorted(rows)
-
-    def soa_serial(self, zone):
-        return None
 
     def update_messages(self, zone=None):
         return len(self.api.writes)

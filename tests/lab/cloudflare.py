@@ -37,7 +37,7 @@ import uuid
 import dns.rdatatype
 import dns.zone
 
-from tests.lab.api_dns import ApiDnsServer
+from tests.lab.api_dns import ApiDnsServer, ZoneViews
 
 TOKEN = 'exolabCloudflareToken0123456789abcdefGHI'   # 40 characters, like Cloudflare's
 READ_TOKEN = 'exolabCloudflareReadOnly0123456789abcdEF'
@@ -58,7 +58,7 @@ class BatchError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-class CloudflareLab:
+class CloudflareLab(ZoneViews):
     def __init__(self, zones, workdir=None):
         self.zone_texts = dict(zones)
         self.zones = {}     # zone id -> {'id', 'name', 'status', 'name_servers'}
@@ -178,6 +178,9 @@ class CloudflareLab:
             return '"%s"' % content.replace('"', '\\"')
         return content
 
+    def zone_names(self):
+        return [z['name'] + '.' for z in self.zones.values()]
+
     def served_zones(self):
         zones = {}
         for zone_id, zone in list(self.zones.items()):
@@ -192,20 +195,6 @@ class CloudflareLab:
                 data[(r['name'] + '.', 'A')] = (300, [PROXY_ADDRESS])
             zones[origin] = data
         return zones
-
-    def rrset(self, name, rdtype):
-        name = name.rstrip('.').lower() + '.'
-        for zone in sorted((z['name'] + '.' for z in self.zones.values()), key=len,
-                           reverse=True):
-            if name.endswith(zone):
-                return self.rrsets(zone).get((name, rdtype))
-        return None
-
-    def axfr(self, zone, with_soa=False):
-        rows = []
-        for (name, rdtype), (ttl, values) in self.rrsets(zone).items():
-            rows.extend((name, ttl, rdtype, v) for v in values)
-        return sorted(rows)
 
     def soa_serial(self, zone):
         return self.serials[zone.rstrip('.') + '.']

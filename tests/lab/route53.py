@@ -41,7 +41,7 @@ import botocore.session
 import dns.rdatatype
 import dns.zone
 
-from tests.lab.api_dns import ApiDnsServer
+from tests.lab.api_dns import ApiDnsServer, ZoneViews
 from tests.lab.bind import free_port
 
 ACCESS_KEY = 'AKIAEXOLAB000000DNS1'
@@ -72,7 +72,7 @@ def error_xml(code, message):
             % (code, message.replace('&', '&amp;').replace('<', '&lt;'), uuid.uuid4())).encode()
 
 
-class Route53Lab:
+class Route53Lab(ZoneViews):
     """moto on one port, the strict front on another; ``zones``: {origin: zone file text}, each
     made a public hosted zone (its SOA and apex NS are Route 53's own)."""
 
@@ -198,29 +198,14 @@ class Route53Lab:
             kwargs['StartRecordName'] = page['NextRecordName']
             kwargs['StartRecordType'] = page['NextRecordType']
 
+    def zone_names(self):
+        return list(self.zone_ids)
+
     def served_zones(self):
         """The zones for the name servers: moto's SOA value is no SOA (see README), so the
         server makes one up."""
         return dict((z, dict((k, v) for k, v in self.rrsets(z).items() if k[1] != 'SOA'))
                     for z in self.zone_ids)
-
-    def rrset(self, name, rdtype):
-        name = name.rstrip('.').lower() + '.'
-        for zone in sorted(self.zone_ids, key=len, reverse=True):
-            if name.endswith(zone):
-                return self.rrsets(zone).get((name, rdtype))
-        return None
-
-    def axfr(self, zone, with_soa=False):
-        rows = []
-        for (name, rdtype), (ttl, values) in self.rrsets(zone).items():
-            if rdtype == 'SOA' and not with_soa:
-                continue
-            rows.extend((name, ttl, rdtype, v) for v in values)
-        return sorted(rows)
-
-    def soa_serial(self, zone):
-        return None  # Route 53's SOA serial does not follow changes
 
     def update_messages(self, zone=None):
         """The change batches that went through to moto (each one write)."""

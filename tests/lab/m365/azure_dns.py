@@ -55,7 +55,7 @@ class AzureDnsApi:
         self.zones = {}      # zone name (no final dot) -> {(relative name lower, TYPE): set}
         self.roles = {}      # client id lower -> 'contributor' | 'reader'
         self.writes = []     # (method, zone, type, name) of every write that went in
-        self.fail_next = None  # (TYPE, status, code, message)
+        self.fail_next = ()  # (TYPE, status, code, message): refuse the next write of TYPE
         self.lose_next_write = False
 
     # -- state ----------------------------------------------------------------------------------
@@ -207,9 +207,8 @@ class AzureDnsApi:
             return arm_error(412, 'PreconditionFailed', 'The Record set %s exists already and '
                              'hence cannot be created again.' % rel)
         if self.fail_next and self.fail_next[0] == rdtype:
-            _t, status, code, message = self.fail_next
-            self.fail_next = None
-            return arm_error(status, code, message)
+            failure, self.fail_next = tuple(self.fail_next), ()
+            return arm_error(failure[1], failure[2], failure[3])
         if method == 'DELETE':
             if current is None:
                 return Response(204)
