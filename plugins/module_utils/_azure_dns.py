@@ -24,12 +24,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_api import (
     ApiClient,
     api_base,
     as_dict,
+    plain_http_off_host,
     segment,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_provider import (
@@ -41,6 +42,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_provider 
     enclosing,
     partway,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import origin
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport import (
     DnsError,
     UpdateOutcomeUnknown,
@@ -78,6 +80,9 @@ def _bare(name: Any) -> str:
 
 
 def _txt_text(item: Dict[str, Any]) -> str:
+    strings = item.get('value')
+    if not isinstance(strings, list) or not all(isinstance(v, str) for v in strings):
+        raise ValueError('a TXT record\'s value is a list of strings, not %r' % (strings,))
     return ' '.join('"%s"' % s.replace('\\', '\\\\').replace('"', '\\"')
                     for s in item.get('value') or [''])
 
@@ -102,7 +107,7 @@ CODECS: Dict[str, _Codec] = {
                                       'port': rd.port, 'target': _bare(rd.target)},
             lambda item: '%d %d %d %s' % (int(item['priority']), int(item['weight']),
                                           int(item['port']), _host(item['target']))),
-    'CAA': ('CAARecords', lambda rd: {'flags': rd.flags, 'tag': rd.tag.decode(),
+    'CAA': ('caaRecords', lambda rd: {'flags': rd.flags, 'tag': rd.tag.decode(),
                                       'value': rd.value.decode('utf-8', 'surrogateescape')},
             lambda item: '%d %s "%s"' % (int(item['flags']), item['tag'],
                                          str(item['value']).replace('"', '\\"'))),
@@ -146,9 +151,14 @@ class AzureDnsProvider(ZoneProvider):
         self.client = ApiClient(self.arm, {}, self.where, self.timeout,
                                 ApiClient.verify_of(params))
         self.warnings: List[str] = []
+        if plain_http_off_host(self.arm):
+            self.warnings.append('azure_endpoint_url %s is plain http:// to another host: the '
+                                 'Resource Manager token crosses the network in clear.'
+                                 % self.arm)
         self._groups: Dict[str, str] = {}   # zone -> its resource group
         self._etags: Dict[Key, str] = {}     # rrset -> its etag, as read or as written
         self._special: Set[Key] = set()      # alias record sets (targetResource)
+        self._metadata: Dict[Key, Any] = {}  # the metadata (tags) of each record set read
         self._zone = ''
 
     @classmethod
@@ -219,12 +229,23 @@ class AzureDnsProvider(ZoneProvider):
             link = body.get('nextLink')
             if not link:
                 return items
-            if not isinstance(link, str) or not link.startswith(self.arm + '/'):
+            path = self._relative(link)
+            if path is None:
                 raise DnsError('%s answered with a nextLink to another host (%r); it is not '
                                'followed.' % (self.where, str(link)[:200]), phase)
-            path = link[len(self.arm):]
         raise DnsError('%s kept answering with another page after %d pages of %s'
                        % (self.where, MAX_PAGES, what), phase)
+
+    def _relative(self, link: Any) -> Optional[str]:
+        """The path and query of a nextLink on Resource Manager's own origin (an explicit
+        default port or another case of the host is the same origin), else None."""
+        if not isinstance(link, str) or origin(link) is None or origin(link) != origin(self.arm):
+            return None
+        parts = urlsplit(link)
+        base = urlsplit(self.arm).path.rstrip('/')
+        if parts.username or parts.password or not parts.path.startswith(base + '/'):
+            return None
+        return parts.path[len(base):] + ('?' + parts.query if parts.query else '')
 
     def _group_path(self, group: str) -> str:
         return '/subscriptions/%s/resourceGroups/%s' % (segment(self.subscription),
@@ -274,8 +295,10 @@ class AzureDnsProvider(ZoneProvider):
                        % (self.where, domain, where, ', '.join(tried)), 'zone')
 
     def _rrsets(self, zone: str, phase: str) -> Dict[Key, RRset]:
-        if zone not in self._groups:
-            self.find_zone(zone)
+        if zone not in self._groups and self.find_zone(zone) != zone:
+            raise DnsError('%s has no DNS zone %s; the zone that holds it is %s. Give that as '
+                           'zone, or leave zone out.' % (self.where, zone, self.find_zone(zone)),
+                           phase)
         found: Dict[Key, RRset] = {}
         self._special = set()
         etags: Dict[Key, str] = {}
@@ -300,21 +323,25 @@ class AzureDnsProvider(ZoneProvider):
         name = str(fqdn).lower() if item.get('name') != '@' else zone
         if not name.endswith('.'):
             name += '.'
-        ttl = int(props.get('TTL') or 0)
+        if isinstance(props.get('metadata'), dict):
+            self._metadata[(name, rdtype)] = props['metadata']  # kept by every PUT
         target = props.get('targetResource')
-        if isinstance(target, dict) and target.get('id'):
-            self._special.add((name, rdtype))
-            return RRset(name, rdtype, ttl, values=['alias %s' % target['id']])
-        if rdtype == 'SOA':
-            return None
         codec = CODECS.get(rdtype)
-        if codec is None:  # a type this provider does not write: only its key matters
-            return RRset(name, rdtype, ttl, values=[repr(props)[:200]])
-        records = props.get(codec[0])
+        records = props.get(codec[0]) if codec else None
+        if records is None and rdtype == 'CAA':
+            records = props.get('CAARecords')  # the SDKs' spelling
         records = [records] if isinstance(records, dict) else records or []
         try:
+            ttl = int(props.get('TTL') or 0)
+            if isinstance(target, dict) and target.get('id'):
+                self._special.add((name, rdtype))
+                return RRset(name, rdtype, ttl, values=['alias %s' % target['id']])
+            if rdtype == 'SOA':
+                return None
+            if codec is None:  # a type this provider does not write: only its key matters
+                return RRset(name, rdtype, ttl, values=[repr(props)[:200]])
             return RRset.from_texts(name, rdtype, ttl, [codec[2](r) for r in records])
-        except (KeyError, TypeError, ValueError, RecordError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, RecordError) as e:
             raise DnsError('%s answered record set %s %s in a shape that is not the documented '
                            'one (%s): %r' % (self.where, name, rdtype, e, records), phase)
 
@@ -340,8 +367,11 @@ class AzureDnsProvider(ZoneProvider):
     def body_of(self, rrset: RRset) -> Dict[str, Any]:
         prop, encode, _decode = CODECS[rrset.rdtype]
         records = [encode(rd) for rd in rrset.rdata_list()]
-        return {'properties': {'TTL': rrset.ttl,
-                               prop: records[0] if prop.endswith('Record') else records}}
+        props: Dict[str, Any] = {'TTL': rrset.ttl,
+                                 prop: records[0] if prop.endswith('Record') else records}
+        if rrset.key in self._metadata:  # a PUT replaces the record set: its tags stay
+            props['metadata'] = self._metadata[rrset.key]
+        return {'properties': props}
 
     def apply_changes(self, zone: str, changes: List[Change]) -> None:
         """One request per record set, each with its precondition; deletions first (a CNAME
@@ -352,57 +382,70 @@ class AzureDnsProvider(ZoneProvider):
         for c in sorted(changes, key=lambda c: c.after is not None):
             action = 'deletion' if c.after is None else 'change'
             what = 'the %s of %s %s' % ((action,) + c.key)
-            etag = self._etags.get(c.key) if c.before is not None else None
+            # the etag read: of the record set, or of an empty one (no records) where the plan
+            # creates records
+            etag = self._etags.get(c.key)
             if c.before is not None and not etag:
                 raise partway(ConcurrentChange('%s: record set %s %s has no etag from the read'
-                                               % (self.where, c.key[0], c.key[1]), 'apply'),
-                              done)
+                                               % ((self.where,) + c.key), 'apply'), done)
             headers = {'If-Match': etag} if etag else {'If-None-Match': '*'}
             try:
-                if c.after is None:
-                    self._request('DELETE', self._rrset_path(zone, c.key), what, 'apply',
-                                  ok=(200, 204), headers=headers, changes=True)
-                    self._etags.pop(c.key, None)
-                else:
-                    _status, body = self._request('PUT', self._rrset_path(zone, c.key), what,
-                                                  'apply', self.body_of(c.after), ok=(200, 201),
-                                                  headers=headers, changes=True)
-                    new = body.get('etag') if isinstance(body, dict) else None
-                    if isinstance(new, str) and new:
-                        self._etags[c.key] = new
-                    else:  # written, but without the etag the undo would need: read it
-                        self._etags.pop(c.key, None)
-            except UpdateOutcomeUnknown as e:
-                if not self._settled(zone, c, e, done):
-                    raise partway(e, done)
+                try:
+                    self._write(zone, c, what, headers)
+                except UpdateOutcomeUnknown as e:
+                    state = self._settled(zone, c, e)
+                    if state is None:
+                        raise
+                    if state == 'not applied':
+                        # once more with the same precondition: should the first one still
+                        # land, this one is refused (412) and the change is re-planned
+                        self._write(zone, c, what, headers)
             except DnsError as e:
                 raise partway(e, done)
             done.append(c)
 
-    def _settled(self, zone: str, change: Change, lost: DnsError, done: List[Change]) -> bool:
-        """After a write whose answer was lost: True when a read of the record set shows it
-        applied (its etag taken); DnsError (carrying ``done``) when it shows it was not, or that
-        someone else changed it; False when the read fails too (the outcome stays unknown)."""
+    def _write(self, zone: str, change: Change, what: str, headers: Dict[str, str]) -> None:
+        path = self._rrset_path(zone, change.key)
+        if change.after is None:
+            self._request('DELETE', path, what, 'apply', ok=(200, 204), headers=headers,
+                          changes=True)
+            self._etags.pop(change.key, None)
+            return
+        _status, body = self._request('PUT', path, what, 'apply', self.body_of(change.after),
+                                      ok=(200, 201), headers=headers, changes=True)
+        new = as_dict(body).get('etag')
+        if isinstance(new, str) and new:
+            self._etags[change.key] = new
+        else:  # written, but without the etag an undo would need: it then reads it again
+            self._etags.pop(change.key, None)
+
+    def _settled(self, zone: str, change: Change, lost: DnsError) -> Optional[str]:
+        """After a write whose answer was lost, a read of the record set: 'applied' (its etag
+        taken), 'not applied', None when the read fails too (the outcome stays unknown);
+        ConcurrentChange when it is neither as read nor as planned."""
         try:
-            _status, body = self._request('GET', self._rrset_path(zone, change.key),
-                                          'the record set %s %s' % change.key, 'apply',
-                                          ok=(200, 404))
+            status, body = self._request('GET', self._rrset_path(zone, change.key),
+                                         'the record set %s %s' % change.key, 'apply',
+                                         ok=(200, 404))
+            now = self._rrset_of(zone, as_dict(body), 'apply') if status == 200 else None
         except DnsError:
-            return False
-        now = self._rrset_of(zone, body) if _status == 200 and isinstance(body, dict) else None
-        if now is None if change.after is None else now is not None and now.same_as(
-                change.after):
+            return None
+        if now is not None and not now.values:
+            now = None  # an empty record set serves nothing
+        if (now is None) if change.after is None else (now is not None
+                                                       and now.same_as(change.after)):
             if now is not None:
-                self._etags[change.key] = str(body.get('etag') or '')
+                self._etags[change.key] = str(as_dict(body).get('etag') or '')
             self.warnings.append('%s; a read of the record set shows it applied' % lost.message)
-            return True
-        if now is None if change.before is None else now is not None and now.same_as(
-                change.before):
-            raise partway(DnsError('%s: a read shows it was not applied' % lost.message,
-                                   'apply'), done)
-        raise partway(ConcurrentChange('%s: a read shows record set %s %s as neither before '
-                                       'nor planned (someone else changed it)'
-                                       % ((lost.message,) + change.key), 'apply'), done)
+            return 'applied'
+        if (now is None) if change.before is None else (now is not None
+                                                        and now.same_as(change.before)):
+            self.warnings.append('%s; a read of the record set shows it not applied, so it was '
+                                 'sent once more' % lost.message)
+            return 'not applied'
+        raise ConcurrentChange('%s: a read shows record set %s %s as neither before nor '
+                               'planned (someone else changed it)'
+                               % ((lost.message,) + change.key), 'apply')
 
     def prove_write(self, zone: str) -> None:
         """A write that can change nothing: the deletion of a record set that cannot exist,

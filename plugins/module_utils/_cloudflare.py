@@ -5,12 +5,15 @@
 """The Cloudflare provider: a zone on Cloudflare DNS, through the API v4 with an API token.
 
 Read: ``GET /zones/<id>/dns_records`` (paged by ``result_info``), one record per item with its
-``id``. Write: one ``POST /zones/<id>/dns_records/batch`` per change set: the records of each
-changed rrset are deleted by id and the planned ones posted. Cloudflare runs a batch "in a single
-database transaction" (deletes first, then posts; API reference "Batch DNS Records"), so it
+``id``. Write: one ``POST /zones/<id>/dns_records/batch`` per change set: of each changed rrset,
+the records the plan drops (or whose TTL changes) are deleted by id and the ones it adds posted;
+a record it keeps stays as it is, with its id, comment and tags. Cloudflare runs a batch "in a
+single database transaction" (deletes first, then posts; API reference "Batch DNS Records"), so it
 applies whole or not at all. The only precondition it takes is that each deleted id still exists,
 so the guarantee is ``TRANSACTION``: the engine reads the names again just before the batch, and
-a batch refused because a record is gone is a concurrent change (re-read, re-planned once).
+a batch refused because a record is gone is a concurrent change (re-read, re-planned once). A
+record whose content cannot be read back exactly is kept opaque, and a plan that would change
+its rrset fails before anything is sent.
 
 Records are written "DNS only" (``proxied: false``): a proxied record is served as Cloudflare's
 own addresses, which breaks autodiscover and MX targets; a proxied record at a name the plan
@@ -25,7 +28,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
-from typing import Any, Dict, Iterable, List, Optional, Set
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 from urllib.parse import quote
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_api import (
@@ -49,6 +52,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._records impor
     DNSSEC_TYPES,
     RRset,
     RecordError,
+    make_rdata,
     to_name,
 )
 
@@ -104,7 +108,9 @@ class CloudflareProvider(ZoneProvider):
                                  'crosses the network in clear.' % self.api_url)
         self._ids: Dict[str, str] = {}                # zone -> zone id
         self._nameservers: Dict[str, Any] = {}        # zone -> the name servers Cloudflare gave
-        self._records: Dict[Key, List[str]] = {}      # rrset -> the ids of its records
+        # rrset -> {value: (the id of its record, its TTL)}
+        self._records: Dict[Key, Dict[str, Tuple[str, int]]] = {}
+        self._opaque: Set[Key] = set()                # rrsets with content not read back
         self._proxied: Set[Key] = set()
         self._zone = ''
 
@@ -210,14 +216,17 @@ class CloudflareProvider(ZoneProvider):
                        'give hosted_zone_id.' % (self.where, domain, ', '.join(tried)), 'zone')
 
     def _zone_path(self, zone: str) -> str:
-        if zone not in self._ids:
-            self.find_zone(zone)
+        if zone not in self._ids and self.find_zone(zone) != zone:
+            raise DnsError('%s has no zone %s; the zone that holds it is %s. Give that as zone, '
+                           'or leave zone out.' % (self.where, zone, self.find_zone(zone)),
+                           'zone')
         return '/zones/%s' % segment(self._ids[zone])
 
     def _rrsets(self, zone: str, phase: str) -> Dict[Key, RRset]:
-        texts: Dict[Key, List[str]] = {}
+        rdatas: Dict[Key, Dict[str, Any]] = {}
         ttls: Dict[Key, int] = {}
-        ids: Dict[Key, List[str]] = {}
+        by_value: Dict[Key, Dict[str, Tuple[str, int]]] = {}
+        opaque: Set[Key] = set()
         proxied: Set[Key] = set()
         for item in self._list(self._zone_path(zone) + '/dns_records',
                                'the records of zone %s' % zone, phase):
@@ -225,19 +234,26 @@ class CloudflareProvider(ZoneProvider):
             if rdtype in DNSSEC_TYPES or not item.get('id'):
                 continue
             key = (str(item.get('name') or '').lower().rstrip('.') + '.', rdtype)
-            ids.setdefault(key, []).append(str(item['id']))
-            ttl = int(item.get('ttl') or 1)
-            ttls[key] = AUTOMATIC_TTL if ttl == 1 else ttl
+            try:
+                ttl = int(item.get('ttl') or 1)
+                text = self._text_of(rdtype, item)
+            except (TypeError, ValueError) as e:
+                raise DnsError('%s answered record %s %s in a shape that is not the documented '
+                               'one (%s): %r' % (self.where, key[0], rdtype, e, item), phase)
+            ttl = AUTOMATIC_TTL if ttl == 1 else ttl
+            ttls[key] = min(ttl, ttls.get(key, ttl))
             if item.get('proxied'):
                 proxied.add(key)
-            texts.setdefault(key, []).append(self._text_of(rdtype, item))
-        found: Dict[Key, RRset] = {}
-        for key, values in texts.items():
-            ttl = ttls[key]
             try:
-                found[key] = RRset.from_texts(key[0], key[1], ttl, values)
-            except RecordError:  # a type dnspython does not read: only its key matters
-                found[key] = RRset(key[0], key[1], ttl, values=values)
+                one = RRset.from_texts(key[0], rdtype, ttl, [text])
+                value, rd = next(iter(one.rdatas.items()))
+            except RecordError:  # a type or content dnspython does not read: kept as it is
+                opaque.add(key)
+                value, rd = text, None
+            rdatas.setdefault(key, {})[value] = rd
+            by_value.setdefault(key, {})[value] = (str(item['id']), ttl)
+        found = dict((key, RRset(key[0], key[1], ttls[key], rdatas=values))
+                     for key, values in rdatas.items())
         servers = self._nameservers.get(zone)
         if isinstance(servers, list) and servers and (zone, 'NS') not in found:
             # Cloudflare's own apex NS, which the records do not list: where the zone is served
@@ -246,7 +262,8 @@ class CloudflareProvider(ZoneProvider):
                     str(n).rstrip('.') + '.' for n in servers])
             except RecordError:
                 pass
-        self._records = ids
+        self._records = by_value
+        self._opaque = opaque
         self._proxied = proxied
         self._zone = zone
         return found
@@ -258,8 +275,14 @@ class CloudflareProvider(ZoneProvider):
         if rdtype == 'MX':
             return '%d %s.' % (int(item.get('priority') or 0), content.rstrip('.'))
         if rdtype == 'TXT':
-            return content if content.startswith('"') else '"%s"' % content.replace(
-                '\\', '\\\\').replace('"', '\\"')
+            if content.startswith('"'):
+                return content
+            # unquoted content (records from before Cloudflare quoted TXT): one text, in
+            # strings of at most 255 bytes
+            raw = content.encode('utf-8', 'surrogateescape')
+            return ' '.join('"%s"' % raw[i:i + 255].decode('utf-8', 'surrogateescape')
+                            .replace('\\', '\\\\').replace('"', '\\"')
+                            for i in range(0, max(len(raw), 1), 255))
         if rdtype in ('CNAME', 'NS', 'PTR'):
             return content.rstrip('.') + '.'
         if rdtype == 'SRV' and data:
@@ -289,7 +312,13 @@ class CloudflareProvider(ZoneProvider):
         return dict((k, rrsets.get(k)) for k in keys)
 
     def check_plan(self, changes: List[Change]) -> None:
-        count = sum(len(self._records.get(c.key, [])) + (len(c.after.values) if c.after else 0)
+        for c in changes:
+            if c.key in self._opaque:
+                raise DnsError('%s %s holds a record whose content Cloudflare shows in a form '
+                               'mail_dns cannot read back exactly; it does not change it. '
+                               'Nothing was changed: fix the record in Cloudflare.' % c.key,
+                               'plan')
+        count = sum(len(self._records.get(c.key, {})) + (len(c.after.values) if c.after else 0)
                     for c in changes)
         if count > BATCH_LIMIT:
             raise DnsError('the plan deletes and adds %d Cloudflare records, more than the %d '
@@ -318,18 +347,24 @@ class CloudflareProvider(ZoneProvider):
         return record
 
     def batch_of(self, changes: List[Change]) -> Dict[str, Any]:
+        """The records of each changed rrset that the plan drops (or whose TTL changes) deleted
+        by id, the ones it adds posted; a record it keeps as it is stays, with its id, comment
+        and tags."""
         deletes: List[Dict[str, str]] = []
         posts: List[Dict[str, Any]] = []
         for c in changes:
-            if c.before is not None:
-                ids = self._records.get(c.key)
-                if not ids:
-                    raise ConcurrentChange('%s %s was not in the zone when it was read again'
-                                           % c.key, 'apply')
-                deletes.extend({'id': i} for i in ids)
+            read = self._records.get(c.key, {})
+            if c.before is not None and not read:
+                raise ConcurrentChange('%s %s was not in the zone when it was read again'
+                                       % c.key, 'apply')
+            keep = set(v for v in (c.after.values if c.after is not None else ())
+                       if v in read and read[v][1] == c.after.ttl)
+            deletes.extend({'id': record_id} for value, (record_id, _ttl) in sorted(read.items())
+                           if value not in keep)
             if c.after is not None:
-                posts.extend(self.record_of(c.key[0], c.key[1], c.after.ttl, rd)
-                             for rd in c.after.rdata_list())
+                posts.extend(self.record_of(c.key[0], c.key[1], c.after.ttl,
+                                            rd if rd is not None else make_rdata(c.key[1], value))
+                             for value, rd in sorted(c.after.rdatas.items()) if value not in keep)
         batch: Dict[str, Any] = {}
         if deletes:
             batch['deletes'] = deletes

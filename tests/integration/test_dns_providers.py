@@ -689,3 +689,53 @@ def test_azure_role_on_the_resource_group_needs_azure_resource_group(azure, play
                          **dict(args, azure_resource_group=azure.api.resource_group))])
     assert run.last['status'] == 'ok', run.last['result'].get('msg')
     assert served(azure) == EXPECTED['full']
+
+
+def test_cloudflare_keeps_the_records_it_does_not_change(cloudflare, play, tmp_path):
+    """Records from before Cloudflare quoted TXT content (unquoted, longer than 255 bytes) and
+    records with a comment stay as they are, with their ids: only the SPF value is replaced."""
+    long_value = 'site-verification=' + 'x' * 300
+    cloudflare.change(ZONE, posts=[{'name': ZONE, 'type': 'TXT', 'ttl': 3600,
+                                    'content': long_value, 'comment': 'keep me'}])
+    kept = dict((i, r) for i, r in cloudflare.records[cloudflare.zone_id(ZONE)].items()
+                if r['type'] == 'TXT' and 'v=spf1' not in r['content'])
+    backup = str(tmp_path / 'b.json')
+    run = play([mail_dns(cloudflare, domain=ZONE, pattern='full', backup_path=backup)])
+    assert run.last['status'] == 'ok', run.last['result'].get('msg')
+    records = cloudflare.records[cloudflare.zone_id(ZONE)]
+    for record_id, record in kept.items():
+        assert records[record_id] == record
+    assert long_value in txt_values(cloudflare, ZONE) and SPF_AFTER in txt_values(cloudflare, ZONE)
+    _zone, batch = cloudflare.batches[-1]
+    assert not set(d['id'] for d in batch['deletes']) & set(kept)
+    run = play([mail_dns(cloudflare, state='rollback', backup_path=backup)])
+    assert run.last['status'] == 'ok', run.last['result'].get('msg')
+    assert SPF_BEFORE in txt_values(cloudflare, ZONE)
+    assert all(records_now == record for records_now, record in (
+        (cloudflare.records[cloudflare.zone_id(ZONE)][i], r) for i, r in kept.items()))
+
+
+def test_azure_keeps_metadata_and_writes_into_an_empty_record_set(azure, play):
+    """A PUT replaces the whole record set: its metadata (tags) is sent back as read. An empty
+    record set (Azure DNS allows them) is written with its etag as precondition."""
+    ttl, values = azure.rrset(ZONE, 'TXT')
+    import dns.rdata
+    azure.api.put_set(ZONE, '@', 'TXT', ttl, {'TXTRecords': [
+        {'value': [s.decode() for s in dns.rdata.from_text('IN', 'TXT', v).strings]}
+        for v in values]}, metadata={'owner': 'mail-team'})
+    azure.api.put_set(ZONE, 'autodiscover', 'CNAME', 3600, {'CNAMERecord': None})
+    azure.api.zones[ZONE][('autodiscover', 'CNAME')]['records'] = {}
+    run = play([mail_dns(azure, domain=ZONE, pattern='full')])
+    assert run.last['status'] == 'ok', run.last['result'].get('msg')
+    assert served(azure) == EXPECTED['full']
+    assert azure.api.record_set(ZONE, '@', 'TXT')['metadata'] == {'owner': 'mail-team'}
+
+
+def test_azure_write_lost_before_it_arrived_is_sent_again(azure, play):
+    azure.api.drop_next_write = True
+    run = play([mail_dns(azure, domain=ZONE, pattern='full', timeout=3)])
+    result = run.last['result']
+    assert run.last['status'] == 'ok', result.get('msg')
+    assert 'shows it not applied, so it was sent once more' in ' '.join(result['warnings'])
+    assert served(azure) == EXPECTED['full']
+    assert azure.update_messages() == len(result['plan'])

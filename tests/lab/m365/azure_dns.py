@@ -18,7 +18,9 @@
   the SOA and the apex NS record sets cannot be deleted.
 * ``fail_next`` (a status and a code) refuses the next write of the record set type it names,
   to test a failure in the middle of a run; ``lose_next_write`` applies the next write and
-  closes the connection without an answer.
+  closes the connection without an answer, ``drop_next_write`` closes it without applying the
+  next PUT. A PUT keeps the ``metadata`` it is sent (and only that: a PUT replaces the record
+  set, REST "Record Sets - Create Or Update").
 """
 
 import re
@@ -32,7 +34,7 @@ ARM_RESOURCES = ('https://management.azure.com', 'https://management.azure.com/'
 API_VERSIONS = ('2018-05-01', '2023-07-01-preview')
 PROPS = {'A': 'ARecords', 'AAAA': 'AAAARecords', 'MX': 'MXRecords', 'TXT': 'TXTRecords',
          'CNAME': 'CNAMERecord', 'NS': 'NSRecords', 'PTR': 'PTRRecords', 'SRV': 'SRVRecords',
-         'CAA': 'CAARecords', 'SOA': 'SOARecord'}
+         'CAA': 'caaRecords', 'SOA': 'SOARecord'}
 NAME_SERVERS = ['ns1-07.azure-dns.com.', 'ns2-07.azure-dns.net.', 'ns3-07.azure-dns.org.',
                 'ns4-07.azure-dns.info.']
 READ_ACTIONS = ('read',)
@@ -57,6 +59,7 @@ class AzureDnsApi:
         self.writes = []     # (method, zone, type, name) of every write that went in
         self.fail_next = ()  # (TYPE, status, code, message): refuse the next write of TYPE
         self.lose_next_write = False
+        self.drop_next_write = False
 
     # -- state ----------------------------------------------------------------------------------
     def add_zone(self, name):
@@ -78,15 +81,20 @@ class AzureDnsApi:
             self.roles[client_id.lower()] = (role, scope)
 
     @staticmethod
-    def _new(name, rdtype, ttl, records):
+    def _new(name, rdtype, ttl, records, metadata=None):
         return {'name': name, 'type': rdtype, 'etag': str(uuid.uuid4()), 'ttl': ttl,
-                'records': records}
+                'records': records, 'metadata': metadata}
 
-    def put_set(self, zone, name, rdtype, ttl, records):
-        """An administrator's own write (the portal): a new etag."""
+    def put_set(self, zone, name, rdtype, ttl, records, metadata=None):
+        """An administrator's own write (the portal): a new etag. ``records`` {property:
+        list}; an empty list is an empty record set, as Azure DNS allows."""
         with self.lock:
             self.zones[zone.rstrip('.').lower()][(name.lower(), rdtype)] = self._new(
-                name.lower(), rdtype, ttl, records)
+                name.lower(), rdtype, ttl, records, metadata)
+
+    def record_set(self, zone, name, rdtype):
+        with self.lock:
+            return self.zones[zone.rstrip('.').lower()].get((name.lower(), rdtype))
 
     # -- the API --------------------------------------------------------------------------------
     def dispatch(self, method, path, query, body, headers, claims, problem):
@@ -166,7 +174,7 @@ class AzureDnsApi:
 
     def _set_json(self, zname, item):
         fqdn = '%s.' % zname if item['name'] == '@' else '%s.%s.' % (item['name'], zname)
-        props = {'metadata': None, 'TTL': item['ttl'], 'fqdn': fqdn,
+        props = {'metadata': item.get('metadata'), 'TTL': item['ttl'], 'fqdn': fqdn,
                  'provisioningState': 'Succeeded', 'targetResource': {}}
         props.update(item['records'])
         return {'id': '/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Network/dnszones/'
@@ -238,7 +246,11 @@ class AzureDnsApi:
         elif (rel, 'CNAME') in sets:
             return arm_error(400, 'BadRequest', 'The record set %s conflicts with the CNAME '
                              'record set of that name.' % rel)
-        item = self._new(rel, rdtype, props['TTL'], {PROPS[rdtype]: records})
+        if self.drop_next_write:  # lost before it arrived: nothing applied, no answer
+            self.drop_next_write = False
+            raise Lost()
+        metadata = props.get('metadata') if isinstance(props.get('metadata'), dict) else None
+        item = self._new(rel, rdtype, props['TTL'], {PROPS[rdtype]: records}, metadata)
         sets[key] = item
         self.writes.append(('PUT', zname, rdtype, rel))
         self._maybe_lose()
