@@ -229,10 +229,11 @@ class AzureDnsProvider(ZoneProvider):
             link = body.get('nextLink')
             if not link:
                 return items
-            path = self._relative(link)
-            if path is None:
+            relative = self._relative(link)
+            if relative is None:
                 raise DnsError('%s answered with a nextLink to another host (%r); it is not '
                                'followed.' % (self.where, str(link)[:200]), phase)
+            path = relative
         raise DnsError('%s kept answering with another page after %d pages of %s'
                        % (self.where, MAX_PAGES, what), phase)
 

@@ -357,8 +357,9 @@ class CloudflareProvider(ZoneProvider):
             if c.before is not None and not read:
                 raise ConcurrentChange('%s %s was not in the zone when it was read again'
                                        % c.key, 'apply')
-            keep = set(v for v in (c.after.values if c.after is not None else ())
-                       if v in read and read[v][1] == c.after.ttl)
+            after = c.after
+            keep = set(v for v in (after.values if after is not None else ())
+                       if after is not None and v in read and read[v][1] == after.ttl)
             deletes.extend({'id': record_id} for value, (record_id, _ttl) in sorted(read.items())
                            if value not in keep)
             if c.after is not None:
