@@ -311,6 +311,24 @@ def is_ip(host: str) -> bool:
         return False
 
 
+class ZoneTooLarge(Exception):
+    """A zone transfer stopped after more records than its limit (``records``: how many came)."""
+
+    def __init__(self, zone: str, records: int) -> None:
+        super(ZoneTooLarge, self).__init__('%s: more than %d records' % (zone, records))
+        self.records = records
+
+
+def _capped(messages: Any, limit: int, zone: str) -> Any:
+    """The messages of a transfer, ZoneTooLarge once they hold more than ``limit`` records."""
+    seen = 0
+    for message in messages:
+        seen += sum(len(rrset) for rrset in message.answer)
+        if seen > limit:
+            raise ZoneTooLarge(zone, seen)
+        yield message
+
+
 class DnsServer:
     """One authoritative server reached with (optional) TSIG."""
 
@@ -488,17 +506,24 @@ class DnsServer:
             qname = qname.parent()
 
     # -- reading ------------------------------------------------------------------------------
-    def transfer(self, zone: str) -> Tuple[Optional[int], Dict[Tuple[str, str], RRset]]:
+    def transfer(self, zone: str, limit: Optional[int] = None
+                 ) -> Tuple[Optional[int], Dict[Tuple[str, str], RRset]]:
         """(serial, {(name, type): RRset}) of the whole zone by a (signed) AXFR; DNSSEC data is
         left out (the signer maintains it; never planned, never compared). A DnsError whose
         ``transfer_blocked`` is true when the transfer did not get through at all (a firewall
-        dropping TCP): queries may still work."""
+        dropping TCP): queries may still work. ``limit``: ZoneTooLarge as soon as the transfer
+        has brought more records than that (the rest is not read)."""
+        xfr = None
         try:
             xfr = dns.query.xfr(self.address, zone, port=self.port, keyring=self.keyring,
                                 keyname=self.keyname, keyalgorithm=self.algorithm,
                                 timeout=self.timeout, lifetime=max(self.timeout * 6, 30),
                                 relativize=False)
-            z = dns.zone.from_xfr(xfr, relativize=False)
+            z = dns.zone.from_xfr(xfr if limit is None else _capped(xfr, limit, zone),
+                                  relativize=False)
+        except ZoneTooLarge:
+            xfr.close()  # ends the transfer: its connection is closed
+            raise
         except dns.xfr.TransferError as e:
             rcode = dns.rcode.to_text(e.rcode)
             raise DnsError('%s refused the zone transfer of %s (%s)' % (self.where, zone, rcode),

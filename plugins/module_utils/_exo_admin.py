@@ -24,7 +24,9 @@ __metaclass__ = type
 
 import json
 import re
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import TaskError
 from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
@@ -53,6 +55,70 @@ ROLES_DOC = 'https://learn.microsoft.com/powershell/exchange/app-only-auth-power
 NOT_ALLOWED = re.compile(r'User is not allowed to call ([A-Za-z]+-[A-Za-z]+)', re.IGNORECASE)
 
 
+# Requests in flight to one tenant's Exchange Online at most (the option's default): no number is
+# documented for the REST cmdlets; remote PowerShell allowed 9 per tenant
+# (PowerShellMaxTenantConcurrency), and other clients share the tenant, so the default stays
+# below it. A "maximum number of concurrent requests" answer lowers it by one for the run.
+CONCURRENCY = 8
+# Name prefixes of the partitions of a whole-tenant read: Get-CASMailbox can filter Name with a
+# trailing wildcard (filter-properties.md); a mailbox's Name is its alias, or for mailboxes made
+# since 2023 its ExternalDirectoryObjectId (MC365786), so digits and letters cover nearly all of
+# them; a last partition per level takes every other Name (-not of the others), so the
+# partitions never miss or double a mailbox.
+NAME_ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz'
+SPLIT_DEPTH = 4       # a partition is split at most this deep (then its pages are followed)
+ADDRESS_CHUNK = 20    # addresses per "EmailAddresses -eq ... -or ..." filter
+
+
+class Window:
+    """At most ``size`` requests in flight; ``shrink()`` lowers it by one (not below 1) when
+    Exchange says the tenant has too many concurrent requests."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, int(size))
+        self.busy = 0
+        self.shrunk = 0
+        self._cond = threading.Condition()
+
+    def __enter__(self) -> 'Window':
+        with self._cond:
+            while self.busy >= self.size:
+                self._cond.wait()
+            self.busy += 1
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        with self._cond:
+            self.busy -= 1
+            self._cond.notify_all()
+
+    def shrink(self) -> None:
+        with self._cond:
+            if self.size > 1:
+                self.size -= 1
+                self.shrunk += 1
+
+
+class _More(Exception):
+    """The first page of a partition has more pages behind it."""
+
+
+def quoted(value: str) -> str:
+    """An OPATH string literal (a quote doubled, recipient-filters.md)."""
+    return "'%s'" % value.replace("'", "''")
+
+
+def name_filter(prefix: str, rest: bool = False) -> str:
+    """The -Filter of the partition of Names starting ``prefix`` (``rest``: starting ``prefix``
+    but with no NAME_ALPHABET character after it)."""
+    if not rest:
+        return 'Name -like %s' % quoted(prefix + '*')
+    others = '(%s)' % ' -or '.join('Name -like %s' % quoted(prefix + c + '*')
+                                   for c in NAME_ALPHABET)
+    return ('Name -like %s -and -not %s' % (quoted(prefix + '*'), others)) if prefix \
+        else '-not ' + others
+
+
 def role_for(cmdlet: Optional[str]) -> str:
     """The Microsoft Entra roles that let an app call ``cmdlet`` (app-only-auth-powershell-v2,
     step 5: Global Reader reads; Exchange Recipient Administrator manages recipients; Exchange
@@ -75,8 +141,16 @@ class ExoAdminClient(GraphClient):
 
     def __init__(self, identity: Identity, **kwargs: Any) -> None:
         kwargs.setdefault('phase', 'exchange')
+        kwargs.setdefault('concurrency', CONCURRENCY)
         base = '%s/adminapi/beta/%s' % (identity.endpoints[EXCHANGE], identity.tenant_id)
         super(ExoAdminClient, self).__init__(identity, resource=EXCHANGE, base=base, **kwargs)
+        self.window = Window(self.concurrency)
+        self.partitions = 0  # partitions a whole-tenant read used (for the result)
+
+    def request(self, *args: Any, **kwargs: Any) -> Tuple[int, JSON]:
+        """GraphClient.request within the window of requests in flight."""
+        with self.window:
+            return super(ExoAdminClient, self).request(*args, **kwargs)
 
     @staticmethod
     def error_fields(body: Any) -> Tuple[str, str, Optional[str], Optional[str]]:
@@ -133,8 +207,11 @@ class ExoAdminClient(GraphClient):
 
     def retryable(self, r: Any) -> bool:
         """ExoHelper also retries Exchange's "You have reached the maximum number of concurrent
-        requests per tenant" whatever its status."""
-        return r.status_code in self.retry_status or CONCURRENT in _text(r.content)
+        requests per tenant" whatever its status; that answer also lowers the window."""
+        if CONCURRENT in _text(r.content):
+            self.window.shrink()
+            return True
+        return r.status_code in self.retry_status
 
     @staticmethod
     def retry_hint(r: Any, retry: Backoff) -> str:
@@ -161,10 +238,12 @@ class ExoAdminClient(GraphClient):
 
     def invoke(self, cmdlet: str, parameters: Optional[Mapping[str, Any]] = None,
                phase: Optional[str] = None, page_size: int = PAGE_SIZE,
-               check: Optional[Check] = None) -> List[Any]:
+               check: Optional[Check] = None,
+               split: Optional[Callable[[], bool]] = None) -> List[Any]:
         """Every object the cmdlet returns, following @odata.nextLink (the same POST again, on
         this endpoint only, within the paging bounds); ``check(object)`` says what is wrong with
-        one object (None: nothing)."""
+        one object (None: nothing). ``split``: asked when the first page is not the last; True
+        stops with _More (the caller reads the objects otherwise)."""
         tenant = self.tenant()
         headers = {'X-AnchorMailbox': ANCHOR % tenant,
                    'Prefer': 'odata.maxpagesize=%d' % page_size}
@@ -178,9 +257,108 @@ class ExoAdminClient(GraphClient):
                 # a cmdlet that returns nothing: how the endpoint says so is not documented
                 # (the lab answers "value": []), so an object without "value" is taken as none
                 answer = dict(answer, value=[])
+            if split is not None and first and answer.get('@odata.nextLink') is not None \
+                    and split():
+                raise _More()
             return answer
         url = '%s/adminapi/beta/%s/InvokeCommand' % (self.endpoint, tenant)
         return self.collect(fetch, url, phase, 'POST', check)
+
+
+    def read_all(self, cmdlet: str, check: Optional[Check] = None) -> List[Any]:
+        """Every object of a Get-* cmdlet of the whole tenant: one page when the tenant has no
+        more; else in partitions by Name (name_filter), up to ``concurrency`` at once. A
+        partition whose first page is not its last is split by the next character while fewer
+        than 2 x concurrency partitions wait (and SPLIT_DEPTH allows), else its pages are
+        followed. An object two partitions return (none should) is kept once."""
+        unlimited = {'ResultSize': 'Unlimited'}
+        try:
+            return self.invoke(cmdlet, unlimited, check=check, split=lambda: True)
+        except _More:
+            pass
+        lock = threading.Lock()
+        found: List[Any] = []
+        pending = [0]
+        pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        futures: List[Any] = []
+
+        def submit(prefix: str, rest: bool) -> None:
+            with lock:
+                pending[0] += 1
+                self.partitions += 1
+                futures.append(pool.submit(part, prefix, rest))
+
+        def part(prefix: str, rest: bool) -> None:
+            params = dict(unlimited, Filter=name_filter(prefix, rest))
+            def split() -> bool:  # when the first page came: would the pool go idle?
+                with lock:
+                    return pending[0] < 2 * self.concurrency
+            try:
+                try:
+                    objects = self.invoke(cmdlet, params, check=check, split=None if rest or len(
+                        prefix) >= SPLIT_DEPTH else split)
+                except _More:
+                    for c in NAME_ALPHABET:
+                        submit(prefix + c, False)
+                    submit(prefix, True)
+                    return
+                with lock:
+                    found.extend(objects)
+            finally:
+                with lock:
+                    pending[0] -= 1
+        try:
+            for c in NAME_ALPHABET:
+                submit(c, False)
+            submit('', True)
+            done = 0
+            while True:  # the list grows while partitions split; each future ends by itself
+                with lock:
+                    if done == len(futures):
+                        break
+                    future = futures[done]
+                future.result()
+                done += 1
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return unique(found)
+
+    def read_by_addresses(self, cmdlet: str, addresses: Iterable[str],
+                          check: Optional[Check] = None) -> Iterator[List[Any]]:
+        """The objects of ``cmdlet`` that hold the SMTP ``addresses`` (EmailAddresses -eq, in
+        chunks of ADDRESS_CHUNK, up to ``concurrency`` chunks at once), chunk by chunk as the
+        answers arrive."""
+        todo = sorted(set(a for a in addresses if a))
+        chunks = [todo[i:i + ADDRESS_CHUNK] for i in range(0, len(todo), ADDRESS_CHUNK)]
+
+        def one(chunk: List[str]) -> List[Any]:
+            text = ' -or '.join('EmailAddresses -eq %s' % quoted(a) for a in chunk)
+            return self.invoke(cmdlet, {'Filter': text, 'ResultSize': 'Unlimited'}, check=check)
+        with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(chunks)))) as pool:
+            futures = [pool.submit(one, c) for c in chunks]
+            try:
+                for future in futures:
+                    yield future.result()
+            finally:
+                for future in futures:
+                    future.cancel()
+
+
+def unique(objects: Iterable[Any]) -> List[Any]:
+    """``objects`` without repeats of one object (by Guid, else ExternalDirectoryObjectId, else
+    DistinguishedName, else Identity; an object with none of them is kept)."""
+    seen = set()
+    out = []
+    for obj in objects:
+        key = next((str(obj.get(k)).lower() for k in ('Guid', 'ExternalDirectoryObjectId',
+                                                      'DistinguishedName', 'Identity')
+                    if isinstance(obj, dict) and obj.get(k)), None)
+        if key is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(obj)
+    return out
 
 
 class NotCarriedOut(Exception):

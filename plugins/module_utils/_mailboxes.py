@@ -6,21 +6,30 @@
 routing address) from Graph, protocol switches from Exchange Online, in as few round trips as the
 tenant allows.
 
-For many or all mailboxes the tenant is paged once (Graph /users 999 per page, Get-CASMailbox
-1,000 per page); per-user Graph parts go through $batch (20 per request, bounded concurrency); a
-short list asks Exchange per mailbox, in parallel.
+The whole tenant: Graph's /users cursor (999 per page, with assignedLicenses and assignedPlans,
+mapped to SKU and plan names by one /subscribedSkus) runs at the same time as Exchange's
+Get-CASMailbox, which a tenant of more than one page reads in partitions by Name, ``concurrency``
+requests at once (ExoAdminClient.read_all). A list of names: Graph per user through $batch (20
+per request); Exchange per mailbox for a short list, else by EmailAddresses filters of 20
+addresses each. Without Organization.Read.All the licences are read per user (licenseDetails).
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
+import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from urllib.parse import quote
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import InputError
-from ansible_collections.exchangeonline.mail.plugins.module_utils._exo_admin import ExoAdminClient
+from ansible_collections.exchangeonline.mail.plugins.module_utils._exo_admin import (
+    CONCURRENCY,
+    ExoAdminClient,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
     NULL,
     STR_LIST,
@@ -36,15 +45,27 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._identity impo
 
 PARTS = ('license', 'mailbox', 'protocols', 'routing')
 USER_SELECT = 'id,userPrincipalName,mail,proxyAddresses'
-# Above this many listed mailboxes, paging the whole tenant once beats asking per mailbox.
+LICENSE_SELECT = ',assignedLicenses,assignedPlans'
+# Above this many listed mailboxes, filters of 20 addresses beat asking per mailbox.
 PAGE_THRESHOLD = 50
-PARALLEL = 4
+# assignedPlan capabilityStatus values under which the plan works (resources/assignedplan:
+# Enabled, Warning, Suspended, Deleted, LockedOut; Warning is the grace period)
+WORKING = ('Enabled', 'Warning')
+SKUS_PERMISSION = 'Organization.Read.All'
+# what each entry of all: true holds unless detail is full (the module's RETURN says why)
+SUMMARY_KEYS = ('upn', 'has_mailbox', 'exchange_licensed', 'licenses', 'protocols',
+                'routing_address', 'proxy_addresses')
+SUMMARY_PROTOCOLS = ('pop', 'imap', 'smtp_auth')
 # Which Exchange Online plans give a mailbox (and which do not: EXCHANGE_S_FOUNDATION, the
 # archives) is data from Microsoft's licensing list, with its date: _service_plans.
 # What the collection reads of a Graph user (resources/user), a licenseDetails entry
 # (resources/licensedetails) and the cmdlet objects; anything else in an answer is an error.
 USER_SHAPE = {'id': str, 'userPrincipalName': str, 'mail': (str, NULL),
-              'proxyAddresses': (STR_LIST, NULL)}
+              'proxyAddresses': (STR_LIST, NULL), 'assignedLicenses': (list, NULL),
+              'assignedPlans': (list, NULL)}
+ASSIGNED_LICENSE_SHAPE = {'skuId': str, 'disabledPlans': (STR_LIST, NULL)}
+ASSIGNED_PLAN_SHAPE = {'servicePlanId': str, 'capabilityStatus': (str, NULL)}
+SKU_SHAPE = {'skuId': str, 'skuPartNumber': str, 'servicePlans': (list, NULL)}
 LICENSE_SHAPE = {'skuPartNumber': str, 'servicePlans': (list, NULL)}
 PLAN_SHAPE = {'servicePlanId': (str, NULL), 'servicePlanName': (str, NULL),
               'provisioningStatus': (str, NULL)}
@@ -58,7 +79,17 @@ TRANSPORT_SHAPE = {'SmtpClientAuthenticationDisabled': bool}
 
 
 def user_problem(user: Any) -> Optional[str]:
-    return shape_problem(user, USER_SHAPE)
+    return shape_problem(user, USER_SHAPE) or next(
+        (p for p in [shape_problem(x, ASSIGNED_LICENSE_SHAPE)
+                     for x in user.get('assignedLicenses') or []] +
+         [shape_problem(x, ASSIGNED_PLAN_SHAPE) for x in user.get('assignedPlans') or []]
+         if p), None)
+
+
+def sku_problem(sku: Any) -> Optional[str]:
+    return shape_problem(sku, SKU_SHAPE) or next(
+        (p for p in (shape_problem(plan, PLAN_SHAPE) for plan in sku.get('servicePlans') or [])
+         if p), None)
 
 
 def users_problem(body: Any) -> Optional[str]:
@@ -184,27 +215,34 @@ class Mailboxes:
     def __init__(self, params: Mapping[str, Any], check_mode: bool = False) -> None:
         self.params = params
         self.identity = Identity(params, check_mode)
-        self.graph = GraphClient(self.identity)
-        self.exo = ExoAdminClient(self.identity)
+        concurrency = params.get('concurrency') or CONCURRENCY
+        self.graph = GraphClient(self.identity, concurrency=concurrency)
+        self.exo = ExoAdminClient(self.identity, concurrency=concurrency)
         self.include = set(params.get('include') or PARTS)  # the argument spec's choices
+        self.warnings: List[str] = []
+        self.licence_source = 'assignedPlans'
 
     # -- who ------------------------------------------------------------------------------------
+    def select(self) -> str:
+        return USER_SELECT + (LICENSE_SELECT if 'license' in self.include else '')
+
     def users(self) -> List[Tuple[str, Optional[JSON]]]:
         """[(asked, graph user or None)] in the order asked (all: the tenant's order)."""
+        select = self.select()
         if self.params.get('all'):
-            users = self.graph.get_all('/users', params={'$select': USER_SELECT, '$top': '999'},
+            users = self.graph.get_all('/users', params={'$select': select, '$top': '999'},
                                        phase='list users', permission='User.Read.All',
                                        check=user_problem)
             return [(u['userPrincipalName'], u) for u in users]
         asked = list(dict.fromkeys(self.params.get('mailboxes') or []))
         found = self.batch_checked([{'id': str(i), 'method': 'GET', 'url': '/users/%s?$select=%s'
-                                     % (path_segment(name, 'mailboxes'), USER_SELECT)}
+                                     % (path_segment(name, 'mailboxes'), select)}
                                     for i, name in enumerate(asked)], 'read users', user_problem)
         missing = [i for i in range(len(asked)) if found[str(i)][0] == 404]
         if missing:  # not a UPN: maybe a mail address or a proxy address
             by_address = self.batch_checked([{
                 'id': str(i), 'method': 'GET',
-                'url': '/users?$select=%s&$filter=%s' % (USER_SELECT, quote(
+                'url': '/users?$select=%s&$filter=%s' % (select, quote(
                     "mail eq '%s' or proxyAddresses/any(p:p eq 'smtp:%s')"
                     % (_q(asked[i]), _q(asked[i])), safe=''))}
                 for i in missing], 'find users by address', users_problem)
@@ -236,7 +274,48 @@ class Mailboxes:
                                          % (self.graph.base, item['url']), problem, body)
         return results
 
-    def licences(self, users: Sequence[JSON]) -> Dict[str, List[JSON]]:
+    def subscribed_skus(self) -> Optional[Dict[str, JSON]]:
+        """{skuId (lower case): subscribedSku} of the tenant, or None when the app may not read
+        them (403: the licences are then read per user, with a warning)."""
+        try:
+            skus = self.graph.get_all('/subscribedSkus', phase='read subscribed SKUs',
+                                      permission=SKUS_PERMISSION, check=sku_problem)
+        except GraphError as e:
+            if e.status != 403:
+                raise
+            self.warnings.append(
+                'the app may not read the tenant\'s subscribed SKUs (GET /subscribedSkus '
+                'answered 403), so the licences were read per user (licenseDetails, one request '
+                'each in $batch): grant the application permission %s to read them from the '
+                'user list at once' % SKUS_PERMISSION)
+            return None
+        return dict((s['skuId'].lower(), s) for s in skus)
+
+    def licences(self, users: Sequence[JSON],
+                 skus: Optional[Mapping[str, JSON]]) -> Dict[str, Tuple[bool, List[str]]]:
+        """{user id: (exchange_licensed, SKU part numbers)}: from the users' assignedPlans and
+        assignedLicenses with the tenant's SKUs, else (``skus`` None) per user."""
+        if skus is None:
+            self.licence_source = 'licenseDetails'
+            return dict((uid, (exchange_licensed(details), sorted(
+                d.get('skuPartNumber') for d in details)))
+                for uid, details in self.licence_details(users).items())
+        names = dict((plan['servicePlanId'].lower(), plan.get('servicePlanName'))
+                     for sku in skus.values() for plan in sku.get('servicePlans') or []
+                     if isinstance(plan.get('servicePlanId'), str))
+        out: Dict[str, Tuple[bool, List[str]]] = {}
+        for user in users:
+            plans = user.get('assignedPlans') or []
+            licensed = any(_service_plans.gives_mailbox({
+                'servicePlanId': p['servicePlanId'],
+                'servicePlanName': names.get(p['servicePlanId'].lower())})
+                and (p.get('capabilityStatus') or 'Enabled') in WORKING for p in plans)
+            parts = sorted((skus.get(lic['skuId'].lower()) or {}).get('skuPartNumber') or
+                           lic['skuId'] for lic in user.get('assignedLicenses') or [])
+            out[user['id']] = (licensed, parts)
+        return out
+
+    def licence_details(self, users: Sequence[JSON]) -> Dict[str, List[JSON]]:
         ids = [u['id'] for u in users]
         got = self.batch_checked([{'id': str(i), 'method': 'GET',
                                    'url': '/users/%s/licenseDetails' % path_segment(uid, 'id')}
@@ -252,33 +331,66 @@ class Mailboxes:
 
     def exchange_objects(self, cmdlet: str, users: Sequence[JSON]) -> Dict[str, JSON]:
         """{graph user id: object} for the users that have an Exchange Online mailbox."""
-        if self.params.get('all') or len(users) > PAGE_THRESHOLD:
-            objects = self.exo.invoke(cmdlet, {'ResultSize': 'Unlimited'}, check=cas_problem)
+        if self.params.get('all'):
+            objects = self.exo.read_all(cmdlet, check=cas_problem)
+        elif len(users) > PAGE_THRESHOLD:
+            objects = [o for chunk in self.exo.read_by_addresses(
+                cmdlet, (a for u in users for a in user_addresses(u)), check=cas_problem)
+                for o in chunk]
+            have = match_mailboxes(objects, users)
+            objects.extend(self.each_mailbox(cmdlet, [u for u in users if u['id'] not in have]))
         else:
-            def one(user: JSON) -> List[Any]:
-                try:
-                    return self.exo.invoke(cmdlet, {'Identity': user['id']}, check=cas_problem)
-                except GraphError as e:
-                    if e.status == 404 or 'couldn\'t be found' in (e.graph_message or ''):
-                        return []
-                    raise
-            with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-                objects = [o for found in pool.map(one, users) for o in found]
+            objects = self.each_mailbox(cmdlet, users)
         return match_mailboxes(objects, users)
+
+    def each_mailbox(self, cmdlet: str, users: Sequence[JSON]) -> List[JSON]:
+        """The objects of ``cmdlet`` -Identity <user id>, up to ``concurrency`` at once."""
+        def one(user: JSON) -> List[Any]:
+            try:
+                return self.exo.invoke(cmdlet, {'Identity': user['id']}, check=cas_problem)
+            except GraphError as e:
+                if e.status == 404 or 'couldn\'t be found' in (e.graph_message or ''):
+                    return []
+                raise
+        if not users:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.exo.concurrency, len(users))) as pool:
+            return [o for found in pool.map(one, users) for o in found]
 
     def tenant_smtp_auth_disabled(self) -> bool:
         config = self.exo.invoke('Get-TransportConfig', check=transport_problem)
         return bool(config and config[0]['SmtpClientAuthenticationDisabled'])
 
     # -- the result -------------------------------------------------------------------------
-    def info(self) -> Dict[str, Any]:
-        asked = self.users()
-        users = [u for dummy, u in asked if u is not None]
-        licences = self.licences(users) if 'license' in self.include and users else {}
+    def read(self) -> Tuple[List[Tuple[str, Optional[JSON]]], Dict[str, Tuple[bool, List[str]]],
+                            Dict[str, JSON], Optional[bool]]:
+        """(asked, licences, CAS objects, tenant default): for the whole tenant the Graph and
+        Exchange sides at the same time, for a list the users first (Exchange needs them)."""
         need_cas = self.include & set(('mailbox', 'protocols'))
-        cas = self.exchange_objects('Get-CASMailbox', users) if need_cas and users else {}
-        tenant_disabled = self.tenant_smtp_auth_disabled() \
-            if 'protocols' in self.include else None
+        want_licence = 'license' in self.include
+        with ThreadPoolExecutor(max_workers=4) as sides:
+            skus = sides.submit(self.subscribed_skus) if want_licence else None
+            tenant = sides.submit(self.tenant_smtp_auth_disabled) \
+                if 'protocols' in self.include else None
+            if self.params.get('all'):
+                whole = sides.submit(self.exo.read_all, 'Get-CASMailbox', cas_problem) \
+                    if need_cas else None
+                asked = self.users()
+                users = [u for dummy, u in asked if u is not None]
+                objects = whole.result() if whole is not None else []
+                cas = match_mailboxes(objects, users) if need_cas else {}
+            else:
+                asked = self.users()
+                users = [u for dummy, u in asked if u is not None]
+                cas = self.exchange_objects('Get-CASMailbox', users) \
+                    if need_cas and users else {}
+            licences = self.licences(users, skus.result()) if skus is not None and users else {}
+            tenant_disabled = tenant.result() if tenant is not None else None
+        return asked, licences, cas, tenant_disabled
+
+    def info(self) -> Dict[str, Any]:
+        asked, licences, cas, tenant_disabled = self.read()
+        need_cas = self.include & set(('mailbox', 'protocols'))
         result: List[Dict[str, Any]] = []
         for name, user in asked:
             entry: Dict[str, Any] = {'upn': name, 'exists': user is not None}
@@ -288,8 +400,7 @@ class Mailboxes:
             uid = user['id']
             entry.update(upn=user.get('userPrincipalName'), id=uid, mail=user.get('mail'))
             if 'license' in self.include:
-                entry['exchange_licensed'] = exchange_licensed(licences.get(uid))
-                entry['licenses'] = sorted(s.get('skuPartNumber') for s in licences.get(uid, []))
+                entry['exchange_licensed'], entry['licenses'] = licences.get(uid, (False, []))
             if need_cas:
                 entry['has_mailbox'] = uid in cas
             if 'protocols' in self.include and uid in cas:
@@ -306,10 +417,69 @@ class Mailboxes:
                 entry['proxy_addresses'] = addresses
                 entry['routing_address'] = routing_address(addresses)
             result.append(entry)
-        out: Dict[str, Any] = {'changed': False, 'mailboxes': result, 'count': len(result)}
+        out: Dict[str, Any] = {'changed': False, 'count': len(result),
+                               'warnings': self.warnings}
         if tenant_disabled is not None:
             out['tenant'] = {'smtp_auth': not tenant_disabled}
+        if 'license' in self.include:
+            out['licence_source'] = self.licence_source
+        out.update(self.shaped(result))
         return out
+
+    def shaped(self, entries: List[Dict[str, Any]]) -> Dict[str, Any]:
+        """The mailboxes part of the result: every entry whole (detail full), or for all: true
+        the summary keys, and with output_path the whole entries in that file instead."""
+        path = self.params.get('output_path')
+        detail = self.params.get('detail') or ('summary' if self.params.get('all') else 'full')
+        out: Dict[str, Any] = {'detail': detail}
+        if path:
+            write_json(path, entries)
+            out.update(output_path=path, summary=summary_counts(entries))
+            return out
+        if detail == 'summary':
+            entries = [summary_entry(e) for e in entries]
+        out['mailboxes'] = entries
+        return out
+
+
+def summary_entry(entry: Mapping[str, Any]) -> Dict[str, Any]:
+    out = dict((k, entry[k]) for k in SUMMARY_KEYS if k in entry)
+    if 'protocols' in out:
+        out['protocols'] = dict((k, out['protocols'][k]) for k in SUMMARY_PROTOCOLS)
+    return out
+
+
+def summary_counts(entries: Sequence[Mapping[str, Any]]) -> Dict[str, int]:
+    """How many entries exist, have a mailbox, are licensed, have each protocol on."""
+    def count(test: Callable[[Mapping[str, Any]], Any]) -> int:
+        return sum(1 for e in entries if test(e))
+    return {'users': count(lambda e: e.get('exists')),
+            'mailboxes': count(lambda e: e.get('has_mailbox')),
+            'exchange_licensed': count(lambda e: e.get('exchange_licensed')),
+            'pop': count(lambda e: (e.get('protocols') or {}).get('pop')),
+            'imap': count(lambda e: (e.get('protocols') or {}).get('imap')),
+            'smtp_auth': count(lambda e: (e.get('protocols') or {}).get('smtp_auth'))}
+
+
+def write_json(path: str, data: Any) -> None:
+    """``data`` as JSON in ``path``, whole or not at all (a temporary file in the same
+    directory, mode 0600: the file holds addresses, renamed over the path); InputError when the
+    directory cannot take it."""
+    directory = os.path.dirname(os.path.abspath(path)) or '.'
+    try:
+        fd, tmp = tempfile.mkstemp(prefix='.mailbox_info.', dir=directory)
+    except OSError as e:
+        raise InputError('output_path: cannot write in %s: %s' % (directory, e.strerror))
+    try:
+        with os.fdopen(fd, 'w') as f:
+            json.dump(data, f, separators=(',', ':'))
+        os.replace(tmp, path)
+    except (OSError, ValueError) as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise InputError('output_path: cannot write %s: %s' % (path, getattr(e, 'strerror', e)))
 
 
 def _q(text: str) -> str:
@@ -333,7 +503,8 @@ def protocol_state(cas: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 class ProtocolChange:
-    """Read every listed mailbox's switches, send Set-CASMailbox only where they differ."""
+    """Read the listed mailboxes' switches and send Set-CASMailbox where they differ, each Set
+    as soon as its mailbox is read."""
 
     def __init__(self, params: Mapping[str, Any], check_mode: bool = False,
                  diff_mode: bool = False) -> None:
@@ -341,27 +512,35 @@ class ProtocolChange:
         self.check_mode = check_mode
         self.diff_mode = diff_mode
         self.identity = Identity(params, check_mode)
-        self.exo = ExoAdminClient(self.identity)
+        self.exo = ExoAdminClient(self.identity,
+                                  concurrency=params.get('concurrency') or CONCURRENCY)
         self.wanted = dict((k, params.get(k)) for k in ('pop', 'imap', 'smtp_auth')
                            if params.get(k) is not None)
 
-    def read(self, names: Sequence[str]) -> Dict[str, Optional[JSON]]:
-        """{name: CAS object or None}; the tenant paged once for long lists. A name is an SMTP
-        address, an ExternalDirectoryObjectId or anything Exchange's -Identity takes (a UPN);
-        names the page does not hold (a UPN that is no address) are asked one by one."""
-        found: Dict[str, Optional[JSON]] = {}
+    def read(self, names: Sequence[str],
+             arrived: Callable[[str, Optional[JSON]], None]) -> None:
+        """``arrived(name, CAS object or None)`` for every name, as the answers come. A name is
+        an SMTP address, an ExternalDirectoryObjectId or anything Exchange's -Identity takes (a
+        UPN). Above PAGE_THRESHOLD names, the addresses are read by EmailAddresses filters
+        (ExoAdminClient.read_by_addresses); the names no answer holds (a UPN that is no
+        address) are asked one by one."""
+        rest = list(names)
         if len(names) > PAGE_THRESHOLD:
-            objects = self.exo.invoke('Get-CASMailbox', {'ResultSize': 'Unlimited'},
-                                      check=cas_problem)
-            index: Dict[str, JSON] = {}
-            for obj in objects:
-                keys = mailbox_addresses(obj) | set(
-                    str(obj.get(k)).lower() for k in ('ExternalDirectoryObjectId', 'Identity')
-                    if obj.get(k))
-                for key in keys:
-                    index.setdefault(key, obj)
-            found = dict((n, index[n.lower()]) for n in names if n.lower() in index)
-        rest = [n for n in names if n not in found]
+            waiting: Dict[str, List[str]] = {}
+            for name in names:
+                if '@' in name:
+                    waiting.setdefault(name.lower(), []).append(name)
+            for chunk in self.exo.read_by_addresses('Get-CASMailbox', list(waiting),
+                                                    check=cas_problem):
+                for obj in chunk:
+                    keys = mailbox_addresses(obj) | set(
+                        str(obj.get(k)).lower() for k in ('ExternalDirectoryObjectId',
+                                                          'Identity') if obj.get(k))
+                    for key in keys:
+                        for name in waiting.pop(key, ()):
+                            arrived(name, obj)
+            done = set(n for n in names if '@' in n and n.lower() not in waiting)
+            rest = [n for n in names if n not in done]
 
         def one(name: str) -> Optional[JSON]:
             try:
@@ -371,9 +550,10 @@ class ProtocolChange:
                     return None
                 raise
             return found[0] if found else None
-        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-            found.update(zip(rest, pool.map(one, rest)))
-        return found
+        if rest:
+            with ThreadPoolExecutor(max_workers=min(self.exo.concurrency, len(rest))) as pool:
+                for name, obj in zip(rest, pool.map(one, rest)):
+                    arrived(name, obj)
 
     @staticmethod
     def identity_of(cas: Mapping[str, Any], name: str) -> Any:
@@ -416,33 +596,50 @@ class ProtocolChange:
 
     def run(self) -> Dict[str, Any]:
         names = list(dict.fromkeys(self.params.get('mailboxes') or []))
-        current = self.read(names) if names and self.wanted else {}
-        entries: List[Dict[str, Any]] = []
-        todo: List[Tuple[str, JSON, Dict[str, Any]]] = []
+        found: Dict[str, Dict[str, Any]] = {}
+        sent: List[Tuple[str, JSON, Any]] = []
         warnings: List[str] = []
-        for name in names if self.wanted else []:
-            cas = current.get(name)
-            if cas is None:
-                entries.append({'mailbox': name, 'changed': False, 'failed': True,
-                                'msg': 'no Exchange Online mailbox %s' % name})
-                continue
-            before = protocol_state(cas)
-            after = dict(before, **self.wanted)
-            entry: Dict[str, Any] = {'mailbox': name, 'before': before, 'after': after,
-                                     'changed': before != after}
-            entries.append(entry)
-            if entry['changed']:
-                todo.append((name, cas, after))
-        if todo and not self.check_mode:
-            with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-                errors = list(pool.map(self.set_one, todo))
-            by_name = dict((e['mailbox'], e) for e in entries)
-            for (name, cas, dummy), error in zip(todo, errors):
-                if error:
-                    self.settle(by_name[name], cas, error, warnings)
+        with ThreadPoolExecutor(max_workers=self.exo.concurrency) as setter:
+            def arrived(name: str, cas: Optional[JSON]) -> None:
+                if name in found:
+                    return
+                if cas is None:
+                    found[name] = {'mailbox': name, 'changed': False, 'failed': True,
+                                   'msg': 'no Exchange Online mailbox %s' % name}
+                    return
+                before = protocol_state(cas)
+                after = dict(before, **self.wanted)
+                found[name] = {'mailbox': name, 'before': before, 'after': after,
+                               'changed': before != after}
+                if before != after and not self.check_mode:
+                    sent.append((name, cas, setter.submit(self.set_one, (name, cas, after))))
+            read_error: Optional[GraphError] = None
+            try:
+                if names and self.wanted:
+                    self.read(names, arrived)
+            except GraphError as e:  # the Sets already sent are waited for and reported
+                if not sent:
+                    raise
+                read_error = e
+            errors = [(name, cas, future.result()) for name, cas, future in sent]
+        for name, cas, error in errors:
+            if error:
+                self.settle(found[name], cas, error, warnings)
+        if read_error is not None:
+            for name in names:
+                found.setdefault(name, {'mailbox': name, 'changed': False, 'failed': True,
+                                        'msg': 'not read: %s' % read_error.graph_message})
+        entries = [found[n] for n in names if n in found]
         result: Dict[str, Any] = {'mailboxes': entries, 'warnings': warnings}
         tenant_error: Optional[Tuple[str, str]] = None
-        if self.params.get('tenant_smtp_auth'):
+        if read_error is not None:
+            changed = sum(1 for e in entries if e['changed'])
+            tenant_error = (read_error.phase, '%s; before it failed, %d of %d mailboxes were '
+                            'read and %d of them changed (see mailboxes); run the task again: '
+                            'it reads first' % (read_error, len(entries) - sum(
+                                1 for e in entries if e.get('msg', '').startswith('not read')),
+                                len(names), changed))
+        elif self.params.get('tenant_smtp_auth'):
             try:
                 result['tenant'], tenant_error = self.tenant_default(warnings)
             except GraphError as e:  # Get-TransportConfig: the mailboxes' outcome stands

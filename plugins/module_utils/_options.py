@@ -62,6 +62,7 @@ PAUSE = Range(0.1, 3600, unit='seconds')
 
 
 PORT = Range(1, 65535)
+CONCURRENCY_RANGE = Range(1, 64)  # requests in flight (mailbox_info, mailbox_protocols)
 PREFERENCE = Range(0, 65535)
 TTL = Range(0, 2147483647, unit='seconds')  # RFC 2181 section 8
 

@@ -28,6 +28,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._dns_transport
     DnsError,
     DnsServer,
     UpdateOutcomeUnknown,
+    ZoneTooLarge,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._patterns import Change
 from ansible_collections.exchangeonline.mail.plugins.module_utils._records import RRset
@@ -41,6 +42,11 @@ except ImportError:
     pass  # the module reports the missing dnspython (_dns_transport.HAS_DNSPYTHON)
 
 PREREQ_FAILED = ('NXRRSET', 'YXRRSET', 'NXDOMAIN', 'YXDOMAIN')
+# A zone of more records than this is read by queries for the names a plan needs, not by zone
+# transfer: measured on BIND 9.18 over loopback, a 20,000-record zone takes about 1.9 s to
+# transfer, the queries for a plan's names about 10 ms; at 1,000 records the transfer is still
+# about 0.1 s. The UPDATE's prerequisites guard the rrsets either way (RFC 2136 section 3.2).
+TRANSFER_LIMIT = 1000
 
 
 class Rfc2136Provider(ZoneProvider):
@@ -82,11 +88,17 @@ class Rfc2136Provider(ZoneProvider):
 
     # -- reading ------------------------------------------------------------------------------
     def read_rrsets(self, zone: str, names: Iterable[str]) -> Snapshot:
-        """A Snapshot holding every rrset at ``names`` (and the SOA serial): by zone transfer,
-        else (a transfer refused or blocked) by signed queries, saying why."""
+        """A Snapshot holding every rrset at ``names`` (and the SOA serial): by zone transfer
+        for a zone of up to TRANSFER_LIMIT records, else by signed queries (method
+        ``query-large-zone``; a transfer refused or blocked: ``query``, saying why)."""
+        names = list(names)
         try:
-            serial, rrsets = self.server.transfer(zone)
+            serial, rrsets = self.server.transfer(zone, TRANSFER_LIMIT)
             return Snapshot(zone, serial, rrsets, 'axfr')
+        except ZoneTooLarge:
+            snapshot = self._read_queries(zone, names)
+            snapshot.method = 'query-large-zone'
+            return snapshot
         except DnsError as e:
             # A transfer the server refuses, cannot serve, or that a firewall drops: the
             # signed queries may still get through (they use protocol; a transfer uses TCP).

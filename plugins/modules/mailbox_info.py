@@ -17,8 +17,16 @@ description:
     address C(alias@<tenant>.mail.onmicrosoft.com) and its proxy addresses; and the tenant's SMTP
     AUTH default.
   - Existence, licences and addresses come from Microsoft Graph; the protocol switches from the
-    Exchange Online admin endpoint (Graph has none). For many or all mailboxes the tenant is
-    paged once (1,000 per page) instead of asking per user.
+    Exchange Online admin endpoint (Graph has none). With O(all), Graph's user list (999 per
+    page) and Exchange's C(Get-CASMailbox) are read at the same time; a tenant of more than
+    1,000 mailboxes is read from Exchange in partitions by mailbox C(Name) (C(-Filter "Name -like
+    'a*'") and so on, split further where one is large), O(concurrency) requests at once. For a
+    list of more than 50 names, Exchange is asked by C(EmailAddresses) filters of 20 addresses
+    each, else per mailbox.
+  - Licences come from the users' C(assignedLicenses) and C(assignedPlans) on the same user list,
+    named by one C(GET /subscribedSkus), which needs the application permission
+    C(Organization.Read.All); without it the licences are read per user (C(licenseDetails)),
+    slower, with a warning.
   - "Needs the application permissions C(User.Read.All) (Graph) and C(Exchange.ManageAsApp) with a
     Microsoft Entra role for the app's service principal (Exchange Online) for O(include=mailbox)
     and O(include=protocols): C(Global Reader) (read-only) or C(Exchange Administrator)
@@ -70,6 +78,34 @@ options:
     elements: str
     choices: [license, mailbox, protocols, routing]
     default: [license, mailbox, protocols, routing]
+  concurrency:
+    description:
+      - Requests in flight at most, to Exchange Online and to Graph each. Exchange documents no
+        per-tenant limit for its REST cmdlets (remote PowerShell allowed 9 per tenant), and other
+        clients of the tenant share it; when Exchange answers C(You have reached the maximum
+        number of concurrent requests per tenant), the task waits (C(Retry-After), else
+        back-off), sends that request again and keeps one request fewer in flight for the rest
+        of the run.
+      - From 1 to 64.
+    type: int
+    default: 8
+  detail:
+    description:
+      - V(full) returns every field of RV(mailboxes); V(summary) only C(upn), C(has_mailbox),
+        C(exchange_licensed), C(licenses), C(protocols) (C(pop), C(imap), C(smtp_auth)),
+        C(routing_address) and C(proxy_addresses), which is what a report or a forwarding map
+        needs and makes a 50,000-mailbox result cheaper for Ansible to carry.
+      - Default V(summary) with O(all), else V(full).
+    type: str
+    choices: [full, summary]
+  output_path:
+    description:
+      - Write every entry, whole (as with O(detail=full)), as a JSON list to this file on the host
+        that runs the module, instead of returning them; the result then holds RV(summary) and
+        RV(output_path). For the whole tenant in a report or a later task (C(lookup('file')) or
+        M(ansible.builtin.slurp)) without carrying it through Ansible's result.
+      - The file is replaced whole or not at all, with mode 0600 (it holds addresses).
+    type: path
 seealso:
   - module: exchangeonline.mail.mailbox_protocols
 '''
@@ -85,12 +121,22 @@ EXAMPLES = r'''
     all: true
     include: [mailbox, routing]
   register: tenant
+
+- name: The whole tenant, in full, into a file for a report
+  exchangeonline.mail.mailbox_info:
+    all: true
+    output_path: /var/tmp/mailboxes.json
+  register: report
 '''
 
 RETURN = r'''
 mailboxes:
-  description: One entry per mailbox asked for (or per user of the tenant with O(all)).
-  returned: always
+  description:
+    - One entry per mailbox asked for (or per user of the tenant with O(all)).
+    - With O(detail=summary) (the default with O(all)), only C(upn), C(has_mailbox),
+      C(exchange_licensed), C(licenses), C(protocols) (C(pop), C(imap), C(smtp_auth)),
+      C(routing_address) and C(proxy_addresses).
+  returned: unless O(output_path) is given
   type: list
   elements: dict
   contains:
@@ -139,9 +185,29 @@ tenant:
   returned: when protocols are included
   type: dict
 count:
-  description: Number of entries in RV(mailboxes).
+  description: Number of entries in RV(mailboxes) (or in the file of O(output_path)).
   returned: always
   type: int
+detail:
+  description: V(full) or V(summary), what RV(mailboxes) holds.
+  returned: always
+  type: str
+licence_source:
+  description: Where the licences were read, V(assignedPlans) (the user list with
+    C(/subscribedSkus)) or V(licenseDetails) (per user, when the app may not read the SKUs).
+  returned: when licences are included
+  type: str
+output_path:
+  description: The file the entries were written to.
+  returned: when O(output_path) is given
+  type: str
+summary:
+  description: With O(output_path), how many users exist, have a mailbox, are licensed, and
+    have POP3, IMAP and SMTP AUTH on.
+  returned: when O(output_path) is given
+  type: dict
+  sample: {users: 50000, mailboxes: 42750, exchange_licensed: 45000, pop: 42750, imap: 42750,
+           smtp_auth: 0}
 phase:
   description: On failure, where it failed.
   returned: on failure
@@ -156,6 +222,7 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._identity impo
     M365_LIMITS,
     m365_argument_spec,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._options import CONCURRENCY_RANGE
 from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
 
 PARTS = ['license', 'mailbox', 'protocols', 'routing']
@@ -163,7 +230,7 @@ PARTS = ['license', 'mailbox', 'protocols', 'routing']
 
 # The libraries the module needs: names, whether they imported, the import traceback.
 REQUIRES = ('msal and requests', HAS_M365_LIBS, M365_IMPORT_ERROR)
-LIMITS = M365_LIMITS
+LIMITS = dict(M365_LIMITS, concurrency=CONCURRENCY_RANGE)
 
 
 def module_kwargs():
@@ -173,6 +240,9 @@ def module_kwargs():
         mailboxes=dict(type='list', elements='str'),
         all=dict(type='bool', default=False),
         include=dict(type='list', elements='str', choices=PARTS, default=PARTS),
+        concurrency=dict(type='int', default=8),
+        detail=dict(type='str', choices=['full', 'summary']),
+        output_path=dict(type='path'),
     )
     return dict(argument_spec=argument_spec, supports_check_mode=True,
                 mutually_exclusive=[('client_secret', 'client_certificate_path'),

@@ -42,10 +42,13 @@ options:
     description:
       - The mailboxes (user principal names, e-mail addresses, primary or proxy, or directory
         object ids), resolved by Exchange Online.
-      - Up to 50 names are asked one by one; for more, the tenant's mailboxes are paged once and
-        matched by their SMTP addresses (C(Get-CASMailbox) has no user principal name), and only
-        the names no address matches (such as a UPN C(alias@<tenant>.onmicrosoft.com) that
-        differs from every address) are asked one by one.
+      - Up to 50 names are asked one by one; for more, the addresses among them are read by
+        C(EmailAddresses) filters of 20 addresses each (only the listed mailboxes, not the whole
+        tenant), and only the names no answer holds (such as a UPN
+        C(alias@<tenant>.onmicrosoft.com) that differs from every address) are asked one by one.
+      - Each C(Set-CASMailbox) is sent as soon as its mailbox is read, O(concurrency) requests in
+        flight. When reading fails midway after some were sent, the task fails and the result
+        says which mailboxes were changed and which were not read.
     type: list
     elements: str
     default: []
@@ -68,6 +71,17 @@ options:
       - The tenant's default for mailboxes set to V(inherit). Omit to leave it.
     type: str
     choices: [enabled, disabled]
+  concurrency:
+    description:
+      - Requests in flight to Exchange Online at most (reads and C(Set-CASMailbox) together).
+        Exchange documents no per-tenant limit for its REST cmdlets (remote PowerShell allowed 9
+        per tenant), and other clients of the tenant share it; when Exchange answers C(You have
+        reached the maximum number of concurrent requests per tenant), the task waits
+        (C(Retry-After), else back-off), sends that request again and keeps one request fewer in
+        flight for the rest of the run.
+      - From 1 to 64.
+    type: int
+    default: 8
 seealso:
   - module: exchangeonline.mail.mailbox_info
 '''
@@ -143,12 +157,13 @@ from ansible_collections.exchangeonline.mail.plugins.module_utils._identity impo
     M365_LIMITS,
     m365_argument_spec,
 )
+from ansible_collections.exchangeonline.mail.plugins.module_utils._options import CONCURRENCY_RANGE
 from ansible_collections.exchangeonline.mail.plugins.module_utils._run import run_module
 
 
 # The libraries the module needs: names, whether they imported, the import traceback.
 REQUIRES = ('msal and requests', HAS_M365_LIBS, M365_IMPORT_ERROR)
-LIMITS = M365_LIMITS
+LIMITS = dict(M365_LIMITS, concurrency=CONCURRENCY_RANGE)
 
 
 def module_kwargs():
@@ -160,6 +175,7 @@ def module_kwargs():
         imap=dict(type='bool'),
         smtp_auth=dict(type='str', choices=['enabled', 'disabled', 'inherit']),
         tenant_smtp_auth=dict(type='str', choices=['enabled', 'disabled']),
+        concurrency=dict(type='int', default=8),
     )
     return dict(argument_spec=argument_spec, supports_check_mode=True,
                 mutually_exclusive=[('client_secret', 'client_certificate_path')],

@@ -437,6 +437,34 @@ def test_transfer_refused_falls_back_to_signed_queries(tmp_path, play):
         assert run.last['result']['changed'] is False
 
 
+def test_a_large_zone_is_read_by_queries_and_written_as_a_small_one(tmp_path, play):
+    """A zone of 1,500 host records besides contoso.test's: the transfer stops after 1,000
+    records and the plan's names are read by signed queries (read_method query-large-zone); the
+    records land as on a small zone, a conflict is still seen, a second run changes nothing,
+    and the other 1,500 records are untouched."""
+    from tests.lab.bind import BindServer, zone_template
+    hosts = ''.join('host%04d IN A 198.51.100.%d\n' % (i, i % 250 + 1) for i in range(1500))
+    with BindServer({ZONE: zone_template('contoso.test.zone') + hosts},
+                    workdir=str(tmp_path / 'big')) as bind:
+        before = bind.axfr(ZONE)
+        assert bind.update(ZONE, lambda u: u.add('autodiscover', 3600, 'TXT', '"old"')) == 'NOERROR'
+        run = play([mail_dns(bind, domain=ZONE, pattern='partial')])
+        assert run.last['status'] == 'failed'
+        assert 'autodiscover.contoso.test.: has TXT old' in run.last['result']['msg']
+        run = play([mail_dns(bind, domain=ZONE, pattern='partial', on_conflict='replace')])
+        result = run.last['result']
+        assert run.last['status'] == 'ok', result.get('msg')
+        assert result['read_method'] == 'query-large-zone'
+        assert served(bind) == EXPECTED['partial']
+        after = bind.axfr(ZONE)
+        hosts_after = [r for r in after if r[0].startswith('host')]
+        assert len(hosts_after) == 1500
+        assert hosts_after == [r for r in before if r[0].startswith('host')]
+        run = play([mail_dns(bind, domain=ZONE, pattern='partial')])
+        assert run.last['result']['changed'] is False
+        assert run.last['result']['read_method'] == 'query-large-zone'
+
+
 def test_in_process_and_module_paths_agree(bind, play):
     """connection: local runs work() in the worker; the module process must give the same."""
     task = [mail_dns(bind, domain=ZONE, pattern='partial', spf='replace', ttl=900),

@@ -1,5 +1,7 @@
 """mailbox_info with real msal and requests against the emulator's Graph and Exchange endpoints."""
 
+import json
+
 import pytest
 
 from tests.integration.conftest import m365_args
@@ -89,12 +91,14 @@ def test_effective_smtp_auth(m365, tenant, play, mailbox, tenant_disabled, effec
     assert result['tenant'] == {'smtp_auth': not tenant_disabled}
 
 
-def test_all_mailboxes_page_through_the_tenant_once(m365, play):
+def test_all_mailboxes_read_in_partitions_under_faults(m365, play):
     """5,000 users under 429, 500 and 503: every mailbox reported, each as the tenant has it;
     tenant_id is a verified domain (the Exchange pages go by the tenant GUID, or the emulator
     refuses them as Exchange does), the UPNs are user00001@<tenant>.onmicrosoft.com, the
     primary addresses first.last00001@contoso.test, and Get-CASMailbox carries no
-    ExternalDirectoryObjectId: the mailboxes are matched by their SMTP addresses."""
+    ExternalDirectoryObjectId: the mailboxes are matched by their SMTP addresses. Exchange is
+    read in partitions by Name (the mailboxes are named by their directory ids); the app may not
+    read /subscribedSkus, so the licences come per user, with a warning."""
     m365.add_domain('contoso.test', verified=True, services=['Email'])
     m365.generate_users(5000, domain=m365.tenant_domain, mail_domain='contoso.test')
     m365.exo.cas_directory_id = False
@@ -103,7 +107,7 @@ def test_all_mailboxes_page_through_the_tenant_once(m365, play):
     m365.inject('POST', r'/InvokeCommand$', 500, count=1)
     m365.inject('GET', r'/v1\.0/users$', 503, count=1, retry_after=1)
     m365.inject('GET', r'/licenseDetails$', 429, count=5, retry_after=1)  # inside $batch
-    run = play([info(m365, app, all=True, tenant_id='contoso.test')])
+    run = play([info(m365, app, all=True, tenant_id='contoso.test', detail='full')])
     result = run.last['result']
     assert run.last['status'] == 'ok', result.get('msg')
     assert result['count'] == len(result['mailboxes']) >= 5000
@@ -113,15 +117,96 @@ def test_all_mailboxes_page_through_the_tenant_once(m365, play):
         if cas is not None:
             assert entry['protocols']['pop'] is cas['PopEnabled']
             assert entry['routing_address'].endswith('.mail.onmicrosoft.com')
-    cas_pages = [r for r in m365.requests if r.get('cmdlet') == 'Get-CASMailbox'
+        assert entry['exchange_licensed'] is bool(entry['licenses'])
+    cas_reads = [r for r in m365.requests if r.get('cmdlet') == 'Get-CASMailbox'
                  and r['status'] == 200]
-    assert 4 <= len(cas_pages) <= 5  # 1,000 per page
+    filters = [r['parameters'].get('Filter') for r in cas_reads]
+    assert filters[0] is None  # one page unfiltered: more than one page, so partitions follow
+    assert "Name -like 'a*'" in filters and "Name -like '0*'" in filters
+    assert any(f and f.startswith('-not (') for f in filters)  # the rest of the Names
+    assert result['licence_source'] == 'licenseDetails'
+    assert any('Organization.Read.All' in w for w in result.get('warnings', [])), result
     assert not [r for r in m365.requests if r['resource'] == 'graph'
                 and '/mailboxSettings' in r['path']]
     statuses = [r['status'] for r in m365.requests]
     assert statuses.count(503) == 1 and statuses.count(429) >= 2 and statuses.count(500) == 1
     assert all(r['path'] == '/adminapi/beta/%s/InvokeCommand' % m365.tenant_id
                for r in m365.requests if r['resource'] == 'exo')
+
+
+@pytest.mark.parametrize('named_by_id, limit', [(True, 3), (False, None)])
+def test_partitions_never_miss_or_double_a_mailbox(m365, play, named_by_id, limit):
+    """Names that crowd one prefix (user00001..., as aliases of older mailboxes are), Names
+    that start with no letter or digit, and a tenant whose Exchange allows 3 requests at once
+    while the task asks for 8: every mailbox once, the refusals waited out, and never more than
+    3 in flight. A crowded partition whose first page comes back when the others are done is
+    split (the pages take 1 s per 1,000 mailboxes here, so the empty partitions end first)."""
+    m365.add_domain('contoso.test', verified=True, services=['Email'])
+    m365.generate_users(2600, domain=m365.tenant_domain, named_by_id=named_by_id)
+    for name in ('_svc.scanner', '\u00e9milie.dupont', '#ops', 'Zo\u00eb', '9lives'):
+        m365.add_user(name + '@contoso.test')
+    m365.exo.max_concurrent = limit
+    m365.exo.page_latency = 0.0 if named_by_id else 1.0
+    app = m365.add_app(secret='mailbox-info-secret',
+                       roles=ROLES + ('Organization.Read.All',))
+    run = play([info(m365, app, all=True, include=['mailbox'], concurrency=8)])
+    result = run.last['result']
+    assert run.last['status'] == 'ok', result.get('msg')
+    have = sorted(m['upn'] for m in result['mailboxes'] if m['has_mailbox'])
+    assert have == sorted(u['userPrincipalName'] for u in m365.users if u['_mailbox'])
+    if limit:
+        assert m365.exo.peak_in_flight <= limit
+        assert any(r.get('concurrency_refused') for r in m365.requests)
+    filters = [r['parameters'].get('Filter') for r in m365.requests
+               if r.get('cmdlet') == 'Get-CASMailbox' and r['status'] == 200]
+    if not named_by_id:  # 'u' holds 2,600 of them: split, down to 'user' (SPLIT_DEPTH)
+        assert "Name -like 'us*'" in filters and "Name -like 'user*'" in filters, filters
+
+
+def test_licences_from_the_user_list_and_subscribed_skus(m365, tenant, play):
+    """With Organization.Read.All: no request per user; a plan a licence disables gives no
+    mailbox; the summary of all: true and the file of output_path."""
+    m365.add_user('e3.noexchange@contoso.test', licensed='SPE_E3', mailbox=False,
+                  disabled_plans=['EXCHANGE_S_ENTERPRISE'])
+    app = m365.add_app(secret='mailbox-info-secret', roles=ROLES + ('Organization.Read.All',))
+    run = play([info(m365, app, mailboxes=['kiosk.gov@contoso.test', 'foundation@contoso.test',
+                                           'archive@contoso.test', 'e3.noexchange@contoso.test',
+                                           'licensed@contoso.test', 'unlicensed@contoso.test'])])
+    result = run.last['result']
+    assert run.last['status'] == 'ok', result.get('msg')
+    boxes = by_upn(result)
+    assert [(boxes[u]['exchange_licensed'], boxes[u]['licenses']) for u in (
+        'kiosk.gov@contoso.test', 'foundation@contoso.test', 'archive@contoso.test',
+        'e3.noexchange@contoso.test', 'licensed@contoso.test', 'unlicensed@contoso.test')] == [
+        (True, ['M365_F1_GOV']), (False, ['POWER_BI_STANDARD']),
+        (False, ['EXCHANGEARCHIVE_ADDON']), (False, ['SPE_E3']), (True, ['EXCHANGESTANDARD']),
+        (False, [])]
+    assert result['licence_source'] == 'assignedPlans' and not result.get('warnings')
+    assert not [r for r in m365.requests if 'licenseDetails' in (r['path'] or '')
+                or any('licenseDetails' in i['url'] for i in r.get('batch_items') or [])]
+    assert len([r for r in m365.requests if r['path'].endswith('/subscribedSkus')]) == 1
+
+
+def test_all_returns_a_summary_or_writes_the_whole_entries_to_a_file(m365, tenant, play,
+                                                                     tmp_path):
+    app = m365.add_app(secret='mailbox-info-secret', roles=ROLES + ('Organization.Read.All',))
+    out = tmp_path / 'mailboxes.json'
+    run = play([info(m365, app, all=True),
+                dict(info(m365, app, all=True, output_path=str(out)), register='file')])
+    summary = run.results[0]['result']
+    assert run.results[0]['status'] == 'ok', summary.get('msg')
+    assert summary['detail'] == 'summary'
+    lic = by_upn(summary)['licensed@contoso.test']
+    assert set(lic) == {'upn', 'has_mailbox', 'exchange_licensed', 'licenses', 'protocols',
+                        'routing_address', 'proxy_addresses'}
+    assert set(lic['protocols']) == {'pop', 'imap', 'smtp_auth'}
+    written = run.results[1]['result']
+    assert 'mailboxes' not in written and written['output_path'] == str(out)
+    entries = json.loads(out.read_text())
+    assert len(entries) == written['count'] == summary['count']
+    assert by_upn({'mailboxes': entries})['licensed@contoso.test']['id']  # whole entries
+    assert written['summary']['mailboxes'] == sum(1 for e in entries if e.get('has_mailbox'))
+    assert oct(out.stat().st_mode & 0o777) == '0o600'
 
 
 def test_missing_exchange_permission_is_named(m365, tenant, play):

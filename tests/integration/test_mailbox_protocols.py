@@ -246,3 +246,34 @@ def test_a_failed_tenant_default_keeps_what_the_mailboxes_got(m365):
     assert result['tenant'] == {'before': {'smtp_auth': False}, 'after': {'smtp_auth': True},
                                 'changed': True}
     assert result['warnings'][0].startswith('tenant: Set-TransportConfig failed (')
+
+
+def test_a_long_list_reads_only_its_mailboxes_and_sets_as_they_arrive(m365, play):
+    """60 names of a 3,000-mailbox tenant (more than 50: read by EmailAddresses filters, never
+    the whole tenant), one of them a UPN that is no address (asked by -Identity) and one that
+    does not exist: the others set, each once, and the run again changes nothing."""
+    m365.add_domain('contoso.test', verified=True, services=['Email'])
+    m365.generate_users(3000, domain=m365.tenant_domain, mail_domain='contoso.test')
+    boxes = [u for u in m365.users if u['_mailbox']]
+    names = [u['mail'] for u in boxes[:58]] + [boxes[58]['userPrincipalName'],
+                                                'ghost@contoso.test']
+    app = m365.add_app(secret='protocols-secret', roles=('Exchange.ManageAsApp',))
+    run = play([{'name': 'imap off', 'exchangeonline.mail.mailbox_protocols': dict(
+        m365_args(m365, app), mailboxes=names, imap=False), 'register': 'out',
+        'ignore_errors': True}])
+    result = run.last['result']
+    entries = dict((e['mailbox'], e) for e in result['mailboxes'])
+    assert entries['ghost@contoso.test']['failed'] and result['changed_count'] == 59, result
+    assert all(m365.cas_mailbox(u['userPrincipalName'])['ImapEnabled'] is False
+               for u in boxes[:59])
+    assert m365.cas_mailbox(boxes[59]['userPrincipalName'])['ImapEnabled'] is True
+    reads = [r for r in m365.requests if r.get('cmdlet') == 'Get-CASMailbox']
+    assert all(r['parameters'].get('Filter', '').startswith('EmailAddresses -eq ')
+               or r['identity'] for r in reads), reads
+    assert len([r for r in reads if r['parameters'].get('Filter')]) == 3  # 59 addresses / 20
+    assert len(sets(m365)) == 59
+    m365.clear_log()
+    again = play([{'name': 'imap off', 'exchangeonline.mail.mailbox_protocols': dict(
+        m365_args(m365, app), mailboxes=names[:-1], imap=False), 'register': 'out'}])
+    assert again.last['status'] == 'ok' and again.last['result']['changed'] is False
+    assert sets(m365) == []

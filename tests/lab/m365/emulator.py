@@ -44,7 +44,8 @@ from cryptography.x509.oid import NameOID
 
 from . import azure_dns, identity
 from .common import Response, aad_error, graph_error, new_id, stable_id
-from .exo import EXCHANGE_ROLES, ODATA_ERROR, ExoApi, anchor_ok, error_body, transport_defaults
+from .exo import (CONCURRENT_REQUESTS, EXCHANGE_ROLES, ODATA_ERROR, ExoApi, anchor_ok, error_body,
+                  transport_defaults)
 from .graph import GraphApi, GraphRequest, parse_json
 
 TENANT_DOMAIN = 'contosolab.onmicrosoft.com'
@@ -106,6 +107,16 @@ MX_MICROSOFT_ALL = datetime.datetime(2026, 8, 1, tzinfo=datetime.timezone.utc)
 # the classic host adds its domain with an earlier date (add_domain(added=...)).
 LAB_NOW = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.timezone.utc)
 GENERATED_SKUS = ('EXCHANGESTANDARD', 'O365_BUSINESS_PREMIUM', 'SPE_E3')
+ASSIGNED_AT = '2026-01-05T09:00:00Z'  # assignedDateTime of every plan the lab assigns
+# resources/assignedplan "service": the names Graph gives the lab's plans (by name prefix)
+PLAN_SERVICES = (('EXCHANGE', 'exchange'), ('SHAREPOINT', 'SharePoint'),
+                 ('TEAMS', 'TeamspaceAPI'), ('MCO', 'MicrosoftCommunicationsOnline'),
+                 ('INTUNE', 'SCO'), ('BI_', 'PowerBI'))
+
+
+def _plan_service(plan_name):
+    return next((service for prefix, service in PLAN_SERVICES if plan_name.startswith(prefix)),
+                'Unknown')
 
 
 def make_client_certificate(common_name='exo-lab-app', days=365):
@@ -132,6 +143,12 @@ def _fraction(*parts):
     """A deterministic number in [0, 1) from the parts."""
     digest = hashlib.sha256(':'.join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(digest[:4], 'big') / 2 ** 32
+
+
+def _smtp_keys(proxy_addresses):
+    """The lower-case addresses of smtp:/SMTP: proxy addresses."""
+    return [p.partition(':')[2].lower() for p in proxy_addresses
+            if p.partition(':')[0].lower() == 'smtp']
 
 
 def _mailbox_settings(upn):
@@ -280,7 +297,14 @@ class M365Emulator:
         # "now" for the dates the tenant keeps (the domains' added dates): LAB_NOW, or a test's
         # callable returning an aware datetime (common.utcnow for the real time)
         self.clock = lambda: LAB_NOW
-        self.users = []
+        # users by id, in the order added, and their lookup keys (add_user keeps them): Graph's
+        # by id and UPN, Exchange's by every key -Identity takes, and every SMTP address in use
+        self._users = {}
+        self._by_upn = {}
+        self._exo_keys = {}
+        self._addresses = {}
+        self.skus = SKUS  # the tenant's subscriptions (GET /subscribedSkus)
+        self.users_version = 0  # counts add_user calls: caches of user lists are keyed on it
         self._faults = []
         self._listeners = []
         self._stopping = threading.Event()
@@ -576,8 +600,11 @@ class M365Emulator:
         return False
 
     def add_user(self, upn, display_name=None, mail=None, licensed=True, mailbox=True,
-                 proxy_addresses=None):
-        """``licensed``: True (EXCHANGESTANDARD), False, or a SKU part number from SKUS.
+                 proxy_addresses=None, disabled_plans=(), named_by_id=False):
+        """``licensed``: True (EXCHANGESTANDARD), False, or a SKU part number from SKUS;
+        ``disabled_plans``: service plan names of it that the licence turns off (its
+        disabledPlans; licenseDetails says "Disabled", assignedPlans "Deleted");
+        ``named_by_id``: the mailbox's Name is its id, not its alias (exo.name_of).
         ``mailbox`` False: no Exchange Online mailbox (mailboxSettings answers 404)."""
         upn = upn.strip()
         local, dummy, domain = upn.partition('@')
@@ -591,12 +618,12 @@ class M365Emulator:
         # Exchange keeps aliases (and so routing addresses) unique in the tenant: a second
         # "alice" becomes alice2 (guessed numbering; Exchange appends a number).
         with self.lock:
-            taken = {p.split(':', 1)[1].lower() for u in self.users if u['id'] != uid
-                     for p in u['proxyAddresses'] if ':' in p}
-        routing, n = '%s@%s' % (local, routing_domain), 1
-        while routing.lower() in taken:
-            n += 1
-            routing = '%s%d@%s' % (local, n, routing_domain)
+            old = self._users.get(uid)
+            mine = set(_smtp_keys(old['proxyAddresses'])) if old else set()
+            routing, n = '%s@%s' % (local, routing_domain), 1
+            while routing.lower() in self._addresses and routing.lower() not in mine:
+                n += 1
+                routing = '%s%d@%s' % (local, n, routing_domain)
         if proxy_addresses is None:
             proxy_addresses = []
             if mail:
@@ -605,7 +632,8 @@ class M365Emulator:
                 proxy_addresses.append('smtp:' + routing)
         name = display_name or local.replace('.', ' ').title()
         first, dummy, last = name.partition(' ')
-        licenses = []
+        disabled = set(p.upper() for p in disabled_plans)
+        licenses, assigned_plans = [], []
         if sku:
             sku_id, plans = SKUS[sku]
             licenses.append({
@@ -613,36 +641,90 @@ class M365Emulator:
                 .decode().rstrip('='),
                 'skuId': sku_id, 'skuPartNumber': sku,
                 'servicePlans': [{'servicePlanId': pid, 'servicePlanName': pname,
-                                  'provisioningStatus': 'Success', 'appliesTo': 'User'}
+                                  'provisioningStatus': 'Disabled' if pname in disabled
+                                  else 'Success', 'appliesTo': 'User'}
                                  for pid, pname in plans]})
+            # resources/assignedplan: a plan a licence's disabledPlans turns off is "Deleted"
+            assigned_plans = [{'assignedDateTime': ASSIGNED_AT, 'capabilityStatus': 'Deleted'
+                               if pname in disabled else 'Enabled',
+                               'service': _plan_service(pname), 'servicePlanId': pid}
+                              for pid, pname in plans]
         user = {
             'businessPhones': [], 'displayName': name, 'givenName': first or None,
             'jobTitle': None, 'mail': mail, 'mobilePhone': None, 'officeLocation': None,
             'preferredLanguage': 'en-US', 'surname': last or None, 'userPrincipalName': upn,
             'id': uid, 'accountEnabled': True, 'proxyAddresses': list(proxy_addresses),
-            'assignedLicenses': [{'disabledPlans': [], 'skuId': lic['skuId']}
-                                 for lic in licenses],
+            'assignedLicenses': [{'disabledPlans': [pid for pid, pname in SKUS[lic['skuPartNumber']][1]
+                                                    if pname in disabled],
+                                  'skuId': lic['skuId']} for lic in licenses],
+            'assignedPlans': assigned_plans,
             'usageLocation': 'US' if licenses else None,
             'mailNickname': local,
             'otherMails': [],
             '_mailbox': bool(mailbox),
+            '_name_is_id': bool(named_by_id),
             '_mailboxSettings': _mailbox_settings(upn),
             '_licenseDetails': licenses,
             '_routing': routing,
         }
         with self.lock:
-            self.users = [u for u in self.users if u['id'] != uid]
-            self.users.append(user)
+            if old is not None:
+                self._unindex(old)
+            self._users[uid] = user
+            self._index(user)
+            self.users_version += 1
         return {k: v for k, v in user.items() if not k.startswith('_')}
 
+    @property
+    def users(self):
+        """Every user, in the order added (a new list: change users through add_user)."""
+        with self.lock:
+            return list(self._users.values())
+
+    def _user_keys(self, user):
+        """The keys Exchange's -Identity finds a mailbox by: UPN, alias, mail, id, Guid and
+        every proxy address (lower case)."""
+        keys = [user['userPrincipalName'].lower(), (user['mailNickname'] or '').lower(),
+                (user['mail'] or '').lower(), user['id'], self.exo.guid(user)]
+        keys.extend(p.lower().partition(':')[2] for p in user['proxyAddresses'])
+        return [k for k in keys if k]
+
+    def _index(self, user):
+        self._by_upn.setdefault(user['userPrincipalName'].lower(), user['id'])
+        for key in self._user_keys(user):
+            self._exo_keys.setdefault(key, []).append(user['id'])
+        for address in _smtp_keys(user['proxyAddresses']):
+            self._addresses[address] = self._addresses.get(address, 0) + 1
+
+    def _unindex(self, user):
+        if self._by_upn.get(user['userPrincipalName'].lower()) == user['id']:
+            del self._by_upn[user['userPrincipalName'].lower()]
+        for key in self._user_keys(user):
+            ids = self._exo_keys.get(key, [])
+            if user['id'] in ids:
+                ids.remove(user['id'])
+            if not ids:
+                self._exo_keys.pop(key, None)
+        for address in _smtp_keys(user['proxyAddresses']):
+            self._addresses[address] -= 1
+            if not self._addresses[address]:
+                del self._addresses[address]
+
+    def users_by_key(self, key):
+        """The users (in the order added) that -Identity ``key`` (lower case) names."""
+        with self.lock:
+            return [self._users[i] for i in self._exo_keys.get(key, ())]
+
     def generate_users(self, count, domain=None, licensed_ratio=0.9, mailbox_ratio=0.95,
-                       mail_domain=None):
+                       mail_domain=None, named_by_id=True):
         """``count`` users user00001@domain...; the same inputs always give the same users.
         A user is licensed with probability licensed_ratio (cycling the Exchange SKUs) and, if
         licensed, has a mailbox with probability mailbox_ratio (the rest are still
         provisioning: licensed, no mailbox yet). ``mail_domain``: every mailbox's primary
         address is first.last00001@mail_domain instead of the UPN (as when the UPN stays
-        alias@tenant.onmicrosoft.com)."""
+        alias@tenant.onmicrosoft.com). ``named_by_id``: the mailboxes' Name is their
+        ExternalDirectoryObjectId, as Exchange names mailboxes made since 2023 (exo.name_of);
+        False: their alias, as older ones."""
         domain = domain or self.tenant_domain
         made = []
         for i in range(1, count + 1):
@@ -651,7 +733,7 @@ class M365Emulator:
             sku = GENERATED_SKUS[i % len(GENERATED_SKUS)] if licensed else False
             mail = 'first.last%05d@%s' % (i, mail_domain) if mail_domain and mailbox else None
             made.append(self.add_user('user%05d@%s' % (i, domain), licensed=sku,
-                                      mailbox=mailbox, mail=mail))
+                                      mailbox=mailbox, mail=mail, named_by_id=named_by_id))
         return made
 
     def cas_mailbox(self, upn):
@@ -664,12 +746,13 @@ class M365Emulator:
             return self.exo.cas(user)
 
     def find_user(self, key):
+        """A user by id or UPN (any case), or None."""
         key = key.lower()
         with self.lock:
-            for user in self.users:
-                if user['id'] == key or user['userPrincipalName'].lower() == key:
-                    return user
-        return None
+            user = self._users.get(key)
+            if user is None and key in self._by_upn:
+                user = self._users[self._by_upn[key]]
+            return user
 
     # -- log, faults, latency ------------------------------------------------------------------
     def clear_log(self):
@@ -951,9 +1034,20 @@ class M365Emulator:
         entry['client_id'] = claims.get('appid')
         fault = self.take_fault(handler.command, urllib.parse.urlsplit(handler.path).path,
                                 entry['cmdlet'])
-        return self.answer_fault(fault, entry, lambda: self._invoke_answer(
-            handler, tenant_segment, query, body, entry, claims, problem),
-            self.exo.fault_response, self.url + handler.path)
+        exo = self.exo
+        with self.lock:
+            if exo.max_concurrent is not None and exo.in_flight >= exo.max_concurrent:
+                entry['concurrency_refused'] = True
+                return error_body(429, 'TooManyRequests', CONCURRENT_REQUESTS)
+            exo.in_flight += 1
+            exo.peak_in_flight = max(exo.peak_in_flight, exo.in_flight)
+        try:
+            return self.answer_fault(fault, entry, lambda: self._invoke_answer(
+                handler, tenant_segment, query, body, entry, claims, problem),
+                self.exo.fault_response, self.url + handler.path)
+        finally:
+            with self.lock:
+                exo.in_flight -= 1
 
     def _invoke_answer(self, handler, tenant_segment, query, body, entry, claims, problem):
         if problem is not None:

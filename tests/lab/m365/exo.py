@@ -54,12 +54,14 @@ import hashlib
 import ipaddress
 import json
 import re
+import time
 
 import dns.exception
 import dns.message
 import dns.query
 import dns.rdatatype
 
+from . import opath
 from .common import GRAPH_FAULTS, Response, stable_id
 
 ROLES = ('Exchange.ManageAsApp', 'Exchange.ManageAsAppV2')
@@ -380,6 +382,15 @@ class ExoApi:
         # configure: the v1 form for custom domains added since May 2025).
         self.dkim = {}
         self.dkim_formats = {}
+        # Seconds Exchange takes per 1,000 objects a Get-* page returns (the time of building
+        # them; 1.5 s is what a large tenant's Get-CASMailbox page takes), slept outside the lock
+        self.page_latency = 0.0
+        # InvokeCommand requests of the tenant Exchange serves at once (None: no limit); one
+        # more is answered 429 with CONCURRENT_REQUESTS (see the README, "Concurrency")
+        self.max_concurrent = None
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._filtered = {}  # (cmdlet, filter) -> (emu.users_version, users): a cache
 
     # -- mailboxes -----------------------------------------------------------------------------
     @staticmethod
@@ -394,31 +405,25 @@ class ExoApi:
         return [u for u in self.emu.users if u['_mailbox']]
 
     def find_mailbox(self, key):
-        """A mailbox by UPN, alias, any SMTP address, ExternalDirectoryObjectId or Guid."""
+        """A mailbox by UPN, alias, any SMTP address, ExternalDirectoryObjectId or Guid (the
+        emulator's index: the first user added that the key names)."""
         key = str(key or '').strip().lower()
         if key.startswith('smtp:'):
             key = key[5:]
-        for user in self.mailboxes():
-            if key in (user['userPrincipalName'].lower(), (user['mailNickname'] or '').lower(),
-                       (user['mail'] or '').lower(), user['id'],
-                       self.guid(user)):
-                return user
-            if any(p.lower().partition(':')[2] == key for p in user['proxyAddresses']):
-                return user
-        return None
+        return next((u for u in self.emu.users_by_key(key) if u['_mailbox']), None)
 
     def guid(self, user):
         return stable_id(self.emu.tenant_id, 'exo-guid', user['id'])
 
     def recipient(self, user):
         """Properties Get-Mailbox and Get-CASMailbox share (names as Exchange writes them)."""
-        alias = user['mailNickname']
+        name = self.name_of(user)
         primary = user['mail'] or user['userPrincipalName']
         return {
-            'Identity': alias, 'Id': alias, 'Name': alias, 'DisplayName': user['displayName'],
+            'Identity': name, 'Id': name, 'Name': name, 'DisplayName': user['displayName'],
             'DistinguishedName': 'CN=%s,OU=%s,OU=Microsoft Exchange Hosted Organizations,'
                                  'DC=LABPR01A001,DC=PROD,DC=OUTLOOK,DC=COM'
-                                 % (alias, self.emu.tenant_domain),
+                                 % (name, self.emu.tenant_domain),
             'PrimarySmtpAddress': primary,
             'EmailAddresses': list(user['proxyAddresses']),
             'ExternalDirectoryObjectId': user['id'],
@@ -427,6 +432,42 @@ class ExoApi:
             'IsValid': True,
             'ObjectState': 'Unchanged',
         }
+
+    @staticmethod
+    def name_of(user):
+        """The mailbox's Name: its alias, or for a mailbox made since Microsoft's change of
+        2023 (MC365786, office365itpros.com 2022-04-21 "Exchange Online Plans Changes to Make
+        Mailbox Identification More Effective"), its ExternalDirectoryObjectId."""
+        return user['id'] if user.get('_name_is_id') else user['mailNickname']
+
+    def filter_view(self, user):
+        """The filterable properties of a mailbox (opath.FILTERABLE)."""
+        return {'Name': self.name_of(user), 'DisplayName': user['displayName'],
+                'PrimarySmtpAddress': user['mail'] or user['userPrincipalName'],
+                'EmailAddresses': list(user['proxyAddresses']), 'Guid': self.guid(user),
+                'Alias': user['mailNickname'], 'ExternalDirectoryObjectId': user['id'],
+                'UserPrincipalName': user['userPrincipalName']}
+
+    def filtered(self, cmdlet, text):
+        """The mailboxes the -Filter ``text`` of ``cmdlet`` selects (CmdletError when Exchange
+        would refuse it); cached until the users change."""
+        key = (cmdlet, text)
+        version = self.emu.users_version
+        hit = self._filtered.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        try:
+            test = opath.parse(text, cmdlet)
+        except opath.FilterError as e:
+            raise CmdletError(400, 'BadRequest', 'Microsoft.Exchange.Management.Tasks.'
+                              'FilterParsingException' if 'syntax' in str(e) else
+                              'System.Management.Automation.ParameterBindingException', str(e),
+                              message='Invalid Operation', prefix='')
+        users = [u for u in self.mailboxes() if test(self.filter_view(u))]
+        if len(self._filtered) > 4096:
+            self._filtered.clear()
+        self._filtered[key] = (version, users)
+        return users
 
     def cas_object(self, user):
         obj = self.recipient(user)
@@ -456,16 +497,23 @@ class ExoApi:
         })
         return annotate(obj)
 
-    def select(self, params):
-        """The mailbox users of params' Identity, or all of them under -ResultSize."""
+    def select(self, params, cmdlet):
+        """The mailbox users of params' Identity, or all of them (those -Filter selects) under
+        -ResultSize."""
         warnings = []
         if params.get('identity') is not None:
+            if params.get('filter') is not None:
+                raise bad_parameter('Parameter set cannot be resolved using the specified named '
+                                    'parameters.')
             user = self.find_mailbox(params['identity'])
             if user is None:
                 raise not_found(params['identity'])
             return [user], warnings
         size = params.get('resultsize')
-        users = self.mailboxes()
+        if params.get('filter') is not None:
+            users = self.filtered(cmdlet, params['filter'])
+        else:
+            users = self.mailboxes()
         if size is None:
             limit = RESULT_SIZE_DEFAULT
             if len(users) > limit:
@@ -488,14 +536,14 @@ class ExoApi:
     # -- cmdlets -------------------------------------------------------------------------------
     # https://learn.microsoft.com/powershell/module/exchange/get-casmailbox
     def get_cas_mailbox(self, params):
-        self.allow(params, ('identity', 'resultsize'))
-        users, warnings = self.select(params)
+        self.allow(params, ('identity', 'resultsize', 'filter'))
+        users, warnings = self.select(params, 'Get-CASMailbox')
         return users, warnings, self.cas_object
 
     # https://learn.microsoft.com/powershell/module/exchange/get-mailbox
     def get_mailbox(self, params):
-        self.allow(params, ('identity', 'resultsize'))
-        users, warnings = self.select(params)
+        self.allow(params, ('identity', 'resultsize', 'filter'))
+        users, warnings = self.select(params, 'Get-Mailbox')
         return users, warnings, self.mailbox_object
 
     # https://learn.microsoft.com/powershell/module/exchange/set-casmailbox : no output
@@ -954,6 +1002,8 @@ class ExoApi:
                     page = [make(u) for u in page]
         except CmdletError as e:
             return cmdlet_error_response(e)
+        if self.page_latency and make is not None:
+            time.sleep(self.page_latency * len(page) / 1000.0)
         base = '%s/adminapi/beta/%s' % (self.emu.url, tenant_segment)
         out = {'@odata.context': base + '/$metadata#Collection(Exchange.GenericHashTable)',
                'adminapi.warnings@odata.type': '#Collection(String)',

@@ -16,6 +16,10 @@ DOMAIN_WRITE = ('Domain.ReadWrite.All',)
 USER_READ = ('User.Read.All', 'User.ReadWrite.All', 'Directory.Read.All',
              'Directory.ReadWrite.All')
 MAILBOX_SETTINGS = ('MailboxSettings.Read', 'MailboxSettings.ReadWrite')
+# subscribedsku-list.md: Organization.Read.All (least privileged), Directory.Read.All,
+# Organization.ReadWrite.All, Directory.ReadWrite.All
+ORGANIZATION_READ = ('Organization.Read.All', 'Directory.Read.All', 'Organization.ReadWrite.All',
+                     'Directory.ReadWrite.All')
 # Properties GET /users returns without $select (user-list.md, "default properties").
 USER_DEFAULT = ('businessPhones', 'displayName', 'givenName', 'jobTitle', 'mail', 'mobilePhone',
                 'officeLocation', 'preferredLanguage', 'surname', 'userPrincipalName', 'id')
@@ -68,6 +72,7 @@ class GraphApi:
             ('GET', r'/users/(?P<u>[^/]+)', self.get_user),
             ('GET', r'/users/(?P<u>[^/]+)/mailboxSettings', self.mailbox_settings),
             ('GET', r'/users/(?P<u>[^/]+)/licenseDetails', self.license_details),
+            ('GET', r'/subscribedSkus', self.subscribed_skus),
             ('POST', r'/\$batch', self.batch),
         ]
 
@@ -456,6 +461,34 @@ class GraphApi:
             uid = user['id']
         return Response(200, {'@odata.context': "%s/$metadata#users('%s')/licenseDetails"
                                                 % (self.root, uid), 'value': value})
+
+    # https://learn.microsoft.com/graph/api/subscribedsku-list : the tenant's SKUs (the lab's
+    # tenant holds every SKU of emulator.SKUS, 100 units each), the plans of each
+    def subscribed_skus(self, req):
+        failure = self.denied(req, ORGANIZATION_READ)
+        if failure:
+            return failure
+        with self.emu.lock:
+            used = {}
+            for user in self.emu.users:
+                for lic in user['assignedLicenses']:
+                    used[lic['skuId']] = used.get(lic['skuId'], 0) + 1
+        value = []
+        for part, (sku_id, plans) in self.emu.skus.items():
+            value.append({
+                'accountName': 'Contoso Lab', 'accountId': self.emu.tenant_id,
+                'appliesTo': 'User', 'capabilityStatus': 'Enabled',
+                'consumedUnits': used.get(sku_id, 0),
+                'id': '%s_%s' % (self.emu.tenant_id, sku_id), 'skuId': sku_id,
+                'skuPartNumber': part, 'subscriptionIds': [stable_id(self.emu.tenant_id, 'sub',
+                                                                     part)],
+                'prepaidUnits': {'enabled': max(100, used.get(sku_id, 0)), 'suspended': 0,
+                                 'warning': 0, 'lockedOut': 0},
+                'servicePlans': [{'servicePlanId': pid, 'servicePlanName': name,
+                                  'provisioningStatus': 'Success', 'appliesTo': 'User'}
+                                 for pid, name in plans]})
+        return Response(200, {'@odata.context': self.root + '/$metadata#subscribedSkus',
+                              'value': value})
 
     # -- $batch --------------------------------------------------------------------------------
     # https://learn.microsoft.com/graph/json-batching : {"requests": [{id, method, url, headers,
