@@ -264,7 +264,6 @@ class ExoAdminClient(GraphClient):
         url = '%s/adminapi/beta/%s/InvokeCommand' % (self.endpoint, tenant)
         return self.collect(fetch, url, phase, 'POST', check)
 
-
     def read_all(self, cmdlet: str, check: Optional[Check] = None) -> List[Any]:
         """Every object of a Get-* cmdlet of the whole tenant: one page when the tenant has no
         more; else in partitions by Name (name_filter), up to ``concurrency`` at once. A
@@ -290,6 +289,7 @@ class ExoAdminClient(GraphClient):
 
         def part(prefix: str, rest: bool) -> None:
             params = dict(unlimited, Filter=name_filter(prefix, rest))
+
             def split() -> bool:  # when the first page came: would the pool go idle?
                 with lock:
                     return pending[0] < 2 * self.concurrency

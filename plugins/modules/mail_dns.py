@@ -506,7 +506,7 @@ read_method:
     - How the zone was read, V(axfr) or V(query) (RFC 2136), V(api) (the whole zone through a
       provider's API) or V(api-names) (a Route 53 zone larger than one page of 300 rrsets, read
       by the names the plan needs).
-    - V(query-large-zone) (RFC 2136) for a zone of more than 1,000 records: the transfer is
+    - V(query-large-zone) (RFC 2136) for a zone of more than 1,000 records; the transfer is
       stopped there and the names the plan needs are read by signed queries instead (a
       20,000-record zone takes about 1.9 s to transfer, the queries about 10 ms); the UPDATE's
       prerequisites guard those rrsets as they guard a transferred zone's.

@@ -57,8 +57,9 @@ def read_both_ways(records, workdir):
         bind.stop()
     print('%d records (%d rrsets): AXFR of the whole zone %.3f s; signed queries for the %d '
           'names a plan reads %.3f s (%.0fx faster); mail_dns reads it by %s (transfer limit '
-          '%d records) in %.3f s' % (records, count, axfr, len(NAMES), queries, axfr / queries,
-                                      chosen.method, _rfc2136.TRANSFER_LIMIT, auto))
+          '%d records) in %.3f s' % (records, count, axfr, len(NAMES), queries,
+                                     axfr / queries, chosen.method, _rfc2136.TRANSFER_LIMIT,
+                                     auto))
 
 
 def main(argv=None):

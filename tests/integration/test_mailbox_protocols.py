@@ -256,7 +256,7 @@ def test_a_long_list_reads_only_its_mailboxes_and_sets_as_they_arrive(m365, play
     m365.generate_users(3000, domain=m365.tenant_domain, mail_domain='contoso.test')
     boxes = [u for u in m365.users if u['_mailbox']]
     names = [u['mail'] for u in boxes[:58]] + [boxes[58]['userPrincipalName'],
-                                                'ghost@contoso.test']
+                                               'ghost@contoso.test']
     app = m365.add_app(secret='protocols-secret', roles=('Exchange.ManageAsApp',))
     run = play([{'name': 'imap off', 'exchangeonline.mail.mailbox_protocols': dict(
         m365_args(m365, app), mailboxes=names, imap=False), 'register': 'out',

@@ -86,16 +86,14 @@ class _Parser:
         left = self.conjunction()
         while self.peek('op', '-or'):
             self.take()
-            right = self.conjunction()
-            left = (lambda a, b: lambda o: a(o) or b(o))(left, right)
+            left = _either(left, self.conjunction())
         return left
 
     def conjunction(self):
         left = self.unary()
         while self.peek('op', '-and'):
             self.take()
-            right = self.unary()
-            left = (lambda a, b: lambda o: a(o) and b(o))(left, right)
+            left = _both(left, self.unary())
         return left
 
     def unary(self):
@@ -148,6 +146,14 @@ class _Parser:
         want = value.lower()
         positive = op == '-eq'
         return lambda o: any(v == want for v in _values(o, name)) is positive
+
+
+def _either(a, b):
+    return lambda o: a(o) or b(o)
+
+
+def _both(a, b):
+    return lambda o: a(o) and b(o)
 
 
 def _values(obj, name):
