@@ -209,7 +209,9 @@ class ExoAdminClient(GraphClient):
         """ExoHelper also retries Exchange's "You have reached the maximum number of concurrent
         requests per tenant" whatever its status; that answer also lowers the window."""
         if CONCURRENT in _text(r.content):
-            self.window.shrink()
+            window = getattr(self, 'window', None)
+            if window is not None:
+                window.shrink()
             return True
         return r.status_code in self.retry_status
 

@@ -10,7 +10,11 @@ import json
 import pytest
 
 from ansible_collections.exchangeonline.mail.plugins.module_utils._exo_admin import (
+    NAME_ALPHABET,
     ExoAdminClient,
+    Window,
+    name_filter,
+    quoted,
     role_for,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._identity import token_tenant
@@ -138,3 +142,22 @@ def test_the_rbac_refusal_is_exchanges_message_not_a_text_from_user_data():
     message = ExoAdminClient.error_fields(json.loads(USER_DATA_401))[1]
     assert 'not allowed to call Set-CASMailbox' in message
     assert BARE.service_hint(401, 'Unauthorized', message) is None
+
+
+def test_the_window_shrinks_on_the_concurrency_answer_but_never_below_one():
+    client = ExoAdminClient.__new__(ExoAdminClient)
+    client.window = Window(3)
+    for dummy in range(5):
+        assert client.retryable(Answer(429, CONCURRENT)) is True
+    assert (client.window.size, client.window.shrunk) == (1, 2)
+    assert client.retryable(Answer(503)) is True and client.window.size == 1
+
+
+def test_name_partitions_cover_every_name_once():
+    """The filters of one level: a prefix per character, and the rest (-not of all of them)."""
+    assert name_filter('a') == "Name -like 'a*'"
+    rest = name_filter('ab', rest=True)
+    assert rest.startswith("Name -like 'ab*' -and -not (Name -like 'ab0*' -or ")
+    assert rest.count(' -or ') == len(NAME_ALPHABET) - 1
+    assert name_filter('', rest=True).startswith("-not (Name -like '0*' -or ")
+    assert quoted("o'brien@contoso.com") == "'o''brien@contoso.com'"
