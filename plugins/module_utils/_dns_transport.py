@@ -522,7 +522,8 @@ class DnsServer:
             z = dns.zone.from_xfr(xfr if limit is None else _capped(xfr, limit, zone),
                                   relativize=False)
         except ZoneTooLarge:
-            xfr.close()  # ends the transfer: its connection is closed
+            if xfr is not None:
+                xfr.close()  # ends the transfer: its connection is closed
             raise
         except dns.xfr.TransferError as e:
             rcode = dns.rcode.to_text(e.rcode)

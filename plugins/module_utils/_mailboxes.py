@@ -11,7 +11,8 @@ mapped to SKU and plan names by one /subscribedSkus) runs at the same time as Ex
 Get-CASMailbox, which a tenant of more than one page reads in partitions by Name, ``concurrency``
 requests at once (ExoAdminClient.read_all). A list of names: Graph per user through $batch (20
 per request); Exchange per mailbox for a short list, else by EmailAddresses filters of 20
-addresses each. Without Organization.Read.All the licences are read per user (licenseDetails).
+addresses each. The licences of a short list (up to PAGE_THRESHOLD names), and without
+Organization.Read.All of any, are read per user (licenseDetails, in $batch).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -298,7 +299,7 @@ class Mailboxes:
         if skus is None:
             self.licence_source = 'licenseDetails'
             return dict((uid, (exchange_licensed(details), sorted(
-                d.get('skuPartNumber') for d in details)))
+                str(d.get('skuPartNumber')) for d in details)))
                 for uid, details in self.licence_details(users).items())
         names = dict((plan['servicePlanId'].lower(), plan.get('servicePlanName'))
                      for sku in skus.values() for plan in sku.get('servicePlans') or []
@@ -368,8 +369,11 @@ class Mailboxes:
         Exchange sides at the same time, for a list the users first (Exchange needs them)."""
         need_cas = self.include & set(('mailbox', 'protocols'))
         want_licence = 'license' in self.include
+        many = self.params.get('all') or len(self.params.get('mailboxes') or []) > PAGE_THRESHOLD
         with ThreadPoolExecutor(max_workers=4) as sides:
-            skus = sides.submit(self.subscribed_skus) if want_licence else None
+            # a short list reads its few licences per user (no further permission for that)
+            skus = sides.submit(self.subscribed_skus if many else lambda: None) \
+                if want_licence else None
             tenant = sides.submit(self.tenant_smtp_auth_disabled) \
                 if 'protocols' in self.include else None
             if self.params.get('all'):

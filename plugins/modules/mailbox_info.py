@@ -23,10 +23,11 @@ description:
     'a*'") and so on, split further where one is large), O(concurrency) requests at once. For a
     list of more than 50 names, Exchange is asked by C(EmailAddresses) filters of 20 addresses
     each, else per mailbox.
-  - Licences come from the users' C(assignedLicenses) and C(assignedPlans) on the same user list,
-    named by one C(GET /subscribedSkus), which needs the application permission
-    C(Organization.Read.All); without it the licences are read per user (C(licenseDetails)),
-    slower, with a warning.
+  - With O(all) or more than 50 names, licences come from the users' C(assignedLicenses) and
+    C(assignedPlans) on the same user list, named by one C(GET /subscribedSkus), which needs the
+    application permission C(Organization.Read.All); without it, and for up to 50 names, they are
+    read per user (C(licenseDetails), 20 users per C($batch) request), slower for many users, so
+    that case warns.
   - "Needs the application permissions C(User.Read.All) (Graph) and C(Exchange.ManageAsApp) with a
     Microsoft Entra role for the app's service principal (Exchange Online) for O(include=mailbox)
     and O(include=protocols): C(Global Reader) (read-only) or C(Exchange Administrator)

@@ -165,13 +165,11 @@ def test_partitions_never_miss_or_double_a_mailbox(m365, play, named_by_id, limi
 
 def test_licences_from_the_user_list_and_subscribed_skus(m365, tenant, play):
     """With Organization.Read.All: no request per user; a plan a licence disables gives no
-    mailbox; the summary of all: true and the file of output_path."""
+    mailbox."""
     m365.add_user('e3.noexchange@contoso.test', licensed='SPE_E3', mailbox=False,
                   disabled_plans=['EXCHANGE_S_ENTERPRISE'])
     app = m365.add_app(secret='mailbox-info-secret', roles=ROLES + ('Organization.Read.All',))
-    run = play([info(m365, app, mailboxes=['kiosk.gov@contoso.test', 'foundation@contoso.test',
-                                           'archive@contoso.test', 'e3.noexchange@contoso.test',
-                                           'licensed@contoso.test', 'unlicensed@contoso.test'])])
+    run = play([info(m365, app, all=True, detail='full')])
     result = run.last['result']
     assert run.last['status'] == 'ok', result.get('msg')
     boxes = by_upn(result)

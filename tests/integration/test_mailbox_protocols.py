@@ -277,3 +277,38 @@ def test_a_long_list_reads_only_its_mailboxes_and_sets_as_they_arrive(m365, play
         m365_args(m365, app), mailboxes=names[:-1], imap=False), 'register': 'out'}])
     assert again.last['status'] == 'ok' and again.last['result']['changed'] is False
     assert sets(m365) == []
+
+
+def test_a_read_that_fails_midway_reports_the_sets_it_already_sent(m365, play):
+    """60 addresses, one request at a time: the first filter of 20 is read and its Sets go out,
+    then Exchange refuses the second read. The task fails naming the read, and says which
+    mailboxes were changed (exactly the first 20, as the tenant shows) and which were not read."""
+    from tests.lab.m365 import exo as exo_lab
+    m365.add_domain('contoso.test', verified=True, services=['Email'])
+    m365.generate_users(200, domain=m365.tenant_domain, mail_domain='contoso.test')
+    boxes = [u for u in m365.users if u['_mailbox']][:60]
+    name, read = m365.exo.cmdlets['get-casmailbox']
+    filtered = []
+
+    def refuse_the_second_filter(params):
+        if params.get('filter') is not None:
+            filtered.append(params['filter'])
+            if len(filtered) == 2:
+                raise exo_lab.CmdletError(400, 'BadRequest', 'System.InvalidOperationException',
+                                          'The lab refuses this read.')
+        return read(params)
+    m365.exo.cmdlets['get-casmailbox'] = (name, refuse_the_second_filter)
+    app = m365.add_app(secret='protocols-secret', roles=('Exchange.ManageAsApp',))
+    run = play([{'name': 'imap off', 'exchangeonline.mail.mailbox_protocols': dict(
+        m365_args(m365, app), mailboxes=[u['mail'] for u in boxes], imap=False,
+        concurrency=1), 'register': 'out', 'ignore_errors': True}])
+    result = run.last['result']
+    assert run.last['status'] == 'failed' and result['phase'] == 'Get-CASMailbox', result
+    assert 'The lab refuses this read' in result['msg']
+    assert 'before it failed, 20 of 60 mailboxes were read and 20 of them changed' in result['msg']
+    changed = sorted(e['mailbox'] for e in result['mailboxes'] if e['changed'])
+    now_off = sorted(u['mail'] for u in boxes
+                     if m365.cas_mailbox(u['userPrincipalName'])['ImapEnabled'] is False)
+    assert changed == now_off and len(changed) == 20 and result['changed'] is True
+    unread = [e for e in result['mailboxes'] if e.get('msg', '').startswith('not read')]
+    assert len(unread) == 40 and len(sets(m365)) == 20
