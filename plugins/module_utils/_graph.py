@@ -25,6 +25,7 @@ __metaclass__ = type
 import email.utils
 import json
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
@@ -228,11 +229,15 @@ class GraphClient:
         self.concurrency = concurrency
         self.phase = phase
         self._token: Optional[str] = None
+        self._token_lock = threading.Lock()  # the first requests in flight share one token
 
     def _auth(self, refresh: bool = False) -> Dict[str, str]:
         token = self._token
         if refresh or token is None:
-            token = self._token = self.identity.token(self.resource, refresh=refresh)
+            with self._token_lock:
+                token = self._token
+                if refresh or token is None:
+                    token = self._token = self.identity.token(self.resource, refresh=refresh)
         return {'Authorization': 'Bearer ' + token}
 
     def _url(self, path: str, phase: str) -> str:

@@ -391,6 +391,7 @@ class ExoApi:
         self.in_flight = 0
         self.peak_in_flight = 0
         self._filtered = {}  # (cmdlet, filter) -> (emu.users_version, users): a cache
+        self._views = None  # (emu.users_version, [(user, filter_view)])
 
     # -- mailboxes -----------------------------------------------------------------------------
     @staticmethod
@@ -448,6 +449,13 @@ class ExoApi:
                 'Alias': user['mailNickname'], 'ExternalDirectoryObjectId': user['id'],
                 'UserPrincipalName': user['userPrincipalName']}
 
+    def views(self):
+        """[(mailbox user, filter_view)] of every mailbox, made once until the users change."""
+        version = self.emu.users_version
+        if self._views is None or self._views[0] != version:
+            self._views = (version, [(u, self.filter_view(u)) for u in self.mailboxes()])
+        return self._views[1]
+
     def filtered(self, cmdlet, text):
         """The mailboxes the -Filter ``text`` of ``cmdlet`` selects (CmdletError when Exchange
         would refuse it); cached until the users change."""
@@ -463,7 +471,18 @@ class ExoApi:
                               'FilterParsingException' if 'syntax' in str(e) else
                               'System.Management.Automation.ParameterBindingException', str(e),
                               message='Invalid Operation', prefix='')
-        users = [u for u in self.mailboxes() if test(self.filter_view(u))]
+        addresses = opath.addresses_of(text)
+        if addresses is not None:  # the index, then the predicate (it still decides)
+            seen, candidates = set(), []
+            for address in addresses:
+                for user in self.emu.users_by_key(address[5:] if address.startswith('smtp:')
+                                                  else address):
+                    if user['_mailbox'] and user['id'] not in seen:
+                        seen.add(user['id'])
+                        candidates.append(user)
+            users = [u for u in candidates if test(self.filter_view(u))]
+        else:
+            users = [u for u, view in self.views() if test(view)]
         if len(self._filtered) > 4096:
             self._filtered.clear()
         self._filtered[key] = (version, users)

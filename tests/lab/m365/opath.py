@@ -36,6 +36,25 @@ class FilterError(ValueError):
     """The text of Exchange's refusal of a filter."""
 
 
+# properties whose -eq values the emulator's address index answers (addresses_of)
+ADDRESS_PROPERTIES = ('EmailAddresses', 'PrimarySmtpAddress')
+
+
+def addresses_of(text):
+    """The addresses of a filter that is only ``<address property> -eq '<value>'`` clauses
+    joined by -or (what a client asking for many mailboxes sends), else None: the emulator then
+    looks them up in its index instead of testing every mailbox (the predicate still decides)."""
+    clause = r"\s*(?:EmailAddresses|PrimarySmtpAddress)\s+-eq\s+'((?:[^']|'')*)'\s*"
+    parts = re.split(r'(?i)\s-or\s', str(text or ''))
+    found = []
+    for part in parts:
+        m = re.fullmatch(clause, part, re.I)
+        if not m:
+            return None
+        found.append(m.group(1).replace("''", "'").lower())
+    return found
+
+
 def parse(text, cmdlet):
     """A predicate over {property: value} for the filter ``text`` of ``cmdlet``, else
     FilterError."""
