@@ -215,13 +215,14 @@ def exchange_licensed(license_details: Optional[Iterable[Mapping[str, Any]]]) ->
 class Mailboxes:
     def __init__(self, params: Mapping[str, Any], check_mode: bool = False) -> None:
         self.params = params
+        self.check_mode = check_mode
         self.identity = Identity(params, check_mode)
         concurrency = params.get('concurrency') or CONCURRENCY
         self.graph = GraphClient(self.identity, concurrency=concurrency)
         self.exo = ExoAdminClient(self.identity, concurrency=concurrency)
         self.include = set(params.get('include') or PARTS)  # the argument spec's choices
         self.warnings: List[str] = []
-        self.licence_source = 'assignedPlans'
+        self.license_source = 'assignedPlans'
 
     # -- who ------------------------------------------------------------------------------------
     def select(self) -> str:
@@ -297,7 +298,7 @@ class Mailboxes:
         """{user id: (exchange_licensed, SKU part numbers)}: from the users' assignedPlans and
         assignedLicenses with the tenant's SKUs, else (``skus`` None) per user."""
         if skus is None:
-            self.licence_source = 'licenseDetails'
+            self.license_source = 'licenseDetails'
             return dict((uid, (exchange_licensed(details), sorted(
                 str(d.get('skuPartNumber')) for d in details)))
                 for uid, details in self.licence_details(users).items())
@@ -426,7 +427,7 @@ class Mailboxes:
         if tenant_disabled is not None:
             out['tenant'] = {'smtp_auth': not tenant_disabled}
         if 'license' in self.include:
-            out['licence_source'] = self.licence_source
+            out['license_source'] = self.license_source
         out.update(self.shaped(result))
         return out
 
@@ -436,7 +437,10 @@ class Mailboxes:
         path = self.params.get('output_path')
         detail = self.params.get('detail') or ('summary' if self.params.get('all') else 'full')
         out: Dict[str, Any] = {'detail': detail}
-        if path:
+        if path and self.check_mode:
+            self.warnings.append('check mode writes no file: %s was not written; the entries '
+                                 'are in mailboxes instead' % path)
+        elif path:
             write_json(path, entries)
             out.update(output_path=path, summary=summary_counts(entries))
             return out

@@ -105,7 +105,9 @@ options:
         that runs the module, instead of returning them; the result then holds RV(summary) and
         RV(output_path). For the whole tenant in a report or a later task (C(lookup('file')) or
         M(ansible.builtin.slurp)) without carrying it through Ansible's result.
-      - The file is replaced whole or not at all, with mode 0600 (it holds addresses).
+      - The file is replaced whole or not at all, with mode 0600 (it holds addresses). The task
+        still reports C(changed=false): nothing in the tenant changes. In check mode no file is
+        written; the entries are returned in RV(mailboxes), with a warning.
     type: path
 seealso:
   - module: exchangeonline.mail.mailbox_protocols
@@ -137,7 +139,7 @@ mailboxes:
     - With O(detail=summary) (the default with O(all)), only C(upn), C(has_mailbox),
       C(exchange_licensed), C(licenses), C(protocols) (C(pop), C(imap), C(smtp_auth)),
       C(routing_address) and C(proxy_addresses).
-  returned: unless O(output_path) is given
+  returned: unless O(output_path) is given (in check mode, always)
   type: list
   elements: dict
   contains:
@@ -193,7 +195,7 @@ detail:
   description: V(full) or V(summary), what RV(mailboxes) holds.
   returned: always
   type: str
-licence_source:
+license_source:
   description: Where the licences were read, V(assignedPlans) (the user list with
     C(/subscribedSkus)) or V(licenseDetails) (per user, when the app may not read the SKUs).
   returned: when licences are included

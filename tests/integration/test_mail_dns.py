@@ -418,23 +418,31 @@ def test_secret_never_in_verbose_output(bind, play, tmp_path):
         assert bind.key_secret not in f.read()
 
 
+def conflict_replaced_and_kept(bind, play, read_method):
+    """A TXT in the way at autodiscover: seen (the task fails), replaced with on_conflict, the
+    partial pattern's records served, then a second run changes nothing; each read by
+    ``read_method``."""
+    assert bind.update(ZONE, lambda u: u.add('autodiscover', 3600, 'TXT', '"old"')) == 'NOERROR'
+    run = play([mail_dns(bind, domain=ZONE, pattern='partial')])
+    assert run.last['status'] == 'failed'
+    assert 'autodiscover.contoso.test.: has TXT old' in run.last['result']['msg']
+    run = play([mail_dns(bind, domain=ZONE, pattern='partial', on_conflict='replace')])
+    result = run.last['result']
+    assert run.last['status'] == 'ok', result.get('msg')
+    assert result['read_method'] == read_method
+    assert served(bind) == EXPECTED['partial']
+    assert bind.rrset('autodiscover.' + ZONE, 'TXT') is None
+    run = play([mail_dns(bind, domain=ZONE, pattern='partial')])
+    assert run.last['result']['changed'] is False
+    assert run.last['result']['read_method'] == read_method
+
+
 def test_transfer_refused_falls_back_to_signed_queries(tmp_path, play):
+    """The conflict is seen without a zone transfer."""
     from tests.lab.bind import BindServer, zone_template
     with BindServer({ZONE: zone_template('contoso.test.zone')}, workdir=str(tmp_path / 'nb'),
                     lock_transfer='none') as bind:
-        assert bind.update(ZONE, lambda u: u.add('autodiscover', 3600, 'TXT', '"old"')) == 'NOERROR'
-        run = play([mail_dns(bind, domain=ZONE, pattern='partial')])
-        # the conflict is seen without a zone transfer
-        assert run.last['status'] == 'failed'
-        assert 'autodiscover.contoso.test.: has TXT old' in run.last['result']['msg']
-        run = play([mail_dns(bind, domain=ZONE, pattern='partial', on_conflict='replace')])
-        result = run.last['result']
-        assert run.last['status'] == 'ok', result.get('msg')
-        assert result['read_method'] == 'query'
-        assert served(bind) == EXPECTED['partial']
-        assert bind.rrset('autodiscover.' + ZONE, 'TXT') is None
-        run = play([mail_dns(bind, domain=ZONE, pattern='partial')])
-        assert run.last['result']['changed'] is False
+        conflict_replaced_and_kept(bind, play, 'query')
 
 
 def test_a_large_zone_is_read_by_queries_and_written_as_a_small_one(tmp_path, play):
@@ -446,23 +454,10 @@ def test_a_large_zone_is_read_by_queries_and_written_as_a_small_one(tmp_path, pl
     hosts = ''.join('host%04d IN A 198.51.100.%d\n' % (i, i % 250 + 1) for i in range(1500))
     with BindServer({ZONE: zone_template('contoso.test.zone') + hosts},
                     workdir=str(tmp_path / 'big')) as bind:
-        before = bind.axfr(ZONE)
-        assert bind.update(ZONE, lambda u: u.add('autodiscover', 3600, 'TXT', '"old"')) == 'NOERROR'
-        run = play([mail_dns(bind, domain=ZONE, pattern='partial')])
-        assert run.last['status'] == 'failed'
-        assert 'autodiscover.contoso.test.: has TXT old' in run.last['result']['msg']
-        run = play([mail_dns(bind, domain=ZONE, pattern='partial', on_conflict='replace')])
-        result = run.last['result']
-        assert run.last['status'] == 'ok', result.get('msg')
-        assert result['read_method'] == 'query-large-zone'
-        assert served(bind) == EXPECTED['partial']
-        after = bind.axfr(ZONE)
-        hosts_after = [r for r in after if r[0].startswith('host')]
-        assert len(hosts_after) == 1500
-        assert hosts_after == [r for r in before if r[0].startswith('host')]
-        run = play([mail_dns(bind, domain=ZONE, pattern='partial')])
-        assert run.last['result']['changed'] is False
-        assert run.last['result']['read_method'] == 'query-large-zone'
+        before = [r for r in bind.axfr(ZONE) if r[0].startswith('host')]
+        conflict_replaced_and_kept(bind, play, 'query-large-zone')
+        assert len(before) == 1500
+        assert [r for r in bind.axfr(ZONE) if r[0].startswith('host')] == before
 
 
 def test_in_process_and_module_paths_agree(bind, play):

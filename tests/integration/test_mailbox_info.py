@@ -124,7 +124,7 @@ def test_all_mailboxes_read_in_partitions_under_faults(m365, play):
     assert filters[0] is None  # one page unfiltered: more than one page, so partitions follow
     assert "Name -like 'a*'" in filters and "Name -like '0*'" in filters
     assert any(f and f.startswith('-not (') for f in filters)  # the rest of the Names
-    assert result['licence_source'] == 'licenseDetails'
+    assert result['license_source'] == 'licenseDetails'
     assert any('Organization.Read.All' in w for w in result.get('warnings', [])), result
     assert not [r for r in m365.requests if r['resource'] == 'graph'
                 and '/mailboxSettings' in r['path']]
@@ -179,7 +179,7 @@ def test_licences_from_the_user_list_and_subscribed_skus(m365, tenant, play):
         (True, ['M365_F1_GOV']), (False, ['POWER_BI_STANDARD']),
         (False, ['EXCHANGEARCHIVE_ADDON']), (False, ['SPE_E3']), (True, ['EXCHANGESTANDARD']),
         (False, [])]
-    assert result['licence_source'] == 'assignedPlans' and not result.get('warnings')
+    assert result['license_source'] == 'assignedPlans' and not result.get('warnings')
     assert not [r for r in m365.requests if 'licenseDetails' in (r['path'] or '')
                 or any('licenseDetails' in i['url'] for i in r.get('batch_items') or [])]
     assert len([r for r in m365.requests if r['path'].endswith('/subscribedSkus')]) == 1
@@ -205,6 +205,12 @@ def test_all_returns_a_summary_or_writes_the_whole_entries_to_a_file(m365, tenan
     assert by_upn({'mailboxes': entries})['licensed@contoso.test']['id']  # whole entries
     assert written['summary']['mailboxes'] == sum(1 for e in entries if e.get('has_mailbox'))
     assert oct(out.stat().st_mode & 0o777) == '0o600'
+    out.unlink()
+    checked = play([info(m365, app, all=True, output_path=str(out))], check=True)
+    result = checked.last['result']
+    assert checked.last['status'] == 'ok' and not out.exists()
+    assert len(result['mailboxes']) == result['count'] == summary['count']
+    assert any('check mode writes no file' in w for w in result.get('warnings', [])), result
 
 
 def test_missing_exchange_permission_is_named(m365, tenant, play):
