@@ -49,7 +49,7 @@ ANCHOR = 'APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@%s'
 PERMISSION = 'Exchange.ManageAsApp (plus an Exchange administrator role for the app)'
 PAGE_SIZE = 1000
 RETRY_STATUS = (408, 429, 500, 503, 504)
-CONCURRENT = 'maximum number of concurrent requests per tenant'
+CONCURRENT_WORDS = 'you have reached the maximum number of concurrent requests per tenant'
 PAGING_TIME = 1800.0  # seconds for all pages of one cmdlet: the paging cursor's 30 minutes
 ROLES_DOC = 'https://learn.microsoft.com/powershell/exchange/app-only-auth-powershell-v2'
 NOT_ALLOWED = re.compile(r'User is not allowed to call ([A-Za-z]+-[A-Za-z]+)', re.IGNORECASE)
@@ -67,24 +67,30 @@ CONCURRENCY = 8
 # partitions never miss or double a mailbox.
 NAME_ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz'
 SPLIT_DEPTH = 4       # a partition is split at most this deep (then its pages are followed)
+# partitions of one read at most: each split one adds 37, so this holds a 20-million-mailbox
+# tenant split evenly; a server whose every first page is full cannot keep the read going
+MAX_PARTITIONS = 20000
 ADDRESS_CHUNK = 20    # addresses per "EmailAddresses -eq ... -or ..." filter
 
 
 class Window:
-    """At most ``size`` requests in flight; ``shrink()`` lowers it by one (not below 1) when
-    Exchange says the tenant has too many concurrent requests."""
+    """At most ``size`` requests in flight; ``shrink(seen)`` lowers it by one (not below 1)
+    when Exchange says the tenant has too many concurrent requests, once for each size: the
+    refusals of requests that entered at the same size count once."""
 
     def __init__(self, size: int) -> None:
-        self.size = max(1, int(size))
+        self.size = self.first = max(1, int(size))
         self.busy = 0
-        self.shrunk = 0
+        self.refusals = 0
         self._cond = threading.Condition()
+        self._entered = threading.local()
 
     def __enter__(self) -> 'Window':
         with self._cond:
             while self.busy >= self.size:
                 self._cond.wait()
             self.busy += 1
+            self._entered.size = self.size
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -93,10 +99,23 @@ class Window:
             self._cond.notify_all()
 
     def shrink(self) -> None:
+        """One concurrency refusal of a request of this thread, inside the window."""
         with self._cond:
-            if self.size > 1:
+            self.refusals += 1
+            seen = getattr(self._entered, 'size', self.size)
+            if self.size > 1 and self.size == seen:
                 self.size -= 1
-                self.shrunk += 1
+                self._entered.size = self.size
+
+    def summary(self) -> Optional[str]:
+        """What the refusals did (None: there were none)."""
+        if not self.refusals:
+            return None
+        return ('Exchange Online refused %d request%s as over the tenant\'s concurrent requests '
+                '(other clients of the tenant count too); each was sent again after a pause, '
+                'and the run went on with %d request%s in flight instead of %d (concurrency)'
+                % (self.refusals, '' if self.refusals == 1 else 's', self.size,
+                   '' if self.size == 1 else 's', self.first))
 
 
 class _More(Exception):
@@ -145,11 +164,15 @@ class ExoAdminClient(GraphClient):
         base = '%s/adminapi/beta/%s' % (identity.endpoints[EXCHANGE], identity.tenant_id)
         super(ExoAdminClient, self).__init__(identity, resource=EXCHANGE, base=base, **kwargs)
         self.window = Window(self.concurrency)
-        self.partitions = 0  # partitions a whole-tenant read used (for the result)
+        # set when another part of the task failed: requests not yet sent are not sent
+        self.stopping = threading.Event()
 
     def request(self, *args: Any, **kwargs: Any) -> Tuple[int, JSON]:
         """GraphClient.request within the window of requests in flight."""
         with self.window:
+            if self.stopping.is_set():
+                raise GraphError(kwargs.get('phase') or self.phase, 'not sent', 'Stopped',
+                                 'another part of the task failed first', service=self.service)
             return super(ExoAdminClient, self).request(*args, **kwargs)
 
     @staticmethod
@@ -207,17 +230,18 @@ class ExoAdminClient(GraphClient):
 
     def retryable(self, r: Any) -> bool:
         """ExoHelper also retries Exchange's "You have reached the maximum number of concurrent
-        requests per tenant" whatever its status; that answer also lowers the window."""
-        if CONCURRENT in _text(r.content):
-            window = getattr(self, 'window', None)
-            if window is not None:
-                window.shrink()
-            return True
-        return r.status_code in self.retry_status
+        requests per tenant" whatever its status."""
+        return r.status_code in self.retry_status or concurrency_refusal(r)
+
+    def throttled(self, r: Any) -> None:
+        """A concurrency refusal lowers the window of requests in flight."""
+        window = getattr(self, 'window', None)
+        if window is not None and concurrency_refusal(r):
+            window.shrink()
 
     @staticmethod
     def retry_hint(r: Any, retry: Backoff) -> str:
-        if CONCURRENT in _text(r.content):
+        if concurrency_refusal(r):
             return (retry.summary() + '; other clients of this tenant hold Exchange Online\'s '
                     'concurrent requests: run again later, or fewer runs against the tenant '
                     'at once')
@@ -285,8 +309,11 @@ class ExoAdminClient(GraphClient):
 
         def submit(prefix: str, rest: bool) -> None:
             with lock:
+                if len(futures) >= MAX_PARTITIONS:
+                    raise GraphError(cmdlet, 200, 'TooManyPartitions', 'more than %d partitions '
+                                     'of %s, each with a full first page; stopped'
+                                     % (MAX_PARTITIONS, cmdlet), service=self.service)
                 pending[0] += 1
-                self.partitions += 1
                 futures.append(pool.submit(part, prefix, rest))
 
         def part(prefix: str, rest: bool) -> None:
@@ -413,6 +440,23 @@ def change_and_read_back(exo: 'ExoAdminClient', cmdlet: str, parameters: Mapping
             return now
         raise NotCarriedOut(e, now, reachable)
     return read('read back after ' + cmdlet)
+
+
+def concurrency_refusal(r: Any) -> bool:
+    """Whether an answer is Exchange's "You have reached the maximum number of concurrent
+    requests per tenant": its error message (or a detail's, or a plain-text body) starts with
+    those words. Text that only holds them, such as a not-found error quoting a name, does not
+    count."""
+    texts = [_text(r.content).strip()]
+    try:
+        err = json.loads(r.content).get('error')
+    except (ValueError, AttributeError, RecursionError, TypeError):
+        err = None
+    if isinstance(err, dict):
+        found = [err.get('message')] + [d.get('message') for d in err.get('details') or []
+                                        if isinstance(d, dict)]
+        texts = [t.rsplit('|', 1)[-1].strip().lower() for t in found if isinstance(t, str)]
+    return any(t.startswith(CONCURRENT_WORDS) for t in texts)
 
 
 def _text(content: Optional[bytes]) -> str:

@@ -231,12 +231,14 @@ class GraphClient:
         self._token: Optional[str] = None
         self._token_lock = threading.Lock()  # the first requests in flight share one token
 
-    def _auth(self, refresh: bool = False) -> Dict[str, str]:
+    def _auth(self, refresh: bool = False, refused: Optional[str] = None) -> Dict[str, str]:
+        """The Authorization header; ``refresh``: a new token, unless another request has
+        already replaced ``refused`` (the token that got the 401) by one."""
         token = self._token
         if refresh or token is None:
             with self._token_lock:
                 token = self._token
-                if refresh or token is None:
+                if token is None or (refresh and (refused is None or token == refused)):
                     token = self._token = self.identity.token(self.resource, refresh=refresh)
         return {'Authorization': 'Bearer ' + token}
 
@@ -355,10 +357,12 @@ class GraphClient:
                 return r.status_code, body
             if r.status_code == 401 and not refreshed and self.token_refused(r):
                 refreshed = True
-                self._auth(refresh=True)
+                self._auth(refresh=True, refused=hdrs['Authorization'][len('Bearer '):])
                 continue
-            if self.retryable(r) and retry.pause(retry_after(r.headers)):
-                continue
+            if self.retryable(r):
+                self.throttled(r)
+                if retry.pause(retry_after(r.headers)):
+                    continue
             raise self.failure(r, method, url, phase, permission, retry)
 
     def failure(self, r: Any, method: str, url: str, phase: str, permission: Optional[str],
@@ -386,6 +390,9 @@ class GraphClient:
     def retryable(self, r: Any) -> bool:
         """True when an answer outside the accepted statuses is worth sending again."""
         return r.status_code in self.retry_status
+
+    def throttled(self, r: Any) -> None:
+        """Called once for each retryable answer, before the pause (subclasses slow down)."""
 
     @staticmethod
     def retry_hint(r: Any, retry: Backoff) -> str:

@@ -246,6 +246,7 @@ def origin(url: Any) -> Optional[Tuple[str, str, Optional[int]]]:
 # M365_IMPORT_ERROR before using them). Any: requests has no type hints of its own.
 _RequestException: Any = requests.exceptions.RequestException if HAS_M365_LIBS else Exception
 _Session: Any = requests.Session if HAS_M365_LIBS else object
+POOL_SIZE = 64
 
 
 class OffEndpoint(_RequestException):
@@ -277,6 +278,11 @@ class VerifyingSession(_Session):
         """``verify``: check certificates (True), not (False), or the CA file or directory;
         ``origins``: what :func:`origin` gives for each configured endpoint."""
         super(VerifyingSession, self).__init__()
+        # connections kept per host: as many as the most requests a module keeps in flight
+        # (concurrency, at most 64), so that none opens a new TLS connection per request
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_SIZE)
+        self.mount('https://', adapter)
+        self.mount('http://', adapter)
         self.exo_verify = verify
         self.exo_timeout = timeout
         self.exo_origins = frozenset(origins)

@@ -26,9 +26,13 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 from urllib.parse import quote
 
-from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import InputError
+from ansible_collections.exchangeonline.mail.plugins.module_utils._errors import (
+    InputError,
+    TaskError,
+)
 from ansible_collections.exchangeonline.mail.plugins.module_utils._exo_admin import (
     CONCURRENCY,
+    NOT_ALLOWED,
     ExoAdminClient,
 )
 from ansible_collections.exchangeonline.mail.plugins.module_utils._graph import (
@@ -332,10 +336,9 @@ class Mailboxes:
         return out
 
     def exchange_objects(self, cmdlet: str, users: Sequence[JSON]) -> Dict[str, JSON]:
-        """{graph user id: object} for the users that have an Exchange Online mailbox."""
-        if self.params.get('all'):
-            objects = self.exo.read_all(cmdlet, check=cas_problem)
-        elif len(users) > PAGE_THRESHOLD:
+        """{graph user id: object} for the listed users that have an Exchange Online mailbox
+        (the whole tenant: read_all)."""
+        if len(users) > PAGE_THRESHOLD:
             objects = [o for chunk in self.exo.read_by_addresses(
                 cmdlet, (a for u in users for a in user_addresses(u)), check=cas_problem)
                 for o in chunk]
@@ -360,8 +363,7 @@ class Mailboxes:
             return [o for found in pool.map(one, users) for o in found]
 
     def tenant_smtp_auth_disabled(self) -> bool:
-        config = self.exo.invoke('Get-TransportConfig', check=transport_problem)
-        return bool(config and config[0]['SmtpClientAuthenticationDisabled'])
+        return tenant_smtp_auth_disabled(self.exo)
 
     # -- the result -------------------------------------------------------------------------
     def read(self) -> Tuple[List[Tuple[str, Optional[JSON]]], Dict[str, Tuple[bool, List[str]]],
@@ -380,7 +382,11 @@ class Mailboxes:
             if self.params.get('all'):
                 whole = sides.submit(self.exo.read_all, 'Get-CASMailbox', cas_problem) \
                     if need_cas else None
-                asked = self.users()
+                try:
+                    asked = self.users()
+                except Exception:
+                    self.exo.stopping.set()  # no need to wait for the whole Exchange read
+                    raise
                 users = [u for dummy, u in asked if u is not None]
                 objects = whole.result() if whole is not None else []
                 cas = match_mailboxes(objects, users) if need_cas else {}
@@ -422,6 +428,9 @@ class Mailboxes:
                 entry['proxy_addresses'] = addresses
                 entry['routing_address'] = routing_address(addresses)
             result.append(entry)
+        refused = self.exo.window.summary()
+        if refused:
+            self.warnings.append(refused)
         out: Dict[str, Any] = {'changed': False, 'count': len(result),
                                'warnings': self.warnings}
         if tenant_disabled is not None:
@@ -438,8 +447,8 @@ class Mailboxes:
         detail = self.params.get('detail') or ('summary' if self.params.get('all') else 'full')
         out: Dict[str, Any] = {'detail': detail}
         if path and self.check_mode:
-            self.warnings.append('check mode writes no file: %s was not written; the entries '
-                                 'are in mailboxes instead' % path)
+            self.warnings.append('check mode writes no file: %s was not written; mailboxes '
+                                 'holds what it would hold (detail %s)' % (path, detail))
         elif path:
             write_json(path, entries)
             out.update(output_path=path, summary=summary_counts(entries))
@@ -448,6 +457,12 @@ class Mailboxes:
             entries = [summary_entry(e) for e in entries]
         out['mailboxes'] = entries
         return out
+
+
+def tenant_smtp_auth_disabled(exo: ExoAdminClient) -> bool:
+    """The tenant's SMTP AUTH default: Get-TransportConfig SmtpClientAuthenticationDisabled."""
+    config = exo.invoke('Get-TransportConfig', check=transport_problem)
+    return bool(config and config[0]['SmtpClientAuthenticationDisabled'])
 
 
 def summary_entry(entry: Mapping[str, Any]) -> Dict[str, Any]:
@@ -481,6 +496,8 @@ def write_json(path: str, data: Any) -> None:
     try:
         with os.fdopen(fd, 'w') as f:
             json.dump(data, f, separators=(',', ':'))
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except (OSError, ValueError) as e:
         try:
@@ -503,6 +520,8 @@ def _batch_error(phase: str, status: int, body: Any, permission: str) -> GraphEr
 
 
 SMTP_AUTH_VALUES = {'enabled': False, 'disabled': True, 'inherit': None}  # -> ...Disabled
+AMBIGUOUS = '_exo_ambiguous'  # the key of a read that found several mailboxes for one name
+MESSAGE_ITEMS = 10  # failed mailboxes a failure message names (the result has them all)
 
 
 def protocol_state(cas: Mapping[str, Any]) -> Dict[str, Any]:
@@ -524,6 +543,7 @@ class ProtocolChange:
                                   concurrency=params.get('concurrency') or CONCURRENCY)
         self.wanted = dict((k, params.get(k)) for k in ('pop', 'imap', 'smtp_auth')
                            if params.get(k) is not None)
+        self.refusal: Optional[str] = None  # Exchange's RBAC refusal of Set-CASMailbox
 
     def read(self, names: Sequence[str],
              arrived: Callable[[str, Optional[JSON]], None]) -> None:
@@ -557,6 +577,10 @@ class ProtocolChange:
                 if e.status == 404 or 'couldn\'t be found' in str(e):
                     return None
                 raise
+            if len(found) > 1:
+                return {AMBIGUOUS: '%s names %d mailboxes (%s): give one address or directory '
+                                   'id each' % (name, len(found), ', '.join(sorted(
+                                       str(o.get('PrimarySmtpAddress')) for o in found)[:5]))}
             return found[0] if found else None
         if rest:
             with ThreadPoolExecutor(max_workers=min(self.exo.concurrency, len(rest))) as pool:
@@ -581,14 +605,18 @@ class ProtocolChange:
             warnings.append('%s: Set-CASMailbox failed (%s), but read back afterwards the '
                             'mailbox is as asked' % (entry['mailbox'], error))
         elif now is None:
-            entry.update(failed=True, changed=False, after=None,
+            entry.update(failed=True, changed='unknown', after=None,
                          msg='%s; the outcome is unknown (reading the mailbox back failed: %s)'
                              % (error, problem))
         else:
             entry.update(failed=True, changed=now != entry['before'], after=now, msg=error)
 
-    def set_one(self, item: Tuple[str, JSON, Dict[str, Any]]) -> Optional[str]:
+    def set_one(self, item: Tuple[str, JSON, Dict[str, Any]]) -> Optional[Tuple[str, bool]]:
+        """None when Exchange took the Set, else (why, certain): ``certain`` when it surely was
+        not carried out (Exchange's RBAC refusal; after one, no further Set is sent)."""
         name, cas, after = item
+        if self.refusal is not None:
+            return 'not sent: %s' % self.refusal, True
         parameters: Dict[str, Any] = {'Identity': self.identity_of(cas, name)}
         if 'pop' in self.wanted:
             parameters['PopEnabled'] = after['pop']
@@ -600,10 +628,21 @@ class ProtocolChange:
             self.exo.invoke('Set-CASMailbox', parameters, phase='Set-CASMailbox')
             return None
         except GraphError as e:
-            return str(e)
+            if e.status == 401 and NOT_ALLOWED.match(e.graph_message or ''):
+                self.refusal = str(e)  # the app may not set any mailbox: stop here
+                return str(e), True
+            return str(e), False
+        except Exception as e:  # pylint: disable=broad-except
+            # a token that could not be renewed, say: the Set may or may not have gone out
+            return '%s: %s' % (getattr(e, 'phase', None) or 'Set-CASMailbox', e), False
 
     def run(self) -> Dict[str, Any]:
         names = list(dict.fromkeys(self.params.get('mailboxes') or []))
+        wild = [n for n in names if '*' in n]
+        if wild:  # -Identity takes wildcards: one name could set many mailboxes
+            raise InputError('mailboxes: %s holds a wildcard (*); name each mailbox by its '
+                             'address, user principal name or directory id. Nothing was sent.'
+                             % ', '.join(wild[:5]))
         found: Dict[str, Dict[str, Any]] = {}
         sent: List[Tuple[str, JSON, Any]] = []
         warnings: List[str] = []
@@ -611,9 +650,10 @@ class ProtocolChange:
             def arrived(name: str, cas: Optional[JSON]) -> None:
                 if name in found:
                     return
-                if cas is None:
+                if cas is None or AMBIGUOUS in cas:
                     found[name] = {'mailbox': name, 'changed': False, 'failed': True,
-                                   'msg': 'no Exchange Online mailbox %s' % name}
+                                   'msg': cas[AMBIGUOUS] if cas else
+                                   'no Exchange Online mailbox %s' % name}
                     return
                 before = protocol_state(cas)
                 after = dict(before, **self.wanted)
@@ -621,27 +661,32 @@ class ProtocolChange:
                                'changed': before != after}
                 if before != after and not self.check_mode:
                     sent.append((name, cas, setter.submit(self.set_one, (name, cas, after))))
-            read_error: Optional[GraphError] = None
+            read_error: Optional[TaskError] = None
             try:
                 if names and self.wanted:
                     self.read(names, arrived)
-            except GraphError as e:  # the Sets already sent are waited for and reported
+            except TaskError as e:  # the Sets already sent are waited for and reported
                 if not sent:
                     raise
                 read_error = e
             errors = [(name, cas, future.result()) for name, cas, future in sent]
+            # what a failed Set did is read back, as many at once as the Sets went out
+            unsure = [(found[name], cas, error[0]) for name, cas, error in errors
+                      if error and not error[1]]
+            list(setter.map(lambda u: self.settle(u[0], u[1], u[2], warnings), unsure))
         for name, cas, error in errors:
-            if error:
-                self.settle(found[name], cas, error, warnings)
+            if error and error[1]:
+                found[name].update(failed=True, changed=False, after=found[name]['before'],
+                                   msg=error[0])
         if read_error is not None:
             for name in names:
                 found.setdefault(name, {'mailbox': name, 'changed': False, 'failed': True,
-                                        'msg': 'not read: %s' % read_error.graph_message})
+                                        'msg': 'not read: %s' % read_error})
         entries = [found[n] for n in names if n in found]
         result: Dict[str, Any] = {'mailboxes': entries, 'warnings': warnings}
         tenant_error: Optional[Tuple[str, str]] = None
         if read_error is not None:
-            changed = sum(1 for e in entries if e['changed'])
+            changed = sum(1 for e in entries if e['changed'] is True)
             tenant_error = (read_error.phase, '%s; before it failed, %d of %d mailboxes were '
                             'read and %d of them changed (see mailboxes); run the task again: '
                             'it reads first' % (read_error, len(entries) - sum(
@@ -654,8 +699,15 @@ class ProtocolChange:
                 tenant_error = (e.phase, str(e))
         tenant_changed = bool(result.get('tenant', {}).get('changed'))
         failed = [e for e in entries if e.get('failed')]
-        result['changed'] = tenant_changed or any(e['changed'] for e in entries)
-        result['changed_count'] = sum(1 for e in entries if e['changed'])
+        result['changed'] = tenant_changed or any(e['changed'] is True for e in entries) or (
+            'unknown' if any(e['changed'] == 'unknown' for e in entries) else False)
+        result['changed_count'] = sum(1 for e in entries if e['changed'] is True)
+        unknown = sum(1 for e in entries if e['changed'] == 'unknown')
+        if unknown:
+            result['unknown_count'] = unknown
+        refused = self.exo.window.summary()
+        if refused:
+            warnings.append(refused)
         if self.diff_mode and result['changed']:
             result['diff'] = {'before': _diff_lines(entries, 'before', result.get('tenant')),
                               'after': _diff_lines(entries, 'after', result.get('tenant'))}
@@ -679,8 +731,7 @@ class ProtocolChange:
         return result
 
     def tenant_disabled(self) -> bool:
-        config = self.exo.invoke('Get-TransportConfig', check=transport_problem)
-        return bool(config and config[0]['SmtpClientAuthenticationDisabled'])
+        return tenant_smtp_auth_disabled(self.exo)
 
     def tenant_default(
             self, warnings: List[str]) -> Tuple[Dict[str, Any], Optional[Tuple[str, str]]]:
@@ -721,7 +772,9 @@ def failure_message(entries: Sequence[Mapping[str, Any]], failed: Sequence[Mappi
                     check_mode: bool) -> str:
     """What failed, worded for one mailbox, for all of them and for some (then what became of
     the others, or would in check mode), then each failure."""
-    details = '; '.join('%s: %s' % (e['mailbox'], e['msg']) for e in failed)
+    details = '; '.join('%s: %s' % (e['mailbox'], e['msg']) for e in failed[:MESSAGE_ITEMS])
+    if len(failed) > MESSAGE_ITEMS:
+        details += '; and %d more (see mailboxes)' % (len(failed) - MESSAGE_ITEMS)
     if len(entries) == 1:
         return '%s failed: %s' % (failed[0]['mailbox'], failed[0]['msg'])
     others = len(entries) - len(failed)

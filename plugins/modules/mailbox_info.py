@@ -86,7 +86,8 @@ options:
         clients of the tenant share it; when Exchange answers C(You have reached the maximum
         number of concurrent requests per tenant), the task waits (C(Retry-After), else
         back-off), sends that request again and keeps one request fewer in flight for the rest
-        of the run.
+        of the run (requests refused together count once); a warning says how many were
+        refused.
       - From 1 to 64.
     type: int
     default: 8
@@ -106,7 +107,7 @@ options:
         RV(output_path). For the whole tenant in a report or a later task (C(lookup('file')) or
         M(ansible.builtin.slurp)) without carrying it through Ansible's result.
       - The file is replaced whole or not at all, with mode 0600 (it holds addresses). The task
-        still reports C(changed=false): nothing in the tenant changes. In check mode no file is
+        still reports C(changed=false), as nothing in the tenant changes. In check mode no file is
         written; the entries are returned in RV(mailboxes), with a warning.
     type: path
 seealso:
@@ -197,7 +198,8 @@ detail:
   type: str
 license_source:
   description: Where the licences were read, V(assignedPlans) (the user list with
-    C(/subscribedSkus)) or V(licenseDetails) (per user, when the app may not read the SKUs).
+    C(/subscribedSkus), for O(all) or more than 50 names) or V(licenseDetails) (per user, for up
+    to 50 names, or when the app may not read the SKUs).
   returned: when licences are included
   type: str
 output_path:

@@ -49,6 +49,11 @@ options:
       - Each C(Set-CASMailbox) is sent as soon as its mailbox is read, O(concurrency) requests in
         flight. When reading fails midway after some were sent, the task fails and the result
         says which mailboxes were changed and which were not read.
+      - A name with a wildcard (C(*)) is refused before anything is sent (C(-Identity) takes
+        wildcards, so it could name many mailboxes); a name that Exchange finds several
+        mailboxes for fails on its own, naming them.
+      - When Exchange refuses C(Set-CASMailbox) to the app (401 C(User is not allowed to call
+        Set-CASMailbox)), no further one is sent; those mailboxes fail, unchanged.
     type: list
     elements: str
     default: []
@@ -78,7 +83,8 @@ options:
         per tenant), and other clients of the tenant share it; when Exchange answers C(You have
         reached the maximum number of concurrent requests per tenant), the task waits
         (C(Retry-After), else back-off), sends that request again and keeps one request fewer in
-        flight for the rest of the run.
+        flight for the rest of the run (requests refused together count once); a warning says
+        how many were refused.
       - From 1 to 64.
     type: int
     default: 8
@@ -110,8 +116,12 @@ mailboxes:
       description: The mailbox as given.
       type: str
     changed:
-      description: Whether its switches were changed (or would be).
-      type: bool
+      description:
+        - Whether its switches were changed (or would be).
+        - V(unknown) when C(Set-CASMailbox) failed and reading the mailbox back failed too, so
+          it may have been carried out; run the task again (it reads first). The task's own
+          C(changed) is then V(unknown) too unless another mailbox changed.
+      type: raw
     before:
       description: C({pop, imap, smtp_auth}) before.
       type: dict
@@ -138,6 +148,10 @@ tenant:
 changed_count:
   description: Number of mailboxes changed.
   returned: always
+  type: int
+unknown_count:
+  description: Number of mailboxes whose outcome is unknown (see C(changed) of RV(mailboxes)).
+  returned: when there are any
   type: int
 phase:
   description: On failure, where it failed. Before any mailbox was handled, the step that failed

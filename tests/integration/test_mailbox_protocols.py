@@ -214,6 +214,8 @@ def test_a_set_whose_answers_are_lost_is_read_back_not_taken_as_not_applied(m365
     watcher.join(25)
     entry = result['mailboxes'][0]
     assert result['failed'] and entry['failed'] and entry['after'] is None, result
+    assert entry['changed'] == 'unknown' and result['changed'] == 'unknown', result
+    assert result['unknown_count'] == 1 and result['changed_count'] == 0
     assert entry['msg'].startswith('Set-CASMailbox: Exchange Online answered no answer '), entry
     assert ('; the outcome is unknown (reading the mailbox back failed: Get-CASMailbox: '
             'Exchange Online answered 400 ') in entry['msg'], entry['msg']
@@ -312,3 +314,35 @@ def test_a_read_that_fails_midway_reports_the_sets_it_already_sent(m365, play):
     assert changed == now_off and len(changed) == 20 and result['changed'] is True
     unread = [e for e in result['mailboxes'] if e.get('msg', '').startswith('not read')]
     assert len(unread) == 40 and len(sets(m365)) == 20
+
+
+def test_a_refused_set_stops_the_others_and_a_wildcard_is_refused(m365, play):
+    """An app with Global Reader reads but may not set: the first Set-CASMailbox gets 401 "User
+    is not allowed to call Set-CASMailbox", no other Set is sent, and every mailbox fails
+    unchanged (no read-back: it surely was not carried out). A name with * is refused before
+    anything is sent."""
+    m365.add_domain('contoso.test', verified=True, services=['Email'])
+    m365.generate_users(100, domain=m365.tenant_domain, mail_domain='contoso.test')
+    boxes = [u for u in m365.users if u['_mailbox']][:60]
+    app = m365.add_app(secret='protocols-secret', roles=('Exchange.ManageAsApp',),
+                       exchange_role='Global Reader')
+    run = play([{'name': 'imap off', 'exchangeonline.mail.mailbox_protocols': dict(
+        m365_args(m365, app), mailboxes=[u['mail'] for u in boxes], imap=False,
+        concurrency=1), 'register': 'out', 'ignore_errors': True}])
+    result = run.last['result']
+    assert run.last['status'] == 'failed' and result['phase'] == 'Set-CASMailbox', result
+    assert len(sets(m365)) == 1 and result['changed'] is False and result['changed_count'] == 0
+    assert 'Exchange Recipient Administrator or Exchange Administrator' in result['msg']
+    assert sum(1 for e in result['mailboxes'] if e['msg'].startswith('not sent: ')) == 59
+    assert result['msg'].startswith('all 60 mailboxes failed: ')
+    assert result['msg'].endswith('; and 50 more (see mailboxes)'), result['msg'][-300:]
+    assert all(m365.cas_mailbox(u['userPrincipalName'])['ImapEnabled'] for u in boxes)
+    reads = [r for r in m365.requests if r.get('cmdlet') == 'Get-CASMailbox']
+    assert len(reads) == 3  # the three address filters; no read-back
+    m365.clear_log()
+    run = play([{'name': 'wild', 'exchangeonline.mail.mailbox_protocols': dict(
+        m365_args(m365, app), mailboxes=['user*', boxes[0]['mail']], pop=False),
+        'register': 'out', 'ignore_errors': True}])
+    assert run.last['status'] == 'failed'
+    assert 'mailboxes: user* holds a wildcard (*)' in run.last['result']['msg']
+    assert not [r for r in m365.requests if r['resource'] == 'exo']

@@ -1036,6 +1036,7 @@ class M365Emulator:
                                 entry['cmdlet'])
         exo = self.exo
         with self.lock:
+            exo.peak_attempted = max(exo.peak_attempted, exo.in_flight + 1)
             if exo.max_concurrent is not None and exo.in_flight >= exo.max_concurrent:
                 entry['concurrency_refused'] = True
                 return error_body(429, 'TooManyRequests', CONCURRENT_REQUESTS)

@@ -389,7 +389,8 @@ class ExoApi:
         # more is answered 429 with CONCURRENT_REQUESTS (see the README, "Concurrency")
         self.max_concurrent = None
         self.in_flight = 0
-        self.peak_in_flight = 0
+        self.peak_in_flight = 0  # the most served at once
+        self.peak_attempted = 0  # the most asked at once (refused ones too)
         self._filtered = {}  # (cmdlet, filter) -> (emu.users_version, users): a cache
         self._views = None  # (emu.users_version, [(user, filter_view)])
 
@@ -1021,6 +1022,7 @@ class ExoApi:
                     page = [make(u) for u in page]
         except CmdletError as e:
             return cmdlet_error_response(e)
+        entry['objects'] = len(page)
         if self.page_latency and make is not None:
             time.sleep(self.page_latency * len(page) / 1000.0)
         base = '%s/adminapi/beta/%s' % (self.emu.url, tenant_segment)

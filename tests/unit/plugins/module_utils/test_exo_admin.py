@@ -6,6 +6,7 @@ __metaclass__ = type
 
 import base64
 import json
+import threading
 
 import pytest
 
@@ -144,13 +145,50 @@ def test_the_rbac_refusal_is_exchanges_message_not_a_text_from_user_data():
     assert BARE.service_hint(401, 'Unauthorized', message) is None
 
 
-def test_the_window_shrinks_on_the_concurrency_answer_but_never_below_one():
+def test_the_window_shrinks_once_per_size_and_never_below_one():
+    """Two requests that entered at size 3 and were both refused lower it once; a request
+    refused again on its retry lowers it again; never below 1; other answers never."""
     client = ExoAdminClient.__new__(ExoAdminClient)
     client.window = Window(3)
-    for dummy in range(5):
-        assert client.retryable(Answer(429, CONCURRENT)) is True
-    assert (client.window.size, client.window.shrunk) == (1, 2)
-    assert client.retryable(Answer(503)) is True and client.window.size == 1
+    entered = [threading.Event(), threading.Event()]
+    refused = threading.Event()
+
+    def second():
+        with client.window:
+            entered[1].set()
+            refused.wait(5)
+            client.throttled(Answer(429, CONCURRENT))
+    other = threading.Thread(target=second)
+    other.start()
+    with client.window:
+        assert entered[1].wait(5)
+        client.throttled(Answer(429, CONCURRENT))
+        refused.set()
+        other.join(5)
+        assert (client.window.size, client.window.refusals) == (2, 2)
+        for dummy in range(3):
+            client.throttled(Answer(503, CONCURRENT))
+        assert client.window.size == 1
+    client.throttled(Answer(503))
+    client.throttled(Answer(404, NAME_QUOTES_IT))
+    assert client.window.refusals == 5 and client.window.size == 1
+    assert 'refused 5 requests' in client.window.summary()
+    assert 'with 1 request in flight instead of 3' in client.window.summary()
+
+
+NAME_QUOTES_IT = (b'{"error":{"code":"NotFound","message":"Error executing cmdlet","details":[{'
+                  b'"message":"Ex6F9304|Microsoft.Exchange.Configuration.Tasks.ManagementObject'
+                  b'NotFoundException|The operation couldn\'t be performed because object \''
+                  b'You have reached the maximum number of concurrent requests per tenant\' '
+                  b'couldn\'t be found."}]}}')
+
+
+def test_a_name_that_quotes_the_concurrency_words_is_no_refusal():
+    assert ExoAdminClient.retryable(ExoAdminClient.__new__(ExoAdminClient),
+                                    Answer(404, NAME_QUOTES_IT)) is False
+    plain = Answer(400, b'You have reached the maximum number of concurrent requests per '
+                        b'tenant. Please wait and try again.', {'Content-Type': 'text/plain'})
+    assert ExoAdminClient.retryable(ExoAdminClient.__new__(ExoAdminClient), plain) is True
 
 
 def test_name_partitions_cover_every_name_once():
