@@ -1,6 +1,7 @@
 """The emulator's Exchange Online admin endpoint (InvokeCommand), driven by real msal and
 requests."""
 
+import concurrent.futures
 import time
 
 import jwt
@@ -329,3 +330,91 @@ def test_dkim_global_reader_reads_but_cannot_set(emu):
     r = exo.post('Set-DkimSigningConfig', Identity='contoso.com', Enabled=False)
     assert r.status_code == 401
     assert 'User is not allowed to call Set-DkimSigningConfig' in r.text
+
+
+def test_filters_as_exchange_documents_them(emu):
+    """The OPATH subset of filter-properties.md / recipient-filters.md: Name with a trailing
+    wildcard, -not and -or, EmailAddresses with or without its prefix, a quote doubled; refused:
+    a property Get-CASMailbox cannot filter (Alias, ExternalDirectoryObjectId), a wildcard that
+    is not a suffix, -lt on a string, Filter with Identity."""
+    emu.add_user("o'brien@contoso.test")
+    emu.add_user('olga@contoso.test', named_by_id=True)
+    emu.generate_users(30, named_by_id=False)
+    exo = Exo(emu)
+
+    def names(objects):
+        return sorted(o['Name'] for o in objects)
+    assert len(exo.call('Get-CASMailbox', Filter="Name -like 'user0001*'")[0]) == 10
+    rest, dummy, dummy2 = exo.call('Get-CASMailbox', Filter="-not (Name -like 'u*' -or "
+                                                            "Name -like 'o*')")
+    olga = emu.find_user('olga@contoso.test')
+    assert names(rest) == [olga['id']]  # named by its directory id
+    found = exo.call('Get-CASMailbox', Filter="EmailAddresses -eq 'o''brien@contoso.test' -or "
+                                              "EmailAddresses -eq 'smtp:olga@contoso.test'")[0]
+    assert sorted(o['PrimarySmtpAddress'] for o in found) == [
+        "o'brien@contoso.test", 'olga@contoso.test']
+    for text, words in (("Alias -eq 'olga'", "'Alias' is not a recognized filterable property"),
+                        ("ExternalDirectoryObjectId -eq '%s'" % olga['id'],
+                         "'ExternalDirectoryObjectId' is not a recognized filterable"),
+                        ("Name -like '*ga'", 'supported only as a suffix'),
+                        ("Name -lt 'm'", 'Invalid filter syntax'),
+                        ("Name -like 'a*' -or", 'Invalid filter syntax')):
+        r = exo.post('Get-CASMailbox', Filter=text)
+        assert r.status_code == 400 and words in r.text, (text, r.text)
+    # Get-Mailbox has ExternalDirectoryObjectId
+    assert names(exo.call('Get-Mailbox', Filter="ExternalDirectoryObjectId -eq '%s'"
+                          % olga['id'])[0]) == [olga['id']]
+    assert exo.post('Get-CASMailbox', Identity='olga@contoso.test',
+                    Filter="Name -like 'o*'").status_code == 400
+
+
+def test_concurrency_limit_and_page_latency(emu):
+    """More InvokeCommand requests at once than max_concurrent: the extra ones get 429 with
+    Exchange's words; page_latency is per 1,000 objects of a page."""
+    emu.generate_users(200)
+    emu.exo.max_concurrent = 2
+    emu.exo.page_latency = 1.0  # 190 mailboxes: about 0.19 s a page
+    exo = Exo(emu)
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda i: exo.post('Get-CASMailbox', ResultSize='Unlimited'),
+                                range(6)))
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses.count(200) >= 2 and 429 in statuses, statuses
+    refused = [r for r in answers if r.status_code == 429][0]
+    assert refused.json()['error']['message'].startswith(
+        'You have reached the maximum number of concurrent requests per tenant.')
+    assert emu.exo.peak_in_flight == 2 and emu.exo.peak_attempted > 2
+    emu.exo.max_concurrent = None
+    started = time.monotonic()
+    exo.call('Get-CASMailbox', ResultSize='Unlimited')
+    assert time.monotonic() - started >= 0.15
+
+
+def test_subscribed_skus_and_assigned_plans(emu):
+    """GET /subscribedSkus (Organization.Read.All) names the plans a user's assignedPlans hold;
+    a disabled plan is Deleted there and Disabled in licenseDetails."""
+    emu.add_user('e3@contoso.test', licensed='SPE_E3', disabled_plans=['EXCHANGE_S_ENTERPRISE'])
+    graph = session_for(emu)
+    graph.headers['Authorization'] = 'Bearer ' + app_token(emu, ('User.Read.All',),
+                                                           GRAPH_SCOPE)
+    r = graph.get(emu.url + '/v1.0/subscribedSkus', timeout=10)
+    assert r.status_code == 403 and r.json()['error']['code'] == 'Authorization_RequestDenied'
+    graph.headers['Authorization'] = 'Bearer ' + app_token(
+        emu, ('User.Read.All', 'Organization.Read.All'), GRAPH_SCOPE)
+    skus = dict((s['skuPartNumber'], s) for s in graph.get(
+        emu.url + '/v1.0/subscribedSkus', timeout=10).json()['value'])
+    assert skus['SPE_E3']['consumedUnits'] == 1 and skus['SPE_E3']['capabilityStatus'] == 'Enabled'
+    user = graph.get(emu.url + '/v1.0/users/e3@contoso.test', timeout=10,
+                     params={'$select': 'assignedLicenses,assignedPlans'}).json()
+    plan_id = next(p['servicePlanId'] for p in skus['SPE_E3']['servicePlans']
+                   if p['servicePlanName'] == 'EXCHANGE_S_ENTERPRISE')
+    assert user['assignedLicenses'] == [{'disabledPlans': [plan_id],
+                                         'skuId': skus['SPE_E3']['skuId']}]
+    exchange = [p for p in user['assignedPlans'] if p['servicePlanId'] == plan_id]
+    assert exchange[0]['capabilityStatus'] == 'Deleted' and exchange[0]['service'] == 'exchange'
+    details = graph.get(emu.url + '/v1.0/users/e3@contoso.test/licenseDetails',
+                        timeout=10).json()['value'][0]['servicePlans']
+    assert [p['provisioningStatus'] for p in details
+            if p['servicePlanId'] == plan_id] == ['Disabled']
+    default = graph.get(emu.url + '/v1.0/users/e3@contoso.test', timeout=10).json()
+    assert 'assignedPlans' not in default  # returned only on $select
