@@ -171,6 +171,11 @@ def match_mailboxes(objects: Iterable[JSON], users: Sequence[JSON]) -> Dict[str,
     return out
 
 
+def primary_address(user: Mapping[str, Any]) -> Optional[str]:
+    """A Graph user's primary SMTP address: its SMTP: proxy address, else mail."""
+    return next(iter(smtp_addresses(user.get('proxyAddresses'))), None) or user.get('mail')
+
+
 def address_owner(address: str, users: Sequence[JSON]) -> JSON:
     """The one of Graph's ``users`` found by ``address`` that it belongs to: the only one, else
     the only one whose proxyAddresses hold it (Exchange's own addresses; ``mail`` alone can be
@@ -338,9 +343,9 @@ class Mailboxes:
     def exchange_objects(self, cmdlet: str, users: Sequence[JSON]) -> Dict[str, JSON]:
         """{graph user id: object} for the listed users that have an Exchange Online mailbox
         (the whole tenant: read_all)."""
-        if len(users) > PAGE_THRESHOLD:
+        if len(users) > PAGE_THRESHOLD:  # one address each finds the mailbox (else: by id)
             objects = [o for chunk in self.exo.read_by_addresses(
-                cmdlet, (a for u in users for a in user_addresses(u)), check=cas_problem)
+                cmdlet, (primary_address(u) for u in users), check=cas_problem)
                 for o in chunk]
             have = match_mailboxes(objects, users)
             objects.extend(self.each_mailbox(cmdlet, [u for u in users if u['id'] not in have]))

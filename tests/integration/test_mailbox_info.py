@@ -289,3 +289,30 @@ def test_an_address_two_users_carry_is_resolved_by_proxy_addresses_or_refused(m3
         Mailboxes(params).info()
     assert str(err.value) == ('input: mailboxes: Shared@contoso.test is an address of 2 users '
                               '(b@%s, c@%s): give the user principal name' % (d, d))
+
+
+def test_a_long_list_is_read_by_address_filters_not_the_whole_tenant(m365, play):
+    """60 of 3,000 users by UPN (the primary addresses are first.last@contoso.test): Graph per
+    user in $batch, Exchange by EmailAddresses filters of 20 addresses (never the whole tenant),
+    the licences from the user list with /subscribedSkus (more than 50 names), and a user
+    Exchange finds by no address is asked by its directory id."""
+    m365.add_domain('contoso.test', verified=True, services=['Email'])
+    m365.generate_users(3000, domain=m365.tenant_domain, mail_domain='contoso.test')
+    users = [u for u in m365.users if u['_mailbox']][:59]
+    odd = m365.add_user('odd@contoso.test', proxy_addresses=['SMTP:odd.one@contoso.test'])
+    names = [u['userPrincipalName'] for u in users] + [odd['userPrincipalName']]
+    m365.exo.cas_directory_id = True
+    app = m365.add_app(secret='mailbox-info-secret', roles=ROLES + ('Organization.Read.All',))
+    m365.clear_log()
+    run = play([info(m365, app, mailboxes=names, include=['mailbox', 'license'])])
+    result = run.last['result']
+    assert run.last['status'] == 'ok', result.get('msg')
+    assert [m['upn'] for m in result['mailboxes']] == names
+    assert all(m['has_mailbox'] and m['exchange_licensed'] for m in result['mailboxes'])
+    assert result['license_source'] == 'assignedPlans'
+    reads = [r for r in m365.requests if r.get('cmdlet') == 'Get-CASMailbox']
+    filters = [r['parameters'].get('Filter') for r in reads if r['parameters'].get('Filter')]
+    assert len(filters) == 3 and all(f.startswith('EmailAddresses -eq ') for f in filters)
+    assert not [r for r in reads if r['parameters'].get('ResultSize') and
+                not r['parameters'].get('Filter')]
+    assert [r['identity'] for r in reads if r['identity']] == [odd['id']]
