@@ -345,7 +345,7 @@ class Mailboxes:
         (the whole tenant: read_all)."""
         if len(users) > PAGE_THRESHOLD:  # one address each finds the mailbox (else: by id)
             objects = [o for chunk in self.exo.read_by_addresses(
-                cmdlet, (primary_address(u) for u in users), check=cas_problem)
+                cmdlet, (primary_address(u) or '' for u in users), check=cas_problem)
                 for o in chunk]
             have = match_mailboxes(objects, users)
             objects.extend(self.each_mailbox(cmdlet, [u for u in users if u['id'] not in have]))
