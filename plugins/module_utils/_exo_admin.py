@@ -453,9 +453,13 @@ def concurrency_refusal(r: Any) -> bool:
     except (ValueError, AttributeError, RecursionError, TypeError):
         err = None
     if isinstance(err, dict):
-        found = [err.get('message')] + [d.get('message') for d in err.get('details') or []
-                                        if isinstance(d, dict)]
-        texts = [t.rsplit('|', 1)[-1].strip().lower() for t in found if isinstance(t, str)]
+        details = err.get('details')
+        found = [err.get('message')] + [d.get('message') for d in (
+            details if isinstance(details, list) else []) if isinstance(d, dict)]
+        # a detail is "<prefix>|<exception type>|<text>": the text after the second '|' (a
+        # name quoted in the text may hold '|' of its own)
+        texts = [(t.split('|', 2)[2] if t.count('|') >= 2 else t).strip().lower()
+                 for t in found if isinstance(t, str)]
     return any(t.startswith(CONCURRENT_WORDS) for t in texts)
 
 

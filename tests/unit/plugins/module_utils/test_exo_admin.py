@@ -183,9 +183,22 @@ NAME_QUOTES_IT = (b'{"error":{"code":"NotFound","message":"Error executing cmdle
                   b'couldn\'t be found."}]}}')
 
 
+PIPED_NAME = (b'{"error":{"code":"NotFound","message":"Error executing cmdlet","details":[{'
+              b'"message":"Ex6F9304|Microsoft.Exchange.Configuration.Tasks.ManagementObject'
+              b'NotFoundException|The operation couldn\'t be performed because object \'x|'
+              b'You have reached the maximum number of concurrent requests per tenant\' '
+              b'couldn\'t be found."}]}}')
+
+
 def test_a_name_that_quotes_the_concurrency_words_is_no_refusal():
-    assert ExoAdminClient.retryable(ExoAdminClient.__new__(ExoAdminClient),
-                                    Answer(404, NAME_QUOTES_IT)) is False
+    client = ExoAdminClient.__new__(ExoAdminClient)
+    for body in (NAME_QUOTES_IT, PIPED_NAME, b'{"error":{"message":"x","details":7}}',
+                 b'{"error":{"message":5,"details":[1,{"message":null}]}}'):
+        assert client.retryable(Answer(404, body)) is False, body
+    refused = (b'{"error":{"code":"BadRequest","message":"Error executing cmdlet","details":[{'
+               b'"message":"|System.Exception|You have reached the maximum number of '
+               b'concurrent requests per tenant. Please wait and try again."}]}}')
+    assert client.retryable(Answer(400, refused)) is True
     plain = Answer(400, b'You have reached the maximum number of concurrent requests per '
                         b'tenant. Please wait and try again.', {'Content-Type': 'text/plain'})
     assert ExoAdminClient.retryable(ExoAdminClient.__new__(ExoAdminClient), plain) is True
