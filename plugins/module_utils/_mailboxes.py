@@ -684,9 +684,10 @@ class ProtocolChange:
                 found[name].update(failed=True, changed=False, after=found[name]['before'],
                                    msg=error[0])
         if read_error is not None:
-            for name in names:
+            for name in names:  # short: the task's msg has the error once
                 found.setdefault(name, {'mailbox': name, 'changed': False, 'failed': True,
-                                        'msg': 'not read: %s' % read_error})
+                                        'msg': 'not read: reading failed before it (%s)'
+                                               % read_error.phase})
         entries = [found[n] for n in names if n in found]
         result: Dict[str, Any] = {'mailboxes': entries, 'warnings': warnings}
         tenant_error: Optional[Tuple[str, str]] = None
@@ -785,7 +786,7 @@ def failure_message(entries: Sequence[Mapping[str, Any]], failed: Sequence[Mappi
     others = len(entries) - len(failed)
     if not others:
         return 'all %d mailboxes failed: %s' % (len(entries), details)
-    changed = sum(1 for e in entries if e['changed'])
+    changed = sum(1 for e in entries if e['changed'] is True)
     if check_mode:
         state = 'would be set as asked (%d would change)' % changed
     else:
@@ -800,6 +801,10 @@ def _diff_lines(entries: Iterable[Mapping[str, Any]], side: str,
     for e in entries:
         if e.get('changed') and side in e:
             s = e[side]
+            if s is None:  # changed: unknown, the read-back failed
+                lines.append('%s: unknown (Set-CASMailbox failed and reading the mailbox back '
+                             'failed)' % e['mailbox'])
+                continue
             lines.append('%s: pop=%s imap=%s smtp_auth=%s' % (e['mailbox'], s['pop'], s['imap'],
                                                               s['smtp_auth']))
     if tenant and tenant['changed']:

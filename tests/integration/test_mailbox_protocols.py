@@ -210,12 +210,16 @@ def test_a_set_whose_answers_are_lost_is_read_back_not_taken_as_not_applied(m365
         m365.inject('POST', r'/InvokeCommand$', 400, count=50, cmdlet='Get-CASMailbox')
     watcher = threading.Thread(target=refuse_reads_once_a_set_came, daemon=True)
     watcher.start()
-    result = ProtocolChange(dict(params, mailboxes=['bob@contoso.test'])).run()
+    result = ProtocolChange(dict(params, mailboxes=['bob@contoso.test']), diff_mode=True).run()
     watcher.join(25)
     entry = result['mailboxes'][0]
     assert result['failed'] and entry['failed'] and entry['after'] is None, result
     assert entry['changed'] == 'unknown' and result['changed'] == 'unknown', result
     assert result['unknown_count'] == 1 and result['changed_count'] == 0
+    assert result['diff']['after'] == ('bob@contoso.test: unknown (Set-CASMailbox failed and '
+                                       'reading the mailbox back failed)\n')
+    assert result['diff']['before'] == 'bob@contoso.test: pop=True imap=True smtp_auth=inherit\n'
+
     assert entry['msg'].startswith('Set-CASMailbox: Exchange Online answered no answer '), entry
     assert ('; the outcome is unknown (reading the mailbox back failed: Get-CASMailbox: '
             'Exchange Online answered 400 ') in entry['msg'], entry['msg']
