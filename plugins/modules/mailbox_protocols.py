@@ -119,8 +119,9 @@ mailboxes:
       description:
         - Whether its switches were changed (or would be).
         - V(unknown) when C(Set-CASMailbox) failed and reading the mailbox back failed too, so
-          it may have been carried out; run the task again (it reads first). The task's own
-          C(changed) is then V(unknown) too unless another mailbox changed.
+          it may have been carried out; run the task again (it reads first). The task then
+          reports changed (Ansible turns the module's V(unknown) into V(true), never into
+          V(false)), and RV(unknown_count) counts those mailboxes.
       type: raw
     before:
       description: C({pop, imap, smtp_auth}) before.
