@@ -283,8 +283,9 @@ class ExoAdminClient(GraphClient):
                 # a cmdlet that returns nothing: how the endpoint says so is not documented
                 # (the lab answers "value": []), so an object without "value" is taken as none
                 answer = dict(answer, value=[])
-            if split is not None and first and answer.get('@odata.nextLink') is not None \
-                    and split():
+            link = answer.get('@odata.nextLink')
+            if split is not None and first and link is not None and split():
+                self.follow(link, url, phase, 'POST')  # a link elsewhere fails, split or not
                 raise _More()
             return answer
         url = '%s/adminapi/beta/%s/InvokeCommand' % (self.endpoint, tenant)

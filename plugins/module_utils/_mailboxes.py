@@ -382,9 +382,10 @@ class Mailboxes:
             # a short list reads its few licences per user (no further permission for that)
             skus = sides.submit(self.subscribed_skus if many else lambda: None) \
                 if want_licence else None
-            tenant = sides.submit(self.tenant_smtp_auth_disabled) \
-                if 'protocols' in self.include else None
+            tenant = None
             if self.params.get('all'):
+                if 'protocols' in self.include:
+                    tenant = sides.submit(self.tenant_smtp_auth_disabled)
                 whole = sides.submit(self.exo.read_all, 'Get-CASMailbox', cas_problem) \
                     if need_cas else None
                 try:
@@ -395,9 +396,11 @@ class Mailboxes:
                 users = [u for dummy, u in asked if u is not None]
                 objects = whole.result() if whole is not None else []
                 cas = match_mailboxes(objects, users) if need_cas else {}
-            else:
+            else:  # Exchange once Graph has answered (a Graph failure asks Exchange nothing)
                 asked = self.users()
                 users = [u for dummy, u in asked if u is not None]
+                if 'protocols' in self.include:
+                    tenant = sides.submit(self.tenant_smtp_auth_disabled)
                 cas = self.exchange_objects('Get-CASMailbox', users) \
                     if need_cas and users else {}
             licences = self.licences(users, skus.result()) if skus is not None and users else {}

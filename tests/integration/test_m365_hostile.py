@@ -168,7 +168,10 @@ def test_answer_that_is_not_the_documented_json_fails(m365, tenant, play, shape)
              'domain'),
         task('mailbox_info', dict(tenant, mailboxes=one), 'batch answer'),
         task('mailbox_info', dict(tenant, mailboxes=['other@contoso.test']), 'batch item'),
-        task('mailbox_info', dict(tenant, all=True), 'users page'),
+        # the users page only: with mailbox or protocols, the Exchange read at the same time
+        # would take the InvokeCommand fault meant for mailbox_protocols
+        task('mailbox_info', dict(tenant, all=True, include=['license', 'routing']),
+             'users page'),
         task('mailbox_protocols', dict(tenant, mailboxes=one, pop=False), 'InvokeCommand'),
     ])
     no_traceback(run)
